@@ -1,0 +1,548 @@
+//! The state store on one DynamoDB table (`pk`, `sk` strings; TTL attribute `expires_at`).
+//!
+//! | item | pk | sk | read by |
+//! | --- | --- | --- | --- |
+//! | user | `USER#{user hash}` | `PROFILE` | GetItem on every app request |
+//! | ledger entry | `USER#{user hash}` | `LEDGER#{seq, 12 digits}` | Query, newest first |
+//! | grant | `GRANT#{transaction id}` | `GRANT` | conditional Put (once per transaction) |
+//! | API key | `APIKEY#{key hash}` | `APIKEY` | GetItem on every admin request |
+//! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
+//!
+//! Balance and ledger move together in one `TransactWriteItems`, guarded by the user's
+//! `ledger_seq` (optimistic concurrency: a lost race re-reads and tries again). Items past their
+//! `expires_at` are treated as absent when read: DynamoDB deletes them days late, moto never.
+
+use super::describe;
+use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use crate::domain::credential::CredentialHash;
+use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use crate::domain::user::{User, UserId, UserLookup};
+use crate::ports::store::{
+    ApiKeyStore, CreditStore, LimitDecision, LimitStore, Store, StoreError, UserStore, fixed_window,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PROFILE: &str = "PROFILE";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(answer.item)
+    }
+
+    async fn read_user(&self, id: &UserId) -> Result<Option<(User, i64)>, StoreError> {
+        let Some(item) = self.get(user_pk(id), PROFILE).await? else {
+            return Ok(None);
+        };
+        let user = User {
+            id: id.clone(),
+            credits: num(&item, "credits")?,
+            total_purchased: num(&item, "total_purchased")?,
+            total_used: num(&item, "total_used")?,
+            created_at: time(&item, "created_at")?,
+        };
+        Ok(Some((user, num(&item, "ledger_seq")?)))
+    }
+
+    /// Moves a balance and appends its ledger entry in one transaction, guarded by the user's
+    /// ledger sequence; `extra` joins the same transaction (a grant's once-only marker).
+    async fn append_entry(
+        &self,
+        user: &UserId,
+        seen_seq: i64,
+        delta: i64,
+        balance_after: i64,
+        entry: EntryFields<'_>,
+        extra: Option<TransactWriteItem>,
+    ) -> Result<(), Attempt> {
+        let seq = seen_seq + 1;
+        let (purchased, used) = match entry.kind {
+            EntryKind::Purchase | EntryKind::Subscription => (delta, 0),
+            EntryKind::Usage => (0, -delta),
+            _ => (0, 0),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(user_pk(user)))
+            .key("sk", s(PROFILE))
+            .update_expression(
+                "SET credits = credits + :delta, ledger_seq = :seq, \
+                 total_purchased = total_purchased + :purchased, total_used = total_used + :used",
+            )
+            .condition_expression("ledger_seq = :seen")
+            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":seq", n(seq))
+            .expression_attribute_values(":seen", n(seen_seq))
+            .expression_attribute_values(":purchased", n(purchased))
+            .expression_attribute_values(":used", n(used))
+            .build()
+            .map_err(|e| Attempt::Failed(StoreError::unavailable(e)))?;
+        let mut items = Vec::with_capacity(3);
+        if let Some(extra) = extra {
+            items.push(extra);
+        }
+        items.push(TransactWriteItem::builder().update(update).build());
+        items.push(self.ledger_put(user, seq, delta, balance_after, entry)?);
+        self.transact(items).await
+    }
+
+    fn ledger_put(
+        &self,
+        user: &UserId,
+        seq: i64,
+        delta: i64,
+        balance_after: i64,
+        entry: EntryFields<'_>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(user)))
+            .item("sk", s(ledger_sk(seq)))
+            .item("seq", n(seq))
+            .item("delta", n(delta))
+            .item("balance_after", n(balance_after))
+            .item("kind", s(entry.kind.as_str()))
+            .item("description", s(entry.description))
+            .item("created_at", s(entry.at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(reference) = entry.reference {
+            put = put.item("reference", s(reference));
+        }
+        let put = put.build().map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Attempt> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Err(Attempt::Lost)
+            }
+            Err(e) => Err(Attempt::Failed(StoreError::Unavailable(describe(e)))),
+        }
+    }
+}
+
+/// One try of an optimistic write: lost a race (read again and retry) or failed for good.
+#[derive(Debug)]
+enum Attempt {
+    Lost,
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Attempt {
+    fn from(error: StoreError) -> Self {
+        Attempt::Failed(error)
+    }
+}
+
+/// Retries for lost races: short, jittered, bounded. Fifty writers on one balance settle within it.
+fn race_retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(200))
+        .with_factor(1.5)
+        .with_jitter()
+        .with_max_times(200)
+}
+
+fn settle<T>(result: Result<T, Attempt>) -> Result<T, StoreError> {
+    result.map_err(|attempt| match attempt {
+        Attempt::Failed(error) => error,
+        Attempt::Lost => {
+            StoreError::unavailable(anyhow::anyhow!("too much contention on one balance"))
+        }
+    })
+}
+
+#[derive(Clone, Copy)]
+struct EntryFields<'a> {
+    kind: EntryKind,
+    description: &'a str,
+    reference: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
+fn user_pk(id: &UserId) -> String {
+    format!("USER#{}", id.as_str())
+}
+
+fn ledger_sk(seq: i64) -> String {
+    format!("LEDGER#{seq:012}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn text(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a string"
+        ))),
+    }
+}
+
+fn optional_text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn num(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
+    }
+}
+
+fn parse_time(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {raw:?}: {e}")))
+}
+
+fn time(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    parse_time(&text(item, name)?)
+}
+
+fn optional_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    optional_text(item, name)
+        .map(|raw| parse_time(&raw))
+        .transpose()
+}
+
+fn is_conditional_failure<R>(
+    error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.read_user(id).await?.map(|(user, _)| user))
+    }
+
+    async fn create_user(
+        &self,
+        id: &UserId,
+        opening_credits: i64,
+        at: DateTime<Utc>,
+    ) -> Result<UserLookup, StoreError> {
+        let seq = i64::from(opening_credits > 0);
+        let profile = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(id)))
+            .item("sk", s(PROFILE))
+            .item("credits", n(opening_credits))
+            .item("total_purchased", n(0))
+            .item("total_used", n(0))
+            .item("ledger_seq", n(seq))
+            .item("created_at", s(at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().put(profile).build()];
+        if seq == 1 {
+            let entry = EntryFields {
+                kind: EntryKind::Bonus,
+                description: "Welcome credits",
+                reference: None,
+                at,
+            };
+            items.push(self.ledger_put(id, 1, opening_credits, opening_credits, entry)?);
+        }
+        let attempt = || async {
+            match self.transact(items.clone()).await {
+                Ok(()) => Ok(true),
+                // Cancelled: another request made this user first (theirs stands), or a
+                // transaction conflict that the next attempt settles.
+                Err(Attempt::Lost) if self.read_user(id).await?.is_some() => Ok(false),
+                Err(other) => Err(other),
+            }
+        };
+        let created = settle(
+            attempt
+                .retry(race_retries())
+                .when(|a: &Attempt| matches!(a, Attempt::Lost))
+                .await,
+        )?;
+        let (user, _) = self
+            .read_user(id)
+            .await?
+            .ok_or(StoreError::Missing("user"))?;
+        Ok(UserLookup { user, created })
+    }
+}
+
+#[async_trait]
+impl CreditStore for DynamoStore {
+    async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError> {
+        let grant_pk = format!("GRANT#{}", grant.transaction_id.as_str());
+        let description = format!("{} {}", grant.kind.as_str(), grant.transaction_id.as_str());
+        let attempt = || async {
+            if self.get(grant_pk.clone(), "GRANT").await?.is_some() {
+                let (user, _) = self
+                    .read_user(&grant.user)
+                    .await?
+                    .ok_or(StoreError::Missing("user"))?;
+                return Ok(GrantOutcome::AlreadyProcessed {
+                    balance: user.credits,
+                });
+            }
+            let (user, seq) = self
+                .read_user(&grant.user)
+                .await?
+                .ok_or(StoreError::Missing("user"))?;
+            let marker = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(grant_pk.clone()))
+                .item("sk", s("GRANT"))
+                .item("user", s(grant.user.as_str()))
+                .item("amount", n(grant.amount.get()))
+                .item("created_at", s(grant.at.to_rfc3339()))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let balance = user.credits + grant.amount.get();
+            let entry = EntryFields {
+                kind: grant.kind,
+                description: &description,
+                reference: Some(grant.transaction_id.as_str()),
+                at: grant.at,
+            };
+            let marker = TransactWriteItem::builder().put(marker).build();
+            self.append_entry(
+                &grant.user,
+                seq,
+                grant.amount.get(),
+                balance,
+                entry,
+                Some(marker),
+            )
+            .await?;
+            Ok(GrantOutcome::Applied { balance })
+        };
+        // A lost race is either another grant on this balance or this very grant applied
+        // concurrently; the next attempt's first read tells which.
+        settle(
+            attempt
+                .retry(race_retries())
+                .when(|a: &Attempt| matches!(a, Attempt::Lost))
+                .await,
+        )
+    }
+
+    async fn ledger(
+        &self,
+        user: &UserId,
+        page: LedgerPage,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let wanted = (page.offset + page.limit) as usize;
+        let mut items: Vec<Item> = Vec::with_capacity(wanted);
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :ledger)")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":ledger", s("LEDGER#"))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit((wanted - items.len()).min(1000) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+            items.extend(answer.items.unwrap_or_default());
+            start = answer.last_evaluated_key;
+            if start.is_none() || items.len() >= wanted {
+                break;
+            }
+        }
+        items
+            .iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .map(|item| {
+                Ok(LedgerEntry {
+                    seq: num(item, "seq")?,
+                    delta: num(item, "delta")?,
+                    balance_after: num(item, "balance_after")?,
+                    kind: EntryKind::parse(&text(item, "kind")?)
+                        .map_err(|e| StoreError::Corrupt(e.0))?,
+                    description: optional_text(item, "description"),
+                    reference: optional_text(item, "reference"),
+                    created_at: time(item, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for DynamoStore {
+    async fn put_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+        let scopes: Vec<String> = r.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("APIKEY#{}", r.hash.as_str())))
+            .item("sk", s("APIKEY"))
+            .item("key_id", s(&r.key_id))
+            .item("name", s(&r.name))
+            .item("display_prefix", s(&r.display_prefix))
+            .item("environment", s(r.environment.as_str()))
+            .item(
+                "scopes",
+                AttributeValue::L(scopes.into_iter().map(AttributeValue::S).collect()),
+            )
+            .item("created_at", s(r.created_at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(at) = r.expires_at {
+            put = put.item("expires_at_text", s(at.to_rfc3339()));
+        }
+        if let Some(at) = r.revoked_at {
+            put = put.item("revoked_at", s(at.to_rfc3339()));
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
+    async fn find_api_key(
+        &self,
+        hash: &CredentialHash,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let Some(item) = self
+            .get(format!("APIKEY#{}", hash.as_str()), "APIKEY")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
+        let scopes = match item.get("scopes") {
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(raw) => Scope::parse(raw).map_err(corrupt),
+                    _ => Err(StoreError::Corrupt("scope is not a string".into())),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(StoreError::Corrupt("scopes is not a list".into())),
+        };
+        Ok(Some(ApiKeyRecord {
+            key_id: text(&item, "key_id")?,
+            name: text(&item, "name")?,
+            hash: hash.clone(),
+            display_prefix: text(&item, "display_prefix")?,
+            environment: KeyEnvironment::parse(&text(&item, "environment")?).map_err(corrupt)?,
+            scopes,
+            created_at: time(&item, "created_at")?,
+            // Not the TTL attribute: an expired key must stay readable, to be refused as expired.
+            expires_at: optional_time(&item, "expires_at_text")?,
+            revoked_at: optional_time(&item, "revoked_at")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl LimitStore for DynamoStore {
+    async fn take(
+        &self,
+        counter: &str,
+        limit: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LimitDecision, StoreError> {
+        let (window_start, reset_after) = fixed_window(window, now);
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("LIMIT#{counter}#{window_start}")))
+            .key("sk", s("LIMIT"))
+            .update_expression("ADD #count :one SET expires_at = :expires")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(window_start + window.as_secs() as i64))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        let count = num(&answer.attributes.unwrap_or_default(), "count")?;
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        Ok(LimitDecision {
+            allowed: count <= limit,
+            limit,
+            remaining: limit.saturating_sub(count),
+            reset_after,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get("HEALTH".into(), "HEALTH").await.map(|_| ())
+    }
+}

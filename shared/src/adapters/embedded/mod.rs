@@ -1,0 +1,118 @@
+//! Local mode's adapters: one SQLite database (state and the step queue, so a restart resumes
+//! unfinished work) and a folder of blob files.
+
+mod blobs;
+mod queue;
+mod store;
+
+pub use blobs::{FolderBlobs, LOCAL_BLOB_PATH, LocalUrlSigner};
+pub use queue::SqliteQueue;
+pub use store::SqliteStore;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The one SQLite connection of the process. A std `Mutex`, not tokio's: no `.await` happens
+/// while it is held, and every use runs on the blocking pool.
+#[derive(Clone)]
+pub struct Database {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Database {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::prepare(Connection::open(path)?)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> anyhow::Result<Self> {
+        Self::prepare(Connection::open_in_memory()?)
+    }
+
+    fn prepare(connection: Connection) -> anyhow::Result<Self> {
+        // WAL keeps readers off the writer's back; FULL sync because credits live here.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    pub(crate) async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still sound
+            // (SQLite rolls back the open transaction), so carry on with it.
+            let mut guard = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await?
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (
+    id              TEXT PRIMARY KEY,
+    credits         INTEGER NOT NULL CHECK (credits >= 0),
+    total_purchased INTEGER NOT NULL,
+    total_used      INTEGER NOT NULL,
+    ledger_seq      INTEGER NOT NULL,
+    created_at      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    user_id       TEXT NOT NULL REFERENCES users(id),
+    seq           INTEGER NOT NULL,
+    delta         INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    description   TEXT,
+    reference     TEXT,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+);
+CREATE TABLE IF NOT EXISTS grants (
+    transaction_id TEXT PRIMARY KEY,
+    user_id        TEXT NOT NULL,
+    amount         INTEGER NOT NULL,
+    created_at     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash           TEXT PRIMARY KEY,
+    key_id         TEXT NOT NULL UNIQUE,
+    name           TEXT NOT NULL,
+    display_prefix TEXT NOT NULL,
+    environment    TEXT NOT NULL,
+    scopes         TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    expires_at     TEXT,
+    revoked_at     TEXT
+);
+CREATE TABLE IF NOT EXISTS limit_counters (
+    counter      TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (counter, window_start)
+);
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id            TEXT PRIMARY KEY,
+    sent_order    INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT,
+    dead          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue_messages (dead, visible_at_ms, sent_order);
+"#;

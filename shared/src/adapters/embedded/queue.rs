@@ -1,0 +1,128 @@
+use super::Database;
+use crate::ports::queue::{MAX_RECEIVES, QueueError, QueuedMessage, StepQueue};
+use async_trait::async_trait;
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::time::Duration;
+
+/// The step queue in the same SQLite database as the state: durable, so unfinished work survives
+/// a restart, with SQS's delivery rules (visibility timeout, dead letters past [`MAX_RECEIVES`]).
+#[derive(Clone)]
+pub struct SqliteQueue {
+    db: Database,
+}
+
+impl SqliteQueue {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        self.db.run(work).await.map_err(QueueError::Unavailable)
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[async_trait]
+impl StepQueue for SqliteQueue {
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        let body = body.to_owned();
+        let id = uuid::Uuid::new_v4().to_string();
+        let message_id = id.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO queue_messages (id, sent_order, body, visible_at_ms)
+                 VALUES (?1, (SELECT COALESCE(MAX(sent_order), 0) + 1 FROM queue_messages), ?2, ?3)",
+                params![id, body, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(message_id)
+    }
+
+    async fn receive(
+        &self,
+        max: u32,
+        visibility: Duration,
+    ) -> Result<Vec<QueuedMessage>, QueueError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            // Like a redrive policy: a message already received MAX_RECEIVES times moves to the
+            // dead letters instead of being delivered again.
+            tx.execute(
+                "UPDATE queue_messages SET dead = 1, receipt = NULL
+                 WHERE dead = 0 AND visible_at_ms <= ?1 AND receive_count >= ?2",
+                params![now, MAX_RECEIVES],
+            )?;
+            let ready: Vec<(String, String, u32)> = tx
+                .prepare_cached(
+                    "SELECT id, body, receive_count FROM queue_messages
+                     WHERE dead = 0 AND visible_at_ms <= ?1 ORDER BY sent_order LIMIT ?2",
+                )?
+                .query_map(params![now, max], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let visible_at = now + visibility.as_millis() as i64;
+            let mut delivered = Vec::with_capacity(ready.len());
+            for (id, body, count) in ready {
+                let receipt = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "UPDATE queue_messages SET receive_count = receive_count + 1, receipt = ?2, visible_at_ms = ?3
+                     WHERE id = ?1",
+                    params![id, receipt, visible_at],
+                )?;
+                delivered.push(QueuedMessage { id, receipt, body, receive_count: count + 1 });
+            }
+            tx.commit()?;
+            Ok(delivered)
+        })
+        .await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        let receipt = receipt.to_owned();
+        self.run(move |c| {
+            c.execute("DELETE FROM queue_messages WHERE receipt = ?1", [receipt])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
+        self.run(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT id, body, receive_count FROM queue_messages WHERE dead = 1 ORDER BY sent_order LIMIT ?1",
+                )?
+                .query_map([max], |r| {
+                    Ok(QueuedMessage {
+                        id: r.get(0)?,
+                        receipt: String::new(),
+                        body: r.get(1)?,
+                        receive_count: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.run(|c| {
+            Ok(
+                c.query_row("SELECT COUNT(*) FROM queue_messages WHERE 0", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|_| ())?,
+            )
+        })
+        .await
+    }
+}

@@ -1,0 +1,197 @@
+//! Settings from the environment. Every variable is listed, with its default, in the README's
+//! configuration table; [`Settings::from_lookup`] is the one place that reads them.
+
+use crate::domain::Invalid;
+use crate::domain::credential::Pepper;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Dev,
+    Prod,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Dev => "dev",
+            Environment::Prod => "prod",
+        }
+    }
+}
+
+/// What the HTTP API needs, whatever runs it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    /// Credits a new user starts with (one `bonus` ledger entry).
+    pub opening_credits: i64,
+    /// New users one client IP may create per hour.
+    pub account_creations_per_ip_per_hour: u32,
+    /// How long signed asset URLs work.
+    pub signed_url_ttl: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Local,
+            opening_credits: 3,
+            account_creations_per_ip_per_hour: 20,
+            signed_url_ttl: Duration::from_secs(900),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Local mode's own settings, beside [`Settings`].
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// The origin signed blob URLs point at (what the app can reach).
+    pub public_base_url: String,
+}
+
+/// Where the AWS functions find their resources.
+#[derive(Debug, Clone)]
+pub struct AwsResources {
+    pub table: String,
+    pub bucket: String,
+    pub step_queue_url: String,
+    pub step_dead_letter_url: String,
+}
+
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn parsed<T: std::str::FromStr>(lookup: Lookup, name: &str, default: T) -> Result<T, Invalid> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(raw) if raw.trim().is_empty() => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| Invalid::new(format!("{name} has an unusable value"))),
+    }
+}
+
+fn required(lookup: Lookup, name: &str) -> Result<String, Invalid> {
+    lookup(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| Invalid::new(format!("{name} must be set")))
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, Invalid> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<Self, Invalid> {
+        let defaults = Settings::default();
+        let environment = match lookup("APP_ENV").as_deref().map(str::trim) {
+            None | Some("") | Some("local") => Environment::Local,
+            Some("dev") => Environment::Dev,
+            Some("prod") => Environment::Prod,
+            Some(_) => return Err(Invalid::new("APP_ENV must be local, dev or prod")),
+        };
+        let opening_credits = parsed(lookup, "OPENING_CREDITS", defaults.opening_credits)?;
+        if !(0..=1000).contains(&opening_credits) {
+            return Err(Invalid::new("OPENING_CREDITS must be between 0 and 1000"));
+        }
+        Ok(Settings {
+            environment,
+            opening_credits,
+            account_creations_per_ip_per_hour: parsed(
+                lookup,
+                "ACCOUNT_CREATIONS_PER_IP_PER_HOUR",
+                defaults.account_creations_per_ip_per_hour,
+            )?,
+            signed_url_ttl: Duration::from_secs(parsed(
+                lookup,
+                "SIGNED_URL_TTL_SECONDS",
+                defaults.signed_url_ttl.as_secs(),
+            )?),
+            max_body_bytes: parsed(lookup, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
+        })
+    }
+}
+
+impl LocalSettings {
+    pub fn from_env() -> Result<Self, Invalid> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<Self, Invalid> {
+        let port = parsed(lookup, "PORT", 3000u16)?;
+        let data_dir = PathBuf::from(
+            lookup("DATA_DIR")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "./data".into()),
+        );
+        let public_base_url = lookup("PUBLIC_BASE_URL")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+        Ok(Self {
+            port,
+            data_dir,
+            public_base_url,
+        })
+    }
+}
+
+impl AwsResources {
+    pub fn from_env() -> Result<Self, Invalid> {
+        let lookup: Lookup = &|name| std::env::var(name).ok();
+        Ok(Self {
+            table: required(lookup, "TABLE_NAME")?,
+            bucket: required(lookup, "BUCKET_NAME")?,
+            step_queue_url: required(lookup, "STEP_QUEUE_URL")?,
+            step_dead_letter_url: required(lookup, "STEP_DLQ_URL")?,
+        })
+    }
+}
+
+/// The pepper from `KEY_PEPPER` (at least 32 bytes), if set.
+pub fn pepper_from_env() -> Result<Option<Pepper>, Invalid> {
+    match std::env::var("KEY_PEPPER") {
+        Ok(value) if !value.is_empty() => Pepper::new(value.into_bytes()).map(Some),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, Invalid> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(&move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.opening_credits, 3);
+        assert_eq!(s.environment, Environment::Local);
+        let s = settings(&[("OPENING_CREDITS", "5"), ("APP_ENV", "prod")]).unwrap();
+        assert_eq!(s.opening_credits, 5);
+        assert_eq!(s.environment, Environment::Prod);
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let error = settings(&[("OPENING_CREDITS", "many")]).unwrap_err();
+        assert!(error.0.contains("OPENING_CREDITS"));
+        assert!(settings(&[("APP_ENV", "staging")]).is_err());
+        assert!(settings(&[("OPENING_CREDITS", "-1")]).is_err());
+    }
+}

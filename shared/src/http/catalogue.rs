@@ -1,0 +1,78 @@
+//! Every route the API serves, each in its function family. The router is built from this list,
+//! and a test checks that it, `template.yaml` and `openapi.json` name the same routes.
+
+use super::AppState;
+use super::routes::{config, credits, health};
+use axum::routing::{MethodRouter, get, post};
+
+/// A group of routes served by one Lambda function (its own IAM policy and throttling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Health,
+    Credits,
+}
+
+impl Family {
+    pub const ALL: &'static [Family] = &[Family::Health, Family::Credits];
+
+    /// The binary in `functions/` that serves the family.
+    pub fn function(self) -> &'static str {
+        match self {
+            Family::Health => "api-health",
+            Family::Credits => "api-credits",
+        }
+    }
+}
+
+pub struct Endpoint {
+    pub family: Family,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn endpoint(
+    family: Family,
+    method: &'static str,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+) -> Endpoint {
+    Endpoint {
+        family,
+        method,
+        path,
+        handler,
+    }
+}
+
+pub fn catalogue() -> Vec<Endpoint> {
+    use Family::*;
+    vec![
+        endpoint(Health, "GET", "/health", get(health::health)),
+        endpoint(Health, "GET", "/health/live", get(health::live)),
+        endpoint(Health, "GET", "/health/ready", get(health::ready)),
+        endpoint(
+            Health,
+            "GET",
+            "/v1/config/capabilities",
+            get(config::capabilities),
+        ),
+        endpoint(Credits, "GET", "/v1/credits/balance", get(credits::balance)),
+        endpoint(Credits, "GET", "/v1/credits/status", get(credits::status)),
+        endpoint(Credits, "GET", "/v1/credits/check", get(credits::check)),
+        endpoint(
+            Credits,
+            "GET",
+            "/v1/credits/transactions",
+            get(credits::transactions),
+        ),
+        endpoint(Credits, "POST", "/v1/credits/add", post(credits::add)),
+    ]
+}
+
+/// True when the API serves `method path`; what the capabilities answer is derived from.
+pub fn serves(method: &str, path: &str) -> bool {
+    catalogue()
+        .iter()
+        .any(|e| e.method == method && e.path == path)
+}

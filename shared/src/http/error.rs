@@ -1,0 +1,168 @@
+//! The app's error envelope, built in one place:
+//! `{"detail", "error": {"code", "message", "details"}, "request_id"}`; for schema errors (422)
+//! `detail` and `error.details` are the list of `{loc, msg, type}` problems.
+
+use super::request_id::current_request_id;
+use crate::ports::{BlobError, QueueError, StoreError};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One problem with a request, as the seed's `ValidationError` has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub loc: Vec<Value>,
+    pub msg: String,
+    pub kind: &'static str,
+}
+
+impl Problem {
+    pub fn new(loc: &[&str], msg: impl Into<String>, kind: &'static str) -> Self {
+        Self {
+            loc: loc.iter().map(|l| Value::from(*l)).collect(),
+            msg: msg.into(),
+            kind,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"loc": self.loc, "msg": self.msg, "type": self.kind})
+    }
+}
+
+/// Every refusal the API makes. Each maps to one status and one stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request does not fit the schema (422 `VALIDATION_ERROR` with the problems).
+    #[error("request validation failed")]
+    Schema(Vec<Problem>),
+    /// A malformed credential header (400 `BAD_REQUEST`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but refused on its meaning (400 `VALIDATION_ERROR`).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{resource} not found")]
+    NotFound { resource: &'static str, id: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("rate limit exceeded")]
+    RateLimited { limit: u32, retry_after: u64 },
+    /// A dependency (store, queue, blobs) cannot be reached; the client may retry.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Never planned: logged in full, answered with a message that says nothing of internals.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn schema(problem: Problem) -> Self {
+        Self::Schema(vec![problem])
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Schema(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => ApiError::Unavailable(source),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        ApiError::Unavailable(error.into())
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(error: BlobError) -> Self {
+        ApiError::Unavailable(error.into())
+    }
+}
+
+/// The envelope for a status, code and message, with optional details.
+pub fn envelope(status: StatusCode, code: &str, message: &str, details: Option<Value>) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(details) = details {
+        error["details"] = details;
+    }
+    let body = json!({"detail": message, "error": error, "request_id": current_request_id()});
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            ApiError::Unavailable(source) => {
+                tracing::warn!(error = format!("{source:#}"), "dependency unavailable")
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = format!("{source:#}"), "internal error")
+            }
+            _ => {}
+        }
+        match self {
+            ApiError::Schema(problems) => {
+                let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
+                let body = json!({
+                    "detail": list,
+                    "error": {"code": code, "message": "Request validation failed", "details": list},
+                    "request_id": current_request_id(),
+                });
+                (status, axum::Json(body)).into_response()
+            }
+            ApiError::NotFound { resource, id } => envelope(
+                status,
+                code,
+                &format!("{resource} not found"),
+                Some(json!({"resource": resource, "id": id})),
+            ),
+            ApiError::RateLimited { limit, retry_after } => {
+                let mut response = envelope(
+                    status,
+                    code,
+                    "Too many requests; try again later",
+                    Some(json!({"retry_after": retry_after})),
+                );
+                let headers = response.headers_mut();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+                headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+                response
+            }
+            ApiError::Unavailable(_) => envelope(
+                status,
+                code,
+                "The service is temporarily unavailable; try again shortly",
+                None,
+            ),
+            ApiError::Internal(_) => {
+                envelope(status, code, "Something went wrong on our side", None)
+            }
+            other => {
+                let message = other.to_string();
+                envelope(status, code, &message, None)
+            }
+        }
+    }
+}

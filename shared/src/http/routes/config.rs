@@ -1,0 +1,30 @@
+use crate::http::AppState;
+use crate::http::catalogue::serves;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+/// What this deployment can do, for the app's UI gating. Each feature is on exactly when its
+/// route is served, so the answer cannot drift from the build.
+pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "environment": state.settings.environment.as_str(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "features": {
+            "book_generation": serves("POST", "/v1/books"),
+            "library": serves("GET", "/v1/library"),
+            "pdf_export": serves("GET", "/v1/books/{book_id}/pdf"),
+            "narration": serves("POST", "/v1/books/{book_id}/audio"),
+            "page_regeneration": serves("POST", "/v1/books/{job_id}/pages/{page_number}/regenerate"),
+            "series": serves("POST", "/v1/books/series"),
+            "characters": serves("POST", "/v1/characters"),
+            "character_from_photo": serves("POST", "/v1/characters/from-photo"),
+            "streaks": serves("POST", "/v1/streak/read"),
+            "settings": serves("GET", "/v1/settings"),
+            "account_deletion": serves("DELETE", "/v1/users/me"),
+            "credits": serves("GET", "/v1/credits/balance"),
+        },
+        "credits": {"opening_credits": state.settings.opening_credits},
+        "languages": ["ko", "en"],
+    }))
+}

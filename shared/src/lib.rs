@@ -1,0 +1,20 @@
+//! The library every AI Story Book function runs.
+//!
+//! - [`domain`]: the product's types (users, credentials, credits, API keys), validated on parse.
+//! - [`ports`]: the traits storage, blobs and the step queue are reached through.
+//! - [`adapters`]: `embedded` (SQLite, a folder) and `aws` (DynamoDB, S3, SQS) implementations.
+//! - [`http`]: the one router of the HTTP API, run by `lambda_http` per function and whole by the
+//!   local server, with its error envelope and extractors.
+//! - [`config`], [`telemetry`]: settings from the environment, JSON logs.
+//! - [`local`], [`lambda`]: composition roots for local mode and for Lambda functions.
+
+pub mod adapters;
+pub mod bootstrap;
+pub mod config;
+pub mod domain;
+pub mod http;
+#[cfg(feature = "aws")]
+pub mod lambda;
+pub mod local;
+pub mod ports;
+pub mod telemetry;

@@ -1,0 +1,10 @@
+//! The ports the domain talks through. Each has an `embedded` and an `aws` adapter
+//! (`crate::adapters`), and one contract test suite (`tests/suite/contract`) run against both.
+
+pub mod blobs;
+pub mod queue;
+pub mod store;
+
+pub use blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+pub use queue::{QueueError, QueuedMessage, StepQueue};
+pub use store::{LimitDecision, Store, StoreError};

@@ -1,0 +1,51 @@
+//! The queue of generation steps: at-least-once delivery, a visibility timeout, and dead letters
+//! after [`MAX_RECEIVES`] receives (as an SQS redrive policy does).
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A message received this many times without being deleted goes to the dead letters.
+pub const MAX_RECEIVES: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl QueueError {
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: String,
+    /// Deletes this delivery; a later delivery of the same message has another.
+    pub receipt: String,
+    pub body: String,
+    /// How many times the message has been received, this delivery included.
+    pub receive_count: u32,
+}
+
+#[async_trait]
+pub trait StepQueue: Send + Sync {
+    /// Enqueues a body; answers the message id.
+    async fn send(&self, body: &str) -> Result<String, QueueError>;
+
+    /// Up to `max` visible messages, hidden from other receivers for `visibility`.
+    async fn receive(
+        &self,
+        max: u32,
+        visibility: Duration,
+    ) -> Result<Vec<QueuedMessage>, QueueError>;
+
+    /// Acknowledges a delivery: the message is done and will not come back.
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+
+    /// Messages moved to the dead letters, oldest first (they stay there).
+    async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError>;
+
+    async fn ping(&self) -> Result<(), QueueError>;
+}
