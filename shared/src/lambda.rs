@@ -1,7 +1,7 @@
 //! The composition root of every API Lambda function: AWS adapters from the environment, the
 //! family's routes, `lambda_http`.
 
-use crate::adapters::aws::{DynamoStore, S3Blobs, SqsQueue, s3_client, sdk_config};
+use crate::adapters::aws::{adapters, sdk_config};
 use crate::config::{AwsResources, Settings, pepper_from_env};
 use crate::domain::credential::CredentialHasher;
 use crate::http::{AppState, Family, app};
@@ -13,21 +13,14 @@ pub async fn aws_state() -> anyhow::Result<AppState> {
     let resources = AwsResources::from_env()?;
     let pepper = pepper_from_env()?.ok_or_else(|| anyhow::anyhow!("KEY_PEPPER must be set"))?;
     let config = sdk_config().await;
-    let state = AppState {
-        store: Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            resources.table,
-        )),
-        blobs: Arc::new(S3Blobs::new(s3_client(&config), resources.bucket)),
-        queue: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(&config),
-            resources.step_queue_url,
-            resources.step_dead_letter_url,
-        )),
+    let (store, blobs, queue) = adapters(&config, &resources);
+    Ok(AppState {
+        store: Arc::new(store),
+        blobs: Arc::new(blobs),
+        queue: Arc::new(queue),
         hasher: CredentialHasher::new(pepper),
         settings: Arc::new(settings),
-    };
-    Ok(state)
+    })
 }
 
 /// Runs one API function: the routes of `family` behind `lambda_http`.

@@ -1,1 +1,7 @@
+//! The one integration test binary (one link of the AWS SDK): contract suites for every port on
+//! both adapters, the HTTP API against the seed contract, the template and route set, Lambda
+//! event fixtures, and local mode end to end.
 
+mod harness;
+
+mod contract;

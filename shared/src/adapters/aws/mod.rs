@@ -10,6 +10,8 @@ pub use dynamodb::DynamoStore;
 pub use s3::S3Blobs;
 pub use sqs::SqsQueue;
 
+use crate::config::AwsResources;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 
 /// The SDK's shared configuration from the environment (region, credentials and, for
@@ -31,4 +33,17 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 /// "service error", which helps nobody reading a log.
 fn describe<E: std::error::Error + Send + Sync + 'static>(error: E) -> anyhow::Error {
     anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error))
+}
+
+/// The three adapters over one SDK configuration and one set of resources.
+pub fn adapters(config: &SdkConfig, resources: &AwsResources) -> (DynamoStore, S3Blobs, SqsQueue) {
+    (
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &resources.table),
+        S3Blobs::new(s3_client(config), &resources.bucket),
+        SqsQueue::new(
+            aws_sdk_sqs::Client::new(config),
+            &resources.step_queue_url,
+            &resources.step_dead_letter_url,
+        ),
+    )
 }

@@ -2,6 +2,7 @@
 //! `moto_server` (in AWS, SAM creates them).
 
 use super::{describe, s3_client};
+use crate::config::AwsResources;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -9,17 +10,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-/// Names of what [`provision`] made.
-#[derive(Debug, Clone)]
-pub struct Provisioned {
-    pub table: String,
-    pub bucket: String,
-    pub queue_url: String,
-    pub dead_letter_url: String,
-}
-
 /// Makes a fresh set of resources whose names start with `prefix` (lower-case letters, digits, -).
-pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<Provisioned> {
+pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<AwsResources> {
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let table = format!("{prefix}-state");
     let key = |name: &str, kind| {
@@ -98,10 +90,5 @@ pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<Provi
         .map_err(describe)?
         .queue_url
         .unwrap_or_default();
-    Ok(Provisioned {
-        table,
-        bucket,
-        queue_url,
-        dead_letter_url,
-    })
+    Ok(AwsResources { table, bucket, step_queue_url: queue_url, step_dead_letter_url: dead_letter_url })
 }

@@ -1,0 +1,5 @@
+//! One contract suite per port, each case run against the embedded and the AWS adapter.
+
+mod blobs;
+mod queue;
+mod store;

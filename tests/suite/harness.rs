@@ -1,0 +1,194 @@
+//! What every test starts from: adapters on a fresh embedded database or on fresh AWS resources
+//! in moto_server, and the app over them with typed request helpers.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::adapters::aws::{adapters, provision::provision};
+use shared::config::{LocalSettings, Settings};
+use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
+use shared::domain::credential::{CredentialHasher, Pepper};
+use shared::http::{AppState, Family, app};
+use shared::local::LocalMode;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+/// Settings for tests: account creation per IP is not what most tests are about.
+pub fn test_settings() -> Settings {
+    Settings { account_creations_per_ip_per_hour: 100_000, ..Settings::default() }
+}
+
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts moto_server")
+}
+
+pub async fn moto_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+pub fn unique_prefix() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Keeps a test's temporary folder and local server alive as long as the test holds it.
+pub struct Keep {
+    _dir: Option<tempfile::TempDir>,
+    _server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The app and its state on one backend.
+pub struct TestApp {
+    pub backend: Backend,
+    pub state: AppState,
+    pub router: Router,
+    /// An admin API key stored in this app's store.
+    pub admin_key: String,
+    /// Where the local server listens (embedded only: it serves the signed blob URLs).
+    pub base_url: Option<String>,
+    _keep: Keep,
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> Self {
+        Self::with_settings(backend, test_settings()).await
+    }
+
+    pub async fn with_settings(backend: Backend, settings: Settings) -> Self {
+        let (state, router, base_url, keep) = match backend {
+            Backend::Embedded => embedded(settings).await,
+            Backend::Aws => {
+                let state = aws_state(settings).await;
+                let router = app(state.clone(), Family::ALL);
+                (state, router, None, Keep { _dir: None, _server: None })
+            }
+        };
+        let admin = ApiKeySecret::generate(KeyEnvironment::Live);
+        shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests").await.unwrap();
+        TestApp { backend, state, router, admin_key: admin.expose().to_owned(), base_url, _keep: keep }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(Body::from(body.unwrap_or_default().to_owned())).unwrap();
+        Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, user_key: &str) -> Answer {
+        self.call(Method::GET, path, &[("x-user-key", user_key)], None).await
+    }
+
+    pub async fn grant(&self, user_key: &str, amount: i64, transaction_id: &str) -> Answer {
+        let body = serde_json::json!({"amount": amount, "transaction_id": transaction_id}).to_string();
+        self.call(
+            Method::POST,
+            "/v1/credits/add",
+            &[("x-user-key", user_key), ("x-admin-key", &self.admin_key)],
+            Some(&body),
+        )
+        .await
+    }
+}
+
+/// Local mode on a fresh folder, its server listening on a free port.
+async fn embedded(settings: Settings) -> (AppState, Router, Option<String>, Keep) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let local = LocalSettings { port: 0, data_dir: dir.path().to_owned(), public_base_url: base_url.clone() };
+    let mode = LocalMode::open(settings, &local).unwrap();
+    let router = mode.router();
+    let served = router.clone();
+    let server = tokio::spawn(async move {
+        let _ = shared::local::serve(listener, served).await;
+    });
+    (mode.state, router, Some(base_url), Keep { _dir: Some(dir), _server: Some(server) })
+}
+
+/// Fresh table, bucket and queues in moto_server.
+pub async fn aws_state(settings: Settings) -> AppState {
+    let config = moto_config().await;
+    let resources = provision(&config, &unique_prefix()).await.expect("provisioning in moto_server");
+    let (store, blobs, queue) = adapters(&config, &resources);
+    AppState {
+        store: Arc::new(store),
+        blobs: Arc::new(blobs),
+        queue: Arc::new(queue),
+        hasher: CredentialHasher::new(Pepper::generate()),
+        settings: Arc::new(settings),
+    }
+}
+
+/// A response with its body parsed as JSON (or kept as a string when it is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: bytes::Bytes,
+}
+
+impl Answer {
+    pub async fn from_response(response: axum::response::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let raw = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
+        Answer { status, headers, body, raw }
+    }
+
+    /// The error envelope's code, checking the envelope's shape on the way.
+    pub fn code(&self) -> &str {
+        let error = &self.body["error"];
+        assert!(self.body.get("detail").is_some(), "no detail in {}", self.body);
+        assert!(self.body.get("request_id").and_then(Value::as_str).is_some(), "no request_id in {}", self.body);
+        if self.status != 422 {
+            assert_eq!(error["message"], self.body["detail"], "message and detail differ in {}", self.body);
+        }
+        error["code"].as_str().unwrap_or_else(|| panic!("no error.code in {}", self.body))
+    }
+}
+
+/// A new, well-formed device key.
+pub fn new_user_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Runs the same async test body against each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(#[$meta:meta])* $name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            $(#[$meta])*
+            async fn embedded() {
+                $body($crate::harness::Backend::Embedded).await
+            }
+            $(#[$meta])*
+            async fn aws() {
+                $body($crate::harness::Backend::Aws).await
+            }
+        }
+    };
+}
