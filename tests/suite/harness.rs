@@ -25,7 +25,10 @@ pub enum Backend {
 
 /// Settings for tests: account creation per IP is not what most tests are about.
 pub fn test_settings() -> Settings {
-    Settings { account_creations_per_ip_per_hour: 100_000, ..Settings::default() }
+    Settings {
+        account_creations_per_ip_per_hour: 100_000,
+        ..Settings::default()
+    }
 }
 
 pub fn moto_endpoint() -> String {
@@ -75,15 +78,38 @@ impl TestApp {
             Backend::Aws => {
                 let state = aws_state(settings).await;
                 let router = app(state.clone(), Family::ALL);
-                (state, router, None, Keep { _dir: None, _server: None })
+                (
+                    state,
+                    router,
+                    None,
+                    Keep {
+                        _dir: None,
+                        _server: None,
+                    },
+                )
             }
         };
         let admin = ApiKeySecret::generate(KeyEnvironment::Live);
-        shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests").await.unwrap();
-        TestApp { backend, state, router, admin_key: admin.expose().to_owned(), base_url, _keep: keep }
+        shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+            .await
+            .unwrap();
+        TestApp {
+            backend,
+            state,
+            router,
+            admin_key: admin.expose().to_owned(),
+            base_url,
+            _keep: keep,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -91,16 +117,20 @@ impl TestApp {
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
-        let request = request.body(Body::from(body.unwrap_or_default().to_owned())).unwrap();
+        let request = request
+            .body(Body::from(body.unwrap_or_default().to_owned()))
+            .unwrap();
         Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str, user_key: &str) -> Answer {
-        self.call(Method::GET, path, &[("x-user-key", user_key)], None).await
+        self.call(Method::GET, path, &[("x-user-key", user_key)], None)
+            .await
     }
 
     pub async fn grant(&self, user_key: &str, amount: i64, transaction_id: &str) -> Answer {
-        let body = serde_json::json!({"amount": amount, "transaction_id": transaction_id}).to_string();
+        let body =
+            serde_json::json!({"amount": amount, "transaction_id": transaction_id}).to_string();
         self.call(
             Method::POST,
             "/v1/credits/add",
@@ -116,20 +146,34 @@ async fn embedded(settings: Settings) -> (AppState, Router, Option<String>, Keep
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let local = LocalSettings { port: 0, data_dir: dir.path().to_owned(), public_base_url: base_url.clone() };
+    let local = LocalSettings {
+        port: 0,
+        data_dir: dir.path().to_owned(),
+        public_base_url: base_url.clone(),
+    };
     let mode = LocalMode::open(settings, &local).unwrap();
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {
         let _ = shared::local::serve(listener, served).await;
     });
-    (mode.state, router, Some(base_url), Keep { _dir: Some(dir), _server: Some(server) })
+    (
+        mode.state,
+        router,
+        Some(base_url),
+        Keep {
+            _dir: Some(dir),
+            _server: Some(server),
+        },
+    )
 }
 
 /// Fresh table, bucket and queues in moto_server.
 pub async fn aws_state(settings: Settings) -> AppState {
     let config = moto_config().await;
-    let resources = provision(&config, &unique_prefix()).await.expect("provisioning in moto_server");
+    let resources = provision(&config, &unique_prefix())
+        .await
+        .expect("provisioning in moto_server");
     let (store, blobs, queue) = adapters(&config, &resources);
     AppState {
         store: Arc::new(store),
@@ -154,19 +198,42 @@ impl Answer {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let raw = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
-        Answer { status, headers, body, raw }
+        let body = serde_json::from_slice(&raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
+        Answer {
+            status,
+            headers,
+            body,
+            raw,
+        }
     }
 
     /// The error envelope's code, checking the envelope's shape on the way.
     pub fn code(&self) -> &str {
         let error = &self.body["error"];
-        assert!(self.body.get("detail").is_some(), "no detail in {}", self.body);
-        assert!(self.body.get("request_id").and_then(Value::as_str).is_some(), "no request_id in {}", self.body);
+        assert!(
+            self.body.get("detail").is_some(),
+            "no detail in {}",
+            self.body
+        );
+        assert!(
+            self.body
+                .get("request_id")
+                .and_then(Value::as_str)
+                .is_some(),
+            "no request_id in {}",
+            self.body
+        );
         if self.status != 422 {
-            assert_eq!(error["message"], self.body["detail"], "message and detail differ in {}", self.body);
+            assert_eq!(
+                error["message"], self.body["detail"],
+                "message and detail differ in {}",
+                self.body
+            );
         }
-        error["code"].as_str().unwrap_or_else(|| panic!("no error.code in {}", self.body))
+        error["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {}", self.body))
     }
 }
 

@@ -4,4 +4,6 @@
 
 mod harness;
 
+mod api_credits;
+mod api_edges;
 mod contract;

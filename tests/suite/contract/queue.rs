@@ -13,12 +13,22 @@ async fn a_message_is_delivered_hidden_then_deleted(backend: Backend) {
     assert_eq!(got[0].body, r#"{"step":"story","book":"b1"}"#);
     assert_eq!(got[0].receive_count, 1);
     // Hidden while its visibility timeout runs.
-    assert!(queue.receive(10, Duration::from_secs(30)).await.unwrap().is_empty());
+    assert!(
+        queue
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     queue.delete(&got[0].receipt).await.unwrap();
     assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty());
     assert!(queue.dead_letters(10).await.unwrap().is_empty());
 }
-on_both_backends!(#[tokio::test] a_message_is_delivered_hidden_then_deleted, a_message_is_delivered_hidden_then_deleted);
+on_both_backends!(
+    #[tokio::test]
+    a_message_is_delivered_hidden_then_deleted,
+    a_message_is_delivered_hidden_then_deleted
+);
 
 async fn an_unacknowledged_message_comes_back(backend: Backend) {
     let app = TestApp::new(backend).await;
@@ -35,7 +45,11 @@ async fn an_unacknowledged_message_comes_back(backend: Backend) {
     queue.delete(&second[0].receipt).await.unwrap();
     assert!(queue.receive(1, Duration::ZERO).await.unwrap().is_empty());
 }
-on_both_backends!(#[tokio::test] an_unacknowledged_message_comes_back, an_unacknowledged_message_comes_back);
+on_both_backends!(
+    #[tokio::test]
+    an_unacknowledged_message_comes_back,
+    an_unacknowledged_message_comes_back
+);
 
 async fn five_receives_then_the_dead_letters(backend: Backend) {
     let app = TestApp::new(backend).await;
@@ -44,20 +58,40 @@ async fn five_receives_then_the_dead_letters(backend: Backend) {
     queue.send("healthy").await.unwrap();
     for attempt in 1..=MAX_RECEIVES {
         let got = queue.receive(10, Duration::ZERO).await.unwrap();
-        let poison = got.iter().find(|m| m.id == id).unwrap_or_else(|| panic!("receive {attempt} lost it"));
+        let poison = got
+            .iter()
+            .find(|m| m.id == id)
+            .unwrap_or_else(|| panic!("receive {attempt} lost it"));
         assert_eq!(poison.receive_count, attempt);
         for other in got.iter().filter(|m| m.id != id) {
             queue.delete(&other.receipt).await.unwrap();
         }
     }
-    assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty(), "a sixth delivery");
+    assert!(
+        queue.receive(10, Duration::ZERO).await.unwrap().is_empty(),
+        "a sixth delivery"
+    );
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");
 }
-on_both_backends!(#[tokio::test] five_receives_then_the_dead_letters, five_receives_then_the_dead_letters);
+on_both_backends!(
+    #[tokio::test]
+    five_receives_then_the_dead_letters,
+    five_receives_then_the_dead_letters
+);
 
 async fn ping_answers(backend: Backend) {
-    TestApp::new(backend).await.state.queue.ping().await.unwrap();
+    TestApp::new(backend)
+        .await
+        .state
+        .queue
+        .ping()
+        .await
+        .unwrap();
 }
-on_both_backends!(#[tokio::test] ping_answers, ping_answers);
+on_both_backends!(
+    #[tokio::test]
+    ping_answers,
+    ping_answers
+);

@@ -90,5 +90,10 @@ pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<AwsRe
         .map_err(describe)?
         .queue_url
         .unwrap_or_default();
-    Ok(AwsResources { table, bucket, step_queue_url: queue_url, step_dead_letter_url: dead_letter_url })
+    Ok(AwsResources {
+        table,
+        bucket,
+        step_queue_url: queue_url,
+        step_dead_letter_url: dead_letter_url,
+    })
 }

@@ -1,0 +1,188 @@
+//! What every answer shares: the envelope, request ids, unknown routes, limits, readiness.
+
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use http::Method;
+use shared::adapters::aws::{adapters, provision::provision};
+use shared::config::AwsResources;
+use shared::domain::credential::{CredentialHasher, Pepper};
+use shared::http::{AppState, Family, app};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn the_request_id_is_echoed_or_made() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let answer = app
+        .call(
+            Method::GET,
+            "/v1/credits/balance",
+            &[("x-request-id", "req-42"), ("x-user-key", "bad")],
+            None,
+        )
+        .await;
+    assert_eq!(answer.headers["x-request-id"], "req-42");
+    assert_eq!(answer.body["request_id"], "req-42");
+    // An id that could smuggle anything into headers or logs is replaced.
+    let answer = app
+        .call(Method::GET, "/health", &[("x-request-id", "a b\"c")], None)
+        .await;
+    let made = answer.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(made.len(), 36, "{made}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_envelope() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let answer = app.call(Method::GET, "/v1/nowhere", &[], None).await;
+    assert_eq!((answer.status, answer.code()), (404, "NOT_FOUND"));
+    assert_eq!(answer.body["error"]["details"]["resource"], "route");
+    let answer = app
+        .call(Method::DELETE, "/v1/credits/balance", &[], None)
+        .await;
+    assert_eq!((answer.status, answer.code()), (405, "METHOD_NOT_ALLOWED"));
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_validation_error() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let body = format!(
+        r#"{{"amount": 1, "transaction_id": "{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let key = new_user_key();
+    let answer = app
+        .call(
+            Method::POST,
+            "/v1/credits/add",
+            &[("x-user-key", &key), ("x-admin-key", &app.admin_key)],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (422, "VALIDATION_ERROR"),
+        "{}",
+        answer.body
+    );
+}
+
+/// The real AWS adapters pointed at a port where nothing listens.
+async fn unreachable_aws_state() -> AppState {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "x", "x", None, None, "tests",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let resources = AwsResources {
+        table: "t".into(),
+        bucket: "b".into(),
+        step_queue_url: "http://127.0.0.1:1/q".into(),
+        step_dead_letter_url: "http://127.0.0.1:1/d".into(),
+    };
+    let (store, blobs, queue) = adapters(&config, &resources);
+    AppState {
+        store: Arc::new(store),
+        blobs: Arc::new(blobs),
+        queue: Arc::new(queue),
+        hasher: CredentialHasher::new(Pepper::generate()),
+        settings: Arc::new(test_settings()),
+    }
+}
+
+async fn call(router: &axum::Router, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = http::Request::builder().uri(path);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    Answer::from_response(
+        router
+            .clone()
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn with_the_store_unreachable() {
+    let router = app(unreachable_aws_state().await, Family::ALL);
+    // Key checks that need no store still answer as the app expects.
+    let answer = call(
+        &router,
+        "/v1/credits/balance",
+        &[("x-user-key", "not-a-uuid")],
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (400, "BAD_REQUEST"));
+    let answer = call(&router, "/v1/credits/balance", &[]).await;
+    assert_eq!((answer.status, answer.code()), (422, "VALIDATION_ERROR"));
+    // What needs the store says so, without a 500.
+    let key = new_user_key();
+    let answer = call(&router, "/v1/credits/balance", &[("x-user-key", &key)]).await;
+    assert_eq!((answer.status, answer.code()), (503, "SERVICE_UNAVAILABLE"));
+    // Readiness names every dependency that is down; liveness does not care.
+    let ready = call(&router, "/health/ready", &[]).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["status"], "degraded");
+    assert_eq!(
+        ready.body["failing"],
+        serde_json::json!(["store", "queue", "blobs"])
+    );
+    assert_eq!(call(&router, "/health/live", &[]).await.status, 200);
+    assert_eq!(call(&router, "/health", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn ready_on_both_backends() {
+    for backend in [Backend::Embedded, Backend::Aws] {
+        let app = TestApp::new(backend).await;
+        let ready = app.call(Method::GET, "/health/ready", &[], None).await;
+        assert_eq!(ready.status, 200, "{backend:?}: {}", ready.body);
+        assert_eq!(
+            ready.body["services"],
+            serde_json::json!({"store": "ok", "queue": "ok", "blobs": "ok"})
+        );
+    }
+    // A missing table is a failing store, not a crash.
+    let config = crate::harness::moto_config().await;
+    let mut resources = provision(&config, &crate::harness::unique_prefix())
+        .await
+        .unwrap();
+    resources.table = "no-such-table".into();
+    let (store, blobs, queue) = adapters(&config, &resources);
+    let state = AppState {
+        store: Arc::new(store),
+        blobs: Arc::new(blobs),
+        queue: Arc::new(queue),
+        hasher: CredentialHasher::new(Pepper::generate()),
+        settings: Arc::new(test_settings()),
+    };
+    let ready = call(&app(state, Family::ALL), "/health/ready", &[]).await;
+    assert_eq!(
+        (ready.status, ready.body["failing"].clone()),
+        (503, serde_json::json!(["store"]))
+    );
+}
+
+#[tokio::test]
+async fn capabilities_follow_the_routes_served() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let answer = app
+        .call(Method::GET, "/v1/config/capabilities", &[], None)
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["features"]["credits"], true);
+    assert_eq!(
+        answer.body["features"]["book_generation"],
+        shared::http::catalogue::serves("POST", "/v1/books")
+    );
+    assert_eq!(answer.body["credits"]["opening_credits"], 3);
+}
