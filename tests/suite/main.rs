@@ -7,3 +7,7 @@ mod harness;
 mod api_credits;
 mod api_edges;
 mod contract;
+mod lambda_events;
+mod local_mode;
+mod routes;
+mod seed_contract;

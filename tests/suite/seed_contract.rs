@@ -1,0 +1,223 @@
+//! Our answers against the app's contract (`../shared/contract/seed-openapi.json`): every answer
+//! of a served seed operation validates against the seed's schema for its status, and our
+//! OpenAPI document keeps each seed operation exactly, adding only responses.
+
+use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use http::Method;
+use serde_json::{Value, json};
+
+fn load(path: &str) -> Value {
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}")))
+        .unwrap()
+}
+
+pub fn seed() -> Value {
+    load("../shared/contract/seed-openapi.json")
+}
+
+pub fn ours() -> Value {
+    load("openapi.json")
+}
+
+/// Validates `body` against `document`'s response schema for the operation and status, with the
+/// document's components in scope. Answers false when the document has no schema for it.
+fn check(
+    document: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &Value,
+) -> Result<bool, String> {
+    let operation = &document["paths"][path][method.to_lowercase()];
+    assert!(
+        operation.is_object(),
+        "{method} {path} is not in the document"
+    );
+    let Some(schema) =
+        operation["responses"][status.to_string()]["content"]["application/json"]["schema"]
+            .as_object()
+    else {
+        return Ok(false);
+    };
+    let mut schema = Value::Object(schema.clone());
+    schema["components"] = document["components"].clone();
+    schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| e.to_string())?;
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    if errors.is_empty() {
+        Ok(true)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Every answer must match the seed schema where the seed has one for its status, and our own
+/// document's error envelope otherwise.
+fn conforms(method: &str, path: &str, answer: &Answer) {
+    let seed = seed();
+    match check(&seed, method, path, answer.status, &answer.body) {
+        Ok(true) => {}
+        Ok(false) => {
+            assert!(
+                answer.status >= 400,
+                "{method} {path} answered {} with no seed schema",
+                answer.status
+            );
+            let ours = ours();
+            let envelope = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$ref": "#/components/schemas/ErrorResponse",
+                "components": ours["components"],
+            });
+            let validator = jsonschema::validator_for(&envelope).unwrap();
+            assert!(
+                validator.is_valid(&answer.body),
+                "{method} {path} {}: {}",
+                answer.status,
+                answer.body
+            );
+        }
+        Err(errors) => panic!(
+            "{method} {path} {} does not match the seed: {errors}\n{}",
+            answer.status, answer.body
+        ),
+    }
+}
+
+#[tokio::test]
+async fn every_answer_of_a_served_seed_operation_matches_the_seed() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let key = new_user_key();
+    let admin = app.admin_key.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut exercise = |method: &'static str, path: &'static str, answer: Answer| {
+        conforms(method, path, &answer);
+        seen.insert((method, path, answer.status));
+    };
+    for path in [
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/v1/config/capabilities",
+    ] {
+        exercise("GET", path, app.call(Method::GET, path, &[], None).await);
+    }
+    let user = [("x-user-key", key.as_str())];
+    let bad_user = [("x-user-key", "0000")];
+    for path in [
+        "/v1/credits/balance",
+        "/v1/credits/status",
+        "/v1/credits/check",
+        "/v1/credits/transactions",
+    ] {
+        exercise("GET", path, app.call(Method::GET, path, &user, None).await);
+        exercise("GET", path, app.call(Method::GET, path, &[], None).await);
+        exercise(
+            "GET",
+            path,
+            app.call(Method::GET, path, &bad_user, None).await,
+        );
+    }
+    exercise(
+        "GET",
+        "/v1/credits/transactions",
+        app.call(
+            Method::GET,
+            "/v1/credits/transactions?limit=500",
+            &user,
+            None,
+        )
+        .await,
+    );
+    exercise(
+        "GET",
+        "/v1/credits/check",
+        app.call(Method::GET, "/v1/credits/check?required=x", &user, None)
+            .await,
+    );
+    let add = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.call(Method::POST, "/v1/credits/add", &headers, Some(body))
+                .await
+        }
+    };
+    let both = || vec![("x-user-key", key.clone()), ("x-admin-key", admin.clone())];
+    exercise(
+        "POST",
+        "/v1/credits/add",
+        add(both(), r#"{"amount": 3, "transaction_id": "seed-1"}"#).await,
+    );
+    exercise(
+        "POST",
+        "/v1/credits/add",
+        add(both(), r#"{"amount": 3, "transaction_id": "seed-1"}"#).await,
+    );
+    exercise(
+        "POST",
+        "/v1/credits/add",
+        add(both(), r#"{"amount": 0, "transaction_id": "seed-2"}"#).await,
+    );
+    exercise(
+        "POST",
+        "/v1/credits/add",
+        add(both(), r#"{"amount": "3"}"#).await,
+    );
+    exercise(
+        "POST",
+        "/v1/credits/add",
+        add(vec![("x-user-key", key.clone())], r#"{"amount": 3}"#).await,
+    );
+    // The ledger now holds a bonus and a purchase: its rows were checked item by item above.
+    let transactions = app
+        .call(Method::GET, "/v1/credits/transactions", &user, None)
+        .await;
+    assert_eq!(transactions.body.as_array().unwrap().len(), 2);
+    conforms("GET", "/v1/credits/transactions", &transactions);
+    let statuses: std::collections::BTreeSet<u16> = seen.iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(
+        statuses,
+        [200, 400, 403, 422].into_iter().collect(),
+        "the cases cover success and each refusal"
+    );
+}
+
+#[test]
+fn our_document_keeps_each_seed_operation_exactly() {
+    let (seed, ours) = (seed(), ours());
+    for (path, operations) in ours["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let Some(seed_operation) = seed["paths"][path][method].as_object() else {
+                continue;
+            };
+            for field in ["parameters", "requestBody"] {
+                assert_eq!(
+                    operation.get(field),
+                    seed_operation.get(field),
+                    "{method} {path} {field}"
+                );
+            }
+            for (status, response) in seed_operation["responses"].as_object().unwrap() {
+                assert_eq!(
+                    &operation["responses"][status], response,
+                    "{method} {path} response {status}"
+                );
+            }
+        }
+    }
+    // Every schema the seed operations use is carried over unchanged.
+    for (name, schema) in ours["components"]["schemas"].as_object().unwrap() {
+        if let Some(seed_schema) = seed["components"]["schemas"].get(name) {
+            assert_eq!(schema, seed_schema, "schema {name}");
+        }
+    }
+}
