@@ -22,7 +22,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 moto_dir=$(mktemp -d)
 cleanup() {
-  if [[ -n "${moto_pid:-}" ]]; then kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; fi
+  for pid in ${moto_pid:-} ${local_pid:-}; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$moto_dir"
 }
 trap cleanup EXIT
@@ -41,4 +44,22 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 export AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test"
-cargo test --workspace --quiet -- "$@"
+cargo test --workspace --quiet -- "$@" 2>&1 | tee "$moto_dir/test.log"
+passed=$(grep -o '[0-9]* passed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -o '[0-9]* failed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
+
+echo "== local mode: the README's start command answers /health"
+fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+cargo build --quiet -p functions --bin local
+local_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$local_port DATA_DIR="$moto_dir/data" RUST_LOG=warn cargo run --quiet -p functions --bin local >"$moto_dir/local.log" 2>&1 &
+local_pid=$!
+for _ in $(seq 1 100); do
+  fetch "http://127.0.0.1:$local_port/health" >"$moto_dir/health" 2>/dev/null && break
+  sleep 0.2
+done
+grep -q '"status":"healthy"' "$moto_dir/health" || { echo "local mode did not answer /health:"; cat "$moto_dir/local.log"; exit 1; }
+fetch "http://127.0.0.1:$local_port/health/ready" | grep -q '"status":"ready"'
+echo "local mode answered /health and /health/ready on 127.0.0.1:$local_port"
+
+echo "tests: $passed passed, $failed failed"

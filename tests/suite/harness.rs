@@ -57,7 +57,6 @@ pub struct Keep {
 
 /// The app and its state on one backend.
 pub struct TestApp {
-    pub backend: Backend,
     pub state: AppState,
     pub router: Router,
     /// An admin API key stored in this app's store.
@@ -94,7 +93,6 @@ impl TestApp {
             .await
             .unwrap();
         TestApp {
-            backend,
             state,
             router,
             admin_key: admin.expose().to_owned(),
@@ -190,7 +188,6 @@ pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Value,
-    pub raw: bytes::Bytes,
 }
 
 impl Answer {
@@ -204,7 +201,6 @@ impl Answer {
             status,
             headers,
             body,
-            raw,
         }
     }
 

@@ -80,10 +80,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ("value_error", None)
         };
-        if let Some(field) = field {
-            if loc.last().and_then(Value::as_str) != Some(field) {
-                loc.push(Value::from(field));
-            }
+        if let Some(field) = field
+            && loc.last().and_then(Value::as_str) != Some(field)
+        {
+            loc.push(Value::from(field));
         }
         let msg = match kind {
             "missing" => "Field required".to_owned(),
@@ -144,10 +144,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         use lambda_http::request::RequestContext;
         if let Some(RequestContext::ApiGatewayV2(context)) =
             parts.extensions.get::<RequestContext>()
+            && let Some(ip) = &context.http.source_ip
         {
-            if let Some(ip) = &context.http.source_ip {
-                return Ok(ClientIp(ip.clone()));
-            }
+            return Ok(ClientIp(ip.clone()));
         }
         if let Some(ConnectInfo(address)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             return Ok(ClientIp(address.ip().to_string()));
