@@ -1,0 +1,386 @@
+//! Books: what a parent asks for (validated from the seed's `BookSpec`), the job that makes it,
+//! its pages and the generation steps.
+
+use super::Invalid;
+use super::user::UserId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                match raw {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(Invalid::new(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), other
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Who the book is written for; sets sentence length and vocabulary.
+    TargetAge { ThreeToFive = "3-5", FiveToSeven = "5-7", SevenToNine = "7-9", Adult = "adult" }
+);
+wire_enum!(
+    /// The illustration style.
+    Style {
+        Watercolor = "watercolor",
+        Cartoon = "cartoon",
+        ThreeD = "3d",
+        Pixel = "pixel",
+        OilPainting = "oil_painting",
+        Claymation = "claymation",
+        Realistic = "realistic",
+    }
+);
+wire_enum!(
+    /// The book's language.
+    Language { Korean = "ko", English = "en", Japanese = "ja", Chinese = "zh", Spanish = "es" }
+);
+wire_enum!(
+    /// Where a job is: the app polls for these four.
+    JobState { Queued = "queued", Running = "running", Failed = "failed", Done = "done" }
+);
+
+/// What a topic may not contain: the app refuses markup and script outright.
+const FORBIDDEN_IN_TOPIC: &[&str] = &["<script", "javascript:", "onerror=", "onload=", "<iframe"];
+
+/// A book's subject, 1–200 characters, no markup or script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic(String);
+
+impl Topic {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if length == 0 || length > 200 {
+            return Err(Invalid::new("String should have 1 to 200 characters"));
+        }
+        let lower = trimmed.to_lowercase();
+        if FORBIDDEN_IN_TOPIC.iter().any(|bad| lower.contains(bad)) {
+            return Err(Invalid::new("The topic may not contain markup or script"));
+        }
+        if trimmed.chars().any(|c| c.is_control()) {
+            return Err(Invalid::new("The topic may not contain control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Story pages in a book: 4 to 12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageCount(u8);
+
+impl PageCount {
+    pub const DEFAULT: PageCount = PageCount(8);
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if !(4..=12).contains(&raw) {
+            return Err(Invalid::new("Input should be between 4 and 12"));
+        }
+        Ok(Self(raw as u8))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// A short name (protagonist, character): 1–40 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if length == 0 || length > 40 || trimmed.chars().any(|c| c.is_control() || c == '<' || c == '>') {
+            return Err(Invalid::new("String should have 1 to 40 characters, without markup"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A parent's validated request for a book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookRequest {
+    pub topic: Topic,
+    pub target_age: TargetAge,
+    pub style: Style,
+    pub language: Language,
+    pub page_count: PageCount,
+    pub protagonist: Option<Name>,
+    /// The recurring character's look, as the parent described it.
+    pub character_appearance: Option<String>,
+    /// Things the story and pictures must leave out.
+    pub forbidden_elements: Vec<String>,
+    pub theme: Option<String>,
+    pub narration: bool,
+}
+
+impl BookRequest {
+    /// The name the story is about: the protagonist, else a friendly default per language.
+    pub fn hero(&self) -> &str {
+        match &self.protagonist {
+            Some(name) => name.as_str(),
+            None => match self.language {
+                Language::Korean => "토리",
+                _ => "Tori",
+            },
+        }
+    }
+}
+
+/// Book ids double as job ids: the app polls `/v1/books/{job_id}` and reads
+/// `/v1/books/{book_id}/detail` with the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookId(String);
+
+impl BookId {
+    pub fn generate() -> Self {
+        Self(format!("bk_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// Any id a client sends: unknown ids are simply not found, but malformed ones never reach
+    /// the store (keys are built from them).
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let valid = (1..=60).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(Invalid::new("not a book id"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The work that makes a book, one queue message each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Story,
+    /// Page 0 is the cover.
+    Illustrate { page: u8 },
+    Narrate { page: u8 },
+    Assemble,
+}
+
+impl Step {
+    /// Unique per book: what makes a redelivered step a no-op.
+    pub fn key(self) -> String {
+        match self {
+            Step::Story => "story".into(),
+            Step::Illustrate { page } => format!("illustrate-{page:02}"),
+            Step::Narrate { page } => format!("narrate-{page:02}"),
+            Step::Assemble => "assemble".into(),
+        }
+    }
+}
+
+/// A queue message: one step of one book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub book_id: BookId,
+    #[serde(flatten)]
+    pub step: Step,
+}
+
+/// How a page's picture turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageState {
+    Pending,
+    Generated,
+    Degraded,
+    Missing,
+}
+
+/// How a page's narration turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioState {
+    NotRequested,
+    Pending,
+    Available,
+    Missing,
+}
+
+/// One page as stored; page 0 is the cover (no text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub number: u8,
+    pub text: String,
+    pub image_key: Option<String>,
+    pub image_state: ImageState,
+    pub audio_key: Option<String>,
+    pub audio_state: AudioState,
+}
+
+/// A warning of a book delivered with something missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationWarning {
+    pub code: String,
+    pub message: String,
+    pub asset: String,
+    pub page_number: u8,
+}
+
+/// A book and its job, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Book {
+    pub id: BookId,
+    pub user: UserId,
+    pub request: BookRequest,
+    pub state: JobState,
+    pub title: Option<String>,
+    /// Pages 1..=page_count once the story is written, plus the cover as page 0.
+    pub pages: Vec<Page>,
+    /// Asset steps still to finish before assembly.
+    pub pending_assets: u32,
+    /// Asset steps in all (pictures, cover, narration).
+    pub total_assets: u32,
+    pub pdf_key: Option<String>,
+    pub warnings: Vec<GenerationWarning>,
+    /// One of the seed's `ErrorCode`s when failed.
+    pub failure: Option<String>,
+    /// Credits taken for the book, and whether they were given back.
+    pub charged: i64,
+    pub refunded: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Book {
+    /// Progress 0–100, derived from where the job is.
+    pub fn progress(&self) -> u8 {
+        match self.state {
+            JobState::Queued => 0,
+            JobState::Done => 100,
+            JobState::Failed | JobState::Running => {
+                if self.title.is_none() {
+                    5
+                } else if self.total_assets == 0 {
+                    90
+                } else {
+                    let done = self.total_assets - self.pending_assets.min(self.total_assets);
+                    (15 + 75 * done / self.total_assets) as u8
+                }
+            }
+        }
+    }
+
+    /// What the app shows under the progress bar.
+    pub fn current_step(&self) -> &'static str {
+        match self.state {
+            JobState::Queued => "queued",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Running if self.title.is_none() => "writing_story",
+            JobState::Running if self.pending_assets > 0 && self.request.narration => "illustrating_and_narrating",
+            JobState::Running if self.pending_assets > 0 => "illustrating",
+            JobState::Running => "assembling_pdf",
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, JobState::Done | JobState::Failed)
+    }
+
+    pub fn story_pages(&self) -> impl Iterator<Item = &Page> {
+        self.pages.iter().filter(|p| p.number > 0)
+    }
+
+    pub fn cover(&self) -> Option<&Page> {
+        self.pages.iter().find(|p| p.number == 0)
+    }
+}
+
+/// A client's `X-Idempotency-Key`: up to 80 printable ASCII characters, scoped per user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() || raw.len() > 80 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Invalid::new("X-Idempotency-Key must be 1 to 80 visible ASCII characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics() {
+        assert!(Topic::parse("어둠을 무서워하는 공룡").is_ok());
+        assert!(Topic::parse(&"가".repeat(200)).is_ok());
+        assert!(Topic::parse(&"가".repeat(201)).is_err());
+        assert!(Topic::parse("   ").is_err());
+        for bad in ["<script>alert(1)</script>", "a JavaScript:void", "x onerror=1", "<IFRAME src=x>", "tab\u{0}"] {
+            assert!(Topic::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_counts_and_enums() {
+        assert!(PageCount::parse(3).is_err() && PageCount::parse(13).is_err());
+        assert_eq!(PageCount::parse(12).unwrap().get(), 12);
+        assert_eq!(Style::parse("oil_painting").unwrap(), Style::OilPainting);
+        assert!(Style::parse("crayon").is_err());
+        assert_eq!(TargetAge::parse("5-7").unwrap().as_str(), "5-7");
+        assert!(Language::parse("fr").is_err());
+    }
+
+    #[test]
+    fn step_messages_round_trip() {
+        let message = StepMessage { book_id: BookId::generate(), step: Step::Illustrate { page: 3 } };
+        let json = serde_json::to_string(&message).unwrap();
+        assert!(json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#), "{json}");
+        assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
+        assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
+    }
+
+    #[test]
+    fn ids() {
+        assert!(BookId::parse("bk_0123").is_ok());
+        for bad in ["", "a/b", "../x", "a b", &"x".repeat(61)] {
+            assert!(BookId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(IdempotencyKey::parse(&"k".repeat(81)).is_err());
+    }
+}
