@@ -35,6 +35,10 @@ pub struct Settings {
     pub signed_url_ttl: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Credits one book costs.
+    pub book_price: i64,
+    /// Whether books are narrated (the app's request has no switch for it).
+    pub narration: bool,
 }
 
 impl Default for Settings {
@@ -44,7 +48,10 @@ impl Default for Settings {
             opening_credits: 3,
             account_creations_per_ip_per_hour: 20,
             signed_url_ttl: Duration::from_secs(900),
-            max_body_bytes: 1024 * 1024,
+            // A book request may carry a 5 MB reference image in base64.
+            max_body_bytes: 6 * 1024 * 1024,
+            book_price: 1,
+            narration: true,
         }
     }
 }
@@ -117,6 +124,11 @@ impl Settings {
                 defaults.signed_url_ttl.as_secs(),
             )?),
             max_body_bytes: parsed(lookup, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            book_price: match parsed(lookup, "BOOK_PRICE_CREDITS", defaults.book_price)? {
+                price if price >= 0 => price,
+                _ => return Err(Invalid::new("BOOK_PRICE_CREDITS must be 0 or more")),
+            },
+            narration: parsed(lookup, "NARRATION", defaults.narration)?,
         })
     }
 }

@@ -5,6 +5,10 @@ use crate::adapters::aws::{adapters, sdk_config};
 use crate::config::{AwsResources, Settings, pepper_from_env};
 use crate::domain::credential::CredentialHasher;
 use crate::http::{AppState, Family, app};
+use crate::pipeline::Pipeline;
+use crate::pipeline::worker::sqs_batch;
+use crate::providers::Providers;
+use aws_lambda_events::event::sqs::SqsEvent;
 use std::sync::Arc;
 
 /// Builds the state once per cold start: clients are created here and reused by every request.
@@ -36,4 +40,24 @@ pub async fn serve_api(family: Family) -> Result<(), lambda_http::Error> {
             .map_err(|e| format!("{e:#}"))?;
     }
     lambda_http::run(app(state, &[family])).await
+}
+
+/// Runs the step worker: SQS batches of generation steps, answered with partial batch failures.
+/// Providers are the offline ones until the real provider adapters land.
+pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let state = aws_state().await.map_err(|e| format!("{e:#}"))?;
+    let pipeline = Arc::new(Pipeline {
+        store: state.store,
+        blobs: state.blobs,
+        queue: state.queue,
+        providers: Providers::offline(),
+    });
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let pipeline = pipeline.clone();
+            async move { Ok::<_, lambda_runtime::Error>(sqs_batch(&pipeline, event.payload).await) }
+        },
+    ))
+    .await
 }

@@ -16,5 +16,7 @@ pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod local;
+pub mod pipeline;
 pub mod ports;
+pub mod providers;
 pub mod telemetry;

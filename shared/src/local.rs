@@ -4,11 +4,14 @@
 use crate::adapters::embedded::LOCAL_BLOB_PATH;
 use crate::adapters::embedded::{Database, FolderBlobs, LocalUrlSigner, SqliteQueue, SqliteStore};
 use crate::config::{LocalSettings, Settings, pepper_from_env};
+use crate::domain::book::Step;
 use crate::domain::credential::{CredentialHasher, Pepper};
 use crate::http::error::ApiError;
 use crate::http::extract::QueryParams;
 use crate::http::{AppState, Family, api, with_edges};
+use crate::pipeline::{Pipeline, enqueue_step, worker};
 use crate::ports::{BlobKey, BlobStore};
+use crate::providers::Providers;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -45,6 +48,9 @@ pub fn local_pepper(data_dir: &FsPath) -> anyhow::Result<Pepper> {
 pub struct LocalMode {
     pub state: AppState,
     pub signer: LocalUrlSigner,
+    pub pipeline: Arc<Pipeline>,
+    store: SqliteStore,
+    queue: SqliteQueue,
 }
 
 impl LocalMode {
@@ -54,14 +60,45 @@ impl LocalMode {
         let db = Database::open(&local.data_dir.join("storybook.sqlite3"))?;
         let signer = LocalUrlSigner::new(hasher.clone(), &local.public_base_url);
         let blobs = FolderBlobs::new(local.data_dir.join("blobs"), signer.clone())?;
+        let store = SqliteStore::new(db.clone());
+        let queue = SqliteQueue::new(db);
         let state = AppState {
-            store: Arc::new(SqliteStore::new(db.clone())),
+            store: Arc::new(store.clone()),
             blobs: Arc::new(blobs),
-            queue: Arc::new(SqliteQueue::new(db)),
+            queue: Arc::new(queue.clone()),
             hasher,
             settings: Arc::new(settings),
         };
-        Ok(Self { state, signer })
+        let pipeline = Arc::new(Pipeline {
+            store: state.store.clone(),
+            blobs: state.blobs.clone(),
+            queue: state.queue.clone(),
+            providers: Providers::offline(),
+        });
+        Ok(Self {
+            state,
+            signer,
+            pipeline,
+            store,
+            queue,
+        })
+    }
+
+    /// Picks up where an earlier run stopped, then runs the generation steps in the background.
+    pub async fn start_worker(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let released = self.queue.release_in_flight().await?;
+        let queued = self.store.queued_books().await?;
+        for id in &queued {
+            enqueue_step(&*self.state.queue, id, Step::Story).await?;
+        }
+        if released > 0 || !queued.is_empty() {
+            tracing::info!(
+                released,
+                requeued = queued.len(),
+                "resuming unfinished books"
+            );
+        }
+        Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
     }
 
     /// Every API route, plus the signed blob route only local mode has.
@@ -174,6 +211,7 @@ pub async fn run() -> anyhow::Result<()> {
             fresh.expose()
         );
     }
+    let _worker = mode.start_worker().await?;
     let listener = TcpListener::bind(("127.0.0.1", local.port)).await?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %local.data_dir.display(), "local mode listening");
     serve(listener, mode.router()).await

@@ -116,8 +116,15 @@ impl Name {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
         let length = trimmed.chars().count();
-        if length == 0 || length > 40 || trimmed.chars().any(|c| c.is_control() || c == '<' || c == '>') {
-            return Err(Invalid::new("String should have 1 to 40 characters, without markup"));
+        if length == 0
+            || length > 40
+            || trimmed
+                .chars()
+                .any(|c| c.is_control() || c == '<' || c == '>')
+        {
+            return Err(Invalid::new(
+                "String should have 1 to 40 characters, without markup",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -171,7 +178,9 @@ impl BookId {
     /// the store (keys are built from them).
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let valid = (1..=60).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
             return Err(Invalid::new("not a book id"));
         }
@@ -189,8 +198,12 @@ impl BookId {
 pub enum Step {
     Story,
     /// Page 0 is the cover.
-    Illustrate { page: u8 },
-    Narrate { page: u8 },
+    Illustrate {
+        page: u8,
+    },
+    Narrate {
+        page: u8,
+    },
     Assemble,
 }
 
@@ -272,6 +285,9 @@ pub struct Book {
     pub warnings: Vec<GenerationWarning>,
     /// One of the seed's `ErrorCode`s when failed.
     pub failure: Option<String>,
+    /// What moderation refused, shown to the parent (only for `SAFETY_INPUT`).
+    #[serde(default)]
+    pub refusal: Option<String>,
     /// Credits taken for the book, and whether they were given back.
     pub charged: i64,
     pub refunded: bool,
@@ -305,7 +321,9 @@ impl Book {
             JobState::Done => "done",
             JobState::Failed => "failed",
             JobState::Running if self.title.is_none() => "writing_story",
-            JobState::Running if self.pending_assets > 0 && self.request.narration => "illustrating_and_narrating",
+            JobState::Running if self.pending_assets > 0 && self.request.narration => {
+                "illustrating_and_narrating"
+            }
             JobState::Running if self.pending_assets > 0 => "illustrating",
             JobState::Running => "assembling_pdf",
         }
@@ -331,7 +349,9 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.is_empty() || raw.len() > 80 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Invalid::new("X-Idempotency-Key must be 1 to 80 visible ASCII characters"));
+            return Err(Invalid::new(
+                "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -351,7 +371,13 @@ mod tests {
         assert!(Topic::parse(&"가".repeat(200)).is_ok());
         assert!(Topic::parse(&"가".repeat(201)).is_err());
         assert!(Topic::parse("   ").is_err());
-        for bad in ["<script>alert(1)</script>", "a JavaScript:void", "x onerror=1", "<IFRAME src=x>", "tab\u{0}"] {
+        for bad in [
+            "<script>alert(1)</script>",
+            "a JavaScript:void",
+            "x onerror=1",
+            "<IFRAME src=x>",
+            "tab\u{0}",
+        ] {
             assert!(Topic::parse(bad).is_err(), "{bad}");
         }
     }
@@ -368,9 +394,15 @@ mod tests {
 
     #[test]
     fn step_messages_round_trip() {
-        let message = StepMessage { book_id: BookId::generate(), step: Step::Illustrate { page: 3 } };
+        let message = StepMessage {
+            book_id: BookId::generate(),
+            step: Step::Illustrate { page: 3 },
+        };
         let json = serde_json::to_string(&message).unwrap();
-        assert!(json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#), "{json}");
+        assert!(
+            json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
         assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
     }

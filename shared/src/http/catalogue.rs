@@ -2,24 +2,33 @@
 //! and a test checks that it, `template.yaml` and `openapi.json` name the same routes.
 
 use super::AppState;
-use super::routes::{config, credits, health};
-use axum::routing::{MethodRouter, get, post};
+use super::routes::{books, config, credits, health, library};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
 /// A group of routes served by one Lambda function (its own IAM policy and throttling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     Health,
     Credits,
+    Books,
+    Library,
 }
 
 impl Family {
-    pub const ALL: &'static [Family] = &[Family::Health, Family::Credits];
+    pub const ALL: &'static [Family] = &[
+        Family::Health,
+        Family::Credits,
+        Family::Books,
+        Family::Library,
+    ];
 
     /// The binary in `functions/` that serves the family.
     pub fn function(self) -> &'static str {
         match self {
             Family::Health => "api-health",
             Family::Credits => "api-credits",
+            Family::Books => "api-books",
+            Family::Library => "api-library",
         }
     }
 }
@@ -67,6 +76,28 @@ pub fn catalogue() -> Vec<Endpoint> {
             get(credits::transactions),
         ),
         endpoint(Credits, "POST", "/v1/credits/add", post(credits::add)),
+        endpoint(Books, "POST", "/v1/books", post(books::create)),
+        endpoint(Books, "GET", "/v1/books/{job_id}", get(books::status)),
+        endpoint(
+            Books,
+            "GET",
+            "/v1/books/{book_id}/detail",
+            get(books::detail),
+        ),
+        endpoint(Books, "GET", "/v1/books/{book_id}/pdf", get(books::pdf)),
+        endpoint(Library, "GET", "/v1/library", get(library::list)),
+        endpoint(
+            Library,
+            "PATCH",
+            "/v1/library/{book_id}",
+            patch(library::rename),
+        ),
+        endpoint(
+            Library,
+            "DELETE",
+            "/v1/library/{book_id}",
+            delete(library::delete),
+        ),
     ]
 }
 

@@ -44,6 +44,16 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Not enough credits (402 `PAYMENT_REQUIRED`).
+    #[error("Not enough credits")]
+    PaymentRequired {
+        reason: &'static str,
+        required: i64,
+        balance: i64,
+    },
+    /// The resource is not in a state that allows this (409 `CONFLICT`).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{resource} not found")]
     NotFound { resource: &'static str, id: String },
     #[error("method not allowed")]
@@ -69,6 +79,8 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::PaymentRequired { .. } => (StatusCode::PAYMENT_REQUIRED, "PAYMENT_REQUIRED"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),
@@ -136,6 +148,16 @@ impl IntoResponse for ApiError {
                 code,
                 &format!("{resource} not found"),
                 Some(json!({"resource": resource, "id": id})),
+            ),
+            ApiError::PaymentRequired {
+                reason,
+                required,
+                balance,
+            } => envelope(
+                status,
+                code,
+                "Not enough credits",
+                Some(json!({"reason": reason, "required": required, "balance": balance})),
             ),
             ApiError::RateLimited { limit, retry_after } => {
                 let mut response = envelope(

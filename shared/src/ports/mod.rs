@@ -7,4 +7,4 @@ pub mod store;
 
 pub use blobs::{BlobError, BlobKey, BlobStore, BlobStream};
 pub use queue::{QueueError, QueuedMessage, StepQueue};
-pub use store::{LimitDecision, Store, StoreError};
+pub use store::{CreateOutcome, LimitDecision, Store, StoreError, StoredBook};

@@ -1,6 +1,7 @@
 //! The state store: domain-level operations, atomic where money or state demands it.
 
 use crate::domain::api_key::ApiKeyRecord;
+use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
@@ -87,7 +88,7 @@ pub trait LimitStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: UserStore + CreditStore + ApiKeyStore + LimitStore {
+pub trait Store: UserStore + CreditStore + ApiKeyStore + LimitStore + BookStore {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -98,4 +99,53 @@ pub fn fixed_window(window: Duration, now: DateTime<Utc>) -> (i64, u64) {
     let now = now.timestamp();
     let start = now - now.rem_euclid(length);
     (start, (start + length - now) as u64)
+}
+
+/// A book as stored, with the version its next replacement must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBook {
+    pub book: Book,
+    pub version: u64,
+}
+
+/// What creating (and charging for) a book did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Charged and stored now.
+    Created(StoredBook),
+    /// The idempotency key was used before: its book, charged then and not again.
+    Replayed(StoredBook),
+    /// Nothing stored, nothing charged.
+    InsufficientCredits { balance: i64 },
+}
+
+#[async_trait]
+pub trait BookStore: Send + Sync {
+    /// Charges `book.charged` credits (a `usage` ledger entry), stores the book and, with a key,
+    /// the idempotency record, all in one atomic step. The user must exist.
+    async fn create_book(
+        &self,
+        book: &Book,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError>;
+
+    /// Replaces the book if it is still at `expected_version`; false when someone else wrote first.
+    async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
+
+    /// Replaces the book (already marked failed and refunded) and gives its charge back with a
+    /// `refund` ledger entry, in one atomic step; false when the book changed meanwhile.
+    async fn replace_with_refund(
+        &self,
+        book: &Book,
+        expected_version: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's books, newest first.
+    async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError>;
+
+    /// Removes the book from the store; false when it changed meanwhile.
+    async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
 }

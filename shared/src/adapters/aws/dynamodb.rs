@@ -14,11 +14,13 @@
 
 use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, CreditStore, LimitDecision, LimitStore, Store, StoreError, UserStore, fixed_window,
+    ApiKeyStore, BookStore, CreateOutcome, CreditStore, LimitDecision, LimitStore, Store,
+    StoreError, StoredBook, UserStore, fixed_window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -77,7 +79,7 @@ impl DynamoStore {
     }
 
     /// Moves a balance and appends its ledger entry in one transaction, guarded by the user's
-    /// ledger sequence; `extra` joins the same transaction (a grant's once-only marker).
+    /// ledger sequence; `extra` joins the same transaction (a grant's once-only marker, a book).
     async fn append_entry(
         &self,
         user: &UserId,
@@ -85,7 +87,7 @@ impl DynamoStore {
         delta: i64,
         balance_after: i64,
         entry: EntryFields<'_>,
-        extra: Option<TransactWriteItem>,
+        extra: Vec<TransactWriteItem>,
     ) -> Result<(), Attempt> {
         let seq = seen_seq + 1;
         let (purchased, used) = match entry.kind {
@@ -109,10 +111,7 @@ impl DynamoStore {
             .expression_attribute_values(":used", n(used))
             .build()
             .map_err(|e| Attempt::Failed(StoreError::unavailable(e)))?;
-        let mut items = Vec::with_capacity(3);
-        if let Some(extra) = extra {
-            items.push(extra);
-        }
+        let mut items = extra;
         items.push(TransactWriteItem::builder().update(update).build());
         items.push(self.ledger_put(user, seq, delta, balance_after, entry)?);
         self.transact(items).await
@@ -372,7 +371,7 @@ impl CreditStore for DynamoStore {
                 grant.amount.get(),
                 balance,
                 entry,
-                Some(marker),
+                vec![marker],
             )
             .await?;
             Ok(GrantOutcome::Applied { balance })
@@ -544,5 +543,269 @@ impl LimitStore for DynamoStore {
 impl Store for DynamoStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.get("HEALTH".into(), "HEALTH").await.map(|_| ())
+    }
+}
+
+fn book_pk(id: &BookId) -> String {
+    format!("BOOK#{}", id.as_str())
+}
+
+fn library_sk(book: &Book) -> String {
+    format!("BOOK#{}#{}", book.created_at.to_rfc3339(), book.id.as_str())
+}
+
+impl DynamoStore {
+    fn book_put(
+        &self,
+        book: &Book,
+        version: u64,
+        condition: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(book_pk(&book.id)))
+            .item("sk", s("BOOK"))
+            .item("user", s(book.user.as_str()))
+            .item(
+                "doc",
+                s(serde_json::to_string(book).map_err(StoreError::unavailable)?),
+            )
+            .item("version", n(version as i64));
+        put = match condition {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(expected) => put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected as i64)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(StoreError::unavailable)?)
+            .build())
+    }
+
+    fn plain_put(
+        &self,
+        pk: String,
+        sk: String,
+        book: &BookId,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("book_id", s(book.as_str()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn parse_book(item: &Item) -> Result<StoredBook, StoreError> {
+        let book = serde_json::from_str(&text(item, "doc")?)
+            .map_err(|e| StoreError::Corrupt(format!("book: {e}")))?;
+        Ok(StoredBook {
+            book,
+            version: num(item, "version")? as u64,
+        })
+    }
+
+    /// A conditional write of the book alone (and `extra`), reporting a lost race as `false`.
+    async fn swap(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(Attempt::Lost) => Ok(false),
+            Err(Attempt::Failed(e)) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl BookStore for DynamoStore {
+    async fn create_book(
+        &self,
+        book: &Book,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let idempotency_sk = idempotency.map(|k| format!("IDEM#{}", k.as_str()));
+        let attempt = || async {
+            if let Some(sk) = &idempotency_sk {
+                if let Some(earlier) = self.get(user_pk(&book.user), sk).await? {
+                    let id = BookId::parse(&text(&earlier, "book_id")?)
+                        .map_err(|e| StoreError::Corrupt(e.0))?;
+                    let stored = self
+                        .find_book(&id)
+                        .await?
+                        .ok_or(StoreError::Missing("book"))?;
+                    return Ok(CreateOutcome::Replayed(stored));
+                }
+            }
+            let (user, seq) = self
+                .read_user(&book.user)
+                .await?
+                .ok_or(StoreError::Missing("user"))?;
+            if user.credits < book.charged {
+                return Ok(CreateOutcome::InsufficientCredits {
+                    balance: user.credits,
+                });
+            }
+            let mut items = vec![
+                self.book_put(book, 1, None)?,
+                self.plain_put(user_pk(&book.user), library_sk(book), &book.id)?,
+            ];
+            if let Some(sk) = &idempotency_sk {
+                items.push(self.plain_put(user_pk(&book.user), sk.clone(), &book.id)?);
+            }
+            if book.charged > 0 {
+                let entry = EntryFields {
+                    kind: EntryKind::Usage,
+                    description: "Book",
+                    reference: Some(book.id.as_str()),
+                    at: book.created_at,
+                };
+                self.append_entry(
+                    &book.user,
+                    seq,
+                    -book.charged,
+                    user.credits - book.charged,
+                    entry,
+                    items,
+                )
+                .await?;
+            } else {
+                self.transact(items).await?;
+            }
+            Ok(CreateOutcome::Created(StoredBook {
+                book: book.clone(),
+                version: 1,
+            }))
+        };
+        settle(
+            attempt
+                .retry(race_retries())
+                .when(|a: &Attempt| matches!(a, Attempt::Lost))
+                .await,
+        )
+    }
+
+    async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
+        self.get(book_pk(id), "BOOK")
+            .await?
+            .as_ref()
+            .map(Self::parse_book)
+            .transpose()
+    }
+
+    async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
+        self.swap(vec![self.book_put(
+            book,
+            expected_version + 1,
+            Some(expected_version),
+        )?])
+        .await
+    }
+
+    async fn replace_with_refund(
+        &self,
+        book: &Book,
+        expected_version: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let attempt = || async {
+            let (user, seq) = self
+                .read_user(&book.user)
+                .await?
+                .ok_or(StoreError::Missing("user"))?;
+            let entry = EntryFields {
+                kind: EntryKind::Refund,
+                description: "Refund of a failed book",
+                reference: Some(book.id.as_str()),
+                at,
+            };
+            let items = vec![self.book_put(book, expected_version + 1, Some(expected_version))?];
+            match self
+                .append_entry(
+                    &book.user,
+                    seq,
+                    book.charged,
+                    user.credits + book.charged,
+                    entry,
+                    items,
+                )
+                .await
+            {
+                Ok(()) => Ok(true),
+                // Lost to a balance change, or to another writer of the book: only the first is
+                // worth another try.
+                Err(Attempt::Lost) => match self.find_book(&book.id).await? {
+                    Some(now) if now.version == expected_version => Err(Attempt::Lost),
+                    _ => Ok(false),
+                },
+                Err(failed) => Err(failed),
+            }
+        };
+        settle(
+            attempt
+                .retry(race_retries())
+                .when(|a: &Attempt| matches!(a, Attempt::Lost))
+                .await,
+        )
+    }
+
+    async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :book)")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":book", s("BOOK#"))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+            for item in answer.items.unwrap_or_default() {
+                ids.push(
+                    BookId::parse(&text(&item, "book_id")?)
+                        .map_err(|e| StoreError::Corrupt(e.0))?,
+                );
+            }
+            start = answer.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut books = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A pointer whose book is gone (deleted between the two writes' readers) is skipped.
+            if let Some(stored) = self.find_book(&id).await? {
+                books.push(stored.book);
+            }
+        }
+        Ok(books)
+    }
+
+    async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
+        let delete = |pk: String, sk: String| {
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+        };
+        let guarded = delete(book_pk(&book.id), "BOOK".into())
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(expected_version as i64))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let pointer = delete(user_pk(&book.user), library_sk(book))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.swap(vec![
+            TransactWriteItem::builder().delete(guarded).build(),
+            TransactWriteItem::builder().delete(pointer).build(),
+        ])
+        .await
     }
 }

@@ -114,5 +114,19 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     receipt       TEXT,
     dead          INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS books (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS books_by_user ON books (user_id, created_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    user_id TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    book_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
 CREATE INDEX IF NOT EXISTS queue_ready ON queue_messages (dead, visible_at_ms, sent_order);
 "#;

@@ -28,6 +28,20 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+impl SqliteQueue {
+    /// Makes every message received by an earlier run of this process visible again at once.
+    /// Local mode is the queue's only consumer, so at start-up nobody is still working on them.
+    pub async fn release_in_flight(&self) -> Result<u64, QueueError> {
+        self.run(|c| {
+            Ok(c.execute(
+                "UPDATE queue_messages SET visible_at_ms = ?1 WHERE dead = 0 AND visible_at_ms > ?1",
+                [now_ms()],
+            )? as u64)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl StepQueue for SqliteQueue {
     async fn send(&self, body: &str) -> Result<String, QueueError> {

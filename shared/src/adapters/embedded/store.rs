@@ -1,10 +1,12 @@
 use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, CreditStore, LimitDecision, LimitStore, Store, StoreError, UserStore, fixed_window,
+    ApiKeyStore, BookStore, CreateOutcome, CreditStore, LimitDecision, LimitStore, Store,
+    StoreError, StoredBook, UserStore, fixed_window,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -314,6 +316,164 @@ impl Store for SqliteStore {
         self.run(|c| {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Books whose first step may never have been enqueued (the process stopped between the
+    /// charge and the enqueue). Local mode enqueues their story again at start-up; the step is
+    /// idempotent, so a book that had its message loses nothing.
+    pub async fn queued_books(&self) -> Result<Vec<BookId>, StoreError> {
+        self.run(|c| {
+            let ids: Vec<String> = c
+                .prepare("SELECT id FROM books WHERE json_extract(doc, '$.state') = 'queued'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids.into_iter()
+                .map(|id| BookId::parse(&id).map_err(|e| StoreError::Corrupt(e.0).into()))
+                .collect()
+        })
+        .await
+    }
+}
+
+fn read_book(connection: &Connection, id: &str) -> anyhow::Result<Option<StoredBook>> {
+    let row: Option<(String, i64)> = connection
+        .query_row("SELECT doc, version FROM books WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    row.map(|(doc, version)| {
+        let book: Book = serde_json::from_str(&doc)
+            .map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?;
+        Ok(StoredBook {
+            book,
+            version: version as u64,
+        })
+    })
+    .transpose()
+}
+
+/// Swaps the stored document if its version is still `expected`, inside the caller's transaction.
+fn swap_book(connection: &Connection, book: &Book, expected: u64) -> anyhow::Result<bool> {
+    let doc = serde_json::to_string(book)?;
+    Ok(connection.execute(
+        "UPDATE books SET doc = ?2, version = version + 1 WHERE id = ?1 AND version = ?3",
+        params![book.id.as_str(), doc, expected as i64],
+    )? == 1)
+}
+
+#[async_trait]
+impl BookStore for SqliteStore {
+    async fn create_book(
+        &self,
+        book: &Book,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let book = book.clone();
+        let key = idempotency.map(|k| k.as_str().to_owned());
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let user = book.user.as_str();
+            if let Some(key) = &key {
+                let earlier: Option<String> = tx
+                    .query_row(
+                        "SELECT book_id FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                        params![user, key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(earlier) = earlier {
+                    let stored = read_book(&tx, &earlier)?.ok_or(StoreError::Missing("book"))?;
+                    return Ok(CreateOutcome::Replayed(stored));
+                }
+            }
+            let balance = read_user(&tx, user)?.ok_or(StoreError::Missing("user"))?.credits;
+            if balance < book.charged {
+                return Ok(CreateOutcome::InsufficientCredits { balance });
+            }
+            if book.charged > 0 {
+                append_entry(&tx, user, -book.charged, EntryKind::Usage, "Book", Some(book.id.as_str()), book.created_at)?;
+            }
+            tx.execute(
+                "INSERT INTO books (id, user_id, doc, version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+                params![book.id.as_str(), user, serde_json::to_string(&book)?, book.created_at.to_rfc3339()],
+            )?;
+            if let Some(key) = &key {
+                tx.execute(
+                    "INSERT INTO idempotency (user_id, key, book_id) VALUES (?1, ?2, ?3)",
+                    params![user, key, book.id.as_str()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(CreateOutcome::Created(StoredBook { book, version: 1 }))
+        })
+        .await
+    }
+
+    async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |c| read_book(c, &id)).await
+    }
+
+    async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
+        let book = book.clone();
+        self.run(move |c| swap_book(c, &book, expected_version))
+            .await
+    }
+
+    async fn replace_with_refund(
+        &self,
+        book: &Book,
+        expected_version: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let book = book.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !swap_book(&tx, &book, expected_version)? {
+                return Ok(false);
+            }
+            append_entry(
+                &tx,
+                book.user.as_str(),
+                book.charged,
+                EntryKind::Refund,
+                "Refund of a failed book",
+                Some(book.id.as_str()),
+                at,
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |c| {
+            let docs: Vec<(String, String)> = c
+                .prepare_cached("SELECT id, doc FROM books WHERE user_id = ?1 ORDER BY created_at DESC, id DESC")?
+                .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            docs.into_iter()
+                .map(|(id, doc)| {
+                    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")).into())
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
+        let id = book.id.as_str().to_owned();
+        self.run(move |c| {
+            Ok(c.execute(
+                "DELETE FROM books WHERE id = ?1 AND version = ?2",
+                params![id, expected_version as i64],
+            )? == 1)
         })
         .await
     }

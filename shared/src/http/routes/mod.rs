@@ -1,5 +1,7 @@
 //! Handlers, one file per endpoint family.
 
+pub mod books;
 pub mod config;
 pub mod credits;
 pub mod health;
+pub mod library;

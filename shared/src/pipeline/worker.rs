@@ -1,0 +1,87 @@
+//! Running steps from a queue: the local worker polls the embedded queue inside the server; on
+//! Lambda the SQS event source delivers batches to [`sqs_batch`], which answers with the partial
+//! batch failures (`ReportBatchItemFailures`).
+
+use super::{Pipeline, StepError};
+use crate::ports::queue::{MAX_RECEIVES, QueuedMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::future::join_all;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a received step stays hidden from other receivers while it runs.
+pub const VISIBILITY: Duration = Duration::from_secs(30);
+
+impl Pipeline {
+    /// Runs one delivered message; answers whether it may be deleted (acknowledged).
+    async fn handle_delivery(&self, body: &str, receive_count: u32) -> bool {
+        match self.handle(body, receive_count >= MAX_RECEIVES).await {
+            Ok(()) => true,
+            Err(StepError::Undecodable(reason)) => {
+                tracing::error!(%reason, "undecodable step message left for the dead letters");
+                false
+            }
+            Err(StepError::Retry { .. }) => false,
+        }
+    }
+}
+
+/// The local worker: receives up to ten steps at a time and runs them concurrently, until the
+/// process ends. Steps are deleted only after they are recorded.
+pub async fn run_local(pipeline: Arc<Pipeline>) {
+    loop {
+        let batch: Vec<QueuedMessage> = match pipeline.queue.receive(10, VISIBILITY).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "receiving steps failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        join_all(batch.into_iter().map(|message| {
+            let pipeline = pipeline.clone();
+            async move {
+                if pipeline
+                    .handle_delivery(&message.body, message.receive_count)
+                    .await
+                    && let Err(error) = pipeline.queue.delete(&message.receipt).await
+                {
+                    // It will be delivered again and found already done.
+                    tracing::warn!(error = format!("{error:#}"), "acknowledging a step failed");
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+/// The Lambda worker's handler: every message of the batch runs concurrently; the ones that must
+/// come back are named in the answer, the others are deleted by the event source.
+pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+    let outcomes = join_all(event.records.iter().map(|record| async move {
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let body = record.body.as_deref().unwrap_or_default();
+        let done = pipeline.handle_delivery(body, receive_count).await;
+        (record.message_id.clone().unwrap_or_default(), done)
+    }))
+    .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcomes
+        .into_iter()
+        .filter(|(_, done)| !done)
+        .map(|(id, _)| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
