@@ -47,7 +47,7 @@ async fn an_oversized_body_is_a_validation_error() {
     let app = TestApp::new(Backend::Embedded).await;
     let body = format!(
         r#"{{"amount": 1, "transaction_id": "{}"}}"#,
-        "x".repeat(2 * 1024 * 1024)
+        "x".repeat(test_settings().max_body_bytes)
     );
     let key = new_user_key();
     let answer = app

@@ -126,6 +126,34 @@ impl TestApp {
             .await
     }
 
+    /// The step runner over this app's adapters, with the offline providers.
+    pub fn pipeline(&self) -> Arc<shared::pipeline::Pipeline> {
+        Arc::new(shared::pipeline::Pipeline {
+            store: self.state.store.clone(),
+            blobs: self.state.blobs.clone(),
+            queue: self.state.queue.clone(),
+            providers: shared::providers::Providers::offline(),
+        })
+    }
+
+    /// Runs the generation steps in the background until the test ends.
+    pub fn start_worker(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(shared::pipeline::worker::run_local(self.pipeline()))
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        user_key: &str,
+        body: &serde_json::Value,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut headers = vec![("x-user-key", user_key)];
+        headers.extend_from_slice(extra);
+        self.call(Method::POST, path, &headers, Some(&body.to_string()))
+            .await
+    }
+
     pub async fn grant(&self, user_key: &str, amount: i64, transaction_id: &str) -> Answer {
         let body =
             serde_json::json!({"amount": amount, "transaction_id": transaction_id}).to_string();

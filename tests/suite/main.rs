@@ -6,6 +6,7 @@ mod harness;
 
 mod api_credits;
 mod api_edges;
+mod books;
 mod contract;
 mod lambda_events;
 mod local_mode;

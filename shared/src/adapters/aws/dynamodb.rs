@@ -627,16 +627,16 @@ impl BookStore for DynamoStore {
     ) -> Result<CreateOutcome, StoreError> {
         let idempotency_sk = idempotency.map(|k| format!("IDEM#{}", k.as_str()));
         let attempt = || async {
-            if let Some(sk) = &idempotency_sk {
-                if let Some(earlier) = self.get(user_pk(&book.user), sk).await? {
-                    let id = BookId::parse(&text(&earlier, "book_id")?)
-                        .map_err(|e| StoreError::Corrupt(e.0))?;
-                    let stored = self
-                        .find_book(&id)
-                        .await?
-                        .ok_or(StoreError::Missing("book"))?;
-                    return Ok(CreateOutcome::Replayed(stored));
-                }
+            if let Some(sk) = &idempotency_sk
+                && let Some(earlier) = self.get(user_pk(&book.user), sk).await?
+            {
+                let id = BookId::parse(&text(&earlier, "book_id")?)
+                    .map_err(|e| StoreError::Corrupt(e.0))?;
+                let stored = self
+                    .find_book(&id)
+                    .await?
+                    .ok_or(StoreError::Missing("book"))?;
+                return Ok(CreateOutcome::Replayed(stored));
             }
             let (user, seq) = self
                 .read_user(&book.user)

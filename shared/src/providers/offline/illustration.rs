@@ -110,7 +110,7 @@ fn paint(prompt: &ImagePrompt) -> Canvas {
         }
     }
     // Sun or moon.
-    let sun = if scene.next() % 2 == 0 {
+    let sun = if scene.next().is_multiple_of(2) {
         [255, 220, 90]
     } else {
         [240, 240, 220]

@@ -1,0 +1,585 @@
+//! A parent's book end to end, charging under concurrency, redelivered steps, the worker's SQS
+//! answers, and refusals, on both backends where the store matters.
+
+use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::on_both_backends;
+use aws_lambda_events::event::sqs::SqsEvent;
+use futures::future::join_all;
+use http::Method;
+use serde_json::{Value, json};
+use shared::domain::book::{BookId, JobState, Step, StepMessage};
+use shared::domain::credential::CredentialKind;
+use shared::domain::credits::{EntryKind, LedgerPage};
+use shared::pipeline::worker::sqs_batch;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn korean_book(pages: u8) -> Value {
+    json!({"topic": "어둠을 무서워하는 공룡", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": pages})
+}
+
+/// Polls like the app until the job is done or failed.
+pub async fn poll(app: &TestApp, user: &str, job: &str, limit: Duration) -> Answer {
+    let started = Instant::now();
+    loop {
+        let answer = app.get(&format!("/v1/books/{job}"), user).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if matches!(answer.body["status"].as_str(), Some("done" | "failed"))
+            || started.elapsed() > limit
+        {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fetch(url: &str) -> (u16, bytes::Bytes) {
+    assert!(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "not absolute: {url}"
+    );
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.bytes().await.unwrap())
+}
+
+fn pdf_text(pdf: &[u8]) -> (usize, String) {
+    let document = lopdf::Document::load_mem(pdf).expect("a valid PDF");
+    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    let text = document.extract_text(&pages).unwrap_or_default();
+    (pages.len(), text)
+}
+
+async fn an_eight_page_korean_book(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let _worker = app.start_worker();
+    let user = new_user_key();
+    let started = Instant::now();
+    let created = app
+        .post_json("/v1/books", &user, &korean_book(8), &[])
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["status"], "queued");
+    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let status = poll(&app, &user, &job, Duration::from_secs(60)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status.body["status"], "done", "{}", status.body);
+    if backend == Backend::Embedded {
+        assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    }
+    assert_eq!(status.body["progress"], 100);
+    let result = &status.body["result"];
+    let detail = app
+        .get(
+            &format!("/v1/books/{}/detail", result["book_id"].as_str().unwrap()),
+            &user,
+        )
+        .await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    for book in [result, &detail.body] {
+        let pages = book["pages"].as_array().unwrap();
+        assert_eq!(pages.len(), 8);
+        for (i, page) in pages.iter().enumerate() {
+            assert_eq!(page["page_number"], i + 1);
+            assert_eq!(page["asset_status"]["image"]["state"], "generated");
+            assert_eq!(page["asset_status"]["audio"]["state"], "available");
+        }
+    }
+    let pages = result["pages"].as_array().unwrap();
+    let mut pictures = Vec::new();
+    for page in pages {
+        let (status, png) = fetch(page["image_url"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        pictures.push(png);
+        let (status, wav) = fetch(page["audio_url"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!((&wav[..4], &wav[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
+    }
+    assert!(
+        pictures.windows(2).all(|w| w[0] != w[1]),
+        "every page has its own picture"
+    );
+    let (status, cover) = fetch(result["cover_image_url"].as_str().unwrap()).await;
+    assert_eq!((status, &cover[..4]), (200, &b"\x89PNG"[..]));
+
+    let pdf = app
+        .get(
+            &format!("/v1/books/{}/pdf", result["book_id"].as_str().unwrap()),
+            &user,
+        )
+        .await;
+    assert_eq!(pdf.status, 200, "{}", pdf.body);
+    let (status, document) = fetch(pdf.body["pdf_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(document.starts_with(b"%PDF-"));
+    let (page_count, text) = pdf_text(&document);
+    assert_eq!(page_count, 8 + 2, "cover, 8 story pages, end page");
+    let first_page = pages[0]["text"].as_str().unwrap();
+    let hangul_words: Vec<&str> = first_page
+        .split_whitespace()
+        .filter(|w| w.chars().any(|c| ('가'..='힣').contains(&c)))
+        .take(3)
+        .collect();
+    assert!(!hangul_words.is_empty());
+    for word in hangul_words {
+        let word = word.trim_matches(|c: char| !('가'..='힣').contains(&c));
+        assert!(text.contains(word), "the PDF's text lacks {word:?}");
+    }
+    // One charge: the bonus, then the book.
+    let ledger = app.get("/v1/credits/transactions", &user).await;
+    let kinds: Vec<&str> = ledger
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["transaction_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["usage", "bonus"]);
+    let library = app.get("/v1/library", &user).await;
+    assert_eq!(library.body["total"], 1);
+    assert_eq!(library.body["books"][0]["book_id"], result["book_id"]);
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    an_eight_page_korean_book,
+    an_eight_page_korean_book
+);
+
+async fn fifty_creates_with_one_idempotency_key(backend: Backend) {
+    let app = Arc::new(TestApp::new(backend).await);
+    let user = new_user_key();
+    app.grant(&user, 10, &format!("idem-{user}")).await;
+    let answers = join_all((0..50).map(|_| {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move {
+            app.post_json(
+                "/v1/books",
+                &user,
+                &korean_book(4),
+                &[("x-idempotency-key", "retry-me")],
+            )
+            .await
+        })
+    }))
+    .await;
+    let jobs: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|a| {
+            let a = a.as_ref().unwrap();
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.body["job_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "one book");
+    let balance = app.get("/v1/credits/balance", &user).await;
+    assert_eq!(balance.body["credits"], 3 + 10 - 1, "one charge");
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 1);
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    fifty_creates_with_one_idempotency_key,
+    fifty_creates_with_one_idempotency_key
+);
+
+async fn fifty_creates_against_a_balance_of_seven(backend: Backend) {
+    let app = Arc::new(TestApp::new(backend).await);
+    let user = new_user_key();
+    app.grant(&user, 4, &format!("k-{user}")).await;
+    let answers: Vec<Answer> = join_all((0..50).map(|i| {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move {
+            app.post_json(
+                "/v1/books",
+                &user,
+                &korean_book(4),
+                &[("x-idempotency-key", &format!("key-{i}"))],
+            )
+            .await
+        })
+    }))
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let made = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(made, 7);
+    for refused in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!((refused.status, refused.code()), (402, "PAYMENT_REQUIRED"));
+        assert_eq!(
+            refused.body["error"]["details"]["reason"],
+            "insufficient_credits"
+        );
+    }
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        0
+    );
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 7);
+    let ledger = app
+        .state
+        .store
+        .ledger(&id, LedgerPage::parse(100, 0).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == EntryKind::Usage).count(),
+        7
+    );
+    assert!(ledger.iter().all(|e| e.balance_after >= 0));
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    fifty_creates_against_a_balance_of_seven,
+    fifty_creates_against_a_balance_of_seven
+);
+
+fn body(book: &str, step: Step) -> String {
+    serde_json::to_string(&StepMessage {
+        book_id: BookId::parse(book).unwrap(),
+        step,
+    })
+    .unwrap()
+}
+
+async fn redelivered_steps_do_nothing_twice(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let pipeline = app.pipeline();
+    let user = new_user_key();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The story, ten times: one story, one set of follow-up steps recorded in the book.
+    for _ in 0..10 {
+        pipeline
+            .handle(&body(&job, Step::Story), false)
+            .await
+            .unwrap();
+    }
+    let id = BookId::parse(&job).unwrap();
+    let book = app.state.store.find_book(&id).await.unwrap().unwrap().book;
+    assert_eq!(book.state, JobState::Running);
+    assert_eq!(
+        (book.pending_assets, book.total_assets),
+        (9, 9),
+        "4 pictures, a cover, 4 narrations"
+    );
+    // One page's picture, ten times: counted once.
+    for _ in 0..10 {
+        pipeline
+            .handle(&body(&job, Step::Illustrate { page: 2 }), false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        app.state
+            .store
+            .find_book(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .book
+            .pending_assets,
+        8
+    );
+    // The story failing for good on its last delivery, ten times over: failed, refunded once.
+    let refused = app
+        .post_json(
+            "/v1/books",
+            &user,
+            &json!({"topic": "a story about murder", "target_age": "7-9", "style": "cartoon"}),
+            &[],
+        )
+        .await;
+    let refused_job = refused.body["job_id"].as_str().unwrap().to_owned();
+    for _ in 0..10 {
+        pipeline
+            .handle(&body(&refused_job, Step::Story), true)
+            .await
+            .unwrap();
+    }
+    let status = app.get(&format!("/v1/books/{refused_job}"), &user).await;
+    assert_eq!(status.body["status"], "failed");
+    assert_eq!(status.body["error"]["code"], "SAFETY_INPUT");
+    assert!(
+        status.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("murder")
+    );
+    let user_id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let ledger = app
+        .state
+        .store
+        .ledger(&user_id, LedgerPage::parse(100, 0).unwrap())
+        .await
+        .unwrap();
+    let count = |kind| ledger.iter().filter(|e| e.kind == kind).count();
+    assert_eq!((count(EntryKind::Usage), count(EntryKind::Refund)), (2, 1));
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        3 - 1
+    );
+    // Steps of a failed book change nothing.
+    pipeline
+        .handle(&body(&refused_job, Step::Assemble), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/books/{refused_job}"), &user)
+            .await
+            .body["status"],
+        "failed"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    redelivered_steps_do_nothing_twice,
+    redelivered_steps_do_nothing_twice
+);
+
+#[tokio::test]
+async fn the_worker_answers_an_sqs_batch_with_its_failures() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fixture = include_str!("../fixtures/sqs-event.json");
+    let mut event: SqsEvent = serde_json::from_str(fixture).unwrap();
+    let template = event.records[0].clone();
+    let record = |id: &str, body: String| {
+        let mut record = template.clone();
+        record.message_id = Some(id.to_owned());
+        record.body = Some(body);
+        record
+    };
+    event.records = vec![
+        record("story", body(&job, Step::Story)),
+        record("gone", body("bk_doesnotexist", Step::Story)),
+        // The fixture's own body: not a step.
+        record("garbage", template.body.clone().unwrap()),
+    ];
+    let answer = sqs_batch(&app.pipeline(), event).await;
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["garbage"]);
+    let json = serde_json::to_value(&answer).unwrap();
+    assert_eq!(
+        json,
+        json!({"batchItemFailures": [{"itemIdentifier": "garbage"}]})
+    );
+    let book = app
+        .state
+        .store
+        .find_book(&BookId::parse(&job).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .book;
+    assert_eq!(book.state, JobState::Running, "the story step ran");
+}
+
+#[tokio::test]
+async fn refusals_of_a_book_request() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    let with = |field: &str, value: Value| {
+        let mut body = korean_book(8);
+        body[field] = value;
+        body
+    };
+    cases.push((with("page_count", json!(3)), "page_count"));
+    cases.push((with("page_count", json!(13)), "page_count"));
+    cases.push((with("style", json!("crayon")), "style"));
+    cases.push((with("target_age", json!("1-2")), "target_age"));
+    cases.push((with("language", json!("fr")), "language"));
+    cases.push((with("colour", json!("blue")), "colour"));
+    cases.push((with("topic", json!("<script>alert(1)</script>")), "topic"));
+    cases.push((with("topic", json!("")), "topic"));
+    cases.push((with("topic", json!("x".repeat(201))), "topic"));
+    cases.push((with("page_count", json!("eight")), "page_count"));
+    for (body, field) in cases {
+        let answer = app.post_json("/v1/books", &user, &body, &[]).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (422, "VALIDATION_ERROR"),
+            "{field}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["detail"][0]["loc"][1], field, "{}", answer.body);
+    }
+    let huge = format!(
+        r#"{{"topic": "{}", "target_age": "5-7", "style": "cartoon"}}"#,
+        "x".repeat(20 * 1024 * 1024)
+    );
+    let answer = app
+        .call(
+            Method::POST,
+            "/v1/books",
+            &[("x-user-key", &user)],
+            Some(&huge),
+        )
+        .await;
+    assert_eq!((answer.status, answer.code()), (422, "VALIDATION_ERROR"));
+    let answer = app
+        .post_json(
+            "/v1/books",
+            &user,
+            &korean_book(8),
+            &[("x-profile-id", "bad id!")],
+        )
+        .await;
+    assert_eq!((answer.status, answer.code()), (400, "BAD_REQUEST"));
+    // Nothing was charged.
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        3
+    );
+}
+
+async fn only_the_owner_sees_a_book(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, stranger) = (new_user_key(), new_user_key());
+    let job = app
+        .post_json("/v1/books", &owner, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/v1/books/{job}"),
+        format!("/v1/books/{job}/detail"),
+        format!("/v1/books/{job}/pdf"),
+    ] {
+        let answer = app.get(&path, &stranger).await;
+        assert_eq!((answer.status, answer.code()), (404, "NOT_FOUND"), "{path}");
+    }
+    let answer = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/library/{job}"),
+            &[("x-user-key", &stranger)],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    for unknown in ["bk_nothere", "..%2F..%2Fetc", "a%20b"] {
+        let answer = app.get(&format!("/v1/books/{unknown}"), &owner).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (404, "NOT_FOUND"),
+            "{unknown}"
+        );
+    }
+    // The owner's unfinished book is a conflict, not a missing one.
+    let answer = app.get(&format!("/v1/books/{job}/detail"), &owner).await;
+    assert_eq!((answer.status, answer.code()), (409, "CONFLICT"));
+}
+on_both_backends!(
+    #[tokio::test]
+    only_the_owner_sees_a_book,
+    only_the_owner_sees_a_book
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_few_credits_make_nothing() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_json("/v1/books", &user, &korean_book(4), &[])
+                .await
+                .status,
+            200
+        );
+    }
+    let answer = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await;
+    assert_eq!((answer.status, answer.code()), (402, "PAYMENT_REQUIRED"));
+    assert_eq!(
+        answer.body["error"]["details"]["reason"],
+        "insufficient_credits"
+    );
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_library_renames_and_deletes() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let _worker = app.start_worker();
+    let user = new_user_key();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = poll(&app, &user, &job, Duration::from_secs(30)).await;
+    assert_eq!(done.body["status"], "done");
+    let image = done.body["result"]["pages"][0]["image_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renamed = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/library/{job}"),
+            &[("x-user-key", &user)],
+            Some(r#"{"title": "공룡의 밤"}"#),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(renamed.body["title"], "공룡의 밤");
+    let bad = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/library/{job}"),
+            &[("x-user-key", &user)],
+            Some(r#"{"title": ""}"#),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let filtered = app.get("/v1/library?style=cartoon", &user).await;
+    assert_eq!(filtered.body["total"], 0);
+    assert_eq!(
+        app.get("/v1/library?sort=sideways", &user).await.status,
+        422
+    );
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/library/{job}"),
+            &[("x-user-key", &user)],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(app.get("/v1/library", &user).await.body["total"], 0);
+    assert_eq!(
+        app.get(&format!("/v1/books/{job}"), &user).await.status,
+        404
+    );
+    assert_eq!(
+        reqwest::get(&image).await.unwrap().status(),
+        404,
+        "the pictures are gone too"
+    );
+}
