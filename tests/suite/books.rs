@@ -583,3 +583,107 @@ async fn the_library_renames_and_deletes() {
         "the pictures are gone too"
     );
 }
+
+/// Marks `missing` pictures of a book as lost for good, as the last failed delivery of their
+/// steps does, and runs assembly.
+async fn assemble_with_missing_pictures(
+    backend: Backend,
+    missing: u8,
+) -> (TestApp, String, String) {
+    let app = TestApp::new(backend).await;
+    let pipeline = app.pipeline();
+    let user = new_user_key();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(8), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    pipeline
+        .handle(&body(&job, Step::Story), false)
+        .await
+        .unwrap();
+    for page in missing + 1..=8 {
+        pipeline
+            .handle(&body(&job, Step::Illustrate { page }), false)
+            .await
+            .unwrap();
+    }
+    for page in 0..=8u8 {
+        pipeline
+            .handle(&body(&job, Step::Narrate { page }), false)
+            .await
+            .unwrap();
+    }
+    pipeline
+        .handle(&body(&job, Step::Illustrate { page: 0 }), false)
+        .await
+        .unwrap();
+    let id = BookId::parse(&job).unwrap();
+    let stored = app.state.store.find_book(&id).await.unwrap().unwrap();
+    let mut book = stored.book;
+    for page in book
+        .pages
+        .iter_mut()
+        .filter(|p| (1..=missing).contains(&p.number))
+    {
+        page.image_state = shared::domain::book::ImageState::Missing;
+        page.image_key = Some(
+            shared::pipeline::image_key(&id, page.number)
+                .as_str()
+                .to_owned(),
+        );
+        book.pending_assets -= 1;
+    }
+    for page in 1..=missing {
+        app.state
+            .blobs
+            .put(
+                &shared::pipeline::image_key(&id, page),
+                shared::ports::blobs::stream_of(shared::providers::offline::placeholder_png()),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        app.state
+            .store
+            .replace_book(&book, stored.version)
+            .await
+            .unwrap()
+    );
+    for _ in 0..3 {
+        pipeline
+            .handle(&body(&job, Step::Assemble), false)
+            .await
+            .unwrap();
+    }
+    (app, user, job)
+}
+
+async fn a_book_survives_a_few_lost_pictures_but_not_many(backend: Backend) {
+    // Eight pages tolerate max(1, 8/4) = 2 lost pictures.
+    let (app, user, job) = assemble_with_missing_pictures(backend, 2).await;
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(status.body["status"], "done", "{}", status.body);
+    let pages = status.body["result"]["pages"].as_array().unwrap();
+    assert_eq!(pages[0]["asset_status"]["image"]["state"], "missing");
+    assert_eq!(pages[2]["asset_status"]["image"]["state"], "generated");
+    assert!(pages[0]["image_url"].as_str().unwrap().starts_with("http"));
+
+    let (app, user, job) = assemble_with_missing_pictures(backend, 3).await;
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(status.body["status"], "failed");
+    assert_eq!(status.body["error"]["code"], "IMAGE_FAILED");
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        3,
+        "refunded"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_book_survives_a_few_lost_pictures_but_not_many,
+    a_book_survives_a_few_lost_pictures_but_not_many
+);

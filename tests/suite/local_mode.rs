@@ -173,3 +173,124 @@ async fn signed_blob_urls_are_checked() {
     let body: serde_json::Value = expired.json().await.unwrap();
     assert_eq!(body["error"]["code"], "FORBIDDEN");
 }
+
+fn grab_job(answer: &Answer) -> String {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["job_id"].as_str().unwrap().to_owned()
+}
+
+async fn poll_done(mode: &LocalMode, user: &str, job: &str) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let status = call(
+            mode,
+            Method::GET,
+            &format!("/v1/books/{job}"),
+            &[("x-user-key", user)],
+            None,
+        )
+        .await;
+        if matches!(status.body["status"].as_str(), Some("done" | "failed"))
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            return status.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_book_stopped_mid_way_finishes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalSettings {
+        port: 0,
+        data_dir: dir.path().to_owned(),
+        public_base_url: "http://127.0.0.1:9".into(),
+    };
+    let user = new_user_key();
+    let book = crate::books::korean_book(4).to_string();
+    let (mid_way, never_enqueued) = {
+        let mode = LocalMode::open(test_settings(), &local).unwrap();
+        let mid_way = grab_job(
+            &call(
+                &mode,
+                Method::POST,
+                "/v1/books",
+                &[("x-user-key", &user)],
+                Some(&book),
+            )
+            .await,
+        );
+        // The story runs and is acknowledged; then three page steps are taken and the process
+        // stops before finishing them.
+        let story = mode
+            .state
+            .queue
+            .receive(1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        mode.pipeline.handle(&story[0].body, false).await.unwrap();
+        mode.state.queue.delete(&story[0].receipt).await.unwrap();
+        let taken = mode
+            .state
+            .queue
+            .receive(3, Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 3);
+        // A second book is charged and stored, and the process stops before its first step is
+        // enqueued.
+        let never_enqueued = grab_job(
+            &call(
+                &mode,
+                Method::POST,
+                "/v1/books",
+                &[("x-user-key", &user)],
+                Some(&book),
+            )
+            .await,
+        );
+        let orphan = mode
+            .state
+            .queue
+            .receive(10, Duration::from_secs(300))
+            .await
+            .unwrap();
+        let orphan_story = orphan
+            .iter()
+            .find(|m| m.body.contains(&never_enqueued))
+            .unwrap();
+        mode.state
+            .queue
+            .delete(&orphan_story.receipt)
+            .await
+            .unwrap();
+        (mid_way, never_enqueued)
+    };
+    let mode = LocalMode::open(test_settings(), &local).unwrap();
+    let _worker = mode.start_worker().await.unwrap();
+    for job in [&mid_way, &never_enqueued] {
+        let status = poll_done(&mode, &user, job).await;
+        assert_eq!(status["status"], "done", "{status}");
+    }
+    let ledger = call(
+        &mode,
+        Method::GET,
+        "/v1/credits/transactions",
+        &[("x-user-key", &user)],
+        None,
+    )
+    .await;
+    let kinds: Vec<&str> = ledger
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["transaction_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["usage", "usage", "bonus"],
+        "charged once per book, nothing refunded"
+    );
+}

@@ -221,3 +221,101 @@ fn our_document_keeps_each_seed_operation_exactly() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answer_of_the_book_operations_matches_the_seed() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let headers = [("x-user-key", user.as_str())];
+    let book = crate::books::korean_book(4).to_string();
+    let created = app
+        .call(Method::POST, "/v1/books", &headers, Some(&book))
+        .await;
+    conforms("POST", "/v1/books", &created);
+    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    // Queued: polled before any step ran.
+    conforms(
+        "GET",
+        "/v1/books/{job_id}",
+        &app.get(&format!("/v1/books/{job}"), &user).await,
+    );
+    conforms(
+        "GET",
+        "/v1/books/{book_id}/detail",
+        &app.get(&format!("/v1/books/{job}/detail"), &user).await,
+    );
+    let _worker = app.start_worker();
+    let done = crate::books::poll(&app, &user, &job, std::time::Duration::from_secs(30)).await;
+    assert_eq!(done.body["status"], "done");
+    conforms("GET", "/v1/books/{job_id}", &done);
+    conforms(
+        "GET",
+        "/v1/books/{book_id}/detail",
+        &app.get(&format!("/v1/books/{job}/detail"), &user).await,
+    );
+    conforms(
+        "GET",
+        "/v1/books/{book_id}/pdf",
+        &app.get(&format!("/v1/books/{job}/pdf"), &user).await,
+    );
+    conforms("GET", "/v1/library", &app.get("/v1/library", &user).await);
+    conforms(
+        "GET",
+        "/v1/library",
+        &app.get("/v1/library?limit=0", &user).await,
+    );
+    let rename = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/library/{job}"),
+            &headers,
+            Some(r#"{"title": "새 제목"}"#),
+        )
+        .await;
+    conforms("PATCH", "/v1/library/{book_id}", &rename);
+    // A failed job: refused by moderation.
+    let refused =
+        json!({"topic": "murder mystery", "target_age": "7-9", "style": "cartoon"}).to_string();
+    let failed_job = app
+        .call(Method::POST, "/v1/books", &headers, Some(&refused))
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed =
+        crate::books::poll(&app, &user, &failed_job, std::time::Duration::from_secs(30)).await;
+    assert_eq!(failed.body["status"], "failed");
+    conforms("GET", "/v1/books/{job_id}", &failed);
+    for (method, path, answer) in [
+        (
+            "POST",
+            "/v1/books",
+            app.call(
+                Method::POST,
+                "/v1/books",
+                &headers,
+                Some(r#"{"topic": "x"}"#),
+            )
+            .await,
+        ),
+        (
+            "GET",
+            "/v1/books/{job_id}",
+            app.get("/v1/books/bk_unknown", &user).await,
+        ),
+        (
+            "DELETE",
+            "/v1/library/{book_id}",
+            app.call(
+                Method::DELETE,
+                &format!("/v1/library/{job}"),
+                &headers,
+                None,
+            )
+            .await,
+        ),
+    ] {
+        conforms(method, path, &answer);
+    }
+}
