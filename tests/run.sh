@@ -52,7 +52,8 @@ echo "== local mode: the README's start command answers /health"
 fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
 cargo build --quiet -p functions --bin local
 local_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-PORT=$local_port DATA_DIR="$moto_dir/data" RUST_LOG=warn cargo run --quiet -p functions --bin local >"$moto_dir/local.log" 2>&1 &
+admin_key="sbk_live_$(python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(43)))')"
+BOOTSTRAP_ADMIN_KEY=$admin_key PORT=$local_port DATA_DIR="$moto_dir/data" RUST_LOG=warn cargo run --quiet -p functions --bin local >"$moto_dir/local.log" 2>&1 &
 local_pid=$!
 for _ in $(seq 1 100); do
   fetch "http://127.0.0.1:$local_port/health" >"$moto_dir/health" 2>/dev/null && break
@@ -61,5 +62,11 @@ done
 grep -q '"status":"healthy"' "$moto_dir/health" || { echo "local mode did not answer /health:"; cat "$moto_dir/local.log"; exit 1; }
 fetch "http://127.0.0.1:$local_port/health/ready" | grep -q '"status":"ready"'
 echo "local mode answered /health and /health/ready on 127.0.0.1:$local_port"
+
+echo "== the README's walkthrough, against that server"
+sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' README.md | sed '/^<!--/d; /^```/d' >"$moto_dir/walkthrough.sh"
+(cd "$moto_dir" && BASE="http://127.0.0.1:$local_port" ADMIN_KEY=$admin_key bash -euo pipefail walkthrough.sh)
+head -c 5 "$moto_dir/book.pdf" | grep -q '%PDF-' || { echo "the walkthrough's book.pdf is not a PDF"; exit 1; }
+echo "walkthrough: book.pdf downloaded"
 
 echo "tests: $passed passed, $failed failed"
