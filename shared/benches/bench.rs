@@ -5,7 +5,9 @@
 //!   device key, beside PBKDF2-HMAC-SHA256 at 100,000 rounds (the replaced system's scheme), and
 //!   their ratio;
 //! - the in-process latency of an authenticated `GET /v1/credits/balance` on the embedded store
-//!   (median and p99), through the same router and edges that serve real requests.
+//!   (median and p99), through the same router and edges that serve real requests;
+//! - the wall time of a 12-page narrated book in local mode beside its ideal critical path, and
+//!   per book the store writes, queue messages and blob writes that set its AWS cost.
 
 use axum::body::Body;
 use http::Request;
@@ -133,5 +135,371 @@ fn main() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(balance_latency());
+        .block_on(async {
+            balance_latency().await;
+            println!();
+            book_pipeline().await;
+        });
+}
+
+/// Counts the calls that set a book's AWS bill: store writes (DynamoDB write requests), queue
+/// messages (SQS sends) and blob writes (S3 PUTs). Delegates everything to the real adapter.
+mod counting {
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use chrono::{DateTime, Utc};
+    use shared::domain::api_key::ApiKeyRecord;
+    use shared::domain::book::{Book, BookId, IdempotencyKey};
+    use shared::domain::credential::CredentialHash;
+    use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
+    use shared::domain::user::{User, UserId, UserLookup};
+    use shared::ports::queue::{QueueError, QueuedMessage, StepQueue};
+    use shared::ports::store::*;
+    use shared::ports::{BlobError, BlobKey, BlobStore, BlobStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::time::Duration;
+
+    #[derive(Default)]
+    pub struct Counts {
+        pub store_reads: AtomicU64,
+        pub store_writes: AtomicU64,
+        pub queue_sends: AtomicU64,
+        pub queue_receives: AtomicU64,
+        pub queue_deletes: AtomicU64,
+        pub blob_writes: AtomicU64,
+        pub blob_bytes: AtomicU64,
+        pub blob_reads: AtomicU64,
+    }
+
+    pub struct Counted<T> {
+        pub inner: T,
+        pub counts: Arc<Counts>,
+    }
+
+    impl<T> Counted<T> {
+        fn read(&self) {
+            self.counts.store_reads.fetch_add(1, Relaxed);
+        }
+        fn write(&self) {
+            self.counts.store_writes.fetch_add(1, Relaxed);
+        }
+    }
+
+    type S = Arc<dyn Store>;
+
+    #[async_trait]
+    impl UserStore for Counted<S> {
+        async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+            self.read();
+            self.inner.find_user(id).await
+        }
+        async fn create_user(
+            &self,
+            id: &UserId,
+            credits: i64,
+            at: DateTime<Utc>,
+        ) -> Result<UserLookup, StoreError> {
+            self.write();
+            self.inner.create_user(id, credits, at).await
+        }
+    }
+
+    #[async_trait]
+    impl CreditStore for Counted<S> {
+        async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError> {
+            self.write();
+            self.inner.grant(grant).await
+        }
+        async fn ledger(
+            &self,
+            user: &UserId,
+            page: LedgerPage,
+        ) -> Result<Vec<LedgerEntry>, StoreError> {
+            self.read();
+            self.inner.ledger(user, page).await
+        }
+    }
+
+    #[async_trait]
+    impl ApiKeyStore for Counted<S> {
+        async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+            self.write();
+            self.inner.put_api_key(record).await
+        }
+        async fn find_api_key(
+            &self,
+            hash: &CredentialHash,
+        ) -> Result<Option<ApiKeyRecord>, StoreError> {
+            self.read();
+            self.inner.find_api_key(hash).await
+        }
+    }
+
+    #[async_trait]
+    impl LimitStore for Counted<S> {
+        async fn take(
+            &self,
+            counter: &str,
+            limit: u32,
+            window: Duration,
+            now: DateTime<Utc>,
+        ) -> Result<LimitDecision, StoreError> {
+            self.write();
+            self.inner.take(counter, limit, window, now).await
+        }
+    }
+
+    #[async_trait]
+    impl BookStore for Counted<S> {
+        async fn create_book(
+            &self,
+            book: &Book,
+            key: Option<&IdempotencyKey>,
+        ) -> Result<CreateOutcome, StoreError> {
+            self.write();
+            self.inner.create_book(book, key).await
+        }
+        async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
+            self.read();
+            self.inner.find_book(id).await
+        }
+        async fn replace_book(&self, book: &Book, version: u64) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.replace_book(book, version).await
+        }
+        async fn replace_with_refund(
+            &self,
+            book: &Book,
+            version: u64,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.replace_with_refund(book, version, at).await
+        }
+        async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
+            self.read();
+            self.inner.books_of(user).await
+        }
+        async fn delete_book(&self, book: &Book, version: u64) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.delete_book(book, version).await
+        }
+    }
+
+    #[async_trait]
+    impl Store for Counted<S> {
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[async_trait]
+    impl StepQueue for Counted<Arc<dyn StepQueue>> {
+        async fn send(&self, body: &str) -> Result<String, QueueError> {
+            self.counts.queue_sends.fetch_add(1, Relaxed);
+            self.inner.send(body).await
+        }
+        async fn receive(
+            &self,
+            max: u32,
+            visibility: Duration,
+        ) -> Result<Vec<QueuedMessage>, QueueError> {
+            let got = self.inner.receive(max, visibility).await?;
+            if !got.is_empty() {
+                self.counts.queue_receives.fetch_add(1, Relaxed);
+            }
+            Ok(got)
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+            self.counts.queue_deletes.fetch_add(1, Relaxed);
+            self.inner.delete(receipt).await
+        }
+        async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
+            self.inner.dead_letters(max).await
+        }
+        async fn ping(&self) -> Result<(), QueueError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[async_trait]
+    impl BlobStore for Counted<Arc<dyn BlobStore>> {
+        async fn put(&self, key: &BlobKey, body: BlobStream) -> Result<(), BlobError> {
+            use futures::StreamExt;
+            self.counts.blob_writes.fetch_add(1, Relaxed);
+            let counts = self.counts.clone();
+            let counted = body.inspect(move |chunk| {
+                if let Ok(bytes) = chunk {
+                    counts.blob_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                }
+            });
+            self.inner.put(key, Box::pin(counted)).await
+        }
+        async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>, BlobError> {
+            self.counts.blob_reads.fetch_add(1, Relaxed);
+            self.inner.get(key).await
+        }
+        async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+            self.inner.delete(key).await
+        }
+        async fn signed_url(&self, key: &BlobKey, ttl: Duration) -> Result<String, BlobError> {
+            self.inner.signed_url(key, ttl).await
+        }
+        async fn ping(&self) -> Result<(), BlobError> {
+            self.inner.ping().await
+        }
+    }
+}
+
+/// One 12-page narrated book through the local worker, timed from request to `done`, with what
+/// it cost in store writes, queue messages and blob writes; then the same book's steps one at a
+/// time, to compare the wall time with the ideal critical path (story, the slowest page step,
+/// assembly) measured in the same run.
+async fn book_pipeline() {
+    use counting::{Counted, Counts};
+    use shared::domain::book::{BookId, JobState, Step, StepMessage};
+    use shared::pipeline::Pipeline;
+    use shared::providers::Providers;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalSettings {
+        port: 0,
+        data_dir: dir.path().to_owned(),
+        public_base_url: "http://127.0.0.1:0".into(),
+    };
+    let mode = LocalMode::open(Settings::default(), &local).unwrap();
+    let counts = Arc::new(Counts::default());
+    let mut state = mode.state.clone();
+    state.store = Arc::new(Counted {
+        inner: state.store.clone(),
+        counts: counts.clone(),
+    });
+    state.queue = Arc::new(Counted {
+        inner: state.queue.clone(),
+        counts: counts.clone(),
+    });
+    state.blobs = Arc::new(Counted {
+        inner: state.blobs.clone(),
+        counts: counts.clone(),
+    });
+    let pipeline = Arc::new(Pipeline {
+        store: state.store.clone(),
+        blobs: state.blobs.clone(),
+        queue: state.queue.clone(),
+        providers: Providers::offline(),
+    });
+    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let user = uuid::Uuid::new_v4().to_string();
+    let spec = r#"{"topic": "달을 좋아하는 고양이", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": 12}"#;
+    let post = || {
+        Request::post("/v1/books")
+            .header("x-user-key", &user)
+            .header("content-type", "application/json")
+            .body(Body::from(spec))
+            .unwrap()
+    };
+    // The user exists before the clock starts (made by a balance read), so only the book counts.
+    router
+        .clone()
+        .oneshot(
+            Request::get("/v1/credits/balance")
+                .header("x-user-key", &user)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let before = [
+        &counts.store_writes,
+        &counts.queue_sends,
+        &counts.blob_writes,
+    ]
+    .map(|c| c.load(Relaxed));
+
+    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
+    let started = Instant::now();
+    let created = router.clone().oneshot(post()).await.unwrap();
+    let body = http_body_util::BodyExt::collect(created.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = BookId::parse(job["job_id"].as_str().unwrap()).unwrap();
+    loop {
+        let book = mode.state.store.find_book(&id).await.unwrap().unwrap().book;
+        if book.is_finished() {
+            assert_eq!(book.state, JobState::Done);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wall = started.elapsed();
+    worker.abort();
+    let after = [
+        &counts.store_writes,
+        &counts.queue_sends,
+        &counts.blob_writes,
+    ]
+    .map(|c| c.load(Relaxed));
+
+    // The same book again, each step alone and timed.
+    let created = router.clone().oneshot(post()).await.unwrap();
+    let body = http_body_util::BodyExt::collect(created.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let second = BookId::parse(job["job_id"].as_str().unwrap()).unwrap();
+    let timed = |step: Step| {
+        let pipeline = pipeline.clone();
+        let message = serde_json::to_string(&StepMessage {
+            book_id: second.clone(),
+            step,
+        })
+        .unwrap();
+        async move {
+            let started = Instant::now();
+            pipeline.handle(&message, false).await.unwrap();
+            started.elapsed()
+        }
+    };
+    let story = timed(Step::Story).await;
+    let mut slowest_page = Duration::ZERO;
+    for page in 0..=12u8 {
+        slowest_page = slowest_page.max(timed(Step::Illustrate { page }).await);
+        if page > 0 {
+            slowest_page = slowest_page.max(timed(Step::Narrate { page }).await);
+        }
+    }
+    let assemble = timed(Step::Assemble).await;
+    let ideal = story + slowest_page + assemble;
+
+    println!("a 12-page narrated Korean book, local mode, offline providers");
+    println!(
+        "  wall time, request to done              {:>10.1} ms",
+        wall.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ideal critical path (story {:.1} + slowest page {:.1} + assembly {:.1})",
+        story.as_secs_f64() * 1e3,
+        slowest_page.as_secs_f64() * 1e3,
+        assemble.as_secs_f64() * 1e3
+    );
+    println!(
+        "                                          {:>10.1} ms",
+        ideal.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio wall / ideal                      {:>10.2} x",
+        wall.as_secs_f64() / ideal.as_secs_f64()
+    );
+    println!(
+        "  per book: store writes {}, queue messages {}, blob writes {}",
+        after[0] - before[0],
+        after[1] - before[1],
+        after[2] - before[2]
+    );
 }

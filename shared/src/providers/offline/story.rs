@@ -7,6 +7,24 @@ use async_trait::async_trait;
 /// the English text.
 pub struct OfflineWriter;
 
+/// The word with the particle its last syllable takes: the first form after a final consonant
+/// (받침), the second otherwise (and after anything that is not Hangul).
+fn josa(word: &str, after_consonant: &str, after_vowel: &str) -> String {
+    let ends_in_consonant = word
+        .chars()
+        .last()
+        .filter(|c| ('가'..='힣').contains(c))
+        .is_some_and(|c| (u32::from(c) - 0xAC00) % 28 != 0);
+    format!(
+        "{word}{}",
+        if ends_in_consonant {
+            after_consonant
+        } else {
+            after_vowel
+        }
+    )
+}
+
 struct Beats {
     title: fn(&str, &str) -> String,
     opening: fn(&str, &str) -> String,
@@ -18,26 +36,43 @@ struct Beats {
 const KOREAN: Beats = Beats {
     title: |hero, topic| format!("{hero}의 이야기: {topic}"),
     opening: |hero, topic| {
+        let who = josa(hero, "이", "가");
         format!(
-            "옛날 옛적에 {hero}(이)가 살았어요. 오늘 {hero}의 마음속에는 {topic}에 대한 생각이 가득했어요."
+            "옛날 옛적에 {who} 살았어요. 오늘 {hero}의 마음속에는 {topic}에 대한 생각이 가득했어요."
         )
     },
     middle: &[
-        |hero, _| format!("{hero}는 용기를 내어 밖으로 나갔어요."),
+        |hero, _| format!("{} 용기를 내어 밖으로 나갔어요.", josa(hero, "은", "는")),
         |hero, topic| {
-            format!("길에서 만난 친구가 {topic}에 대해 물었어요. {hero}는 천천히 생각했어요.")
+            let who = josa(hero, "은", "는");
+            format!("길에서 만난 친구가 {topic}에 대해 물었어요. {who} 천천히 생각했어요.")
         },
-        |hero, _| format!("바람이 살랑살랑 불었어요. {hero}는 깊게 숨을 쉬었어요."),
-        |hero, _| format!("{hero}는 작은 발걸음으로 한 걸음씩 앞으로 나아갔어요."),
-        |hero, topic| {
+        |hero, _| {
             format!(
-                "친구들과 함께 {topic}을(를) 이야기하니 마음이 따뜻해졌어요. {hero}는 웃었어요."
+                "바람이 살랑살랑 불었어요. {} 깊게 숨을 쉬었어요.",
+                josa(hero, "은", "는")
             )
         },
-        |hero, _| format!("하늘의 별들이 반짝반짝 {hero}를 응원했어요."),
+        |hero, _| {
+            format!(
+                "{} 작은 발걸음으로 한 걸음씩 앞으로 나아갔어요.",
+                josa(hero, "은", "는")
+            )
+        },
+        |hero, topic| {
+            let (what, who) = (josa(topic, "을", "를"), josa(hero, "은", "는"));
+            format!("친구들과 함께 {what} 이야기하니 마음이 따뜻해졌어요. {who} 웃었어요.")
+        },
+        |hero, _| {
+            format!(
+                "하늘의 별들이 반짝반짝 {} 응원했어요.",
+                josa(hero, "을", "를")
+            )
+        },
     ],
     closing: |hero, topic| {
-        format!("이제 {hero}는 {topic}이(가) 더 이상 두렵지 않아요. 모두 함께 행복하게 웃었답니다.")
+        let (who, what) = (josa(hero, "은", "는"), josa(topic, "이", "가"));
+        format!("이제 {who} {what} 더 이상 두렵지 않아요. 모두 함께 행복하게 웃었답니다.")
     },
     detail: &[
         "햇살이 포근하게 내려왔어요.",
@@ -139,5 +174,58 @@ impl Moderator for OfflineModerator {
             )),
             None => Verdict::Allowed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::book::{Name, PageCount, Style, Topic};
+
+    #[test]
+    fn particles_follow_the_last_syllable() {
+        assert_eq!(josa("토리", "은", "는"), "토리는");
+        assert_eq!(josa("민준", "은", "는"), "민준은");
+        assert_eq!(josa("공룡", "을", "를"), "공룡을");
+        assert_eq!(josa("Max", "이", "가"), "Max가");
+    }
+
+    #[tokio::test]
+    async fn the_story_follows_the_request() {
+        let request = BookRequest {
+            topic: Topic::parse("어둠을 무서워하는 공룡").unwrap(),
+            target_age: TargetAge::ThreeToFive,
+            style: Style::Cartoon,
+            language: Language::Korean,
+            page_count: PageCount::parse(6).unwrap(),
+            protagonist: Some(Name::parse("민준").unwrap()),
+            character_appearance: None,
+            forbidden_elements: vec![],
+            theme: None,
+            narration: true,
+        };
+        let story = OfflineWriter.write(&request).await.unwrap();
+        assert_eq!(story.pages.len(), 6);
+        assert!(
+            story.pages[0].contains("민준이 살았어요")
+                && story.pages[0].contains("어둠을 무서워하는 공룡")
+        );
+        let older = BookRequest {
+            target_age: TargetAge::SevenToNine,
+            ..request.clone()
+        };
+        let longer = OfflineWriter.write(&older).await.unwrap();
+        assert!(
+            longer.pages[2].len() > story.pages[2].len(),
+            "older readers get longer pages"
+        );
+        let english = OfflineWriter
+            .write(&BookRequest {
+                language: Language::English,
+                ..request
+            })
+            .await
+            .unwrap();
+        assert!(english.pages[0].starts_with("Once upon a time there lived 민준"));
     }
 }
