@@ -7,6 +7,14 @@
 //! | grant | `GRANT#{transaction id}` | `GRANT` | conditional Put (once per transaction) |
 //! | API key | `APIKEY#{key hash}` | `APIKEY` | GetItem on every admin request |
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
+//! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
+//! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then GetItem per book |
+//! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction |
+//!
+//! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
+//! its library entry and its idempotency record; a failed book's refund is one transaction of the
+//! book (version-guarded) and the balance. Generation steps replace the book document with a
+//! version condition, so parallel steps never overwrite each other.
 //!
 //! Balance and ledger move together in one `TransactWriteItems`, guarded by the user's
 //! `ledger_seq` (optimistic concurrency: a lost race re-reads and tries again). Items past their
