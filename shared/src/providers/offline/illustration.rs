@@ -241,4 +241,43 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, OfflineIllustrator.illustrate(&prompt(1)).await.unwrap());
     }
+
+    fn pixels(png_bytes: &[u8]) -> Vec<[u8; 3]> {
+        let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes.to_vec()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buffer).unwrap();
+        buffer[..info.buffer_size()]
+            .chunks(3)
+            .map(|p| [p[0], p[1], p[2]])
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_hero_keeps_its_colours_and_size_on_every_page() {
+        let body = Dice(42).colour();
+        let counts: Vec<usize> = futures::future::join_all((1..=4).map(|seed| async move {
+            let png = OfflineIllustrator.illustrate(&prompt(seed)).await.unwrap();
+            pixels(&png).iter().filter(|p| **p == body).count()
+        }))
+        .await;
+        // The same body colour, over about the same area, on every page (the accent patch and the
+        // scene may cover a little of it).
+        assert!(counts.iter().all(|c| *c > 2000), "{counts:?}");
+        let (least, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*most as f32 / *least as f32 <= 1.2, "{counts:?}");
+        let other = ImagePrompt {
+            reference: CharacterReference {
+                name: "Rex".into(),
+                description: None,
+                seed: 7,
+            },
+            ..prompt(1)
+        };
+        let png = OfflineIllustrator.illustrate(&other).await.unwrap();
+        assert!(
+            pixels(&png).iter().filter(|p| **p == body).count() < 100,
+            "another hero looks different"
+        );
+    }
 }
