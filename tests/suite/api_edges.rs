@@ -1,12 +1,10 @@
 //! What every answer shares: the envelope, request ids, unknown routes, limits, readiness.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, state_over, test_settings};
 use http::Method;
-use shared::adapters::aws::{adapters, provision::provision};
+use shared::adapters::aws::provision::provision;
 use shared::config::AwsResources;
-use shared::domain::credential::{CredentialHasher, Pepper};
 use shared::http::{AppState, Family, app};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -86,14 +84,7 @@ async fn unreachable_aws_state() -> AppState {
         step_queue_url: "http://127.0.0.1:1/q".into(),
         step_dead_letter_url: "http://127.0.0.1:1/d".into(),
     };
-    let (store, blobs, queue) = adapters(&config, &resources);
-    AppState {
-        store: Arc::new(store),
-        blobs: Arc::new(blobs),
-        queue: Arc::new(queue),
-        hasher: CredentialHasher::new(Pepper::generate()),
-        settings: Arc::new(test_settings()),
-    }
+    state_over(&config, &resources, test_settings())
 }
 
 async fn call(router: &axum::Router, path: &str, headers: &[(&str, &str)]) -> Answer {
@@ -157,14 +148,7 @@ async fn ready_on_both_backends() {
         .await
         .unwrap();
     resources.table = "no-such-table".into();
-    let (store, blobs, queue) = adapters(&config, &resources);
-    let state = AppState {
-        store: Arc::new(store),
-        blobs: Arc::new(blobs),
-        queue: Arc::new(queue),
-        hasher: CredentialHasher::new(Pepper::generate()),
-        settings: Arc::new(test_settings()),
-    };
+    let state = state_over(&config, &resources, test_settings());
     let ready = call(&app(state, Family::ALL), "/health/ready", &[]).await;
     assert_eq!(
         (ready.status, ready.body["failing"].clone()),

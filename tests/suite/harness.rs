@@ -200,7 +200,16 @@ pub async fn aws_state(settings: Settings) -> AppState {
     let resources = provision(&config, &unique_prefix())
         .await
         .expect("provisioning in moto_server");
-    let (store, blobs, queue) = adapters(&config, &resources);
+    state_over(&config, &resources, settings)
+}
+
+/// The app state over the AWS adapters for `resources`, with a fresh pepper.
+pub fn state_over(
+    config: &SdkConfig,
+    resources: &shared::config::AwsResources,
+    settings: Settings,
+) -> AppState {
+    let (store, blobs, queue) = adapters(config, resources);
     AppState {
         store: Arc::new(store),
         blobs: Arc::new(blobs),

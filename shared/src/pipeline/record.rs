@@ -10,6 +10,8 @@ use std::time::Duration;
 /// What a change to a book decided.
 pub enum Change {
     Write,
+    /// Write, and give the book's charge back in the same atomic step.
+    WriteWithRefund,
     /// Nothing to do: the work was done already (or the book is past caring).
     Unchanged,
 }
@@ -47,19 +49,22 @@ pub async fn update_book(
             return Ok(None);
         };
         let mut book = stored.book;
-        match change(&mut book) {
-            Change::Unchanged => Ok(Some((book, false))),
-            Change::Write => {
-                book.updated_at = chrono::Utc::now();
-                match store
-                    .replace_book(&book, stored.version)
+        let change = change(&mut book);
+        if matches!(change, Change::Unchanged) {
+            return Ok(Some((book, false)));
+        }
+        book.updated_at = chrono::Utc::now();
+        let written = match change {
+            Change::WriteWithRefund => {
+                store
+                    .replace_with_refund(&book, stored.version, book.updated_at)
                     .await
-                    .map_err(Try::Failed)?
-                {
-                    true => Ok(Some((book, true))),
-                    false => Err(Try::Lost),
-                }
             }
+            _ => store.replace_book(&book, stored.version).await,
+        };
+        match written.map_err(Try::Failed)? {
+            true => Ok(Some((book, true))),
+            false => Err(Try::Lost),
         }
     };
     settle(
@@ -71,43 +76,27 @@ pub async fn update_book(
 }
 
 /// Marks the book failed with a seed `ErrorCode` and gives its charge back, exactly once however
-/// often it is called. Answers whether this call refunded.
+/// often it is called: a finished book (failed or done) is left as it is.
 pub async fn fail_book(
     store: &dyn Store,
     id: &BookId,
     code: &str,
     refusal: Option<&str>,
-) -> Result<bool, StoreError> {
-    let attempt = || async {
-        let Some(stored) = store.find_book(id).await.map_err(Try::Failed)? else {
-            return Ok(false);
-        };
-        let mut book = stored.book;
+) -> Result<(), StoreError> {
+    update_book(store, id, |book| {
         if book.is_finished() {
-            return Ok(false);
+            return Change::Unchanged;
         }
         book.state = JobState::Failed;
         book.failure = Some(code.to_owned());
         book.refusal = refusal.map(str::to_owned);
-        book.updated_at = chrono::Utc::now();
-        let refund = book.charged > 0 && !book.refunded;
-        book.refunded = book.refunded || refund;
-        let written = if refund {
-            store
-                .replace_with_refund(&book, stored.version, book.updated_at)
-                .await
+        if book.charged > 0 && !book.refunded {
+            book.refunded = true;
+            Change::WriteWithRefund
         } else {
-            store.replace_book(&book, stored.version).await
-        };
-        match written.map_err(Try::Failed)? {
-            true => Ok(refund),
-            false => Err(Try::Lost),
+            Change::Write
         }
-    };
-    settle(
-        attempt
-            .retry(retries())
-            .when(|t: &Try| matches!(t, Try::Lost))
-            .await,
-    )
+    })
+    .await?;
+    Ok(())
 }

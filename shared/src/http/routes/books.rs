@@ -512,14 +512,22 @@ pub async fn status(
     })))
 }
 
-fn finished(book: &Book) -> Result<(), ApiError> {
+/// The caller's finished book; 409 while it is still being made (or failed).
+async fn finished_book(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &User,
+    raw_id: &str,
+) -> Result<Book, ApiError> {
+    check_profile_header(headers)?;
+    let book = owned_book(state, user, raw_id, "book").await?;
     if book.state != JobState::Done {
         return Err(ApiError::Conflict(format!(
             "The book is {}, not done",
             book.state.as_str()
         )));
     }
-    Ok(())
+    Ok(book)
 }
 
 /// The whole finished book.
@@ -529,9 +537,7 @@ pub async fn detail(
     AppUser(user): AppUser,
     Path(book_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    check_profile_header(&headers)?;
-    let book = owned_book(&state, &user, &book_id, "book").await?;
-    finished(&book)?;
+    let book = finished_book(&state, &headers, &user, &book_id).await?;
     Ok(Json(book_result(&state, &book).await?))
 }
 
@@ -542,9 +548,7 @@ pub async fn pdf(
     AppUser(user): AppUser,
     Path(book_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    check_profile_header(&headers)?;
-    let book = owned_book(&state, &user, &book_id, "book").await?;
-    finished(&book)?;
+    let book = finished_book(&state, &headers, &user, &book_id).await?;
     let url = signed(&state, book.pdf_key.as_deref())
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a done book without a PDF")))?;
