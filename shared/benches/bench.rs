@@ -149,6 +149,7 @@ mod counting {
     use bytes::Bytes;
     use chrono::{DateTime, Utc};
     use shared::domain::api_key::ApiKeyRecord;
+    use shared::domain::audit::AuditEntry;
     use shared::domain::book::{Book, BookId, IdempotencyKey};
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -190,6 +191,10 @@ mod counting {
 
     #[async_trait]
     impl UserStore for Counted<S> {
+        async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError> {
+            self.write();
+            self.inner.erase_user(id).await
+        }
         async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
             self.read();
             self.inner.find_user(id).await
@@ -234,10 +239,63 @@ mod counting {
             self.read();
             self.inner.find_api_key(hash).await
         }
+        async fn find_api_key_by_id(
+            &self,
+            key_id: &str,
+        ) -> Result<Option<ApiKeyRecord>, StoreError> {
+            self.read();
+            self.inner.find_api_key_by_id(key_id).await
+        }
+        async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+            self.read();
+            self.inner.list_api_keys().await
+        }
+        async fn update_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+            self.write();
+            self.inner.update_api_key(record).await
+        }
+        async fn record_key_use(
+            &self,
+            key_id: &str,
+            route: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.write();
+            self.inner.record_key_use(key_id, route, at).await
+        }
+        async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
+            self.read();
+            self.inner.key_usage(key_id).await
+        }
+    }
+
+    #[async_trait]
+    impl AuditStore for Counted<S> {
+        async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+            self.write();
+            self.inner.append_audit(entry).await
+        }
+        async fn audit_log(
+            &self,
+            limit: u32,
+            before: Option<&str>,
+        ) -> Result<Vec<AuditEntry>, StoreError> {
+            self.read();
+            self.inner.audit_log(limit, before).await
+        }
     }
 
     #[async_trait]
     impl LimitStore for Counted<S> {
+        async fn peek(
+            &self,
+            counter: &str,
+            window: Duration,
+            now: DateTime<Utc>,
+        ) -> Result<u32, StoreError> {
+            self.read();
+            self.inner.peek(counter, window, now).await
+        }
         async fn take(
             &self,
             counter: &str,

@@ -22,6 +22,8 @@ pub async fn store_admin_key(
         created_at: chrono::Utc::now(),
         expires_at: None,
         revoked_at: None,
+        allowed_ips: Vec::new(),
+        rotated_to: None,
     };
     store.put_api_key(&record).await?;
     Ok(())

@@ -156,9 +156,36 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Addresses or networks (CIDR) the key may be used from; empty means anywhere.
+    pub allowed_ips: Vec<String>,
+    /// The key that replaced this one; it keeps working until `expires_at` (the grace period).
+    pub rotated_to: Option<String>,
+}
+
+/// An allow-list entry: an IPv4/IPv6 address or network in CIDR notation.
+pub fn parse_ip_rule(raw: &str) -> Result<ipnet::IpNet, Invalid> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| Invalid::new(format!("{raw:?} is not an IP address or CIDR network")))
 }
 
 impl ApiKeyRecord {
+    /// True when `client_ip` may use the key. Rules were checked when stored; an unreadable one
+    /// (or an unreadable client address) allows nothing.
+    pub fn allows_ip(&self, client_ip: &str) -> bool {
+        if self.allowed_ips.is_empty() {
+            return true;
+        }
+        let Ok(ip) = client_ip.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        self.allowed_ips
+            .iter()
+            .filter_map(|rule| parse_ip_rule(rule).ok())
+            .any(|net| net.contains(&ip))
+    }
+
     pub fn new_id() -> String {
         format!("key_{}", &base62(&super::random_bytes::<32>())[..16])
     }
@@ -231,8 +258,18 @@ mod tests {
             created_at: Utc::now(),
             expires_at: None,
             revoked_at: None,
+            allowed_ips: vec![],
+            rotated_to: None,
         };
         assert!(record.allows(Scope::Read) && record.allows(Scope::Write));
+        assert!(record.allows_ip("203.0.113.9"));
+        let fenced = ApiKeyRecord {
+            allowed_ips: vec!["10.0.0.0/8".into(), "2001:db8::1".into()],
+            ..record.clone()
+        };
+        assert!(fenced.allows_ip("10.1.2.3") && fenced.allows_ip("2001:db8::1"));
+        assert!(!fenced.allows_ip("11.0.0.1") && !fenced.allows_ip("unknown"));
+        assert!(parse_ip_rule("300.1.1.1").is_err() && parse_ip_rule("10.0.0.0/33").is_err());
         let reader = ApiKeyRecord {
             scopes: vec![Scope::Read],
             ..record

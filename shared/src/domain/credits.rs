@@ -110,21 +110,34 @@ impl TransactionId {
     }
 }
 
-/// Credits added to one user for one external transaction.
+/// Credits added to (or, negative, taken from) one user for one transaction.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub user: UserId,
-    pub amount: GrantAmount,
+    pub delta: i64,
     pub transaction_id: TransactionId,
     pub kind: EntryKind,
+    /// Why, in the ledger's description; the kind and transaction id when absent.
+    pub reason: Option<String>,
     pub at: DateTime<Utc>,
 }
 
-/// What a grant did: applied now, or applied before under the same transaction id.
+impl Grant {
+    pub fn description(&self) -> String {
+        match &self.reason {
+            Some(reason) => reason.clone(),
+            None => format!("{} {}", self.kind.as_str(), self.transaction_id.as_str()),
+        }
+    }
+}
+
+/// What a grant did: applied now, applied before under the same transaction id, or refused
+/// because a deduction would take the balance below zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantOutcome {
     Applied { balance: i64 },
     AlreadyProcessed { balance: i64 },
+    InsufficientCredits { balance: i64 },
 }
 
 /// A page of the ledger: newest first.

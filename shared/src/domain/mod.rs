@@ -2,6 +2,7 @@
 //! Nothing here knows about HTTP, SQLite or AWS.
 
 pub mod api_key;
+pub mod audit;
 pub mod book;
 pub mod credential;
 pub mod credits;

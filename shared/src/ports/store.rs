@@ -1,6 +1,7 @@
 //! The state store: domain-level operations, atomic where money or state demands it.
 
 use crate::domain::api_key::ApiKeyRecord;
+use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -33,6 +34,11 @@ pub trait UserStore: Send + Sync {
     /// One read by the keyed hash of the device key.
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
+    /// Erases the user: profile, books, library and idempotency records go; ledger entries are
+    /// kept without the user (amounts, kinds and times only), as the accounts must be. Answers how
+    /// many ledger entries were kept. The next request with the same key starts afresh.
+    async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError>;
+
     /// Creates the user with `opening_credits` and one `bonus` ledger entry in one atomic step,
     /// unless the user exists: however many callers race, one user and one bonus.
     async fn create_user(
@@ -45,8 +51,9 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait]
 pub trait CreditStore: Send + Sync {
-    /// Adds credits and a ledger entry atomically, once per transaction id (globally: an external
-    /// payment is paid out once). The user must exist.
+    /// Moves the balance by `grant.delta` with a ledger entry, atomically, once per transaction id
+    /// (globally: an external payment is paid out once). A deduction that would take the balance
+    /// below zero changes nothing. The user must exist.
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError>;
 
     /// The user's ledger, newest first.
@@ -62,6 +69,48 @@ pub trait ApiKeyStore: Send + Sync {
     /// One read by the keyed hash of the secret.
     async fn find_api_key(&self, hash: &CredentialHash)
     -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn find_api_key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every key, newest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Replaces a stored key's record (found by its hash); the key must exist.
+    async fn update_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// Counts one use of the key on `route` on the (UTC) day of `at`, and remembers `at`: one
+    /// write per use.
+    async fn record_key_use(
+        &self,
+        key_id: &str,
+        route: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The key's use per day and route, newest day first, for the last 90 days.
+    async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError>;
+}
+
+/// Uses of one key on one route on one (UTC) day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub day: String,
+    pub route: String,
+    pub count: u64,
+    pub last_used_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry; it expires after 90 days.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Up to `limit` entries older than the entry `before` (or the newest), newest first.
+    async fn audit_log(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// The answer of a fixed-window counter.
@@ -85,10 +134,20 @@ pub trait LimitStore: Send + Sync {
         window: Duration,
         now: DateTime<Utc>,
     ) -> Result<LimitDecision, StoreError>;
+
+    /// How many events `counter` holds in the current window, without counting one.
+    async fn peek(
+        &self,
+        counter: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError>;
 }
 
 #[async_trait]
-pub trait Store: UserStore + CreditStore + ApiKeyStore + LimitStore + BookStore {
+pub trait Store:
+    UserStore + CreditStore + ApiKeyStore + LimitStore + BookStore + AuditStore
+{
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -21,9 +21,10 @@ fn user_id(app: &TestApp) -> UserId {
 fn grant(user: &UserId, amount: i64, transaction: &str) -> Grant {
     Grant {
         user: user.clone(),
-        amount: GrantAmount::parse(amount).unwrap(),
+        delta: GrantAmount::parse(amount).unwrap().get(),
         transaction_id: TransactionId::parse(transaction).unwrap(),
         kind: EntryKind::Purchase,
+        reason: None,
         at: Utc::now(),
     }
 }
@@ -289,6 +290,8 @@ async fn api_keys_are_found_by_hash_and_stored_once(backend: Backend) {
         created_at: now,
         expires_at: Some(now + Days::days(30)),
         revoked_at: None,
+        allowed_ips: vec!["10.0.0.0/8".into()],
+        rotated_to: None,
     };
     assert_eq!(store.find_api_key(&hash).await.unwrap(), None);
     store.put_api_key(&record).await.unwrap();
@@ -379,4 +382,241 @@ on_both_backends!(
     #[tokio::test]
     ping_answers,
     ping_answers
+);
+
+async fn api_keys_are_listed_found_by_id_updated_and_counted(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let now = Utc::now();
+    let make = |name: &str, age: i64| ApiKeyRecord {
+        key_id: ApiKeyRecord::new_id(),
+        name: name.into(),
+        hash: app
+            .state
+            .hasher
+            .hash(CredentialKind::ApiKey, &uuid::Uuid::new_v4().to_string()),
+        display_prefix: "sbk_live_AbCd".into(),
+        environment: KeyEnvironment::Live,
+        scopes: vec![Scope::Read],
+        created_at: now - Days::minutes(age),
+        expires_at: None,
+        revoked_at: None,
+        allowed_ips: vec![],
+        rotated_to: None,
+    };
+    let (older, newer) = (make("older", 10), make("newer", 1));
+    store.put_api_key(&older).await.unwrap();
+    store.put_api_key(&newer).await.unwrap();
+    let listed: Vec<String> = store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    // The test app's own admin key is the newest of all.
+    assert_eq!(&listed[1..], &["newer".to_owned(), "older".to_owned()]);
+    assert_eq!(
+        store
+            .find_api_key_by_id(&older.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .hash,
+        older.hash
+    );
+    assert_eq!(store.find_api_key_by_id("key_missing").await.unwrap(), None);
+    let revoked = ApiKeyRecord {
+        name: "renamed".into(),
+        revoked_at: Some(now),
+        allowed_ips: vec!["192.0.2.0/24".into()],
+        rotated_to: Some(newer.key_id.clone()),
+        ..older.clone()
+    };
+    store.update_api_key(&revoked).await.unwrap();
+    let found = store.find_api_key(&older.hash).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.name.as_str(),
+            found.allowed_ips.clone(),
+            found.rotated_to.clone()
+        ),
+        (
+            "renamed",
+            vec!["192.0.2.0/24".to_owned()],
+            Some(newer.key_id.clone())
+        )
+    );
+    assert!(found.revoked_at.is_some());
+    let stranger = make("stranger", 0);
+    assert!(matches!(
+        store.update_api_key(&stranger).await,
+        Err(StoreError::Missing(_))
+    ));
+
+    for _ in 0..3 {
+        store
+            .record_key_use(&newer.key_id, "GET /v1/admin/api-keys", now)
+            .await
+            .unwrap();
+    }
+    store
+        .record_key_use(&newer.key_id, "GET /v1/admin/audit-log", now)
+        .await
+        .unwrap();
+    store
+        .record_key_use(&newer.key_id, "GET /v1/admin/api-keys", now - Days::days(1))
+        .await
+        .unwrap();
+    let usage = store.key_usage(&newer.key_id).await.unwrap();
+    let rows: Vec<(String, &str, u64)> = usage
+        .iter()
+        .map(|u| (u.day.clone(), u.route.as_str(), u.count))
+        .collect();
+    let (today, yesterday) = (
+        now.format("%Y-%m-%d").to_string(),
+        (now - Days::days(1)).format("%Y-%m-%d").to_string(),
+    );
+    assert_eq!(
+        rows,
+        vec![
+            (today.clone(), "GET /v1/admin/api-keys", 3),
+            (today, "GET /v1/admin/audit-log", 1),
+            (yesterday, "GET /v1/admin/api-keys", 1),
+        ]
+    );
+    assert!(store.key_usage(&older.key_id).await.unwrap().is_empty());
+}
+on_both_backends!(
+    #[tokio::test]
+    api_keys_are_listed_found_by_id_updated_and_counted,
+    api_keys_are_listed_found_by_id_updated_and_counted
+);
+
+async fn the_audit_log_pages_newest_first(backend: Backend) {
+    use shared::domain::audit::{AuditEntry, AuditEvent};
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let mut written = Vec::new();
+    for (i, event) in [
+        AuditEvent::UnknownKey,
+        AuditEvent::KeyCreated,
+        AuditEvent::RateLimited,
+        AuditEvent::UserErased,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let entry = AuditEntry::new(
+            event,
+            Some(format!("abc{i}")),
+            "198.51.100.1",
+            "POST /v1/admin/api-keys",
+            None,
+        );
+        store.append_audit(&entry).await.unwrap();
+        written.push(entry);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let first = store.audit_log(3, None).await.unwrap();
+    let events: Vec<AuditEvent> = first.iter().map(|e| e.event).collect();
+    assert_eq!(
+        events,
+        vec![
+            AuditEvent::UserErased,
+            AuditEvent::RateLimited,
+            AuditEvent::KeyCreated
+        ]
+    );
+    assert_eq!(first[0], written[3]);
+    let rest = store.audit_log(3, Some(&first[2].id)).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.event).collect::<Vec<_>>(),
+        vec![AuditEvent::UnknownKey]
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    the_audit_log_pages_newest_first,
+    the_audit_log_pages_newest_first
+);
+
+async fn peeking_counts_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let counter = format!("peek:{}", uuid::Uuid::new_v4());
+    let (window, now) = (Duration::from_secs(60), Utc::now());
+    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 0);
+    store.take(&counter, 5, window, now).await.unwrap();
+    store.take(&counter, 5, window, now).await.unwrap();
+    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 2);
+    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 2);
+}
+on_both_backends!(
+    #[tokio::test]
+    peeking_counts_nothing,
+    peeking_counts_nothing
+);
+
+async fn deductions_never_go_below_zero(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let id = user_id(&app);
+    store.create_user(&id, 3, Utc::now()).await.unwrap();
+    let take = |delta: i64, tx: &str| Grant {
+        user: id.clone(),
+        delta,
+        transaction_id: TransactionId::parse(tx).unwrap(),
+        kind: EntryKind::Clawback,
+        reason: Some("support correction".into()),
+        at: Utc::now(),
+    };
+    let run = uuid::Uuid::new_v4();
+    assert_eq!(
+        store.grant(&take(-4, &format!("d1-{run}"))).await.unwrap(),
+        GrantOutcome::InsufficientCredits { balance: 3 }
+    );
+    assert_eq!(
+        store.grant(&take(-2, &format!("d2-{run}"))).await.unwrap(),
+        GrantOutcome::Applied { balance: 1 }
+    );
+    let ledger = whole_ledger(store, &id).await;
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[1].description.as_deref(), Some("support correction"));
+    assert!(ledger_reconciles(1, &ledger));
+}
+on_both_backends!(
+    #[tokio::test]
+    deductions_never_go_below_zero,
+    deductions_never_go_below_zero
+);
+
+async fn erasing_a_user_keeps_only_an_anonymous_ledger(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let id = user_id(&app);
+    store.create_user(&id, 3, Utc::now()).await.unwrap();
+    store
+        .grant(&grant(&id, 2, &format!("erase-{}", uuid::Uuid::new_v4())))
+        .await
+        .unwrap();
+    let kept = store.erase_user(&id).await.unwrap();
+    assert_eq!(kept, 2);
+    assert_eq!(store.find_user(&id).await.unwrap(), None);
+    assert!(
+        store
+            .ledger(&id, LedgerPage::parse(10, 0).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same key starts afresh.
+    let again = store.create_user(&id, 3, Utc::now()).await.unwrap();
+    assert!(again.created);
+    assert_eq!(whole_ledger(store, &id).await.len(), 1);
+}
+on_both_backends!(
+    #[tokio::test]
+    erasing_a_user_keeps_only_an_anonymous_ledger,
+    erasing_a_user_keeps_only_an_anonymous_ledger
 );

@@ -22,13 +22,14 @@
 
 use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, BookStore, CreateOutcome, CreditStore, LimitDecision, LimitStore, Store,
-    StoreError, StoredBook, UserStore, fixed_window,
+    ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
+    LimitStore, Store, StoreError, StoredBook, UserStore, fixed_window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -278,8 +279,75 @@ fn is_conditional_failure<R>(
     matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
 }
 
+impl DynamoStore {
+    /// Writes and deletes in batches of 25 (BatchWriteItem), resending what DynamoDB leaves
+    /// unprocessed.
+    async fn write_batches(
+        &self,
+        requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = Some(std::collections::HashMap::from([(
+                self.table.clone(),
+                chunk.to_vec(),
+            )]));
+            while let Some(items) = pending.take().filter(|p| !p.is_empty()) {
+                let answer = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(describe(e)))?;
+                pending = answer.unprocessed_items;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl UserStore for DynamoStore {
+    async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+        let anonymous = format!("ERASED#{}", uuid::Uuid::new_v4().simple());
+        let mut requests = Vec::new();
+        let mut kept = 0;
+        for item in self.query_all(user_pk(id), "", false).await? {
+            let sk = text(&item, "sk")?;
+            if sk == PROFILE || sk.starts_with("LEDGER#") {
+                // Kept, under an id that leads back to no one, without its free text.
+                let mut copy: Item = item.clone();
+                copy.insert("pk".into(), s(anonymous.clone()));
+                copy.remove("description");
+                copy.remove("reference");
+                kept += u64::from(sk != PROFILE);
+                let put = PutRequest::builder()
+                    .set_item(Some(copy))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            if sk.starts_with("BOOK#") {
+                let book = text(&item, "book_id")?;
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(format!("BOOK#{book}")))
+                    .key("sk", s("BOOK"))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let delete = DeleteRequest::builder()
+                .key("pk", s(user_pk(id)))
+                .key("sk", s(sk))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        self.write_batches(requests).await?;
+        Ok(kept)
+    }
+
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         Ok(self.read_user(id).await?.map(|(user, _)| user))
     }
@@ -340,7 +408,7 @@ impl UserStore for DynamoStore {
 impl CreditStore for DynamoStore {
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError> {
         let grant_pk = format!("GRANT#{}", grant.transaction_id.as_str());
-        let description = format!("{} {}", grant.kind.as_str(), grant.transaction_id.as_str());
+        let description = grant.description();
         let attempt = || async {
             if self.get(grant_pk.clone(), "GRANT").await?.is_some() {
                 let (user, _) = self
@@ -360,12 +428,17 @@ impl CreditStore for DynamoStore {
                 .item("pk", s(grant_pk.clone()))
                 .item("sk", s("GRANT"))
                 .item("user", s(grant.user.as_str()))
-                .item("amount", n(grant.amount.get()))
+                .item("amount", n(grant.delta))
                 .item("created_at", s(grant.at.to_rfc3339()))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(StoreError::unavailable)?;
-            let balance = user.credits + grant.amount.get();
+            let balance = user.credits + grant.delta;
+            if balance < 0 {
+                return Ok(GrantOutcome::InsufficientCredits {
+                    balance: user.credits,
+                });
+            }
             let entry = EntryFields {
                 kind: grant.kind,
                 description: &description,
@@ -373,15 +446,8 @@ impl CreditStore for DynamoStore {
                 at: grant.at,
             };
             let marker = TransactWriteItem::builder().put(marker).build();
-            self.append_entry(
-                &grant.user,
-                seq,
-                grant.amount.get(),
-                balance,
-                entry,
-                vec![marker],
-            )
-            .await?;
+            self.append_entry(&grant.user, seq, grant.delta, balance, entry, vec![marker])
+                .await?;
             Ok(GrantOutcome::Applied { balance })
         };
         // A lost race is either another grant on this balance or this very grant applied
@@ -443,77 +509,355 @@ impl CreditStore for DynamoStore {
     }
 }
 
-#[async_trait]
-impl ApiKeyStore for DynamoStore {
-    async fn put_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+fn api_key_pk(hash: &CredentialHash) -> String {
+    format!("APIKEY#{}", hash.as_str())
+}
+
+/// The index of keys by id: one partition, small (operators' keys, not users').
+const KEY_INDEX_PK: &str = "APIKEYS";
+
+impl DynamoStore {
+    fn api_key_put(&self, r: &ApiKeyRecord) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        let list = |values: &[String]| {
+            AttributeValue::L(values.iter().cloned().map(AttributeValue::S).collect())
+        };
         let scopes: Vec<String> = r.scopes.iter().map(|s| s.as_str().to_owned()).collect();
-        let mut put = self
-            .client
-            .put_item()
+        let mut put = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(format!("APIKEY#{}", r.hash.as_str())))
+            .item("pk", s(api_key_pk(&r.hash)))
             .item("sk", s("APIKEY"))
             .item("key_id", s(&r.key_id))
             .item("name", s(&r.name))
             .item("display_prefix", s(&r.display_prefix))
             .item("environment", s(r.environment.as_str()))
-            .item(
-                "scopes",
-                AttributeValue::L(scopes.into_iter().map(AttributeValue::S).collect()),
-            )
-            .item("created_at", s(r.created_at.to_rfc3339()))
-            .condition_expression("attribute_not_exists(pk)");
+            .item("scopes", list(&scopes))
+            .item("allowed_ips", list(&r.allowed_ips))
+            .item("created_at", s(r.created_at.to_rfc3339()));
         if let Some(at) = r.expires_at {
+            // Not the TTL attribute: an expired key must stay readable, to be refused as expired.
             put = put.item("expires_at_text", s(at.to_rfc3339()));
         }
         if let Some(at) = r.revoked_at {
             put = put.item("revoked_at", s(at.to_rfc3339()));
         }
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        if let Some(next) = &r.rotated_to {
+            put = put.item("rotated_to", s(next));
         }
+        put
+    }
+
+    fn parse_api_key(item: &Item) -> Result<ApiKeyRecord, StoreError> {
+        let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
+        let strings = |name: &str| -> Result<Vec<String>, StoreError> {
+            match item.get(name) {
+                None => Ok(Vec::new()),
+                Some(AttributeValue::L(values)) => values
+                    .iter()
+                    .map(|v| match v {
+                        AttributeValue::S(raw) => Ok(raw.clone()),
+                        _ => Err(StoreError::Corrupt(format!("{name} holds a non-string"))),
+                    })
+                    .collect(),
+                _ => Err(StoreError::Corrupt(format!("{name} is not a list"))),
+            }
+        };
+        let hash = text(item, "pk")?;
+        Ok(ApiKeyRecord {
+            key_id: text(item, "key_id")?,
+            name: text(item, "name")?,
+            hash: CredentialHash::from_stored(hash.trim_start_matches("APIKEY#").to_owned()),
+            display_prefix: text(item, "display_prefix")?,
+            environment: KeyEnvironment::parse(&text(item, "environment")?).map_err(corrupt)?,
+            scopes: strings("scopes")?
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<_, _>>()
+                .map_err(corrupt)?,
+            created_at: time(item, "created_at")?,
+            expires_at: optional_time(item, "expires_at_text")?,
+            revoked_at: optional_time(item, "revoked_at")?,
+            allowed_ips: strings("allowed_ips")?,
+            rotated_to: optional_text(item, "rotated_to"),
+        })
+    }
+
+    /// Every item of a partition (whose sort keys start with `prefix`), in sort-key order.
+    async fn query_all(
+        &self,
+        pk: String,
+        prefix: &str,
+        newest_first: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()));
+            // DynamoDB refuses an empty prefix: no prefix means the whole partition.
+            let query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let answer = query
+                .scan_index_forward(!newest_first)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+            items.extend(answer.items.unwrap_or_default());
+            start = answer.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for DynamoStore {
+    async fn put_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+        let record = self
+            .api_key_put(r)
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let index = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(KEY_INDEX_PK))
+            .item("sk", s(format!("KEY#{}", r.key_id)))
+            .item("hash", s(r.hash.as_str()))
+            .item("created_at", s(r.created_at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        // A key stored before (same hash) cancels the transaction: the first record stands.
+        self.swap(vec![
+            TransactWriteItem::builder().put(record).build(),
+            TransactWriteItem::builder().put(index).build(),
+        ])
+        .await
+        .map(|_| ())
     }
 
     async fn find_api_key(
         &self,
         hash: &CredentialHash,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let Some(item) = self
-            .get(format!("APIKEY#{}", hash.as_str()), "APIKEY")
+        self.get(api_key_pk(hash), "APIKEY")
+            .await?
+            .as_ref()
+            .map(Self::parse_api_key)
+            .transpose()
+    }
+
+    async fn find_api_key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let Some(index) = self
+            .get(KEY_INDEX_PK.into(), &format!("KEY#{key_id}"))
             .await?
         else {
             return Ok(None);
         };
-        let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
-        let scopes = match item.get("scopes") {
-            Some(AttributeValue::L(values)) => values
-                .iter()
-                .map(|v| match v {
-                    AttributeValue::S(raw) => Scope::parse(raw).map_err(corrupt),
-                    _ => Err(StoreError::Corrupt("scope is not a string".into())),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(StoreError::Corrupt("scopes is not a list".into())),
-        };
-        Ok(Some(ApiKeyRecord {
-            key_id: text(&item, "key_id")?,
-            name: text(&item, "name")?,
-            hash: hash.clone(),
-            display_prefix: text(&item, "display_prefix")?,
-            environment: KeyEnvironment::parse(&text(&item, "environment")?).map_err(corrupt)?,
-            scopes,
-            created_at: time(&item, "created_at")?,
-            // Not the TTL attribute: an expired key must stay readable, to be refused as expired.
-            expires_at: optional_time(&item, "expires_at_text")?,
-            revoked_at: optional_time(&item, "revoked_at")?,
-        }))
+        self.find_api_key(&CredentialHash::from_stored(text(&index, "hash")?))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut keys = Vec::new();
+        for index in self.query_all(KEY_INDEX_PK.into(), "KEY#", false).await? {
+            if let Some(key) = self
+                .find_api_key(&CredentialHash::from_stored(text(&index, "hash")?))
+                .await?
+            {
+                keys.push(key);
+            }
+        }
+        keys.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.key_id.cmp(&a.key_id))
+        });
+        Ok(keys)
+    }
+
+    async fn update_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+        let put = self
+            .api_key_put(r)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Missing("api key")),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
+    async fn record_key_use(
+        &self,
+        key_id: &str,
+        route: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let expires =
+            (at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("USAGE#{key_id}")))
+            .key("sk", s(format!("{}#{route}", at.format("%Y-%m-%d"))))
+            .update_expression("ADD #count :one SET last_used_at = :at, expires_at = :expires")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(())
+    }
+
+    async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
+        let now = Utc::now().timestamp();
+        let mut usage = Vec::new();
+        for item in self.query_all(format!("USAGE#{key_id}"), "", true).await? {
+            if num(&item, "expires_at")? < now {
+                continue;
+            }
+            let sk = text(&item, "sk")?;
+            let (day, route) = sk
+                .split_once('#')
+                .ok_or_else(|| StoreError::Corrupt("usage key".into()))?;
+            usage.push(KeyUsage {
+                day: day.to_owned(),
+                route: route.to_owned(),
+                count: num(&item, "count")? as u64,
+                last_used_at: time(&item, "last_used_at")?,
+            });
+        }
+        // Newest day first, routes in order within a day.
+        usage.sort_by(|a, b| b.day.cmp(&a.day).then_with(|| a.route.cmp(&b.route)));
+        Ok(usage)
+    }
+}
+
+fn audit_day_pk(day: chrono::NaiveDate) -> String {
+    format!("AUDIT#{}", day.format("%Y-%m-%d"))
+}
+
+#[async_trait]
+impl AuditStore for DynamoStore {
+    async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        let expires =
+            (e.at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(audit_day_pk(e.at.date_naive())))
+            .item("sk", s(&e.id))
+            .item("at", s(e.at.to_rfc3339()))
+            .item("event", s(e.event.as_str()))
+            .item("client_ip", s(&e.client_ip))
+            .item("route", s(&e.route))
+            .item("expires_at", n(expires));
+        if let Some(credential) = &e.credential {
+            put = put.item("credential", s(credential));
+        }
+        if let Some(detail) = &e.detail {
+            put = put.item("detail", s(detail));
+        }
+        put.send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        // One partition a day; walk back day by day from the cursor's day (or today).
+        let now = Utc::now();
+        let start_day = before
+            .and_then(|id| chrono::NaiveDate::parse_from_str(id.get(..8)?, "%Y%m%d").ok())
+            .unwrap_or_else(|| now.date_naive());
+        let mut entries = Vec::new();
+        for back in 0..=crate::domain::audit::RETENTION_DAYS {
+            let day = start_day - chrono::Duration::days(back);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(audit_day_pk(day)))
+                .scan_index_forward(false)
+                .limit((limit as usize - entries.len()) as i32);
+            query = match before {
+                Some(id) => query
+                    .key_condition_expression("pk = :pk AND sk < :before")
+                    .expression_attribute_values(":before", s(id)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let answer = query
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+            for item in answer.items.unwrap_or_default() {
+                if num(&item, "expires_at")? < now.timestamp() {
+                    continue;
+                }
+                let event = AuditEvent::parse(&text(&item, "event")?)
+                    .ok_or_else(|| StoreError::Corrupt("audit event".into()))?;
+                entries.push(AuditEntry {
+                    id: text(&item, "sk")?,
+                    at: time(&item, "at")?,
+                    event,
+                    credential: optional_text(&item, "credential"),
+                    client_ip: text(&item, "client_ip")?,
+                    route: text(&item, "route")?,
+                    detail: optional_text(&item, "detail"),
+                });
+            }
+            if entries.len() >= limit as usize {
+                break;
+            }
+        }
+        Ok(entries)
     }
 }
 
 #[async_trait]
 impl LimitStore for DynamoStore {
+    async fn peek(
+        &self,
+        counter: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let (window_start, _) = fixed_window(window, now);
+        match self
+            .get(format!("LIMIT#{counter}#{window_start}"), "LIMIT")
+            .await?
+        {
+            Some(item) => Ok(u32::try_from(num(&item, "count")?).unwrap_or(u32::MAX)),
+            None => Ok(0),
+        }
+    }
+
     async fn take(
         &self,
         counter: &str,
@@ -759,32 +1103,14 @@ impl BookStore for DynamoStore {
     }
 
     async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :book)")
-                .expression_attribute_values(":pk", s(user_pk(user)))
-                .expression_attribute_values(":book", s("BOOK#"))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(e)))?;
-            for item in answer.items.unwrap_or_default() {
-                ids.push(
-                    BookId::parse(&text(&item, "book_id")?)
-                        .map_err(|e| StoreError::Corrupt(e.0))?,
-                );
-            }
-            start = answer.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let ids = self
+            .query_all(user_pk(user), "BOOK#", true)
+            .await?
+            .iter()
+            .map(|item| {
+                BookId::parse(&text(item, "book_id")?).map_err(|e| StoreError::Corrupt(e.0))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut books = Vec::with_capacity(ids.len());
         for id in ids {
             // A pointer whose book is gone (deleted between the two writes' readers) is skipped.

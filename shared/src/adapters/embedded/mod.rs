@@ -37,6 +37,7 @@ impl Database {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
+        migrate(&connection)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -59,6 +60,42 @@ impl Database {
         })
         .await?
     }
+}
+
+/// Schema changes after the first, in order; `PRAGMA user_version` counts the ones applied, so a
+/// data folder from an older build is brought up to date when opened.
+const MIGRATIONS: &[&str] = &[r#"
+ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN rotated_to TEXT;
+CREATE TABLE IF NOT EXISTS key_usage (
+    key_id       TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    route        TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    last_used_at TEXT NOT NULL,
+    PRIMARY KEY (key_id, day, route)
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id         TEXT PRIMARY KEY,
+    at         TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    credential TEXT,
+    client_ip  TEXT NOT NULL,
+    route      TEXT NOT NULL,
+    detail     TEXT,
+    expires_at INTEGER NOT NULL
+);
+"#];
+
+fn migrate(connection: &Connection) -> anyhow::Result<()> {
+    let applied: usize = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        connection.execute_batch(&format!(
+            "BEGIN; {migration} PRAGMA user_version = {}; COMMIT;",
+            index + 1
+        ))?;
+    }
+    Ok(())
 }
 
 const SCHEMA: &str = r#"

@@ -1,12 +1,13 @@
 use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, BookStore, CreateOutcome, CreditStore, LimitDecision, LimitStore, Store,
-    StoreError, StoredBook, UserStore, fixed_window,
+    ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
+    LimitStore, Store, StoreError, StoredBook, UserStore, fixed_window,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -95,6 +96,32 @@ fn append_entry(
 
 #[async_trait]
 impl UserStore for SqliteStore {
+    async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The ledger stays, under an id that leads back to no one, without its free text.
+            let anonymous = format!("erased-{}", uuid::Uuid::new_v4().simple());
+            // Its balance stays with it, so that the kept ledger still sums to a balance.
+            tx.execute(
+                "INSERT INTO users (id, credits, total_purchased, total_used, ledger_seq, created_at)
+                 SELECT ?2, credits, total_purchased, total_used, ledger_seq, created_at FROM users WHERE id = ?1",
+                params![id, anonymous],
+            )?;
+            let kept = tx.execute(
+                "UPDATE ledger SET user_id = ?2, description = NULL, reference = NULL WHERE user_id = ?1",
+                params![id, anonymous],
+            )? as u64;
+            tx.execute("UPDATE grants SET user_id = ?2 WHERE user_id = ?1", params![id, anonymous])?;
+            tx.execute("DELETE FROM books WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM idempotency WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(kept)
+        })
+        .await
+    }
+
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |c| read_user(c, &id)).await
@@ -132,29 +159,32 @@ impl CreditStore for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let user = grant.user.as_str();
-            let fresh = tx.execute(
-                "INSERT INTO grants (transaction_id, user_id, amount, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (transaction_id) DO NOTHING",
-                params![grant.transaction_id.as_str(), user, grant.amount.get(), grant.at.to_rfc3339()],
-            )? == 1;
-            let outcome = if fresh {
-                let description = format!("{} {}", grant.kind.as_str(), grant.transaction_id.as_str());
-                let balance = append_entry(
-                    &tx,
-                    user,
-                    grant.amount.get(),
-                    grant.kind,
-                    &description,
-                    Some(grant.transaction_id.as_str()),
-                    grant.at,
-                )?;
-                GrantOutcome::Applied { balance }
-            } else {
-                let user = read_user(&tx, user)?.ok_or(StoreError::Missing("user"))?;
-                GrantOutcome::AlreadyProcessed { balance: user.credits }
-            };
+            let balance = read_user(&tx, user)?.ok_or(StoreError::Missing("user"))?.credits;
+            let seen: bool = tx
+                .query_row("SELECT 1 FROM grants WHERE transaction_id = ?1", [grant.transaction_id.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if seen {
+                return Ok(GrantOutcome::AlreadyProcessed { balance });
+            }
+            if balance + grant.delta < 0 {
+                return Ok(GrantOutcome::InsufficientCredits { balance });
+            }
+            tx.execute(
+                "INSERT INTO grants (transaction_id, user_id, amount, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![grant.transaction_id.as_str(), user, grant.delta, grant.at.to_rfc3339()],
+            )?;
+            let balance = append_entry(
+                &tx,
+                user,
+                grant.delta,
+                grant.kind,
+                &grant.description(),
+                Some(grant.transaction_id.as_str()),
+                grant.at,
+            )?;
             tx.commit()?;
-            Ok(outcome)
+            Ok(GrantOutcome::Applied { balance })
         })
         .await
     }
@@ -199,26 +229,103 @@ impl CreditStore for SqliteStore {
     }
 }
 
+const KEY_COLUMNS: &str = "hash, key_id, name, display_prefix, environment, scopes, created_at, expires_at, \
+                           revoked_at, allowed_ips, rotated_to";
+
+fn key_from_row(r: &rusqlite::Row) -> rusqlite::Result<[Option<String>; 11]> {
+    let mut values: [Option<String>; 11] = Default::default();
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = r.get(i)?;
+    }
+    Ok(values)
+}
+
+fn key_record(values: [Option<String>; 11]) -> anyhow::Result<ApiKeyRecord> {
+    let [
+        hash,
+        key_id,
+        name,
+        display_prefix,
+        environment,
+        scopes,
+        created_at,
+        expires_at,
+        revoked_at,
+        allowed_ips,
+        rotated_to,
+    ] = values;
+    let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
+    let required = |v: Option<String>| {
+        v.ok_or_else(|| StoreError::Corrupt("an API key column is empty".into()))
+    };
+    let list = |v: Option<String>| -> Vec<String> {
+        v.unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(ApiKeyRecord {
+        key_id: required(key_id)?,
+        name: required(name)?,
+        hash: CredentialHash::from_stored(required(hash)?),
+        display_prefix: required(display_prefix)?,
+        environment: KeyEnvironment::parse(&required(environment)?).map_err(corrupt)?,
+        scopes: list(scopes)
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<_, _>>()
+            .map_err(corrupt)?,
+        created_at: time(required(created_at)?)?,
+        expires_at: expires_at.map(time).transpose()?,
+        revoked_at: revoked_at.map(time).transpose()?,
+        allowed_ips: list(allowed_ips),
+        rotated_to,
+    })
+}
+
+fn key_params(r: &ApiKeyRecord) -> [Option<String>; 11] {
+    let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
+    [
+        Some(r.hash.as_str().to_owned()),
+        Some(r.key_id.clone()),
+        Some(r.name.clone()),
+        Some(r.display_prefix.clone()),
+        Some(r.environment.as_str().to_owned()),
+        Some(scopes.join(",")),
+        Some(r.created_at.to_rfc3339()),
+        r.expires_at.map(|t| t.to_rfc3339()),
+        r.revoked_at.map(|t| t.to_rfc3339()),
+        Some(r.allowed_ips.join(",")),
+        r.rotated_to.clone(),
+    ]
+}
+
+impl SqliteStore {
+    async fn keys_where(
+        &self,
+        condition: &'static str,
+        value: String,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.run(move |c| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition} ORDER BY created_at DESC, key_id DESC");
+            let rows: Vec<[Option<String>; 11]> =
+                c.prepare_cached(&sql)?.query_map([value], key_from_row)?.collect::<Result<_, _>>()?;
+            rows.into_iter().map(key_record).collect()
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let r = record.clone();
+        let values = key_params(record);
         self.run(move |c| {
-            let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
             c.execute(
-                "INSERT INTO api_keys (hash, key_id, name, display_prefix, environment, scopes, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (hash) DO NOTHING",
-                params![
-                    r.hash.as_str(),
-                    r.key_id,
-                    r.name,
-                    r.display_prefix,
-                    r.environment.as_str(),
-                    scopes.join(","),
-                    r.created_at.to_rfc3339(),
-                    r.expires_at.map(|t| t.to_rfc3339()),
-                    r.revoked_at.map(|t| t.to_rfc3339()),
-                ],
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                          ON CONFLICT (hash) DO NOTHING"),
+                rusqlite::params_from_iter(values),
             )?;
             Ok(())
         })
@@ -229,48 +336,132 @@ impl ApiKeyStore for SqliteStore {
         &self,
         hash: &CredentialHash,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let hash = hash.clone();
+        Ok(self
+            .keys_where("hash = ?1", hash.as_str().to_owned())
+            .await?
+            .pop())
+    }
+
+    async fn find_api_key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .keys_where("key_id = ?1", key_id.to_owned())
+            .await?
+            .pop())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.keys_where("?1 = ?1", String::new()).await
+    }
+
+    async fn update_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        let values = key_params(record);
         self.run(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT key_id, name, display_prefix, environment, scopes, created_at, expires_at, revoked_at
-                     FROM api_keys WHERE hash = ?1",
-                    [hash.as_str()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, String>(5)?,
-                            r.get::<_, Option<String>>(6)?,
-                            r.get::<_, Option<String>>(7)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((key_id, name, display_prefix, environment, scopes, created_at, expires_at, revoked_at)) = row
-            else {
-                return Ok(None);
-            };
-            let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
-            Ok(Some(ApiKeyRecord {
-                key_id,
-                name,
-                hash,
-                display_prefix,
-                environment: KeyEnvironment::parse(&environment).map_err(corrupt)?,
-                scopes: scopes
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(Scope::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(corrupt)?,
-                created_at: time(created_at)?,
-                expires_at: expires_at.map(time).transpose()?,
-                revoked_at: revoked_at.map(time).transpose()?,
-            }))
+            let changed = c.execute(
+                "UPDATE api_keys SET key_id = ?2, name = ?3, display_prefix = ?4, environment = ?5, scopes = ?6,
+                     created_at = ?7, expires_at = ?8, revoked_at = ?9, allowed_ips = ?10, rotated_to = ?11
+                 WHERE hash = ?1",
+                rusqlite::params_from_iter(values),
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Missing("api key").into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_key_use(
+        &self,
+        key_id: &str,
+        route: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (key_id, route) = (key_id.to_owned(), route.to_owned());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO key_usage (key_id, day, route, count, last_used_at) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (key_id, day, route) DO UPDATE SET count = count + 1, last_used_at = excluded.last_used_at",
+                params![key_id, at.format("%Y-%m-%d").to_string(), route, at.to_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
+        let key_id = key_id.to_owned();
+        let oldest = (Utc::now() - chrono::Duration::days(crate::domain::audit::RETENTION_DAYS))
+            .format("%Y-%m-%d")
+            .to_string();
+        self.run(move |c| {
+            let rows: Vec<(String, String, i64, String)> = c
+                .prepare_cached(
+                    "SELECT day, route, count, last_used_at FROM key_usage WHERE key_id = ?1 AND day >= ?2
+                     ORDER BY day DESC, route",
+                )?
+                .query_map(params![key_id, oldest], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(day, route, count, last)| Ok(KeyUsage { day, route, count: count as u64, last_used_at: time(last)? }))
+                .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let e = entry.clone();
+        self.run(move |c| {
+            let expires = (e.at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+            c.execute(
+                "INSERT INTO audit_log (id, at, event, credential, client_ip, route, detail, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![e.id, e.at.to_rfc3339(), e.event.as_str(), e.credential, e.client_ip, e.route, e.detail, expires],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_log(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let before = before.map(str::to_owned).unwrap_or_else(|| "~".into());
+        self.run(move |c| {
+            let rows: Vec<[Option<String>; 7]> = c
+                .prepare_cached(
+                    "SELECT id, at, event, credential, client_ip, route, detail FROM audit_log
+                     WHERE id < ?1 AND expires_at > ?2 ORDER BY id DESC LIMIT ?3",
+                )?
+                .query_map(params![before, Utc::now().timestamp(), limit], |r| {
+                    let mut values: [Option<String>; 7] = Default::default();
+                    for (i, value) in values.iter_mut().enumerate() {
+                        *value = r.get(i)?;
+                    }
+                    Ok(values)
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|[id, at, event, credential, client_ip, route, detail]| {
+                    let event = event
+                        .as_deref()
+                        .and_then(AuditEvent::parse)
+                        .ok_or_else(|| StoreError::Corrupt("audit event".into()))?;
+                    Ok(AuditEntry {
+                        id: id.unwrap_or_default(),
+                        at: time(at.unwrap_or_default())?,
+                        event,
+                        credential,
+                        client_ip: client_ip.unwrap_or_default(),
+                        route: route.unwrap_or_default(),
+                        detail,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -278,6 +469,27 @@ impl ApiKeyStore for SqliteStore {
 
 #[async_trait]
 impl LimitStore for SqliteStore {
+    async fn peek(
+        &self,
+        counter: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let counter = counter.to_owned();
+        let (window_start, _) = fixed_window(window, now);
+        self.run(move |c| {
+            let count: Option<u32> = c
+                .query_row(
+                    "SELECT count FROM limit_counters WHERE counter = ?1 AND window_start = ?2",
+                    params![counter, window_start],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(count.unwrap_or(0))
+        })
+        .await
+    }
+
     async fn take(
         &self,
         counter: &str,

@@ -121,9 +121,10 @@ pub async fn add(
             .map_err(|e| ApiError::Invalid(e.0))?;
     let grant = Grant {
         user: user.id.clone(),
-        amount,
+        delta: amount.get(),
         transaction_id,
         kind: EntryKind::Purchase,
+        reason: None,
         at: chrono::Utc::now(),
     };
     let outcome = state.store.grant(&grant).await?;
@@ -137,5 +138,10 @@ pub async fn add(
             "message": "This transaction was already processed",
             "new_balance": balance,
         }),
+        GrantOutcome::InsufficientCredits { .. } => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "a positive grant was refused for want of credits"
+            )));
+        }
     }))
 }
