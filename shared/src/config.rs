@@ -39,6 +39,39 @@ pub struct Settings {
     pub book_price: i64,
     /// Whether books are narrated (the app's request has no switch for it).
     pub narration: bool,
+    pub limits: Limits,
+    /// Origins browsers may call the API from (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// How long a rotated API key keeps working beside its replacement.
+    pub rotation_grace: Duration,
+}
+
+/// Request limits: per caller and route class per minute, books per local day and unfinished,
+/// failed authentications per client IP per minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub generation_per_minute: u32,
+    pub writes_per_minute: u32,
+    pub reads_per_minute: u32,
+    /// When the store cannot count, reads go through (generation and writes never do).
+    pub reads_fail_open: bool,
+    pub books_per_day: u32,
+    pub unfinished_books: u32,
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            generation_per_minute: 10,
+            writes_per_minute: 50,
+            reads_per_minute: 100,
+            reads_fail_open: true,
+            books_per_day: 20,
+            unfinished_books: 10,
+            auth_failures_per_minute: 5,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -52,6 +85,9 @@ impl Default for Settings {
             max_body_bytes: 6 * 1024 * 1024,
             book_price: 1,
             narration: true,
+            limits: Limits::default(),
+            cors_origins: Vec::new(),
+            rotation_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -129,6 +165,51 @@ impl Settings {
                 _ => return Err(Invalid::new("BOOK_PRICE_CREDITS must be 0 or more")),
             },
             narration: parsed(lookup, "NARRATION", defaults.narration)?,
+            limits: Limits {
+                generation_per_minute: parsed(
+                    lookup,
+                    "RATE_LIMIT_GENERATION_PER_MINUTE",
+                    defaults.limits.generation_per_minute,
+                )?,
+                writes_per_minute: parsed(
+                    lookup,
+                    "RATE_LIMIT_WRITES_PER_MINUTE",
+                    defaults.limits.writes_per_minute,
+                )?,
+                reads_per_minute: parsed(
+                    lookup,
+                    "RATE_LIMIT_READS_PER_MINUTE",
+                    defaults.limits.reads_per_minute,
+                )?,
+                reads_fail_open: parsed(
+                    lookup,
+                    "RATE_LIMIT_READS_FAIL_OPEN",
+                    defaults.limits.reads_fail_open,
+                )?,
+                books_per_day: parsed(lookup, "BOOKS_PER_DAY", defaults.limits.books_per_day)?,
+                unfinished_books: parsed(
+                    lookup,
+                    "UNFINISHED_BOOKS",
+                    defaults.limits.unfinished_books,
+                )?,
+                auth_failures_per_minute: parsed(
+                    lookup,
+                    "AUTH_FAILURES_PER_MINUTE",
+                    defaults.limits.auth_failures_per_minute,
+                )?,
+            },
+            cors_origins: lookup("CORS_ALLOWED_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            rotation_grace: Duration::from_secs(parsed(
+                lookup,
+                "KEY_ROTATION_GRACE_SECONDS",
+                defaults.rotation_grace.as_secs(),
+            )?),
         })
     }
 }

@@ -18,13 +18,13 @@ pub async fn aws_state() -> anyhow::Result<AppState> {
     let pepper = pepper_from_env()?.ok_or_else(|| anyhow::anyhow!("KEY_PEPPER must be set"))?;
     let config = sdk_config().await;
     let (store, blobs, queue) = adapters(&config, &resources);
-    Ok(AppState {
-        store: Arc::new(store),
-        blobs: Arc::new(blobs),
-        queue: Arc::new(queue),
-        hasher: CredentialHasher::new(pepper),
-        settings: Arc::new(settings),
-    })
+    Ok(AppState::new(
+        Arc::new(store),
+        Arc::new(blobs),
+        Arc::new(queue),
+        CredentialHasher::new(pepper),
+        settings,
+    ))
 }
 
 /// Runs one API function: the routes of `family` behind `lambda_http`.

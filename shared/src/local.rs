@@ -62,13 +62,13 @@ impl LocalMode {
         let blobs = FolderBlobs::new(local.data_dir.join("blobs"), signer.clone())?;
         let store = SqliteStore::new(db.clone());
         let queue = SqliteQueue::new(db);
-        let state = AppState {
-            store: Arc::new(store.clone()),
-            blobs: Arc::new(blobs),
-            queue: Arc::new(queue.clone()),
+        let state = AppState::new(
+            Arc::new(store.clone()),
+            Arc::new(blobs),
+            Arc::new(queue.clone()),
             hasher,
-            settings: Arc::new(settings),
-        };
+            settings,
+        );
         let pipeline = Arc::new(Pipeline {
             store: state.store.clone(),
             blobs: state.blobs.clone(),

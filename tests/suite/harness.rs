@@ -27,6 +27,15 @@ pub enum Backend {
 pub fn test_settings() -> Settings {
     Settings {
         account_creations_per_ip_per_hour: 100_000,
+        limits: shared::config::Limits {
+            generation_per_minute: 100_000,
+            writes_per_minute: 100_000,
+            reads_per_minute: 100_000,
+            books_per_day: 100_000,
+            unfinished_books: 100_000,
+            auth_failures_per_minute: 100_000,
+            ..shared::config::Limits::default()
+        },
         ..Settings::default()
     }
 }
@@ -210,13 +219,13 @@ pub fn state_over(
     settings: Settings,
 ) -> AppState {
     let (store, blobs, queue) = adapters(config, resources);
-    AppState {
-        store: Arc::new(store),
-        blobs: Arc::new(blobs),
-        queue: Arc::new(queue),
-        hasher: CredentialHasher::new(Pepper::generate()),
-        settings: Arc::new(settings),
-    }
+    AppState::new(
+        Arc::new(store),
+        Arc::new(blobs),
+        Arc::new(queue),
+        CredentialHasher::new(Pepper::generate()),
+        settings,
+    )
 }
 
 /// A response with its body parsed as JSON (or kept as a string when it is not JSON).

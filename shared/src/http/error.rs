@@ -44,6 +44,9 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A missing, malformed, unknown, revoked or expired API key (401 `UNAUTHORIZED`).
+    #[error("{0}")]
+    Unauthorized(String),
     /// Not enough credits (402 `PAYMENT_REQUIRED`).
     #[error("Not enough credits")]
     PaymentRequired {
@@ -60,6 +63,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("rate limit exceeded")]
     RateLimited { limit: u32, retry_after: u64 },
+    /// The user's books for their local day are used up (429 `DAILY_LIMIT_EXCEEDED`).
+    #[error("Today's books are used up; more tomorrow")]
+    DailyLimit { limit: u32, retry_after: u64 },
+    /// The user has as many unfinished books as allowed (429 `TOO_MANY_PENDING_JOBS`).
+    #[error("Too many books are still being made; wait for one to finish")]
+    TooManyPending { limit: u32 },
     /// A dependency (store, queue, blobs) cannot be reached; the client may retry.
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -79,6 +88,11 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::DailyLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "DAILY_LIMIT_EXCEEDED"),
+            ApiError::TooManyPending { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_PENDING_JOBS")
+            }
             ApiError::PaymentRequired { .. } => (StatusCode::PAYMENT_REQUIRED, "PAYMENT_REQUIRED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
@@ -168,10 +182,37 @@ impl IntoResponse for ApiError {
                 );
                 let headers = response.headers_mut();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
-                headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+                for (name, value) in [
+                    ("x-ratelimit-limit", u64::from(limit)),
+                    ("x-ratelimit-remaining", 0),
+                    ("x-ratelimit-reset", retry_after),
+                    ("ratelimit-limit", u64::from(limit)),
+                    ("ratelimit-remaining", 0),
+                    ("ratelimit-reset", retry_after),
+                ] {
+                    headers.insert(name, HeaderValue::from(value));
+                }
                 response
             }
+            ApiError::DailyLimit { limit, retry_after } => {
+                let details = json!({"limit": limit, "retry_after": retry_after});
+                let mut response = envelope(
+                    status,
+                    code,
+                    "Today's books are used up; more tomorrow",
+                    Some(details),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
+            }
+            ApiError::TooManyPending { limit } => envelope(
+                status,
+                code,
+                "Too many books are still being made; wait for one to finish",
+                Some(json!({"limit": limit})),
+            ),
             ApiError::Unavailable(_) => envelope(
                 status,
                 code,

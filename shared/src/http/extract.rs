@@ -2,8 +2,8 @@
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::config::Environment;
-use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope};
+use crate::domain::api_key::{ApiKeyRecord, Scope};
+use crate::domain::audit::AuditEvent;
 use crate::domain::credential::CredentialKind;
 use crate::domain::user::{User, UserKey};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -42,7 +42,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 }
 
 /// Deserialises `T`, naming where it went wrong in the seed's `{loc, msg, type}` terms.
+/// Deepest nesting of arrays and objects a body may have.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The nesting depth of a JSON text, counting brackets outside strings (cheap, before parsing).
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if json_depth(bytes) > MAX_JSON_DEPTH {
+        return Err(ApiError::schema(Problem::new(
+            &["body"],
+            format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
+            "json_too_deep",
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let mut loc: Vec<Value> = vec![Value::from("body")];
@@ -181,7 +217,9 @@ impl FromRequestParts<AppState> for AppUser {
             .and_then(|raw| UserKey::parse(raw).ok())
             .ok_or_else(|| ApiError::BadRequest("Invalid X-User-Key format".into()))?;
         let id = state.hasher.hash(CredentialKind::UserKey, key.expose());
+        let caller = format!("user:{}", id.as_str());
         if let Some(user) = state.store.find_user(&id).await? {
+            super::limits::enforce(state, parts, &caller).await?;
             return Ok(AppUser(user));
         }
         // Making accounts is limited per client IP, so one client cannot mint free credits.
@@ -212,6 +250,19 @@ impl FromRequestParts<AppState> for AppUser {
         if lookup.created {
             tracing::info!(user = lookup.user.id.truncated(), "user created");
         }
+        if lookup.created {
+            let route = super::limits::route_of(parts);
+            super::auth::audit(
+                state,
+                AuditEvent::UserCreated,
+                Some(id.truncated().to_owned()),
+                &ip,
+                &route,
+                None,
+            )
+            .await;
+        }
+        super::limits::enforce(state, parts, &caller).await?;
         Ok(AppUser(lookup.user))
     }
 }
@@ -229,26 +280,29 @@ impl FromRequestParts<AppState> for AdminKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let refused = || ApiError::Forbidden("Admin access required".into());
-        // Cheapest check first: the format, before any store read.
-        let secret = parts
-            .headers
-            .get(ADMIN_KEY_HEADER)
-            .and_then(|raw| raw.to_str().ok())
-            .and_then(|raw| ApiKeySecret::parse(raw).ok())
-            .ok_or_else(refused)?;
-        if secret.environment() == KeyEnvironment::Test
-            && state.settings.environment == Environment::Prod
-        {
-            tracing::warn!(key_prefix = %secret.display_prefix(), "test key refused in production");
-            return Err(refused());
-        }
-        let hash = state.hasher.hash(CredentialKind::ApiKey, secret.expose());
-        let record = state.store.find_api_key(&hash).await?.ok_or_else(refused)?;
-        if !record.is_active(chrono::Utc::now()) || !record.allows(Scope::Admin) {
-            tracing::warn!(key_id = %record.key_id, "admin key inactive or without admin scope");
-            return Err(refused());
-        }
+        let record = super::auth::verify(
+            state,
+            parts,
+            super::auth::KeyHeader::AdminHeader,
+            Scope::Admin,
+        )
+        .await?;
         Ok(AdminKey(record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings() {
+        assert_eq!(json_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
+        assert_eq!(json_depth(br#"{"a": "[[[[\"]]]"}"#), 1);
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        assert!(matches!(
+            parse_json::<serde_json::Value>(deep.as_bytes()),
+            Err(ApiError::Schema(_))
+        ));
     }
 }

@@ -1,9 +1,12 @@
 //! The HTTP API: one router, run by `lambda_http` in each function (its family's routes) and whole
 //! by the local server, so the same request meets the same code in both.
 
+pub mod auth;
 pub mod catalogue;
+pub mod edges;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod request_id;
 mod routes;
 
@@ -26,6 +29,28 @@ pub struct AppState {
     pub queue: Arc<dyn StepQueue>,
     pub hasher: CredentialHasher,
     pub settings: Arc<Settings>,
+    /// The per-process first line of the rate limits.
+    pub limiter: Arc<limits::LocalLimiter>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        queue: Arc<dyn StepQueue>,
+        hasher: CredentialHasher,
+        settings: Settings,
+    ) -> Self {
+        let limiter = Arc::new(limits::LocalLimiter::new(&settings.limits));
+        Self {
+            store,
+            blobs,
+            queue,
+            hasher,
+            settings: Arc::new(settings),
+            limiter,
+        }
+    }
 }
 
 /// The routes of `families`, with the API's fallbacks, not yet wrapped in [`with_edges`].
@@ -50,7 +75,8 @@ pub fn api(state: AppState, families: &[Family]) -> Router {
 
 /// What every answer passes through: request id and log span, panic catching, body limit.
 pub fn with_edges(router: Router, settings: &Settings) -> Router {
-    router
+    let router = router
+        .layer(axum::middleware::from_fn(limits::headers))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
@@ -64,7 +90,12 @@ pub fn with_edges(router: Router, settings: &Settings) -> Router {
                 .into_response()
             },
         ))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(axum::middleware::from_fn(edges::security_headers))
+        .layer(axum::middleware::from_fn(request_id::middleware));
+    match edges::cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The whole API for `families`, ready to serve.

@@ -1,0 +1,219 @@
+//! Per-caller rate limits by route class, enforced atomically in the store (so every process
+//! shares one count), with a per-process in-memory limiter in front as a cheap first line, and
+//! the `RateLimit-*` / `X-RateLimit-*` headers on the answer.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::Limits;
+use crate::ports::LimitDecision;
+use axum::extract::{MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// How expensive a route is to serve; each class has its own limit per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Starts paid generation work.
+    Generation,
+    Write,
+    Read,
+}
+
+impl RouteClass {
+    const GENERATION: &'static [&'static str] = &[
+        "/v1/books",
+        "/v1/books/series",
+        "/v1/books/{job_id}/pages/{page_number}/regenerate",
+        "/v1/books/{book_id}/audio",
+    ];
+
+    pub fn of(method: &Method, route: &str) -> Self {
+        if *method == Method::POST && Self::GENERATION.contains(&route) {
+            RouteClass::Generation
+        } else if *method == Method::GET || *method == Method::HEAD {
+            RouteClass::Read
+        } else {
+            RouteClass::Write
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RouteClass::Generation => "generation",
+            RouteClass::Write => "write",
+            RouteClass::Read => "read",
+        }
+    }
+
+    fn limit(self, limits: &Limits) -> u32 {
+        match self {
+            RouteClass::Generation => limits.generation_per_minute,
+            RouteClass::Write => limits.writes_per_minute,
+            RouteClass::Read => limits.reads_per_minute,
+        }
+    }
+}
+
+/// The per-process first line: refuses what the store would refuse anyway, without a write.
+pub struct LocalLimiter {
+    classes: [DefaultKeyedRateLimiter<String>; 3],
+}
+
+impl LocalLimiter {
+    pub fn new(limits: &Limits) -> Self {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
+        Self {
+            classes: [
+                RateLimiter::keyed(quota(limits.generation_per_minute)),
+                RateLimiter::keyed(quota(limits.writes_per_minute)),
+                RateLimiter::keyed(quota(limits.reads_per_minute)),
+            ],
+        }
+    }
+
+    fn allows(&self, class: RouteClass, caller: &str) -> bool {
+        let limiter = &self.classes[class as usize];
+        // Forget idle callers now and then so the map stays small.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&caller.to_owned()).is_ok()
+    }
+}
+
+/// Where the limit decision of a request waits for its answer's headers.
+#[derive(Clone, Default)]
+struct DecisionSlot(Arc<Mutex<Option<LimitDecision>>>);
+
+/// The route as the log and the audit name it: `METHOD /path/{param}`.
+pub fn route_of(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned());
+    format!("{} {path}", parts.method)
+}
+
+/// Counts one request of `caller` against its route class; refuses past the limit. When the store
+/// cannot count, reads go through if so configured, everything else is refused (fail closed).
+pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<(), ApiError> {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|p| p.as_str())
+        .unwrap_or_else(|| parts.uri.path());
+    let class = RouteClass::of(&parts.method, path);
+    let limits = &state.settings.limits;
+    let limit = class.limit(limits);
+    if !state.limiter.allows(class, caller) {
+        return Err(ApiError::RateLimited {
+            limit,
+            retry_after: 60,
+        });
+    }
+    let counter = format!("rate:{}:{caller}", class.name());
+    match state
+        .store
+        .take(&counter, limit, MINUTE, chrono::Utc::now())
+        .await
+    {
+        Ok(decision) => {
+            if let Some(slot) = parts.extensions.get::<DecisionSlot>() {
+                *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision);
+            }
+            if decision.allowed {
+                Ok(())
+            } else {
+                Err(ApiError::RateLimited {
+                    limit,
+                    retry_after: decision.reset_after.max(1),
+                })
+            }
+        }
+        Err(error) if class == RouteClass::Read && limits.reads_fail_open => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "rate limit store unreachable; read let through"
+            );
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
+    headers.insert(name, HeaderValue::from(value));
+}
+
+/// Puts the decision of [`enforce`] on the answer as `RateLimit-*` and `X-RateLimit-*` headers.
+pub async fn headers(mut request: Request, next: Next) -> Response {
+    let slot = DecisionSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    let decision = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(decision) = decision {
+        let headers = response.headers_mut();
+        for (limit, remaining, reset) in [
+            ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"),
+            (
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ),
+        ] {
+            set(headers, limit, u64::from(decision.limit));
+            set(headers, remaining, u64::from(decision.remaining));
+            set(headers, reset, decision.reset_after);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(
+            RouteClass::of(&Method::POST, "/v1/books"),
+            RouteClass::Generation
+        );
+        assert_eq!(
+            RouteClass::of(&Method::POST, "/v1/credits/add"),
+            RouteClass::Write
+        );
+        assert_eq!(
+            RouteClass::of(&Method::DELETE, "/v1/library/{book_id}"),
+            RouteClass::Write
+        );
+        assert_eq!(
+            RouteClass::of(&Method::GET, "/v1/books/{job_id}"),
+            RouteClass::Read
+        );
+    }
+
+    #[test]
+    fn the_first_line_counts_per_caller_and_class() {
+        let limiter = LocalLimiter::new(&Limits {
+            generation_per_minute: 2,
+            ..Limits::default()
+        });
+        assert!(
+            limiter.allows(RouteClass::Generation, "a")
+                && limiter.allows(RouteClass::Generation, "a")
+        );
+        assert!(!limiter.allows(RouteClass::Generation, "a"));
+        assert!(limiter.allows(RouteClass::Generation, "b"));
+        assert!(limiter.allows(RouteClass::Read, "a"));
+    }
+}
