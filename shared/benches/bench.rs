@@ -287,24 +287,18 @@ mod counting {
 
     #[async_trait]
     impl LimitStore for Counted<S> {
-        async fn peek(
-            &self,
-            counter: &str,
-            window: Duration,
-            now: DateTime<Utc>,
-        ) -> Result<u32, StoreError> {
+        async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
             self.read();
-            self.inner.peek(counter, window, now).await
+            self.inner.peek(counter, window).await
         }
         async fn take(
             &self,
             counter: &str,
             limit: u32,
-            window: Duration,
-            now: DateTime<Utc>,
+            window: Window,
         ) -> Result<LimitDecision, StoreError> {
             self.write();
-            self.inner.take(counter, limit, window, now).await
+            self.inner.take(counter, limit, window).await
         }
     }
 

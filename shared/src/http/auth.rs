@@ -11,6 +11,7 @@ use crate::config::Environment;
 use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::credential::CredentialKind;
+use crate::ports::store::Window;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use std::time::Duration;
@@ -77,7 +78,12 @@ pub async fn verify(
     let now = chrono::Utc::now();
     let failures = format!("authfail:{ip}");
     let limits = &state.settings.limits;
-    if state.store.peek(&failures, MINUTE, now).await? >= limits.auth_failures_per_minute {
+    if state
+        .store
+        .peek(&failures, Window::fixed(MINUTE, now))
+        .await?
+        >= limits.auth_failures_per_minute
+    {
         audit(
             state,
             AuditEvent::RateLimited,
@@ -116,7 +122,11 @@ pub async fn verify(
             if is_authentication {
                 state
                     .store
-                    .take(&failures, u32::MAX, MINUTE, chrono::Utc::now())
+                    .take(
+                        &failures,
+                        u32::MAX,
+                        Window::fixed(MINUTE, chrono::Utc::now()),
+                    )
                     .await?;
             }
             Err(match (header, is_authentication) {

@@ -2,7 +2,7 @@
 //! and a test checks that it, `template.yaml` and `openapi.json` name the same routes.
 
 use super::AppState;
-use super::routes::{books, config, credits, health, library};
+use super::routes::{admin, books, config, credits, health, library, users};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 /// A group of routes served by one Lambda function (its own IAM policy and throttling).
@@ -12,6 +12,8 @@ pub enum Family {
     Credits,
     Books,
     Library,
+    Users,
+    Admin,
 }
 
 impl Family {
@@ -20,6 +22,8 @@ impl Family {
         Family::Credits,
         Family::Books,
         Family::Library,
+        Family::Users,
+        Family::Admin,
     ];
 
     /// The binary in `functions/` that serves the family.
@@ -29,6 +33,8 @@ impl Family {
             Family::Credits => "api-credits",
             Family::Books => "api-books",
             Family::Library => "api-library",
+            Family::Users => "api-users",
+            Family::Admin => "api-admin",
         }
     }
 }
@@ -98,6 +104,46 @@ pub fn catalogue() -> Vec<Endpoint> {
             "/v1/library/{book_id}",
             delete(library::delete),
         ),
+        endpoint(Users, "DELETE", "/v1/users/me", delete(users::erase_me)),
+        endpoint(Admin, "POST", "/v1/admin/api-keys", post(admin::create_key)),
+        endpoint(Admin, "GET", "/v1/admin/api-keys", get(admin::list_keys)),
+        endpoint(
+            Admin,
+            "GET",
+            "/v1/admin/api-keys/{key_id}",
+            get(admin::get_key),
+        ),
+        endpoint(
+            Admin,
+            "PATCH",
+            "/v1/admin/api-keys/{key_id}",
+            patch(admin::update_key),
+        ),
+        endpoint(
+            Admin,
+            "DELETE",
+            "/v1/admin/api-keys/{key_id}",
+            delete(admin::revoke_key),
+        ),
+        endpoint(
+            Admin,
+            "POST",
+            "/v1/admin/api-keys/{key_id}/rotate",
+            post(admin::rotate_key),
+        ),
+        endpoint(
+            Admin,
+            "GET",
+            "/v1/admin/api-keys/{key_id}/usage",
+            get(admin::key_usage),
+        ),
+        endpoint(
+            Admin,
+            "POST",
+            "/v1/admin/users/{user_id}/credits",
+            post(admin::adjust_credits),
+        ),
+        endpoint(Admin, "GET", "/v1/admin/audit-log", get(admin::audit_log)),
     ]
 }
 

@@ -232,8 +232,7 @@ impl FromRequestParts<AppState> for AppUser {
             .take(
                 &format!("signup:{ip}"),
                 state.settings.account_creations_per_ip_per_hour,
-                Duration::from_secs(3600),
-                now,
+                crate::ports::store::Window::fixed(Duration::from_secs(3600), now),
             )
             .await?;
         if !decision.allowed {

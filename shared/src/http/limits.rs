@@ -6,6 +6,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::config::Limits;
 use crate::ports::LimitDecision;
+use crate::ports::store::Window;
 use axum::extract::{MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
@@ -123,7 +124,7 @@ pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<()
     let counter = format!("rate:{}:{caller}", class.name());
     match state
         .store
-        .take(&counter, limit, MINUTE, chrono::Utc::now())
+        .take(&counter, limit, Window::fixed(MINUTE, chrono::Utc::now()))
         .await
     {
         Ok(decision) => {

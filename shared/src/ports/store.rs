@@ -113,7 +113,7 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// The answer of a fixed-window counter.
+/// The answer of a window counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitDecision {
     pub allowed: bool,
@@ -123,25 +123,47 @@ pub struct LimitDecision {
     pub reset_after: u64,
 }
 
+/// The stretch of time a counter counts in: a counter is kept per (name, window start) and
+/// expires at the window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+impl Window {
+    /// Consecutive windows of `length` since the epoch (a minute, an hour), the one `now` is in.
+    pub fn fixed(length: Duration, now: DateTime<Utc>) -> Self {
+        let seconds = length.as_secs().max(1) as i64;
+        let start = now.timestamp() - now.timestamp().rem_euclid(seconds);
+        let at = |s: i64| DateTime::from_timestamp(s, 0).expect("a representable time");
+        Self {
+            start: at(start),
+            end: at(start + seconds),
+            now,
+        }
+    }
+
+    /// Seconds until the window ends (at least 1).
+    pub fn reset_after(&self) -> u64 {
+        (self.end - self.now).num_seconds().max(1) as u64
+    }
+}
+
 #[async_trait]
 pub trait LimitStore: Send + Sync {
-    /// Counts one event against `counter` in the current fixed window and says whether it fits
-    /// under `limit`; atomic in the store, so concurrent processes share one count.
+    /// Counts one event against `counter` in `window` and says whether it fits under `limit`;
+    /// atomic in the store, so concurrent processes share one count.
     async fn take(
         &self,
         counter: &str,
         limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
+        window: Window,
     ) -> Result<LimitDecision, StoreError>;
 
-    /// How many events `counter` holds in the current window, without counting one.
-    async fn peek(
-        &self,
-        counter: &str,
-        window: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError>;
+    /// How many events `counter` holds in `window`, without counting one.
+    async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError>;
 }
 
 #[async_trait]
@@ -150,14 +172,6 @@ pub trait Store:
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// The window a moment falls in, and the seconds left in it; shared by both adapters.
-pub fn fixed_window(window: Duration, now: DateTime<Utc>) -> (i64, u64) {
-    let length = window.as_secs().max(1) as i64;
-    let now = now.timestamp();
-    let start = now - now.rem_euclid(length);
-    (start, (start + length - now) as u64)
 }
 
 /// A book as stored, with the version its next replacement must name.

@@ -8,6 +8,7 @@ use shared::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId, ledger_reconciles,
 };
 use shared::domain::user::UserId;
+use shared::ports::store::Window;
 use shared::ports::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,7 +344,12 @@ async fn limit_counters_count_atomically(backend: Backend) {
     let decisions = join_all((0..20).map(|_| {
         let store = store.clone();
         let counter = counter.clone();
-        tokio::spawn(async move { store.take(&counter, 5, window, now).await.unwrap() })
+        tokio::spawn(async move {
+            store
+                .take(&counter, 5, Window::fixed(window, now))
+                .await
+                .unwrap()
+        })
     }))
     .await;
     let allowed = decisions
@@ -351,19 +357,22 @@ async fn limit_counters_count_atomically(backend: Backend) {
         .filter(|d| d.as_ref().unwrap().allowed)
         .count();
     assert_eq!(allowed, 5);
-    let next = store.take(&counter, 5, window, now).await.unwrap();
+    let next = store
+        .take(&counter, 5, Window::fixed(window, now))
+        .await
+        .unwrap();
     assert!(!next.allowed);
     assert_eq!(next.remaining, 0);
     assert!(next.reset_after > 0 && next.reset_after <= 3600);
     let other = store
-        .take(&format!("{counter}-other"), 5, window, now)
+        .take(&format!("{counter}-other"), 5, Window::fixed(window, now))
         .await
         .unwrap();
     assert!(other.allowed);
     assert_eq!(other.remaining, 4);
     // The next window starts afresh.
     let later = store
-        .take(&counter, 5, window, now + Days::hours(1))
+        .take(&counter, 5, Window::fixed(window, now + Days::hours(1)))
         .await
         .unwrap();
     assert!(later.allowed);
@@ -546,11 +555,35 @@ async fn peeking_counts_nothing(backend: Backend) {
     let store = &*app.state.store;
     let counter = format!("peek:{}", uuid::Uuid::new_v4());
     let (window, now) = (Duration::from_secs(60), Utc::now());
-    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 0);
-    store.take(&counter, 5, window, now).await.unwrap();
-    store.take(&counter, 5, window, now).await.unwrap();
-    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 2);
-    assert_eq!(store.peek(&counter, window, now).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .peek(&counter, Window::fixed(window, now))
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .take(&counter, 5, Window::fixed(window, now))
+        .await
+        .unwrap();
+    store
+        .take(&counter, 5, Window::fixed(window, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .peek(&counter, Window::fixed(window, now))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .peek(&counter, Window::fixed(window, now))
+            .await
+            .unwrap(),
+        2
+    );
 }
 on_both_backends!(
     #[tokio::test]

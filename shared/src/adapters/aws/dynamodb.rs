@@ -29,7 +29,7 @@ use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, Ledger
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, Store, StoreError, StoredBook, UserStore, fixed_window,
+    LimitStore, Store, StoreError, StoredBook, UserStore, Window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -842,19 +842,18 @@ impl AuditStore for DynamoStore {
 
 #[async_trait]
 impl LimitStore for DynamoStore {
-    async fn peek(
-        &self,
-        counter: &str,
-        window: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        let (window_start, _) = fixed_window(window, now);
+    async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
         match self
-            .get(format!("LIMIT#{counter}#{window_start}"), "LIMIT")
+            .get(
+                format!("LIMIT#{counter}#{}", window.start.timestamp()),
+                "LIMIT",
+            )
             .await?
         {
-            Some(item) => Ok(u32::try_from(num(&item, "count")?).unwrap_or(u32::MAX)),
-            None => Ok(0),
+            Some(item) if num(&item, "expires_at")? >= Utc::now().timestamp() => {
+                Ok(u32::try_from(num(&item, "count")?).unwrap_or(u32::MAX))
+            }
+            _ => Ok(0),
         }
     }
 
@@ -862,20 +861,21 @@ impl LimitStore for DynamoStore {
         &self,
         counter: &str,
         limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
+        window: Window,
     ) -> Result<LimitDecision, StoreError> {
-        let (window_start, reset_after) = fixed_window(window, now);
         let answer = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("LIMIT#{counter}#{window_start}")))
+            .key(
+                "pk",
+                s(format!("LIMIT#{counter}#{}", window.start.timestamp())),
+            )
             .key("sk", s("LIMIT"))
             .update_expression("ADD #count :one SET expires_at = :expires")
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":expires", n(window_start + window.as_secs() as i64))
+            .expression_attribute_values(":expires", n(window.end.timestamp()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -886,7 +886,7 @@ impl LimitStore for DynamoStore {
             allowed: count <= limit,
             limit,
             remaining: limit.saturating_sub(count),
-            reset_after,
+            reset_after: window.reset_after(),
         })
     }
 }

@@ -7,12 +7,11 @@ use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, Ledger
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, Store, StoreError, StoredBook, UserStore, fixed_window,
+    LimitStore, Store, StoreError, StoredBook, UserStore, Window,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::time::Duration;
 
 /// The state store on SQLite. Every write that must be atomic is one `IMMEDIATE` transaction.
 #[derive(Clone)]
@@ -469,19 +468,13 @@ impl AuditStore for SqliteStore {
 
 #[async_trait]
 impl LimitStore for SqliteStore {
-    async fn peek(
-        &self,
-        counter: &str,
-        window: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
+    async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
         let counter = counter.to_owned();
-        let (window_start, _) = fixed_window(window, now);
         self.run(move |c| {
             let count: Option<u32> = c
                 .query_row(
                     "SELECT count FROM limit_counters WHERE counter = ?1 AND window_start = ?2",
-                    params![counter, window_start],
+                    params![counter, window.start.timestamp()],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -494,20 +487,18 @@ impl LimitStore for SqliteStore {
         &self,
         counter: &str,
         limit: u32,
-        window: Duration,
-        now: DateTime<Utc>,
+        window: Window,
     ) -> Result<LimitDecision, StoreError> {
         let counter = counter.to_owned();
-        let (window_start, reset_after) = fixed_window(window, now);
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Old windows are dead weight; sweeping them here keeps the table small without a job.
-            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [now.timestamp()])?;
+            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [Utc::now().timestamp()])?;
             let count: u32 = tx.query_row(
                 "INSERT INTO limit_counters (counter, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (counter, window_start) DO UPDATE SET count = count + 1
                  RETURNING count",
-                params![counter, window_start, window_start + window.as_secs() as i64],
+                params![counter, window.start.timestamp(), window.end.timestamp()],
                 |r| r.get(0),
             )?;
             tx.commit()?;
@@ -515,7 +506,7 @@ impl LimitStore for SqliteStore {
                 allowed: count <= limit,
                 limit,
                 remaining: limit.saturating_sub(count),
-                reset_after,
+                reset_after: window.reset_after(),
             })
         })
         .await

@@ -10,6 +10,7 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AppUser, JsonBody};
 use crate::pipeline::{enqueue_step, record::fail_book};
+use crate::ports::store::Window;
 use crate::ports::{BlobKey, CreateOutcome};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -293,6 +294,28 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     })
 }
 
+/// The user's time zone until settings carry one: Asia/Seoul, the app's default, which has no
+/// daylight saving, so a fixed offset is exact.
+const DEFAULT_UTC_OFFSET_SECONDS: i32 = 9 * 3600;
+
+/// The user's local day, from local midnight to local midnight.
+fn local_day(now: chrono::DateTime<chrono::Utc>) -> Window {
+    let zone = chrono::FixedOffset::east_opt(DEFAULT_UTC_OFFSET_SECONDS).expect("a valid offset");
+    let date = now.with_timezone(&zone).date_naive();
+    let midnight = |day: chrono::NaiveDate| {
+        day.and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_local_timezone(zone)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    Window {
+        start: midnight(date),
+        end: midnight(date + chrono::Duration::days(1)),
+        now,
+    }
+}
+
 fn estimate_seconds(book: &Book) -> u32 {
     20 + 5 * u32::from(book.request.page_count.get())
 }
@@ -314,6 +337,27 @@ pub async fn create(
     let idempotency = idempotency_key(&headers)?;
     let request = spec.validate(state.settings.narration)?;
     let now = chrono::Utc::now();
+    let limits = &state.settings.limits;
+    let unfinished = state
+        .store
+        .books_of(&user.id)
+        .await?
+        .iter()
+        .filter(|b| !b.is_finished())
+        .count();
+    if unfinished as u32 >= limits.unfinished_books {
+        return Err(ApiError::TooManyPending {
+            limit: limits.unfinished_books,
+        });
+    }
+    let today = local_day(now);
+    let books_today = format!("books-day:{}", user.id.as_str());
+    if state.store.peek(&books_today, today).await? >= limits.books_per_day {
+        return Err(ApiError::DailyLimit {
+            limit: limits.books_per_day,
+            retry_after: today.reset_after(),
+        });
+    }
     let book = Book {
         id: BookId::generate(),
         user: user.id.clone(),
@@ -344,6 +388,8 @@ pub async fn create(
                 user = user.id.truncated(),
                 "book created"
             );
+            // Counted once made, so that refusals (no credits) do not use up the day.
+            state.store.take(&books_today, u32::MAX, today).await?;
             Ok(created(&stored.book))
         }
         CreateOutcome::Replayed(stored) => Ok(created(&stored.book)),

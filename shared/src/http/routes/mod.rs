@@ -1,7 +1,9 @@
 //! Handlers, one file per endpoint family.
 
+pub mod admin;
 pub mod books;
 pub mod config;
 pub mod credits;
 pub mod health;
 pub mod library;
+pub mod users;

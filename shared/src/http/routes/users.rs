@@ -1,0 +1,41 @@
+//! `DELETE /v1/users/me`: a parent erases everything we hold about them.
+
+use crate::domain::audit::AuditEvent;
+use crate::http::AppState;
+use crate::http::auth::audit;
+use crate::http::error::ApiError;
+use crate::http::extract::{AppUser, ClientIp};
+use crate::pipeline::blob_keys;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+/// Deletes the user's books with their pictures, audio and PDFs, then the user; the ledger is
+/// kept without the user, as the accounts must be. The same key afterwards starts afresh.
+pub async fn erase_me(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppUser(user): AppUser,
+) -> Result<Json<Value>, ApiError> {
+    let books = state.store.books_of(&user.id).await?;
+    for book in &books {
+        for key in blob_keys(book) {
+            state.blobs.delete(&key).await?;
+        }
+    }
+    let kept = state.store.erase_user(&user.id).await?;
+    audit(
+        &state,
+        AuditEvent::UserErased,
+        Some(user.id.truncated().to_owned()),
+        &ip,
+        "DELETE /v1/users/me",
+        None,
+    )
+    .await;
+    Ok(Json(json!({
+        "status": "deleted",
+        "deleted": {"books": books.len()},
+        "kept_anonymised": {"ledger_entries": kept},
+    })))
+}
