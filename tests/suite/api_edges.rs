@@ -65,7 +65,7 @@ async fn an_oversized_body_is_a_validation_error() {
 }
 
 /// The real AWS adapters pointed at a port where nothing listens.
-async fn unreachable_aws_state() -> AppState {
+pub async fn unreachable_aws_state() -> AppState {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);

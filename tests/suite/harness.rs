@@ -72,6 +72,8 @@ pub struct TestApp {
     pub admin_key: String,
     /// Where the local server listens (embedded only: it serves the signed blob URLs).
     pub base_url: Option<String>,
+    /// The data folder (embedded only).
+    pub data_dir: Option<std::path::PathBuf>,
     _keep: Keep,
 }
 
@@ -106,12 +108,25 @@ impl TestApp {
             router,
             admin_key: admin.expose().to_owned(),
             base_url,
+            data_dir: keep._dir.as_ref().map(|d| d.path().to_owned()),
             _keep: keep,
         }
     }
 
     pub async fn call(
         &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        self.call_from(None, method, path, headers, body).await
+    }
+
+    /// A request as if from `ip` (the local server's view of the peer address).
+    pub async fn call_from(
+        &self,
+        ip: Option<&str>,
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
@@ -124,9 +139,15 @@ impl TestApp {
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
-        let request = request
+        let mut request = request
             .body(Body::from(body.unwrap_or_default().to_owned()))
             .unwrap();
+        if let Some(ip) = ip {
+            let address = std::net::SocketAddr::new(ip.parse().unwrap(), 40000);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(address));
+        }
         Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
     }
 

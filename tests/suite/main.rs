@@ -11,4 +11,5 @@ mod contract;
 mod lambda_events;
 mod local_mode;
 mod routes;
+mod security;
 mod seed_contract;

@@ -1,5 +1,6 @@
-//! API keys on the way in, cheapest check first: the format (no read), then the keyed-hash lookup
-//! (one read), then revoked, expired, IP allow-list and scope. Every refusal is audited with a
+//! API keys on the way in, cheapest check first: presence, format and environment (no read), then
+//! the failed-attempts limit of the client IP and the keyed-hash lookup (one read each), then
+//! revoked, expired, IP allow-list and scope. Every refusal is audited with a
 //! truncated hash of what was presented (never the key), and failed authentications are limited
 //! per client IP so that keys cannot be guessed.
 
@@ -78,26 +79,6 @@ pub async fn verify(
     let now = chrono::Utc::now();
     let failures = format!("authfail:{ip}");
     let limits = &state.settings.limits;
-    if state
-        .store
-        .peek(&failures, Window::fixed(MINUTE, now))
-        .await?
-        >= limits.auth_failures_per_minute
-    {
-        audit(
-            state,
-            AuditEvent::RateLimited,
-            None,
-            &ip,
-            &route,
-            Some("failed authentications".into()),
-        )
-        .await;
-        return Err(ApiError::RateLimited {
-            limit: limits.auth_failures_per_minute,
-            retry_after: 60,
-        });
-    }
     let raw = header.read(parts);
     // What was presented, as a truncated keyed hash: enough to correlate, useless to an attacker.
     let presented = raw.map(|r| {
@@ -108,8 +89,7 @@ pub async fn verify(
             .to_owned()
     });
     let refuse = |event: AuditEvent, message: &'static str| {
-        let (state, ip, route, presented, failures) = (
-            state,
+        let (ip, route, presented, failures) = (
             ip.clone(),
             route.clone(),
             presented.clone(),
@@ -120,14 +100,14 @@ pub async fn verify(
             let is_authentication =
                 !matches!(event, AuditEvent::IpRefused | AuditEvent::ScopeRefused);
             if is_authentication {
-                state
-                    .store
-                    .take(
-                        &failures,
-                        u32::MAX,
-                        Window::fixed(MINUTE, chrono::Utc::now()),
-                    )
-                    .await?;
+                // Best effort, like the audit: a refusal stands even when it cannot be counted.
+                let window = Window::fixed(MINUTE, chrono::Utc::now());
+                if let Err(error) = state.store.take(&failures, u32::MAX, window).await {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "failed authentication not counted"
+                    );
+                }
             }
             Err(match (header, is_authentication) {
                 (KeyHeader::AdminHeader, _) => ApiError::Forbidden("Admin access required".into()),
@@ -136,6 +116,7 @@ pub async fn verify(
             })
         }
     };
+    // Cheapest checks first, before any read: presence, format, environment.
     let Some(raw) = raw else {
         return refuse(AuditEvent::MissingKey, "An API key is required").await;
     };
@@ -156,6 +137,27 @@ pub async fn verify(
         )
         .await;
         return refuse(AuditEvent::BadFormat, "The API key is not valid").await;
+    }
+    // An address that failed too often is refused before its key is even looked up.
+    if state
+        .store
+        .peek(&failures, Window::fixed(MINUTE, now))
+        .await?
+        >= limits.auth_failures_per_minute
+    {
+        audit(
+            state,
+            AuditEvent::RateLimited,
+            presented,
+            &ip,
+            &route,
+            Some("failed authentications".into()),
+        )
+        .await;
+        return Err(ApiError::RateLimited {
+            limit: limits.auth_failures_per_minute,
+            retry_after: 60,
+        });
     }
     let hash = state.hasher.hash(CredentialKind::ApiKey, secret.expose());
     let Some(record) = state.store.find_api_key(&hash).await? else {
