@@ -44,6 +44,7 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 export AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test"
+export TEST_LOG="$moto_dir/test-log.jsonl"
 cargo test --workspace --quiet -- "$@" 2>&1 | tee "$moto_dir/test.log"
 passed=$(grep -o '[0-9]* passed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -o '[0-9]* failed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
@@ -68,5 +69,12 @@ sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' README.md | se
 (cd "$moto_dir" && BASE="http://127.0.0.1:$local_port" ADMIN_KEY=$admin_key bash -euo pipefail walkthrough.sh)
 head -c 5 "$moto_dir/book.pdf" | grep -q '%PDF-' || { echo "the walkthrough's book.pdf is not a PDF"; exit 1; }
 echo "walkthrough: book.pdf downloaded"
+
+echo "== no log line carries an API key"
+if grep -hE 'sbk_(live|test)_[0-9A-Za-z]{43}' "$TEST_LOG" "$moto_dir/local.log"; then
+  echo "a full API key reached a log"; exit 1
+fi
+[[ -s "$TEST_LOG" ]] || { echo "the test run wrote no log to scan"; exit 1; }
+echo "scanned $(wc -l < "$TEST_LOG") test log lines and the local server's log"
 
 echo "tests: $passed passed, $failed failed"

@@ -83,6 +83,7 @@ impl TestApp {
     }
 
     pub async fn with_settings(backend: Backend, settings: Settings) -> Self {
+        capture_logs();
         let (state, router, base_url, keep) = match backend {
             Backend::Embedded => embedded(settings).await,
             Backend::Aws => {
@@ -321,4 +322,38 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// Every log line of this test run, as the JSON subscriber wrote it (masking included).
+pub static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes each log line to [`LOGS`] and, when `TEST_LOG` names a file, appends it there too
+/// (`tests/run.sh` scans that file for credentials).
+#[derive(Clone, Copy)]
+struct TestLogWriter;
+
+impl std::io::Write for TestLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        if let Ok(path) = std::env::var("TEST_LOG") {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            file.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the product's JSON subscriber once for the whole test binary.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| shared::telemetry::init_with(|| TestLogWriter));
 }

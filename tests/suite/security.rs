@@ -1083,3 +1083,46 @@ async fn injection_shaped_input_is_refused_or_stored_inert() {
         .await;
     assert_ne!(smuggled.headers["x-request-id"], "abc%0d%0aSet-Cookie:x=1");
 }
+
+#[tokio::test]
+async fn no_log_line_carries_a_credential() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let unknown = ApiKeySecret::generate(KeyEnvironment::Live);
+    let _worker = app.start_worker();
+    app.post_json(
+        "/v1/books",
+        &user,
+        &crate::books::korean_book(4),
+        &[("x-request-id", "log-check")],
+    )
+    .await;
+    with_key(&app, Method::GET, KEYS, unknown.expose(), None).await;
+    with_key(&app, Method::GET, KEYS, &app.admin_key, None).await;
+    app.call(
+        Method::GET,
+        "/v1/credits/balance",
+        &[("x-user-key", "malformed-key-value")],
+        None,
+    )
+    .await;
+    let (_, made) = make_key(&app, json!({"name": "logged?", "scopes": ["read"]})).await;
+    tracing::info!(probe = %made, "a careless line");
+    let logs = String::from_utf8_lossy(&crate::harness::LOGS.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("log-check"),
+        "the requests were logged, with their request id"
+    );
+    for secret in [
+        user.as_str(),
+        unknown.expose(),
+        app.admin_key.as_str(),
+        made.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "a credential reached the log");
+    }
+    assert!(
+        logs.contains("sbk_live_***"),
+        "the careless line was masked"
+    );
+}
