@@ -8,6 +8,7 @@ mod api_credits;
 mod api_edges;
 mod books;
 mod contract;
+mod fuzz;
 mod lambda_events;
 mod local_mode;
 mod routes;
