@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python_tools=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2")
-if ! python3 -c "import moto.server, werkzeug" 2>/dev/null || ! command -v cfn-lint >/dev/null; then
+python_tools=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4,<5")
+if ! python3 -c "import moto.server, werkzeug, schemathesis" 2>/dev/null || ! command -v cfn-lint >/dev/null || ! command -v st >/dev/null; then
   echo "== installing ${python_tools[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_tools[@]}"
 fi
@@ -54,6 +54,9 @@ fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(s
 cargo build --quiet -p functions --bin local
 local_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 admin_key="sbk_live_$(python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(43)))')"
+# Limits high enough for the schemathesis run below; their own tests use low ones.
+export RATE_LIMIT_GENERATION_PER_MINUTE=100000 RATE_LIMIT_WRITES_PER_MINUTE=100000 RATE_LIMIT_READS_PER_MINUTE=100000 \
+  BOOKS_PER_DAY=100000 UNFINISHED_BOOKS=100000 AUTH_FAILURES_PER_MINUTE=100000 ACCOUNT_CREATIONS_PER_IP_PER_HOUR=100000
 BOOTSTRAP_ADMIN_KEY=$admin_key PORT=$local_port DATA_DIR="$moto_dir/data" RUST_LOG=warn cargo run --quiet -p functions --bin local >"$moto_dir/local.log" 2>&1 &
 local_pid=$!
 for _ in $(seq 1 100); do
@@ -69,6 +72,14 @@ sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' README.md | se
 (cd "$moto_dir" && BASE="http://127.0.0.1:$local_port" ADMIN_KEY=$admin_key bash -euo pipefail walkthrough.sh)
 head -c 5 "$moto_dir/book.pdf" | grep -q '%PDF-' || { echo "the walkthrough's book.pdf is not a PDF"; exit 1; }
 echo "walkthrough: book.pdf downloaded"
+
+echo "== schemathesis: our OpenAPI document against that server (server errors, response schemas)"
+fuzz_user=$(python3 -c 'import uuid; print(uuid.uuid4())')
+timeout 900 st run openapi.json --url "http://127.0.0.1:$local_port" \
+  --checks not_a_server_error,response_schema_conformance --max-examples 20 --seed 1 --request-timeout 10 \
+  -H "X-User-Key: $fuzz_user" -H "Authorization: Bearer $admin_key" >"$moto_dir/schemathesis.log" 2>&1 \
+  || { tail -80 "$moto_dir/schemathesis.log"; echo "schemathesis found a problem"; exit 1; }
+grep -E "generated|passed" "$moto_dir/schemathesis.log" | tail -2
 
 echo "== no log line carries an API key"
 if grep -hE 'sbk_(live|test)_[0-9A-Za-z]{43}' "$TEST_LOG" "$moto_dir/local.log"; then
