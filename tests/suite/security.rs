@@ -738,6 +738,8 @@ async fn admins_grant_and_deduct_credits_with_a_reason(backend: Backend) {
         404,
         "NOT_FOUND",
     );
+    let through_app = app.grant(&user, 1, &format!("app-{user}")).await;
+    assert_eq!(through_app.body["status"], "success");
     let ledger = app.get("/v1/credits/transactions", &user).await;
     let descriptions: Vec<&str> = ledger
         .body
@@ -759,7 +761,10 @@ async fn admins_grant_and_deduct_credits_with_a_reason(backend: Backend) {
         .into_iter()
         .filter(|e| e.event.as_str() == "credits_granted")
         .count();
-    assert_eq!(granted, 2);
+    assert_eq!(
+        granted, 3,
+        "two admin adjustments and one grant through /v1/credits/add"
+    );
 }
 on_both_backends!(
     #[tokio::test]

@@ -177,18 +177,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        use lambda_http::request::RequestContext;
-        if let Some(RequestContext::ApiGatewayV2(context)) =
-            parts.extensions.get::<RequestContext>()
-            && let Some(ip) = &context.http.source_ip
-        {
-            return Ok(ClientIp(ip.clone()));
-        }
-        if let Some(ConnectInfo(address)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            return Ok(ClientIp(address.ip().to_string()));
-        }
-        Ok(ClientIp("unknown".to_owned()))
+        Ok(ClientIp(
+            client_ip(parts).unwrap_or_else(|| "unknown".to_owned()),
+        ))
     }
+}
+
+/// API Gateway's source IP on Lambda, the socket's peer locally, if either is known.
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
+        && let Some(ip) = &context.http.source_ip
+    {
+        return Some(ip.clone());
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip().to_string())
 }
 
 /// The app user behind `X-User-Key`. A missing key is a schema error (422), a malformed one a

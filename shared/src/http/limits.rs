@@ -5,6 +5,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::config::Limits;
+use crate::domain::audit::AuditEvent;
 use crate::ports::LimitDecision;
 use crate::ports::store::Window;
 use axum::extract::{MatchedPath, Request};
@@ -66,6 +67,8 @@ impl RouteClass {
 /// The per-process first line: refuses what the store would refuse anyway, without a write.
 pub struct LocalLimiter {
     classes: [DefaultKeyedRateLimiter<String>; 3],
+    /// One audit entry per limited caller per minute is enough to see who was limited.
+    audits: DefaultKeyedRateLimiter<String>,
 }
 
 impl LocalLimiter {
@@ -77,6 +80,7 @@ impl LocalLimiter {
                 RateLimiter::keyed(quota(limits.writes_per_minute)),
                 RateLimiter::keyed(quota(limits.reads_per_minute)),
             ],
+            audits: RateLimiter::keyed(quota(1)),
         }
     }
 
@@ -87,6 +91,13 @@ impl LocalLimiter {
             limiter.retain_recent();
         }
         limiter.check_key(&caller.to_owned()).is_ok()
+    }
+
+    fn should_audit(&self, caller: &str) -> bool {
+        if self.audits.len() > 10_000 {
+            self.audits.retain_recent();
+        }
+        self.audits.check_key(&caller.to_owned()).is_ok()
     }
 }
 
@@ -116,10 +127,7 @@ pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<()
     let limits = &state.settings.limits;
     let limit = class.limit(limits);
     if !state.limiter.allows(class, caller) {
-        return Err(ApiError::RateLimited {
-            limit,
-            retry_after: 60,
-        });
+        return Err(refuse(state, parts, caller, class, limit, 60).await);
     }
     let counter = format!("rate:{}:{caller}", class.name());
     match state
@@ -132,13 +140,17 @@ pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<()
                 *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision);
             }
             if decision.allowed {
-                Ok(())
-            } else {
-                Err(ApiError::RateLimited {
-                    limit,
-                    retry_after: decision.reset_after.max(1),
-                })
+                return Ok(());
             }
+            Err(refuse(
+                state,
+                parts,
+                caller,
+                class,
+                limit,
+                decision.reset_after.max(1),
+            )
+            .await)
         }
         Err(error) if class == RouteClass::Read && limits.reads_fail_open => {
             tracing::warn!(
@@ -149,6 +161,32 @@ pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<()
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The refusal, audited at most once a minute per caller.
+async fn refuse(
+    state: &AppState,
+    parts: &Parts,
+    caller: &str,
+    class: RouteClass,
+    limit: u32,
+    retry_after: u64,
+) -> ApiError {
+    if state.limiter.should_audit(caller) {
+        let ip = super::extract::client_ip(parts).unwrap_or_else(|| "unknown".into());
+        let label: String = caller.chars().take(17).collect();
+        let detail = Some(format!("{} limit {limit}/min", class.name()));
+        super::auth::audit(
+            state,
+            AuditEvent::RateLimited,
+            Some(label),
+            &ip,
+            &route_of(parts),
+            detail,
+        )
+        .await;
+    }
+    ApiError::RateLimited { limit, retry_after }
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {

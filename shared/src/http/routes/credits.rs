@@ -1,9 +1,11 @@
+use crate::domain::audit::AuditEvent;
 use crate::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId,
 };
 use crate::http::AppState;
+use crate::http::auth::audit;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{AdminKey, AppUser, JsonBody, QueryParams};
+use crate::http::extract::{AdminKey, AppUser, ClientIp, JsonBody, QueryParams};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -111,6 +113,7 @@ pub struct AddCreditsRequest {
 /// Grants credits to the `X-User-Key` user, once per `transaction_id` (an admin key is required).
 pub async fn add(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminKey(admin): AdminKey,
     AppUser(user): AppUser,
     JsonBody(request): JsonBody<AddCreditsRequest>,
@@ -130,7 +133,21 @@ pub async fn add(
     let outcome = state.store.grant(&grant).await?;
     Ok(Json(match outcome {
         GrantOutcome::Applied { balance } => {
-            tracing::info!(key_id = %admin.key_id, user = user.id.truncated(), amount = amount.get(), "credits granted");
+            let detail = Some(format!(
+                "+{} by {} ({})",
+                amount.get(),
+                admin.key_id,
+                grant.transaction_id.as_str()
+            ));
+            audit(
+                &state,
+                AuditEvent::CreditsGranted,
+                Some(user.id.truncated().to_owned()),
+                &ip,
+                "POST /v1/credits/add",
+                detail,
+            )
+            .await;
             json!({"status": "success", "message": format!("Added {} credits", amount.get()), "new_balance": balance})
         }
         GrantOutcome::AlreadyProcessed { balance } => json!({
