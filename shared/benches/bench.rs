@@ -102,19 +102,9 @@ async fn balance_latency() {
     for _ in 0..200 {
         router.clone().oneshot(request()).await.unwrap();
     }
-    let mut samples: Vec<Duration> = Vec::with_capacity(5000);
-    for _ in 0..5000 {
-        let started = Instant::now();
-        let response = router.clone().oneshot(request()).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let _ = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap();
-        samples.push(started.elapsed());
-    }
     report(
         "authenticated GET /v1/credits/balance (device key), embedded store, in process",
-        samples,
+        sample(&router, 5000, request).await,
     );
 
     // The same through an API key: verification, usage count and rate limit, one read and two
@@ -132,20 +122,29 @@ async fn balance_latency() {
             .body(Body::empty())
             .unwrap()
     };
-    let mut samples: Vec<Duration> = Vec::with_capacity(2000);
-    for _ in 0..2000 {
+    report(
+        "authenticated GET /v1/admin/api-keys (API key), embedded store, in process",
+        sample(&router, 2000, admin_request).await,
+    );
+}
+
+/// Times `count` requests one after the other, each answered 200 and read to its end.
+async fn sample(
+    router: &axum::Router,
+    count: usize,
+    request: impl Fn() -> Request<Body>,
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
         let started = Instant::now();
-        let response = router.clone().oneshot(admin_request()).await.unwrap();
+        let response = router.clone().oneshot(request()).await.unwrap();
         assert_eq!(response.status(), 200);
         let _ = http_body_util::BodyExt::collect(response.into_body())
             .await
             .unwrap();
         samples.push(started.elapsed());
     }
-    report(
-        "authenticated GET /v1/admin/api-keys (API key), embedded store, in process",
-        samples,
-    );
+    samples
 }
 
 /// Default settings with limits out of the way: the bench measures the work of a request,

@@ -46,6 +46,23 @@ impl KeyHeader {
     }
 }
 
+/// Where a request came from, for its audit entries: the client IP and the route.
+pub struct AuditContext {
+    pub ip: String,
+    pub route: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AuditContext {
+            ip: super::extract::client_ip(parts).unwrap_or_else(|| "unknown".into()),
+            route: route_of(parts),
+        })
+    }
+}
+
 /// Records an audit entry; an audit that cannot be written is logged, never fatal to the answer.
 pub async fn audit(
     state: &AppState,

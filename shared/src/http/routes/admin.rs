@@ -6,12 +6,12 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, MAX_GRANT, TransactionId};
 use crate::http::AppState;
-use crate::http::auth::{AdminCaller, audit};
+use crate::http::auth::{AdminCaller, AuditContext, audit};
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{ClientIp, JsonBody, QueryParams, parse_json};
+use crate::http::extract::{JsonBody, QueryParams, parse_json};
 use axum::Json;
-use axum::extract::{MatchedPath, Path, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -93,21 +93,6 @@ fn view(record: &ApiKeyRecord) -> Value {
     })
 }
 
-/// Context for audit entries of admin actions.
-struct Context {
-    ip: String,
-    route: String,
-}
-
-impl Context {
-    fn new(ip: ClientIp, method: &Method, path: &MatchedPath) -> Self {
-        Self {
-            ip: ip.0,
-            route: format!("{method} {}", path.as_str()),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
@@ -144,13 +129,10 @@ async fn store_new_key(
 /// Makes a key; its secret is in this answer and nowhere else, ever.
 pub async fn create_key(
     State(state): State<AppState>,
-    method: Method,
-    path: MatchedPath,
-    ip: ClientIp,
+    context: AuditContext,
     AdminCaller(caller): AdminCaller,
     JsonBody(request): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let context = Context::new(ip, &method, &path);
     let environment = match request.environment.as_deref() {
         None => KeyEnvironment::Live,
         Some(raw) => KeyEnvironment::parse(raw).map_err(|e| problem("environment", e.0))?,
@@ -261,14 +243,11 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 pub async fn update_key(
     State(state): State<AppState>,
-    method: Method,
-    path: MatchedPath,
-    ip: ClientIp,
+    context: AuditContext,
     AdminCaller(caller): AdminCaller,
     Path(key_id): Path<String>,
     JsonBody(update): JsonBody<UpdateKey>,
 ) -> Result<Json<Value>, ApiError> {
-    let context = Context::new(ip, &method, &path);
     let mut record = key_by_id(&state, &key_id).await?;
     if let Some(name) = &update.name {
         record.name = name_of(name)?;
@@ -298,13 +277,10 @@ pub async fn update_key(
 /// Revokes a key at once.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    method: Method,
-    path: MatchedPath,
-    ip: ClientIp,
+    context: AuditContext,
     AdminCaller(caller): AdminCaller,
     Path(key_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let context = Context::new(ip, &method, &path);
     let mut record = key_by_id(&state, &key_id).await?;
     if record.revoked_at.is_none() {
         record.revoked_at = Some(Utc::now());
@@ -332,14 +308,11 @@ pub struct Rotate {
 /// Replaces a key: the new secret is shown once; the old key keeps working for the grace period.
 pub async fn rotate_key(
     State(state): State<AppState>,
-    method: Method,
-    path: MatchedPath,
-    ip: ClientIp,
+    context: AuditContext,
     AdminCaller(caller): AdminCaller,
     Path(key_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let context = Context::new(ip, &method, &path);
     // The body is optional: no body, the configured grace period.
     let rotate: Rotate = if body.is_empty() {
         Rotate::default()
@@ -427,14 +400,11 @@ pub struct AdjustCredits {
 /// Grants (positive) or deducts (negative) credits with a reason; audited.
 pub async fn adjust_credits(
     State(state): State<AppState>,
-    method: Method,
-    path: MatchedPath,
-    ip: ClientIp,
+    context: AuditContext,
     AdminCaller(caller): AdminCaller,
     Path(user_id): Path<String>,
     JsonBody(request): JsonBody<AdjustCredits>,
 ) -> Result<Json<Value>, ApiError> {
-    let context = Context::new(ip, &method, &path);
     if request.amount == 0 || request.amount.abs() > MAX_GRANT {
         return Err(ApiError::Invalid(format!(
             "amount must be non-zero and at most {MAX_GRANT} either way"

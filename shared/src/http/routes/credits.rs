@@ -3,9 +3,9 @@ use crate::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId,
 };
 use crate::http::AppState;
-use crate::http::auth::audit;
+use crate::http::auth::{AuditContext, audit};
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{AdminKey, AppUser, ClientIp, JsonBody, QueryParams};
+use crate::http::extract::{AdminKey, AppUser, JsonBody, QueryParams};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -113,7 +113,7 @@ pub struct AddCreditsRequest {
 /// Grants credits to the `X-User-Key` user, once per `transaction_id` (an admin key is required).
 pub async fn add(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    context: AuditContext,
     AdminKey(admin): AdminKey,
     AppUser(user): AppUser,
     JsonBody(request): JsonBody<AddCreditsRequest>,
@@ -143,8 +143,8 @@ pub async fn add(
                 &state,
                 AuditEvent::CreditsGranted,
                 Some(user.id.truncated().to_owned()),
-                &ip,
-                "POST /v1/credits/add",
+                &context.ip,
+                &context.route,
                 detail,
             )
             .await;

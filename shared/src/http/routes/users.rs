@@ -2,9 +2,9 @@
 
 use crate::domain::audit::AuditEvent;
 use crate::http::AppState;
-use crate::http::auth::audit;
+use crate::http::auth::{AuditContext, audit};
 use crate::http::error::ApiError;
-use crate::http::extract::{AppUser, ClientIp};
+use crate::http::extract::AppUser;
 use crate::pipeline::blob_keys;
 use axum::Json;
 use axum::extract::State;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// kept without the user, as the accounts must be. The same key afterwards starts afresh.
 pub async fn erase_me(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    context: AuditContext,
     AppUser(user): AppUser,
 ) -> Result<Json<Value>, ApiError> {
     let books = state.store.books_of(&user.id).await?;
@@ -28,8 +28,8 @@ pub async fn erase_me(
         &state,
         AuditEvent::UserErased,
         Some(user.id.truncated().to_owned()),
-        &ip,
-        "DELETE /v1/users/me",
+        &context.ip,
+        &context.route,
         None,
     )
     .await;
