@@ -8,7 +8,11 @@ time, as DynamoDB serialises writes to one item. Prints the port on its first li
 import sys
 
 from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
+
+# One request at a time means the others wait in the listen queue: make it deep enough for the
+# concurrency tests (hundreds of clients) instead of werkzeug's 128.
+BaseWSGIServer.request_queue_size = 4096
 
 
 class RealS3Roots:

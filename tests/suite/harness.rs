@@ -50,6 +50,13 @@ pub async fn moto_config() -> SdkConfig {
         .endpoint_url(moto_endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        // moto serves one request at a time; under the concurrency tests a connection may wait
+        // in its queue longer than the SDK's 3.1 s default before it is accepted.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(60))
+                .build(),
+        )
         .load()
         .await
 }

@@ -11,6 +11,7 @@ mod contract;
 mod fuzz;
 mod lambda_events;
 mod local_mode;
+mod money;
 mod routes;
 mod security;
 mod seed_contract;

@@ -1,0 +1,199 @@
+//! Credits under concurrency and failure: many users, random balances, racing book requests;
+//! failures injected around the charge and the enqueue.
+
+use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings};
+use crate::on_both_backends;
+use futures::future::join_all;
+use http::Method;
+use shared::domain::credential::CredentialKind;
+use shared::domain::credits::{EntryKind, LedgerPage, ledger_reconciles};
+use shared::domain::user::UserId;
+use shared::ports::Store;
+use std::sync::Arc;
+
+async fn whole_ledger(
+    store: &dyn Store,
+    user: &UserId,
+) -> Vec<shared::domain::credits::LedgerEntry> {
+    let mut all = Vec::new();
+    loop {
+        let page = store
+            .ledger(user, LedgerPage::parse(100, all.len() as i64).unwrap())
+            .await
+            .unwrap();
+        let done = page.len() < 100;
+        all.extend(page);
+        if done {
+            break;
+        }
+    }
+    all.reverse();
+    all
+}
+
+async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
+    let app = Arc::new(TestApp::new(backend).await);
+    // Random balances from 3 (the opening credits) to 3 + 9, from a fixed seed.
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut users = Vec::new();
+    for i in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let extra = (seed % 10) as i64;
+        let user = new_user_key();
+        if extra > 0 {
+            app.grant(&user, extra, &format!("seed-{i}-{user}")).await;
+        } else {
+            app.get("/v1/credits/balance", &user).await;
+        }
+        users.push((user, 3 + extra));
+    }
+    let requests = (0..200).map(|i| {
+        let (app, user) = (app.clone(), users[i % 20].0.clone());
+        tokio::spawn(async move {
+            let body = crate::books::korean_book(4);
+            app.post_json(
+                "/v1/books",
+                &user,
+                &body,
+                &[("x-idempotency-key", &format!("r-{i}"))],
+            )
+            .await
+            .status
+        })
+    });
+    let statuses: Vec<u16> = join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 402)),
+        "{statuses:?}"
+    );
+    for (user, balance) in &users {
+        let id = app.state.hasher.hash(CredentialKind::UserKey, user);
+        let stored = app.state.store.find_user(&id).await.unwrap().unwrap();
+        let ledger = whole_ledger(&*app.state.store, &id).await;
+        assert!(
+            ledger_reconciles(stored.credits, &ledger),
+            "balance equals the sum of the ledger"
+        );
+        assert!(
+            ledger.iter().all(|e| e.balance_after >= 0),
+            "never below zero"
+        );
+        let books = app.state.store.books_of(&id).await.unwrap().len() as i64;
+        // Ten requests each: as many books as the balance allowed.
+        assert_eq!(books, (*balance).min(10), "user with {balance} credits");
+        assert_eq!(stored.credits, balance - books);
+        assert_eq!(
+            ledger.iter().filter(|e| e.kind == EntryKind::Usage).count() as i64,
+            books
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count() as i64,
+        users.iter().map(|(_, b)| (*b).min(10)).sum::<i64>()
+    );
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    two_hundred_book_requests_across_twenty_users,
+    two_hundred_book_requests_across_twenty_users
+);
+
+/// The step queue is gone (a real SQS adapter aimed at a queue that does not exist) after the
+/// charge: the book is failed and refunded at once, so no charge stands without a book.
+#[tokio::test]
+async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
+    let config = crate::harness::moto_config().await;
+    let mut resources =
+        shared::adapters::aws::provision::provision(&config, &crate::harness::unique_prefix())
+            .await
+            .unwrap();
+    resources.step_queue_url = format!("{}-gone", resources.step_queue_url);
+    let state = state_over(&config, &resources, test_settings());
+    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let user = new_user_key();
+    let call = |method: Method, path: &str, body: Option<String>| {
+        let router = router.clone();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-user-key", &user)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.unwrap_or_default()))
+            .unwrap();
+        async move {
+            use tower::ServiceExt;
+            crate::harness::Answer::from_response(router.oneshot(request).await.unwrap()).await
+        }
+    };
+    let answer = call(
+        Method::POST,
+        "/v1/books",
+        Some(crate::books::korean_book(4).to_string()),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (503, "SERVICE_UNAVAILABLE"));
+    let id = state.hasher.hash(CredentialKind::UserKey, &user);
+    let books = state.store.books_of(&id).await.unwrap();
+    assert_eq!(books.len(), 1);
+    assert_eq!(books[0].failure.as_deref(), Some("QUEUE_FAILED"));
+    let ledger = whole_ledger(&*state.store, &id).await;
+    let kinds: Vec<EntryKind> = ledger.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EntryKind::Bonus, EntryKind::Usage, EntryKind::Refund]
+    );
+    assert_eq!(
+        state.store.find_user(&id).await.unwrap().unwrap().credits,
+        3
+    );
+}
+
+/// The answer is lost after the enqueue (the client never hears back) and the app retries with
+/// its idempotency key: one book, one charge, and the book is made.
+async fn a_lost_answer_after_the_enqueue_charges_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let _worker = app.start_worker();
+    let user = new_user_key();
+    let first = app
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::books::korean_book(4),
+            &[("x-idempotency-key", "lost-1")],
+        )
+        .await;
+    let retry = app
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::books::korean_book(4),
+            &[("x-idempotency-key", "lost-1")],
+        )
+        .await;
+    assert_eq!(first.body["job_id"], retry.body["job_id"]);
+    let job = retry.body["job_id"].as_str().unwrap();
+    assert_eq!(
+        crate::books::poll(&app, &user, job, std::time::Duration::from_secs(60))
+            .await
+            .body["status"],
+        "done"
+    );
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let ledger = whole_ledger(&*app.state.store, &id).await;
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == EntryKind::Usage).count(),
+        1
+    );
+    assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 1);
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_lost_answer_after_the_enqueue_charges_once,
+    a_lost_answer_after_the_enqueue_charges_once
+);
