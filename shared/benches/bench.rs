@@ -201,7 +201,7 @@ mod counting {
     use chrono::{DateTime, Utc};
     use shared::domain::api_key::ApiKeyRecord;
     use shared::domain::audit::AuditEntry;
-    use shared::domain::book::{Book, BookId, IdempotencyKey};
+    use shared::domain::book::{Book, BookId, Idempotency};
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use shared::domain::user::{User, UserId, UserLookup};
@@ -358,7 +358,7 @@ mod counting {
         async fn create_book(
             &self,
             book: &Book,
-            key: Option<&IdempotencyKey>,
+            key: Option<&Idempotency>,
         ) -> Result<CreateOutcome, StoreError> {
             self.write();
             self.inner.create_book(book, key).await

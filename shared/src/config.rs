@@ -35,8 +35,9 @@ pub struct Settings {
     pub signed_url_ttl: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Credits one book costs.
+    /// Credits a book costs: a flat price, and per page-count range where configured.
     pub book_price: i64,
+    pub book_prices_by_pages: Vec<PagePrice>,
     /// Whether books are narrated (the app's request has no switch for it).
     pub narration: bool,
     pub limits: Limits,
@@ -84,11 +85,53 @@ impl Default for Settings {
             // A book request may carry a 5 MB reference image in base64.
             max_body_bytes: 6 * 1024 * 1024,
             book_price: 1,
+            book_prices_by_pages: Vec::new(),
             narration: true,
             limits: Limits::default(),
             cors_origins: Vec::new(),
             rotation_grace: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+/// A price for books of `min..=max` pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagePrice {
+    pub min: u8,
+    pub max: u8,
+    pub credits: i64,
+}
+
+/// `4-8:1,9-12:2`: page ranges and their prices.
+fn parse_page_prices(raw: &str) -> Result<Vec<PagePrice>, Invalid> {
+    let refuse = || Invalid::new("BOOK_PRICE_BY_PAGES must look like 4-8:1,9-12:2");
+    raw.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (range, credits) = part.split_once(':').ok_or_else(refuse)?;
+            let (min, max) = range.split_once('-').ok_or_else(refuse)?;
+            let price = PagePrice {
+                min: min.trim().parse().map_err(|_| refuse())?,
+                max: max.trim().parse().map_err(|_| refuse())?,
+                credits: credits.trim().parse().map_err(|_| refuse())?,
+            };
+            if price.min > price.max || price.credits < 0 {
+                return Err(refuse());
+            }
+            Ok(price)
+        })
+        .collect()
+}
+
+impl Settings {
+    /// What a book of `pages` pages costs: the first configured range that holds it, else the
+    /// flat price.
+    pub fn book_price(&self, pages: u8) -> i64 {
+        self.book_prices_by_pages
+            .iter()
+            .find(|p| (p.min..=p.max).contains(&pages))
+            .map_or(self.book_price, |p| p.credits)
     }
 }
 
@@ -164,6 +207,10 @@ impl Settings {
                 price if price >= 0 => price,
                 _ => return Err(Invalid::new("BOOK_PRICE_CREDITS must be 0 or more")),
             },
+            book_prices_by_pages: lookup("BOOK_PRICE_BY_PAGES")
+                .map(|raw| parse_page_prices(&raw))
+                .transpose()?
+                .unwrap_or_default(),
             narration: parsed(lookup, "NARRATION", defaults.narration)?,
             limits: Limits {
                 generation_per_minute: parsed(
@@ -278,6 +325,29 @@ mod tests {
         let s = settings(&[("OPENING_CREDITS", "5"), ("APP_ENV", "prod")]).unwrap();
         assert_eq!(s.opening_credits, 5);
         assert_eq!(s.environment, Environment::Prod);
+    }
+
+    #[test]
+    fn prices_by_page_count() {
+        let s = settings(&[
+            ("BOOK_PRICE_BY_PAGES", "4-8:1, 9-12:2"),
+            ("BOOK_PRICE_CREDITS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.book_price(4),
+                s.book_price(8),
+                s.book_price(9),
+                s.book_price(12)
+            ),
+            (1, 1, 2, 2)
+        );
+        let flat = settings(&[]).unwrap();
+        assert_eq!((flat.book_price(4), flat.book_price(12)), (1, 1));
+        for bad in ["4-8", "8-4:1", "4-8:-1", "a-b:1"] {
+            assert!(settings(&[("BOOK_PRICE_BY_PAGES", bad)]).is_err(), "{bad}");
+        }
     }
 
     #[test]

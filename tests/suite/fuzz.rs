@@ -21,6 +21,7 @@ const CODES: &[&str] = &[
     "DAILY_LIMIT_EXCEEDED",
     "TOO_MANY_PENDING_JOBS",
     "METHOD_NOT_ALLOWED",
+    "IDEMPOTENCY_KEY_REUSED",
 ];
 
 fn sound(answer: &Answer) {

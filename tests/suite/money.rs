@@ -197,3 +197,119 @@ on_both_backends!(
     a_lost_answer_after_the_enqueue_charges_once,
     a_lost_answer_after_the_enqueue_charges_once
 );
+
+/// The same key with another request is refused; past 24 hours the key is free again.
+async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let key = [("x-idempotency-key", "same-key")];
+    let first = app
+        .post_json("/v1/books", &user, &crate::books::korean_book(4), &key)
+        .await;
+    assert_eq!(first.status, 200);
+    let other = app
+        .post_json("/v1/books", &user, &crate::books::korean_book(6), &key)
+        .await;
+    assert_eq!(
+        (other.status, other.code()),
+        (422, "IDEMPOTENCY_KEY_REUSED")
+    );
+    // Another user's identical key is theirs alone.
+    let stranger = app
+        .post_json(
+            "/v1/books",
+            &new_user_key(),
+            &crate::books::korean_book(6),
+            &key,
+        )
+        .await;
+    assert_eq!(stranger.status, 200);
+    assert_ne!(stranger.body["job_id"], first.body["job_id"]);
+
+    // A record past its day: made by the store directly, as a day-old request would have.
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let old_book = app.state.store.books_of(&id).await.unwrap().remove(0);
+    let stale_key = shared::domain::book::IdempotencyKey::parse("yesterday").unwrap();
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
+    let stale = shared::domain::book::Idempotency::new(stale_key, &old_book.request, day_ago);
+    let mut yesterdays = old_book.clone();
+    yesterdays.id = shared::domain::book::BookId::generate();
+    assert!(matches!(
+        app.state
+            .store
+            .create_book(&yesterdays, Some(&stale))
+            .await
+            .unwrap(),
+        shared::ports::CreateOutcome::Created(_)
+    ));
+    let again = app
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::books::korean_book(4),
+            &[("x-idempotency-key", "yesterday")],
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_ne!(
+        again.body["job_id"].as_str(),
+        Some(yesterdays.id.as_str()),
+        "a new book, not yesterday's"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    idempotency_keys_answer_their_own_request_for_a_day,
+    idempotency_keys_answer_their_own_request_for_a_day
+);
+
+#[tokio::test]
+async fn a_book_costs_what_its_page_count_is_priced() {
+    use shared::config::{PagePrice, Settings};
+    let prices = vec![
+        PagePrice {
+            min: 4,
+            max: 8,
+            credits: 1,
+        },
+        PagePrice {
+            min: 9,
+            max: 12,
+            credits: 2,
+        },
+    ];
+    let app = TestApp::with_settings(
+        Backend::Embedded,
+        Settings {
+            book_prices_by_pages: prices,
+            ..test_settings()
+        },
+    )
+    .await;
+    let user = new_user_key();
+    assert_eq!(
+        app.post_json("/v1/books", &user, &crate::books::korean_book(12), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        1
+    );
+    let refused = app
+        .post_json("/v1/books", &user, &crate::books::korean_book(10), &[])
+        .await;
+    assert_eq!((refused.status, refused.code()), (402, "PAYMENT_REQUIRED"));
+    assert_eq!(refused.body["error"]["details"]["required"], 2);
+    assert_eq!(
+        app.post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        0
+    );
+}

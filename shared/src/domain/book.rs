@@ -342,6 +342,32 @@ impl Book {
     }
 }
 
+/// How long a request's idempotency record answers retries.
+pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// A create's idempotency record: the client's key, a fingerprint of what was asked (a retry must
+/// ask the same), and when the record stops answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Idempotency {
+    /// The record for `key` and the validated request, expiring [`IDEMPOTENCY_TTL`] from `now`.
+    pub fn new(key: IdempotencyKey, request: &impl Serialize, now: DateTime<Utc>) -> Self {
+        use sha2::Digest;
+        let canonical = serde_json::to_vec(request).expect("requests serialise");
+        let fingerprint = hex::encode(sha2::Sha256::digest(&canonical));
+        Self {
+            key,
+            fingerprint,
+            expires_at: now + IDEMPOTENCY_TTL,
+        }
+    }
+}
+
 /// A client's `X-Idempotency-Key`: up to 80 printable ASCII characters, scoped per user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);

@@ -54,6 +54,9 @@ pub enum ApiError {
         required: i64,
         balance: i64,
     },
+    /// An idempotency key sent again with a different request (422 `IDEMPOTENCY_KEY_REUSED`).
+    #[error("This X-Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
     /// The resource is not in a state that allows this (409 `CONFLICT`).
     #[error("{0}")]
     Conflict(String),
@@ -95,6 +98,9 @@ impl ApiError {
             }
             ApiError::PaymentRequired { .. } => (StatusCode::PAYMENT_REQUIRED, "PAYMENT_REQUIRED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            ApiError::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
+            }
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),

@@ -2,7 +2,7 @@
 
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
-use crate::domain::book::{Book, BookId, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
@@ -186,8 +186,11 @@ pub struct StoredBook {
 pub enum CreateOutcome {
     /// Charged and stored now.
     Created(StoredBook),
-    /// The idempotency key was used before: its book, charged then and not again.
+    /// The idempotency key was used before for the same request: its book, charged then and not
+    /// again.
     Replayed(StoredBook),
+    /// The idempotency key was used before for another request: nothing stored or charged.
+    KeyReused,
     /// Nothing stored, nothing charged.
     InsufficientCredits { balance: i64 },
 }
@@ -199,7 +202,7 @@ pub trait BookStore: Send + Sync {
     async fn create_book(
         &self,
         book: &Book,
-        idempotency: Option<&IdempotencyKey>,
+        idempotency: Option<&Idempotency>,
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError>;

@@ -9,7 +9,7 @@
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
 //! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
 //! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then GetItem per book |
-//! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction |
+//! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction; answers retries for 24 h (`expires_at`) |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -23,7 +23,7 @@
 use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
@@ -975,13 +975,21 @@ impl BookStore for DynamoStore {
     async fn create_book(
         &self,
         book: &Book,
-        idempotency: Option<&IdempotencyKey>,
+        idempotency: Option<&Idempotency>,
     ) -> Result<CreateOutcome, StoreError> {
-        let idempotency_sk = idempotency.map(|k| format!("IDEM#{}", k.as_str()));
+        let idempotency_sk = idempotency.map(|r| format!("IDEM#{}", r.key.as_str()));
         let attempt = || async {
-            if let Some(sk) = &idempotency_sk
+            let now = Utc::now().timestamp();
+            if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency)
                 && let Some(earlier) = self.get(user_pk(&book.user), sk).await?
+                // Past its 24 hours the record is as good as absent (TTL deletes it days late).
+                && num(&earlier, "expires_at")? > now
             {
+                if optional_text(&earlier, "fingerprint").as_deref()
+                    != Some(record.fingerprint.as_str())
+                {
+                    return Ok(CreateOutcome::KeyReused);
+                }
                 let id = BookId::parse(&text(&earlier, "book_id")?)
                     .map_err(|e| StoreError::Corrupt(e.0))?;
                 let stored = self
@@ -1003,8 +1011,19 @@ impl BookStore for DynamoStore {
                 self.book_put(book, 1, None)?,
                 self.plain_put(user_pk(&book.user), library_sk(book), &book.id)?,
             ];
-            if let Some(sk) = &idempotency_sk {
-                items.push(self.plain_put(user_pk(&book.user), sk.clone(), &book.id)?);
+            if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency) {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(user_pk(&book.user)))
+                    .item("sk", s(sk.clone()))
+                    .item("book_id", s(book.id.as_str()))
+                    .item("fingerprint", s(&record.fingerprint))
+                    .item("expires_at", n(record.expires_at.timestamp()))
+                    .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                items.push(TransactWriteItem::builder().put(put).build());
             }
             if book.charged > 0 {
                 let entry = EntryFields {

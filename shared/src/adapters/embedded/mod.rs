@@ -67,7 +67,8 @@ impl Database {
 
 /// Schema changes after the first, in order; `PRAGMA user_version` counts the ones applied, so a
 /// data folder from an older build is brought up to date when opened.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '';
 ALTER TABLE api_keys ADD COLUMN rotated_to TEXT;
 CREATE TABLE IF NOT EXISTS key_usage (
@@ -88,7 +89,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
     detail     TEXT,
     expires_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+ALTER TABLE idempotency ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {
     let applied: usize = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;

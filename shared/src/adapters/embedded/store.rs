@@ -1,7 +1,7 @@
 use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::user::{User, UserId, UserLookup};
@@ -573,24 +573,35 @@ impl BookStore for SqliteStore {
     async fn create_book(
         &self,
         book: &Book,
-        idempotency: Option<&IdempotencyKey>,
+        idempotency: Option<&Idempotency>,
     ) -> Result<CreateOutcome, StoreError> {
         let book = book.clone();
-        let key = idempotency.map(|k| k.as_str().to_owned());
+        let idempotency = idempotency.cloned();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let user = book.user.as_str();
-            if let Some(key) = &key {
-                let earlier: Option<String> = tx
+            if let Some(record) = &idempotency {
+                let key = record.key.as_str();
+                let earlier: Option<(String, String, i64)> = tx
                     .query_row(
-                        "SELECT book_id FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                        "SELECT book_id, fingerprint, expires_at FROM idempotency WHERE user_id = ?1 AND key = ?2",
                         params![user, key],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
-                if let Some(earlier) = earlier {
-                    let stored = read_book(&tx, &earlier)?.ok_or(StoreError::Missing("book"))?;
-                    return Ok(CreateOutcome::Replayed(stored));
+                match earlier {
+                    Some((_, _, expires)) if expires <= Utc::now().timestamp() => {
+                        // Past its 24 hours the key is free again.
+                        tx.execute("DELETE FROM idempotency WHERE user_id = ?1 AND key = ?2", params![user, key])?;
+                    }
+                    Some((_, fingerprint, _)) if fingerprint != record.fingerprint => {
+                        return Ok(CreateOutcome::KeyReused);
+                    }
+                    Some((earlier, _, _)) => {
+                        let stored = read_book(&tx, &earlier)?.ok_or(StoreError::Missing("book"))?;
+                        return Ok(CreateOutcome::Replayed(stored));
+                    }
+                    None => {}
                 }
             }
             let balance = read_user(&tx, user)?.ok_or(StoreError::Missing("user"))?.credits;
@@ -604,10 +615,10 @@ impl BookStore for SqliteStore {
                 "INSERT INTO books (id, user_id, doc, version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
                 params![book.id.as_str(), user, serde_json::to_string(&book)?, book.created_at.to_rfc3339()],
             )?;
-            if let Some(key) = &key {
+            if let Some(record) = &idempotency {
                 tx.execute(
-                    "INSERT INTO idempotency (user_id, key, book_id) VALUES (?1, ?2, ?3)",
-                    params![user, key, book.id.as_str()],
+                    "INSERT INTO idempotency (user_id, key, book_id, fingerprint, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![user, record.key.as_str(), book.id.as_str(), record.fingerprint, record.expires_at.timestamp()],
                 )?;
             }
             tx.commit()?;

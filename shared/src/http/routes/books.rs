@@ -2,8 +2,8 @@
 //! the PDF.
 
 use crate::domain::book::{
-    AudioState, Book, BookId, BookRequest, IdempotencyKey, ImageState, JobState, Language, Name,
-    PageCount, Step, Style, TargetAge, Topic,
+    AudioState, Book, BookId, BookRequest, Idempotency, IdempotencyKey, ImageState, JobState,
+    Language, Name, PageCount, Step, Style, TargetAge, Topic,
 };
 use crate::domain::user::User;
 use crate::http::AppState;
@@ -334,9 +334,12 @@ pub async fn create(
     JsonBody(spec): JsonBody<BookSpec>,
 ) -> Result<Json<Value>, ApiError> {
     check_profile_header(&headers)?;
-    let idempotency = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key(&headers)?;
     let request = spec.validate(state.settings.narration)?;
     let now = chrono::Utc::now();
+    // A retry must ask for the same book: the record keeps a fingerprint of the request.
+    let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
+    let price = state.settings.book_price(request.page_count.get());
     let limits = &state.settings.limits;
     let unfinished = state
         .store
@@ -371,7 +374,7 @@ pub async fn create(
         warnings: Vec::new(),
         failure: None,
         refusal: None,
-        charged: state.settings.book_price,
+        charged: price,
         refunded: false,
         created_at: now,
         updated_at: now,
@@ -393,6 +396,7 @@ pub async fn create(
             Ok(created(&stored.book))
         }
         CreateOutcome::Replayed(stored) => Ok(created(&stored.book)),
+        CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {
             reason: "insufficient_credits",
             required: book.charged,
