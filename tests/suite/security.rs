@@ -752,6 +752,16 @@ async fn admins_grant_and_deduct_credits_with_a_reason(backend: Backend) {
         descriptions.contains(&"admin: chargeback")
             && descriptions.contains(&"admin: apology for an outage")
     );
+    let check = with_key(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{user_id}/reconciliation"),
+        &app.admin_key,
+        None,
+    )
+    .await;
+    assert_eq!(check.body["reconciled"], true, "{}", check.body);
+    assert_eq!(check.body["balance"], check.body["ledger_sum"]);
     let granted = app
         .state
         .store

@@ -144,6 +144,12 @@ pub fn catalogue() -> Vec<Endpoint> {
             post(admin::adjust_credits),
         ),
         endpoint(Admin, "GET", "/v1/admin/audit-log", get(admin::audit_log)),
+        endpoint(
+            Admin,
+            "GET",
+            "/v1/admin/users/{user_id}/reconciliation",
+            get(admin::reconcile),
+        ),
     ]
 }
 

@@ -4,7 +4,9 @@
 use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope, parse_ip_rule};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credential::{CredentialHash, CredentialKind};
-use crate::domain::credits::{EntryKind, Grant, GrantOutcome, MAX_GRANT, TransactionId};
+use crate::domain::credits::{
+    EntryKind, Grant, GrantOutcome, LedgerPage, MAX_GRANT, TransactionId, ledger_reconciles,
+};
 use crate::http::AppState;
 use crate::http::auth::{AdminCaller, AuditContext, audit};
 use crate::http::error::{ApiError, Problem};
@@ -466,6 +468,44 @@ pub async fn adjust_credits(
         }
     };
     Ok(Json(status))
+}
+
+/// Proves a user's balance: it must equal the sum of their ledger, and every entry's
+/// `balance_after` the running sum.
+pub async fn reconcile(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound {
+        resource: "user",
+        id: user_id.clone(),
+    };
+    if user_id.len() != 64 || !user_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let id = CredentialHash::from_stored(user_id.to_ascii_lowercase());
+    let user = state.store.find_user(&id).await?.ok_or_else(not_found)?;
+    let mut entries = Vec::new();
+    loop {
+        let page = LedgerPage::parse(100, entries.len() as i64)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.0)))?;
+        let batch = state.store.ledger(&id, page).await?;
+        let done = batch.len() < 100;
+        entries.extend(batch);
+        if done {
+            break;
+        }
+    }
+    entries.reverse();
+    let sum: i64 = entries.iter().map(|e| e.delta).sum();
+    Ok(Json(json!({
+        "user_id": user_id,
+        "balance": user.credits,
+        "ledger_sum": sum,
+        "entries": entries.len(),
+        "reconciled": ledger_reconciles(user.credits, &entries),
+    })))
 }
 
 #[derive(Deserialize)]
