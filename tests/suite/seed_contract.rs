@@ -287,6 +287,22 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
         crate::books::poll(&app, &user, &failed_job, std::time::Duration::from_secs(30)).await;
     assert_eq!(failed.body["status"], "failed");
     conforms("GET", "/v1/books/{job_id}", &failed);
+    // The same idempotency key with another request: a 422, in the seed's shape for 422s.
+    let keyed = [
+        ("x-user-key", user.as_str()),
+        ("x-idempotency-key", "seed-key"),
+    ];
+    let other_book = crate::books::korean_book(5).to_string();
+    app.call(Method::POST, "/v1/books", &keyed, Some(&book))
+        .await;
+    let reused = app
+        .call(Method::POST, "/v1/books", &keyed, Some(&other_book))
+        .await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (422, "IDEMPOTENCY_KEY_REUSED")
+    );
+    conforms("POST", "/v1/books", &reused);
     for (method, path, answer) in [
         (
             "POST",

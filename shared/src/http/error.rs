@@ -131,6 +131,17 @@ impl From<BlobError> for ApiError {
     }
 }
 
+/// The 422 envelope: `detail` and `error.details` are the list of problems.
+fn problem_list(status: StatusCode, code: &str, message: &str, problems: &[Problem]) -> Response {
+    let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
+    let body = json!({
+        "detail": list,
+        "error": {"code": code, "message": message, "details": list},
+        "request_id": current_request_id(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
 /// The envelope for a status, code and message, with optional details.
 pub fn envelope(status: StatusCode, code: &str, message: &str, details: Option<Value>) -> Response {
     let mut error = json!({"code": code, "message": message});
@@ -155,14 +166,19 @@ impl IntoResponse for ApiError {
         }
         match self {
             ApiError::Schema(problems) => {
-                let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
-                let body = json!({
-                    "detail": list,
-                    "error": {"code": code, "message": "Request validation failed", "details": list},
-                    "request_id": current_request_id(),
-                });
-                (status, axum::Json(body)).into_response()
+                problem_list(status, code, "Request validation failed", &problems)
             }
+            // A 422 like every other: the seed's `HTTPValidationError` shape, its own code.
+            ApiError::IdempotencyKeyReused => problem_list(
+                status,
+                code,
+                "This X-Idempotency-Key was already used for a different request",
+                &[Problem::new(
+                    &["header", "x-idempotency-key"],
+                    "This key was already used for a different request; use a new key",
+                    "idempotency_key_reused",
+                )],
+            ),
             ApiError::NotFound { resource, id } => envelope(
                 status,
                 code,
