@@ -6,7 +6,7 @@ use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use shared::domain::credential::CredentialKind;
-use shared::domain::credits::{EntryKind, LedgerPage, ledger_reconciles};
+use shared::domain::credits::{EntryKind, ledger_reconciles};
 use shared::domain::user::UserId;
 use shared::ports::Store;
 use std::sync::Arc;
@@ -15,20 +15,9 @@ async fn whole_ledger(
     store: &dyn Store,
     user: &UserId,
 ) -> Vec<shared::domain::credits::LedgerEntry> {
-    let mut all = Vec::new();
-    loop {
-        let page = store
-            .ledger(user, LedgerPage::parse(100, all.len() as i64).unwrap())
-            .await
-            .unwrap();
-        let done = page.len() < 100;
-        all.extend(page);
-        if done {
-            break;
-        }
-    }
-    all.reverse();
-    all
+    shared::ports::store::whole_ledger(store, user)
+        .await
+        .unwrap()
 }
 
 async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {

@@ -225,3 +225,23 @@ pub trait BookStore: Send + Sync {
     /// Removes the book from the store; false when it changed meanwhile.
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
 }
+
+/// A user's whole ledger, oldest first, read a page at a time (reconciliation reads it all).
+pub async fn whole_ledger(
+    store: &dyn Store,
+    user: &UserId,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let page =
+            LedgerPage::parse(100, all.len() as i64).map_err(|e| StoreError::Corrupt(e.0))?;
+        let entries = store.ledger(user, page).await?;
+        let done = entries.len() < 100;
+        all.extend(entries);
+        if done {
+            break;
+        }
+    }
+    all.reverse();
+    Ok(all)
+}

@@ -34,18 +34,9 @@ async fn whole_ledger(
     store: &dyn Store,
     user: &UserId,
 ) -> Vec<shared::domain::credits::LedgerEntry> {
-    let mut all = Vec::new();
-    loop {
-        let page = LedgerPage::parse(100, all.len() as i64).unwrap();
-        let entries = store.ledger(user, page).await.unwrap();
-        let done = entries.len() < 100;
-        all.extend(entries);
-        if done {
-            break;
-        }
-    }
-    all.reverse();
-    all
+    shared::ports::store::whole_ledger(store, user)
+        .await
+        .unwrap()
 }
 
 async fn creating_a_user_is_once(backend: Backend) {

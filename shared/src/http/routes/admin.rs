@@ -5,12 +5,13 @@ use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope, 
 use crate::domain::audit::AuditEvent;
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::credits::{
-    EntryKind, Grant, GrantOutcome, LedgerPage, MAX_GRANT, TransactionId, ledger_reconciles,
+    EntryKind, Grant, GrantOutcome, MAX_GRANT, TransactionId, ledger_reconciles,
 };
 use crate::http::AppState;
 use crate::http::auth::{AdminCaller, AuditContext, audit};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{JsonBody, QueryParams, parse_json};
+use crate::ports::store::whole_ledger;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -486,18 +487,7 @@ pub async fn reconcile(
     }
     let id = CredentialHash::from_stored(user_id.to_ascii_lowercase());
     let user = state.store.find_user(&id).await?.ok_or_else(not_found)?;
-    let mut entries = Vec::new();
-    loop {
-        let page = LedgerPage::parse(100, entries.len() as i64)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e.0)))?;
-        let batch = state.store.ledger(&id, page).await?;
-        let done = batch.len() < 100;
-        entries.extend(batch);
-        if done {
-            break;
-        }
-    }
-    entries.reverse();
+    let entries = whole_ledger(&*state.store, &id).await?;
     let sum: i64 = entries.iter().map(|e| e.delta).sum();
     Ok(Json(json!({
         "user_id": user_id,
