@@ -77,14 +77,8 @@ fn credential_checks() {
 }
 
 async fn balance_latency() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = LocalSettings {
-        port: 0,
-        data_dir: dir.path().to_owned(),
-        public_base_url: "http://127.0.0.1:0".into(),
-    };
     // No log subscriber is installed: a line per request would measure the terminal.
-    let mode = LocalMode::open(unthrottled(), &local).unwrap();
+    let (_dir, mode) = local_mode();
     let router = mode.router();
     let user = uuid::Uuid::new_v4().to_string();
     let request = || {
@@ -145,6 +139,18 @@ async fn sample(
         samples.push(started.elapsed());
     }
     samples
+}
+
+/// Local mode on a fresh folder (kept as long as the returned guard lives), limits out of the way.
+fn local_mode() -> (tempfile::TempDir, LocalMode) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalSettings {
+        port: 0,
+        data_dir: dir.path().to_owned(),
+        public_base_url: "http://127.0.0.1:0".into(),
+    };
+    let mode = LocalMode::open(unthrottled(), &local).unwrap();
+    (dir, mode)
 }
 
 /// Default settings with limits out of the way: the bench measures the work of a request,
@@ -467,13 +473,7 @@ async fn book_pipeline() {
     use std::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
-    let dir = tempfile::tempdir().unwrap();
-    let local = LocalSettings {
-        port: 0,
-        data_dir: dir.path().to_owned(),
-        public_base_url: "http://127.0.0.1:0".into(),
-    };
-    let mode = LocalMode::open(unthrottled(), &local).unwrap();
+    let (_dir, mode) = local_mode();
     let counts = Arc::new(Counts::default());
     let mut state = mode.state.clone();
     state.store = Arc::new(Counted {

@@ -107,23 +107,22 @@ struct DecisionSlot(Arc<Mutex<Option<LimitDecision>>>);
 
 /// The route as the log and the audit name it: `METHOD /path/{param}`.
 pub fn route_of(parts: &Parts) -> String {
-    let path = parts
+    format!("{} {}", parts.method, path_of(parts))
+}
+
+/// The route's path pattern (`/v1/books/{job_id}`), or the raw path when no route matched.
+fn path_of(parts: &Parts) -> &str {
+    parts
         .extensions
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| parts.uri.path().to_owned());
-    format!("{} {path}", parts.method)
+        .map(|p| p.as_str())
+        .unwrap_or_else(|| parts.uri.path())
 }
 
 /// Counts one request of `caller` against its route class; refuses past the limit. When the store
 /// cannot count, reads go through if so configured, everything else is refused (fail closed).
 pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<(), ApiError> {
-    let path = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|p| p.as_str())
-        .unwrap_or_else(|| parts.uri.path());
-    let class = RouteClass::of(&parts.method, path);
+    let class = RouteClass::of(&parts.method, path_of(parts));
     let limits = &state.settings.limits;
     let limit = class.limit(limits);
     if !state.limiter.allows(class, caller) {
