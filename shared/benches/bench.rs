@@ -204,12 +204,14 @@ fn main() {
 mod counting {
     use async_trait::async_trait;
     use bytes::Bytes;
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, NaiveDate, Utc};
     use shared::domain::api_key::ApiKeyRecord;
     use shared::domain::audit::AuditEntry;
     use shared::domain::book::{Book, BookId, Idempotency};
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
+    use shared::domain::settings::Settings;
+    use shared::domain::streak::Reading;
     use shared::domain::user::{User, UserId, UserLookup};
     use shared::ports::queue::{QueueError, QueuedMessage, StepQueue};
     use shared::ports::store::*;
@@ -393,6 +395,44 @@ mod counting {
         async fn delete_book(&self, book: &Book, version: u64) -> Result<bool, StoreError> {
             self.write();
             self.inner.delete_book(book, version).await
+        }
+    }
+
+    #[async_trait]
+    impl SettingsStore for Counted<S> {
+        async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+            self.read();
+            self.inner.find_settings(user).await
+        }
+        async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+            self.write();
+            self.inner.put_settings(user, settings).await
+        }
+    }
+
+    #[async_trait]
+    impl StreakStore for Counted<S> {
+        async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
+            self.read();
+            self.inner.find_streak(user).await
+        }
+        async fn record_reading(
+            &self,
+            user: &UserId,
+            reading: &Reading,
+            advance: Option<&StreakAdvance>,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.record_reading(user, reading, advance).await
+        }
+        async fn readings(
+            &self,
+            user: &UserId,
+            first: NaiveDate,
+            last: NaiveDate,
+        ) -> Result<Vec<Reading>, StoreError> {
+            self.read();
+            self.inner.readings(user, first, last).await
         }
     }
 

@@ -5,11 +5,12 @@
 //! - [`adapters`]: `embedded` (SQLite, a folder) and `aws` (DynamoDB, S3, SQS) implementations.
 //! - [`http`]: the one router of the HTTP API, run by `lambda_http` per function and whole by the
 //!   local server, with its error envelope and extractors.
-//! - [`config`], [`telemetry`]: settings from the environment, JSON logs.
+//! - [`config`], [`telemetry`], [`clock`]: settings from the environment, JSON logs, the time.
 //! - [`local`], [`lambda`]: composition roots for local mode and for Lambda functions.
 
 pub mod adapters;
 pub mod bootstrap;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::adapters::aws::{adapters, provision::provision};
+use shared::clock::Clock;
 use shared::config::{LocalSettings, Settings};
 use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use shared::domain::credential::{CredentialHasher, Pepper};
@@ -90,11 +91,17 @@ impl TestApp {
     }
 
     pub async fn with_settings(backend: Backend, settings: Settings) -> Self {
+        Self::with_clock(backend, settings, Clock::system()).await
+    }
+
+    /// The app reading the time from `clock` (a manual one moves days without waiting).
+    pub async fn with_clock(backend: Backend, settings: Settings, clock: Clock) -> Self {
         capture_logs();
         let (state, router, base_url, keep) = match backend {
-            Backend::Embedded => embedded(settings).await,
+            Backend::Embedded => embedded(settings, clock).await,
             Backend::Aws => {
-                let state = aws_state(settings).await;
+                let mut state = aws_state(settings).await;
+                state.clock = clock;
                 let router = app(state.clone(), Family::ALL);
                 (
                     state,
@@ -206,7 +213,7 @@ impl TestApp {
 }
 
 /// Local mode on a fresh folder, its server listening on a free port.
-async fn embedded(settings: Settings) -> (AppState, Router, Option<String>, Keep) {
+async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option<String>, Keep) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -215,7 +222,8 @@ async fn embedded(settings: Settings) -> (AppState, Router, Option<String>, Keep
         data_dir: dir.path().to_owned(),
         public_base_url: base_url.clone(),
     };
-    let mode = LocalMode::open(settings, &local).unwrap();
+    let mut mode = LocalMode::open(settings, &local).unwrap();
+    mode.state.clock = clock;
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {

@@ -15,3 +15,4 @@ mod money;
 mod routes;
 mod security;
 mod seed_contract;
+mod streaks;

@@ -6,7 +6,12 @@ pub mod audit;
 pub mod book;
 pub mod credential;
 pub mod credits;
+pub mod settings;
+pub mod streak;
 pub mod user;
+
+use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// Why a value was refused; shown to the client as-is, so it never echoes secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,4 +29,32 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
     bytes
+}
+
+/// The stretch of time a counter counts in: a counter is kept per (name, window start) and
+/// expires at the window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+impl Window {
+    /// Consecutive windows of `length` since the epoch (a minute, an hour), the one `now` is in.
+    pub fn fixed(length: Duration, now: DateTime<Utc>) -> Self {
+        let seconds = length.as_secs().max(1) as i64;
+        let start = now.timestamp() - now.timestamp().rem_euclid(seconds);
+        let at = |s: i64| DateTime::from_timestamp(s, 0).expect("a representable time");
+        Self {
+            start: at(start),
+            end: at(start + seconds),
+            now,
+        }
+    }
+
+    /// Seconds until the window ends (at least 1).
+    pub fn reset_after(&self) -> u64 {
+        (self.end - self.now).num_seconds().max(1) as u64
+    }
 }

@@ -2,7 +2,7 @@
 //! and a test checks that it, `template.yaml` and `openapi.json` name the same routes.
 
 use super::AppState;
-use super::routes::{admin, books, config, credits, health, library, users};
+use super::routes::{admin, books, config, credits, health, library, settings, streak, users};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 /// A group of routes served by one Lambda function (its own IAM policy and throttling).
@@ -105,6 +105,12 @@ pub fn catalogue() -> Vec<Endpoint> {
             delete(library::delete),
         ),
         endpoint(Users, "DELETE", "/v1/users/me", delete(users::erase_me)),
+        endpoint(Users, "GET", "/v1/settings", get(settings::get)),
+        endpoint(Users, "PATCH", "/v1/settings", patch(settings::patch)),
+        endpoint(Users, "POST", "/v1/streak/read", post(streak::read)),
+        endpoint(Users, "GET", "/v1/streak/info", get(streak::info)),
+        endpoint(Users, "GET", "/v1/streak/calendar", get(streak::calendar)),
+        endpoint(Users, "GET", "/v1/streak/history", get(streak::history)),
         endpoint(Admin, "POST", "/v1/admin/api-keys", post(admin::create_key)),
         endpoint(Admin, "GET", "/v1/admin/api-keys", get(admin::list_keys)),
         endpoint(

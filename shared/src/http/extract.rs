@@ -7,6 +7,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::credential::CredentialKind;
 use crate::domain::user::{User, UserKey};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -167,6 +168,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
                 }])
             })
     }
+}
+
+/// `X-Profile-Id`, when sent, is 1–60 characters of `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise).
+pub fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(raw) = headers.get("x-profile-id") {
+        let valid = raw.to_str().is_ok_and(|v| {
+            (1..=60).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+        if !valid {
+            return Err(ApiError::BadRequest("Invalid X-Profile-Id format".into()));
+        }
+    }
+    Ok(())
 }
 
 /// The caller's address: API Gateway's source IP on Lambda, the socket's peer locally.

@@ -12,6 +12,7 @@ mod routes;
 
 pub use catalogue::{Family, catalogue};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::credential::CredentialHasher;
 use crate::ports::{BlobStore, StepQueue, Store};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The per-process first line of the rate limits.
     pub limiter: Arc<limits::LocalLimiter>,
+    /// What "now" is for days, streaks and daily caps.
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             hasher,
             settings: Arc::new(settings),
             limiter,
+            clock: Clock::system(),
         }
     }
 }

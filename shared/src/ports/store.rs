@@ -1,14 +1,16 @@
 //! The state store: domain-level operations, atomic where money or state demands it.
 
+pub use crate::domain::Window;
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use crate::domain::settings::Settings;
+use crate::domain::streak::{Reading, Streak};
 use crate::domain::user::{User, UserId, UserLookup};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use std::time::Duration;
+use chrono::{DateTime, NaiveDate, Utc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,34 +125,6 @@ pub struct LimitDecision {
     pub reset_after: u64,
 }
 
-/// The stretch of time a counter counts in: a counter is kept per (name, window start) and
-/// expires at the window's end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub now: DateTime<Utc>,
-}
-
-impl Window {
-    /// Consecutive windows of `length` since the epoch (a minute, an hour), the one `now` is in.
-    pub fn fixed(length: Duration, now: DateTime<Utc>) -> Self {
-        let seconds = length.as_secs().max(1) as i64;
-        let start = now.timestamp() - now.timestamp().rem_euclid(seconds);
-        let at = |s: i64| DateTime::from_timestamp(s, 0).expect("a representable time");
-        Self {
-            start: at(start),
-            end: at(start + seconds),
-            now,
-        }
-    }
-
-    /// Seconds until the window ends (at least 1).
-    pub fn reset_after(&self) -> u64 {
-        (self.end - self.now).num_seconds().max(1) as u64
-    }
-}
-
 #[async_trait]
 pub trait LimitStore: Send + Sync {
     /// Counts one event against `counter` in `window` and says whether it fits under `limit`;
@@ -167,8 +141,63 @@ pub trait LimitStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// The user's settings, or `None` while they never changed one.
+    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError>;
+
+    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError>;
+}
+
+/// A streak as stored, with the version its next replacement must name (0: none stored yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredStreak {
+    pub streak: Streak,
+    pub version: u64,
+}
+
+/// A read that counts a new day: the streak it makes and the credits its milestones earn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreakAdvance {
+    pub streak: Streak,
+    pub expected_version: u64,
+    /// Credits for the milestones reached (a `bonus` ledger entry when above 0).
+    pub reward: i64,
+    pub reward_description: String,
+}
+
+#[async_trait]
+pub trait StreakStore: Send + Sync {
+    async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError>;
+
+    /// Records the reading and, with `advance`, replaces the streak and pays the reward, all in one
+    /// atomic step. False when the streak changed since `expected_version` (nothing is written):
+    /// concurrent first reads of a day count it once.
+    async fn record_reading(
+        &self,
+        user: &UserId,
+        reading: &Reading,
+        advance: Option<&StreakAdvance>,
+    ) -> Result<bool, StoreError>;
+
+    /// The readings of local days `first..=last`, oldest first.
+    async fn readings(
+        &self,
+        user: &UserId,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<Reading>, StoreError>;
+}
+
+#[async_trait]
 pub trait Store:
-    UserStore + CreditStore + ApiKeyStore + LimitStore + BookStore + AuditStore
+    UserStore
+    + CreditStore
+    + ApiKeyStore
+    + LimitStore
+    + BookStore
+    + AuditStore
+    + SettingsStore
+    + StreakStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

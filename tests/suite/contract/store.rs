@@ -3,12 +3,15 @@ use crate::on_both_backends;
 use chrono::{Duration as Days, Utc};
 use futures::future::join_all;
 use shared::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use shared::domain::book::BookId;
 use shared::domain::credential::{CredentialHash, CredentialKind};
 use shared::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId, ledger_reconciles,
 };
+use shared::domain::settings::{Settings, TimeZone};
+use shared::domain::streak::{Reading, Streak};
 use shared::domain::user::UserId;
-use shared::ports::store::Window;
+use shared::ports::store::{StoredStreak, StreakAdvance, Window};
 use shared::ports::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -643,4 +646,107 @@ on_both_backends!(
     #[tokio::test]
     erasing_a_user_keeps_only_an_anonymous_ledger,
     erasing_a_user_keeps_only_an_anonymous_ledger
+);
+
+fn reading(day: &str, at: &str) -> Reading {
+    Reading {
+        book_id: BookId::parse("bk_read").unwrap(),
+        read_at: at.parse().unwrap(),
+        day: day.parse().unwrap(),
+        reading_time: 60,
+        completed: false,
+    }
+}
+
+async fn a_streak_moves_once_per_version_with_its_reward(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let id = user_id(&app);
+    store.create_user(&id, 3, Utc::now()).await.unwrap();
+    assert_eq!(
+        store.find_streak(&id).await.unwrap(),
+        StoredStreak::default()
+    );
+    let first = reading("2026-07-06", "2026-07-06T10:00:00Z");
+    let advance = StreakAdvance {
+        streak: Streak::default().after_read(first.day).unwrap(),
+        expected_version: 0,
+        reward: 2,
+        reward_description: "Reading milestone".into(),
+    };
+    assert!(
+        store
+            .record_reading(&id, &first, Some(&advance))
+            .await
+            .unwrap()
+    );
+    // The same version again lost the race: nothing is written, nothing paid.
+    let late = reading("2026-07-06", "2026-07-06T10:00:01Z");
+    assert!(
+        !store
+            .record_reading(&id, &late, Some(&advance))
+            .await
+            .unwrap()
+    );
+    let stored = store.find_streak(&id).await.unwrap();
+    assert_eq!((stored.streak, stored.version), (advance.streak, 1));
+    assert_eq!(store.find_user(&id).await.unwrap().unwrap().credits, 5);
+    let ledger = whole_ledger(store, &id).await;
+    assert!(ledger_reconciles(5, &ledger));
+    assert_eq!(ledger.last().unwrap().kind, EntryKind::Bonus);
+    // A later session of a counted day is recorded without a streak change.
+    let again = reading("2026-07-06", "2026-07-06T11:00:00Z");
+    assert!(store.record_reading(&id, &again, None).await.unwrap());
+    store
+        .record_reading(&id, &reading("2026-07-08", "2026-07-08T01:00:00Z"), None)
+        .await
+        .unwrap();
+    let day = |raw: &str| raw.parse::<chrono::NaiveDate>().unwrap();
+    let sixth = store
+        .readings(&id, day("2026-07-06"), day("2026-07-07"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sixth,
+        vec![first.clone(), again.clone()],
+        "oldest first, the last day whole"
+    );
+    let all = store
+        .readings(&id, day("2026-07-01"), day("2026-07-31"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(
+        store
+            .readings(&id, day("2026-07-09"), day("2026-07-31"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_streak_moves_once_per_version_with_its_reward,
+    a_streak_moves_once_per_version_with_its_reward
+);
+
+async fn settings_are_stored_per_user(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let (one, two) = (user_id(&app), user_id(&app));
+    assert_eq!(store.find_settings(&one).await.unwrap(), None);
+    let mut settings = Settings {
+        timezone: TimeZone::parse("Europe/Berlin").unwrap(),
+        ..Settings::default()
+    };
+    store.put_settings(&one, &settings).await.unwrap();
+    settings.dark_mode = true;
+    store.put_settings(&one, &settings).await.unwrap();
+    assert_eq!(store.find_settings(&one).await.unwrap(), Some(settings));
+    assert_eq!(store.find_settings(&two).await.unwrap(), None);
+}
+on_both_backends!(
+    #[tokio::test]
+    settings_are_stored_per_user,
+    settings_are_stored_per_user
 );

@@ -10,6 +10,9 @@
 //! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
 //! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then GetItem per book |
 //! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction; answers retries for 24 h (`expires_at`) |
+//! | settings | `USER#{user hash}` | `SETTINGS` | GetItem (time zone) on streak reads and book creates |
+//! | streak | `USER#{user hash}` | `STREAK` | GetItem; `version` guards every replacement |
+//! | reading session | `USER#{user hash}` | `READ#{local day}#{read at}#{id}` | Query BETWEEN two local days (calendar, history) |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -26,10 +29,13 @@ use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use crate::domain::settings::Settings;
+use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, Store, StoreError, StoredBook, UserStore, Window,
+    LimitStore, SettingsStore, Store, StoreError, StoredBook, StoredStreak, StreakAdvance,
+    StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -37,6 +43,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use backon::{ExponentialBuilder, Retryable};
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -509,6 +516,13 @@ impl CreditStore for DynamoStore {
     }
 }
 
+/// Which sort keys of a partition a query reads.
+enum SortKeys<'a> {
+    Prefix(&'a str),
+    /// Inclusive bounds.
+    Between(String, String),
+}
+
 fn api_key_pk(hash: &CredentialHash) -> String {
     format!("APIKEY#{}", hash.as_str())
 }
@@ -588,6 +602,17 @@ impl DynamoStore {
         prefix: &str,
         newest_first: bool,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, SortKeys::Prefix(prefix), newest_first)
+            .await
+    }
+
+    /// Every item of a partition whose sort key is in `keys`, in sort-key order.
+    async fn query_keys(
+        &self,
+        pk: String,
+        keys: SortKeys<'_>,
+        newest_first: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -596,13 +621,16 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(pk.clone()));
-            // DynamoDB refuses an empty prefix: no prefix means the whole partition.
-            let query = if prefix.is_empty() {
-                query.key_condition_expression("pk = :pk")
-            } else {
-                query
+            let query = match &keys {
+                // DynamoDB refuses an empty prefix: no prefix means the whole partition.
+                SortKeys::Prefix("") => query.key_condition_expression("pk = :pk"),
+                SortKeys::Prefix(prefix) => query
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix))
+                    .expression_attribute_values(":prefix", s(*prefix)),
+                SortKeys::Between(low, high) => query
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+                    .expression_attribute_values(":low", s(low.clone()))
+                    .expression_attribute_values(":high", s(high.clone())),
             };
             let answer = query
                 .scan_index_forward(!newest_first)
@@ -1160,5 +1188,167 @@ impl BookStore for DynamoStore {
             TransactWriteItem::builder().delete(pointer).build(),
         ])
         .await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for DynamoStore {
+    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+        self.get(user_pk(user), "SETTINGS")
+            .await?
+            .map(|item| {
+                serde_json::from_str(&text(&item, "doc")?)
+                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(user)))
+            .item("sk", s("SETTINGS"))
+            .item("doc", s(doc))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(())
+    }
+}
+
+fn reading_sk(reading: &Reading, id: &str) -> String {
+    format!("READ#{}#{}#{id}", reading.day, reading.read_at.to_rfc3339())
+}
+
+#[async_trait]
+impl StreakStore for DynamoStore {
+    async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
+        let Some(item) = self.get(user_pk(user), "STREAK").await? else {
+            return Ok(StoredStreak::default());
+        };
+        Ok(StoredStreak {
+            streak: serde_json::from_str(&text(&item, "doc")?)
+                .map_err(|e| StoreError::Corrupt(format!("streak: {e}")))?,
+            version: num(&item, "version")? as u64,
+        })
+    }
+
+    async fn record_reading(
+        &self,
+        user: &UserId,
+        reading: &Reading,
+        advance: Option<&StreakAdvance>,
+    ) -> Result<bool, StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let reading_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(user)))
+            .item("sk", s(reading_sk(reading, &id)))
+            .item("day", s(reading.day.to_string()))
+            .item("read_at", s(reading.read_at.to_rfc3339()))
+            .item("book_id", s(reading.book_id.as_str()))
+            .item("reading_time", n(i64::from(reading.reading_time)))
+            .item("completed", AttributeValue::Bool(reading.completed))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let Some(advance) = advance else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(reading_put.item))
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+            return Ok(true);
+        };
+        let expected = advance.expected_version as i64;
+        let streak_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(user)))
+            .item("sk", s("STREAK"))
+            .item(
+                "doc",
+                s(serde_json::to_string(&advance.streak).map_err(StoreError::unavailable)?),
+            )
+            .item("version", n(expected + 1));
+        let streak_put = if expected == 0 {
+            streak_put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            streak_put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected))
+        }
+        .build()
+        .map_err(StoreError::unavailable)?;
+        let items = vec![
+            TransactWriteItem::builder().put(streak_put).build(),
+            TransactWriteItem::builder().put(reading_put).build(),
+        ];
+        let attempt = || async {
+            let written = if advance.reward > 0 {
+                let (balance, seq) = self
+                    .read_user(user)
+                    .await?
+                    .ok_or(StoreError::Missing("user"))?;
+                let entry = EntryFields {
+                    kind: EntryKind::Bonus,
+                    description: &advance.reward_description,
+                    reference: None,
+                    at: reading.read_at,
+                };
+                let after = balance.credits + advance.reward;
+                self.append_entry(user, seq, advance.reward, after, entry, items.clone())
+                    .await
+            } else {
+                self.transact(items.clone()).await
+            };
+            match written {
+                Ok(()) => Ok(true),
+                // Lost to another read of this streak (theirs counts the day), or only to a
+                // balance change: only the second is worth another try.
+                Err(Attempt::Lost)
+                    if self.find_streak(user).await?.version == advance.expected_version =>
+                {
+                    Err(Attempt::Lost)
+                }
+                Err(Attempt::Lost) => Ok(false),
+                Err(failed) => Err(failed),
+            }
+        };
+        settle(
+            attempt
+                .retry(race_retries())
+                .when(|a: &Attempt| matches!(a, Attempt::Lost))
+                .await,
+        )
+    }
+
+    async fn readings(
+        &self,
+        user: &UserId,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<Reading>, StoreError> {
+        // `~` sorts after every character of a time and an id: the whole of the last day.
+        let keys = SortKeys::Between(format!("READ#{first}"), format!("READ#{last}#~"));
+        self.query_keys(user_pk(user), keys, false)
+            .await?
+            .iter()
+            .map(|item| {
+                let day = text(item, "day")?;
+                Ok(Reading {
+                    book_id: BookId::parse(&text(item, "book_id")?)
+                        .map_err(|e| StoreError::Corrupt(e.0))?,
+                    read_at: time(item, "read_at")?,
+                    day: day
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("day {day}: {e}")))?,
+                    reading_time: num(item, "reading_time")? as u32,
+                    completed: matches!(item.get("completed"), Some(AttributeValue::Bool(true))),
+                })
+            })
+            .collect()
     }
 }

@@ -94,6 +94,27 @@ CREATE TABLE IF NOT EXISTS audit_log (
 ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 ALTER TABLE idempotency ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+CREATE TABLE IF NOT EXISTS settings (
+    user_id TEXT PRIMARY KEY,
+    doc     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streaks (
+    user_id TEXT PRIMARY KEY,
+    doc     TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS readings (
+    user_id      TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    read_at      TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    book_id      TEXT NOT NULL,
+    reading_time INTEGER NOT NULL,
+    completed    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, day, read_at, id)
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -4,12 +4,16 @@ use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use crate::domain::settings::Settings;
+use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, Store, StoreError, StoredBook, UserStore, Window,
+    LimitStore, SettingsStore, Store, StoreError, StoredBook, StoredStreak, StreakAdvance,
+    StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -114,6 +118,9 @@ impl UserStore for SqliteStore {
             tx.execute("UPDATE grants SET user_id = ?2 WHERE user_id = ?1", params![id, anonymous])?;
             tx.execute("DELETE FROM books WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM idempotency WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM settings WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM streaks WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM readings WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(kept)
@@ -688,6 +695,143 @@ impl BookStore for SqliteStore {
                 "DELETE FROM books WHERE id = ?1 AND version = ?2",
                 params![id, expected_version as i64],
             )? == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for SqliteStore {
+    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM settings WHERE user_id = ?1", [user], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            doc.map(|doc| {
+                serde_json::from_str(&doc)
+                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")).into())
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+        let user = user.as_str().to_owned();
+        let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO settings (user_id, doc) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc",
+                params![user, doc],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn read_streak(connection: &Connection, user: &str) -> anyhow::Result<StoredStreak> {
+    let row: Option<(String, i64)> = connection
+        .query_row(
+            "SELECT doc, version FROM streaks WHERE user_id = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Ok(StoredStreak::default()),
+        Some((doc, version)) => Ok(StoredStreak {
+            streak: serde_json::from_str(&doc)
+                .map_err(|e| StoreError::Corrupt(format!("streak: {e}")))?,
+            version: version as u64,
+        }),
+    }
+}
+
+#[async_trait]
+impl StreakStore for SqliteStore {
+    async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |c| read_streak(c, &user)).await
+    }
+
+    async fn record_reading(
+        &self,
+        user: &UserId,
+        reading: &Reading,
+        advance: Option<&StreakAdvance>,
+    ) -> Result<bool, StoreError> {
+        let user = user.as_str().to_owned();
+        let reading = reading.clone();
+        let advance = advance.cloned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(advance) = &advance {
+                if read_streak(&tx, &user)?.version != advance.expected_version {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO streaks (user_id, doc, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc, version = excluded.version",
+                    params![user, serde_json::to_string(&advance.streak)?, advance.expected_version as i64 + 1],
+                )?;
+                if advance.reward > 0 {
+                    append_entry(&tx, &user, advance.reward, EntryKind::Bonus, &advance.reward_description, None, reading.read_at)?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO readings (user_id, day, read_at, id, book_id, reading_time, completed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    user,
+                    reading.day.to_string(),
+                    reading.read_at.to_rfc3339(),
+                    uuid::Uuid::new_v4().simple().to_string(),
+                    reading.book_id.as_str(),
+                    reading.reading_time,
+                    reading.completed,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn readings(
+        &self,
+        user: &UserId,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<Reading>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |c| {
+            let rows: Vec<(String, String, String, u32, bool)> = c
+                .prepare_cached(
+                    "SELECT day, read_at, book_id, reading_time, completed FROM readings
+                     WHERE user_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, read_at",
+                )?
+                .query_map(params![user, first.to_string(), last.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(day, read_at, book_id, reading_time, completed)| {
+                    Ok(Reading {
+                        book_id: BookId::parse(&book_id).map_err(|e| StoreError::Corrupt(e.0))?,
+                        read_at: time(read_at)?,
+                        day: day
+                            .parse()
+                            .map_err(|e| StoreError::Corrupt(format!("day {day}: {e}")))?,
+                        reading_time,
+                        completed,
+                    })
+                })
+                .collect()
         })
         .await
     }

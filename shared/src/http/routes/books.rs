@@ -8,9 +8,9 @@ use crate::domain::book::{
 use crate::domain::user::User;
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{AppUser, JsonBody};
+use crate::http::extract::{AppUser, JsonBody, check_profile_header};
+use crate::http::routes::settings::settings_of;
 use crate::pipeline::{enqueue_step, record::fail_book};
-use crate::ports::store::Window;
 use crate::ports::{BlobKey, CreateOutcome};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -263,20 +263,6 @@ impl BookSpec {
 }
 
 /// `X-Profile-Id` is checked for shape (profiles themselves come later).
-fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(raw) = headers.get("x-profile-id") {
-        let valid = raw.to_str().is_ok_and(|v| {
-            (1..=60).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-        if !valid {
-            return Err(ApiError::BadRequest("Invalid X-Profile-Id format".into()));
-        }
-    }
-    Ok(())
-}
-
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(raw) = headers.get("x-idempotency-key") else {
         return Ok(None);
@@ -292,28 +278,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
             "value_error",
         ))
     })
-}
-
-/// The user's time zone until settings carry one: Asia/Seoul, the app's default, which has no
-/// daylight saving, so a fixed offset is exact.
-const DEFAULT_UTC_OFFSET_SECONDS: i32 = 9 * 3600;
-
-/// The user's local day, from local midnight to local midnight.
-fn local_day(now: chrono::DateTime<chrono::Utc>) -> Window {
-    let zone = chrono::FixedOffset::east_opt(DEFAULT_UTC_OFFSET_SECONDS).expect("a valid offset");
-    let date = now.with_timezone(&zone).date_naive();
-    let midnight = |day: chrono::NaiveDate| {
-        day.and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_local_timezone(zone)
-            .unwrap()
-            .with_timezone(&chrono::Utc)
-    };
-    Window {
-        start: midnight(date),
-        end: midnight(date + chrono::Duration::days(1)),
-        now,
-    }
 }
 
 fn estimate_seconds(book: &Book) -> u32 {
@@ -336,7 +300,7 @@ pub async fn create(
     check_profile_header(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
     let request = spec.validate(state.settings.narration)?;
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     // A retry must ask for the same book: the record keeps a fingerprint of the request.
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
     let price = state.settings.book_price(request.page_count.get());
@@ -353,7 +317,7 @@ pub async fn create(
             limit: limits.unfinished_books,
         });
     }
-    let today = local_day(now);
+    let today = settings_of(&state, &user).await?.timezone.today(now);
     let books_today = format!("books-day:{}", user.id.as_str());
     if state.store.peek(&books_today, today).await? >= limits.books_per_day {
         return Err(ApiError::DailyLimit {

@@ -6,4 +6,6 @@ pub mod config;
 pub mod credits;
 pub mod health;
 pub mod library;
+pub mod settings;
+pub mod streak;
 pub mod users;
