@@ -379,14 +379,17 @@ mod counting {
             self.write();
             self.inner.replace_book(book, version).await
         }
-        async fn replace_with_refund(
+        async fn replace_and_settle(
             &self,
             book: &Book,
             version: u64,
+            settlement: Settlement,
             at: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             self.write();
-            self.inner.replace_with_refund(book, version, at).await
+            self.inner
+                .replace_and_settle(book, version, settlement, at)
+                .await
         }
         async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
             self.read();
@@ -395,6 +398,14 @@ mod counting {
         async fn delete_book(&self, book: &Book, version: u64) -> Result<bool, StoreError> {
             self.write();
             self.inner.delete_book(book, version).await
+        }
+        async fn unfinished_books(
+            &self,
+            created_before: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<StoredBook>, StoreError> {
+            self.read();
+            self.inner.unfinished_books(created_before, limit).await
         }
     }
 

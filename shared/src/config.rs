@@ -45,6 +45,9 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// How long a rotated API key keeps working beside its replacement.
     pub rotation_grace: Duration,
+    /// How long an unfinished book may go without progress before the sweep fails and refunds
+    /// it: longer than the app's 10 minutes of polling.
+    pub stuck_book_after: Duration,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -90,6 +93,7 @@ impl Default for Settings {
             limits: Limits::default(),
             cors_origins: Vec::new(),
             rotation_grace: Duration::from_secs(24 * 3600),
+            stuck_book_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -257,6 +261,14 @@ impl Settings {
                 "KEY_ROTATION_GRACE_SECONDS",
                 defaults.rotation_grace.as_secs(),
             )?),
+            stuck_book_after: match parsed(
+                lookup,
+                "STUCK_BOOK_AFTER_SECONDS",
+                defaults.stuck_book_after.as_secs(),
+            )? {
+                seconds if seconds >= 60 => Duration::from_secs(seconds),
+                _ => return Err(Invalid::new("STUCK_BOOK_AFTER_SECONDS must be 60 or more")),
+            },
         })
     }
 }

@@ -6,8 +6,9 @@ use crate::config::{AwsResources, Settings, pepper_from_env};
 use crate::domain::credential::CredentialHasher;
 use crate::http::{AppState, Family, app};
 use crate::pipeline::Pipeline;
-use crate::pipeline::worker::sqs_batch;
+use crate::pipeline::worker::{scheduled_sweep, sqs_batch};
 use crate::providers::Providers;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use std::sync::Arc;
 
@@ -57,6 +58,27 @@ pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let pipeline = pipeline.clone();
             async move { Ok::<_, lambda_runtime::Error>(sqs_batch(&pipeline, event.payload).await) }
+        },
+    ))
+    .await
+}
+
+/// Runs the stuck-book sweep on its schedule (an EventBridge scheduled event).
+pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let state = aws_state().await.map_err(|e| format!("{e:#}"))?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<EventBridgeEvent>| {
+            let state = state.clone();
+            async move {
+                scheduled_sweep(
+                    &*state.store,
+                    state.settings.stuck_book_after,
+                    event.payload,
+                )
+                .await
+                .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+            }
         },
     ))
     .await

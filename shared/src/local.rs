@@ -84,7 +84,8 @@ impl LocalMode {
         })
     }
 
-    /// Picks up where an earlier run stopped, then runs the generation steps in the background.
+    /// Picks up where an earlier run stopped, then runs the generation steps and the stuck-book
+    /// sweep in the background.
     pub async fn start_worker(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let released = self.queue.release_in_flight().await?;
         let queued = self.store.queued_books().await?;
@@ -98,6 +99,10 @@ impl LocalMode {
                 "resuming unfinished books"
             );
         }
+        tokio::spawn(worker::sweep_local(
+            self.state.store.clone(),
+            self.state.settings.stuck_book_after,
+        ));
         Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
     }
 

@@ -1,12 +1,14 @@
 //! API Gateway v2 events (the `aws_lambda_events` fixture, typed) through `lambda_http`'s own
-//! conversion and one function's router, as on Lambda.
+//! conversion and one function's router, as on Lambda; the sweep's scheduled event.
 
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine;
 use http::{HeaderValue, Method};
 use shared::config::Settings;
 use shared::http::{Family, app};
+use shared::pipeline::worker::scheduled_sweep;
 use tower::ServiceExt;
 
 /// The fixture (copied from aws_lambda_events' `example-apigw-v2-request-no-authorizer.json`),
@@ -138,4 +140,40 @@ async fn a_function_serves_only_its_family() {
     )
     .await;
     assert_eq!((answer.status, answer.code()), (404, "NOT_FOUND"));
+}
+
+/// The sweep function's handler on the EventBridge scheduled-event fixture (from the AWS
+/// documentation), fired twenty minutes after a book was left without a worker.
+#[tokio::test]
+async fn the_sweep_function_handles_a_scheduled_event() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let created = app
+        .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+        .await;
+    assert_eq!(created.status, 200);
+    let fixture = include_str!("../fixtures/scheduled-event.json");
+    let mut event: EventBridgeEvent = serde_json::from_str(fixture).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+    let stuck_after = app.state.settings.stuck_book_after;
+    let answer = scheduled_sweep(&*app.state.store, stuck_after, event.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"swept": 0}),
+        "the fixture fired in 2015"
+    );
+    event.time = Some(chrono::Utc::now() + chrono::Duration::minutes(20));
+    let answer = scheduled_sweep(&*app.state.store, stuck_after, event)
+        .await
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({"swept": 1}));
+    let job = created.body["job_id"].as_str().unwrap();
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(status.body["status"], "failed");
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        3
+    );
 }

@@ -1,15 +1,20 @@
 //! Credits under concurrency and failure: many users, random balances, racing book requests;
 //! failures injected around the charge and the enqueue.
 
+use crate::books::korean_book;
 use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings};
 use crate::on_both_backends;
+use chrono::Utc;
 use futures::future::join_all;
 use http::Method;
+use shared::domain::book::{BookId, Step, StepMessage};
 use shared::domain::credential::CredentialKind;
 use shared::domain::credits::{EntryKind, ledger_reconciles};
 use shared::domain::user::UserId;
+use shared::pipeline::record::sweep_stuck_books;
 use shared::ports::Store;
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn whole_ledger(
     store: &dyn Store,
@@ -301,4 +306,174 @@ async fn a_book_costs_what_its_page_count_is_priced() {
         app.get("/v1/credits/balance", &user).await.body["credits"],
         0
     );
+}
+
+fn user_of(app: &TestApp, key: &str) -> UserId {
+    app.state.hasher.hash(CredentialKind::UserKey, key)
+}
+
+async fn stored_book(app: &TestApp, job: &str) -> shared::domain::book::Book {
+    let id = BookId::parse(job).unwrap();
+    app.state.store.find_book(&id).await.unwrap().unwrap().book
+}
+
+/// Waits for the book's PDF (the worker finishing it), at most a minute.
+async fn until_assembled(app: &TestApp, job: &str) -> shared::domain::book::Book {
+    let started = std::time::Instant::now();
+    loop {
+        let book = stored_book(app, job).await;
+        if book.pdf_key.is_some() || started.elapsed() > Duration::from_secs(60) {
+            return book;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+
+async fn sweep_at(app: &TestApp, now: chrono::DateTime<Utc>) -> u32 {
+    sweep_stuck_books(
+        &*app.state.store,
+        now,
+        chrono::Duration::from_std(STUCK_AFTER).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A book left without progress is failed and refunded once by however many sweeps; when its
+/// steps finish it after all it stays failed, the parent can read it, and the refund is taken
+/// back once however often its last step is delivered.
+async fn a_swept_book_is_refunded_once_and_clawed_back_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let created = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await;
+    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let id = user_of(&app, &user);
+    assert_eq!(sweep_at(&app, Utc::now()).await, 0, "not stuck yet");
+
+    // No worker runs: twenty minutes on, the book is stuck. Ten sweeps at once fail it once.
+    let later = Utc::now() + chrono::Duration::minutes(20);
+    let swept: u32 = join_all((0..10).map(|_| sweep_at(&app, later)))
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(swept, 1);
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(status.body["status"], "failed", "{}", status.body);
+    assert_eq!(
+        status.body["error"]["code"], "UNKNOWN",
+        "an internal reason is served as UNKNOWN"
+    );
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        3
+    );
+    assert_eq!(
+        sweep_at(&app, later + chrono::Duration::hours(1)).await,
+        0,
+        "swept books leave the index"
+    );
+
+    // The worker picks up its story after all and finishes it.
+    let worker = app.start_worker();
+    let book = until_assembled(&app, &job).await;
+    assert!(book.pdf_key.is_some(), "the swept book was finished");
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(
+        status.body["status"], "failed",
+        "the app was told it failed: {}",
+        status.body
+    );
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        2
+    );
+    let library = app.get("/v1/library", &user).await;
+    assert_eq!(
+        library.body["books"][0]["book_id"],
+        job.as_str(),
+        "{}",
+        library.body
+    );
+    assert_eq!(
+        app.get(&format!("/v1/books/{job}/detail"), &user)
+            .await
+            .status,
+        200
+    );
+
+    // Its last step delivered ten more times: nothing more is taken.
+    let pipeline = app.pipeline();
+    let assemble = serde_json::to_string(&StepMessage {
+        book_id: BookId::parse(&job).unwrap(),
+        step: Step::Assemble,
+    })
+    .unwrap();
+    for attempt in 0..10 {
+        pipeline.handle(&assemble, attempt == 9).await.unwrap();
+    }
+    worker.abort();
+    let ledger = whole_ledger(&*app.state.store, &id).await;
+    let kinds: Vec<_> = ledger.iter().map(|e| (e.kind, e.delta)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EntryKind::Bonus, 3),
+            (EntryKind::Usage, -1),
+            (EntryKind::Refund, 1),
+            (EntryKind::Clawback, -1)
+        ]
+    );
+    assert_eq!(ledger[3].reference.as_deref(), Some(job.as_str()));
+    assert!(ledger_reconciles(2, &ledger));
+}
+
+on_both_backends!(
+    #[tokio::test]
+    a_swept_book_is_refunded_once_and_clawed_back_once,
+    a_swept_book_is_refunded_once_and_clawed_back_once
+);
+
+/// A clawback never takes a balance below zero: the refund was spent, so nothing is taken.
+#[tokio::test]
+async fn a_clawback_takes_only_what_the_balance_holds() {
+    let settings = shared::config::Settings {
+        opening_credits: 1,
+        ..test_settings()
+    };
+    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let user = new_user_key();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        sweep_at(&app, Utc::now() + chrono::Duration::minutes(20)).await,
+        1
+    );
+    // The refunded credit is spent on another book before the first is finished.
+    let second = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let worker = app.start_worker();
+    let book = until_assembled(&app, &job).await;
+    worker.abort();
+    assert!(book.pdf_key.is_some() && book.clawed_back);
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        0
+    );
+    let ledger = whole_ledger(&*app.state.store, &user_of(&app, &user)).await;
+    assert!(
+        ledger.iter().all(|e| e.kind != EntryKind::Clawback),
+        "{ledger:?}"
+    );
+    assert!(ledger_reconciles(0, &ledger));
 }

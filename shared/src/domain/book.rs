@@ -291,6 +291,12 @@ pub struct Book {
     /// Credits taken for the book, and whether they were given back.
     pub charged: i64,
     pub refunded: bool,
+    /// When the stuck-book sweep failed the book. Its steps may still finish it; it then stays
+    /// failed, is readable in the library, and its refund is taken back once (`clawed_back`).
+    #[serde(default)]
+    pub swept_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub clawed_back: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -331,6 +337,21 @@ impl Book {
 
     pub fn is_finished(&self) -> bool {
         matches!(self.state, JobState::Done | JobState::Failed)
+    }
+
+    /// Whether generation steps still work on the book: while it is queued or running, and after
+    /// the sweep failed it for being stuck, until its PDF exists.
+    pub fn in_production(&self) -> bool {
+        match self.state {
+            JobState::Queued | JobState::Running => true,
+            JobState::Failed => self.swept_at.is_some() && self.pdf_key.is_none(),
+            JobState::Done => false,
+        }
+    }
+
+    /// Whether the parent can read it: done, or finished after the sweep failed it.
+    pub fn is_readable(&self) -> bool {
+        self.pdf_key.is_some()
     }
 
     pub fn story_pages(&self) -> impl Iterator<Item = &Page> {

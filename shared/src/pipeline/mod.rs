@@ -11,6 +11,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, Step, StepMessage,
 };
 use crate::ports::blobs::stream_of;
+use crate::ports::store::Settlement;
 use crate::ports::{BlobKey, BlobStore, StepQueue, Store};
 use crate::providers::offline::placeholder_png;
 use crate::providers::{
@@ -203,7 +204,7 @@ impl Pipeline {
             return Ok(());
         };
         let book = stored.book;
-        if book.is_finished() {
+        if !book.in_production() {
             return Ok(());
         }
         if book.title.is_none() {
@@ -246,7 +247,7 @@ impl Pipeline {
             }
             let narration = request.narration;
             let written = update_book(&*self.store, id, |book| {
-                if book.title.is_some() || book.is_finished() {
+                if book.title.is_some() || !book.in_production() {
                     return Change::Unchanged;
                 }
                 let cover = Page {
@@ -274,11 +275,15 @@ impl Pipeline {
                 let count = story.pages.len() as u32;
                 book.total_assets = count + 1 + if narration { count } else { 0 };
                 book.pending_assets = book.total_assets;
-                book.state = JobState::Running;
+                // A swept book stays failed while its steps go on.
+                if book.state == JobState::Queued {
+                    book.state = JobState::Running;
+                }
                 Change::Write
             })
             .await?;
-            if !matches!(written, Some((ref book, _)) if book.state == JobState::Running) {
+            if !matches!(written, Some((ref book, _)) if book.in_production() && book.title.is_some())
+            {
                 return Ok(());
             }
         }
@@ -286,7 +291,7 @@ impl Pipeline {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());
         };
-        if stored.book.state != JobState::Running {
+        if !stored.book.in_production() {
             return Ok(());
         }
         for page in &stored.book.pages {
@@ -345,7 +350,7 @@ impl Pipeline {
         let Some(current) = book.pages.iter().find(|p| p.number == page) else {
             return Ok(());
         };
-        if book.is_finished() || current.image_state != ImageState::Pending {
+        if !book.in_production() || current.image_state != ImageState::Pending {
             return self.assemble_when_ready(&book).await;
         }
         let png = self
@@ -373,7 +378,7 @@ impl Pipeline {
         let Some(current) = book.pages.iter().find(|p| p.number == page) else {
             return Ok(());
         };
-        if book.is_finished() || current.audio_state != AudioState::Pending {
+        if !book.in_production() || current.audio_state != AudioState::Pending {
             return self.assemble_when_ready(&book).await;
         }
         let wav = self
@@ -402,7 +407,7 @@ impl Pipeline {
         warning: Option<GenerationWarning>,
     ) -> Result<(), StepError> {
         let updated = update_book(&*self.store, id, |book| {
-            if book.is_finished() {
+            if !book.in_production() {
                 return Change::Unchanged;
             }
             let Some(target) = book.pages.iter_mut().find(|p| p.number == page) else {
@@ -436,7 +441,7 @@ impl Pipeline {
     }
 
     async fn assemble_when_ready(&self, book: &Book) -> Result<(), StepError> {
-        if book.state == JobState::Running && book.pending_assets == 0 {
+        if book.in_production() && book.title.is_some() && book.pending_assets == 0 {
             self.enqueue(&book.id, Step::Assemble).await?;
         }
         Ok(())
@@ -447,7 +452,7 @@ impl Pipeline {
             return Ok(());
         };
         let book = stored.book;
-        if book.state != JobState::Running || book.pending_assets > 0 {
+        if !book.in_production() || book.title.is_none() || book.pending_assets > 0 {
             return Ok(());
         }
         let pages = u32::from(book.request.page_count.get());
@@ -464,15 +469,32 @@ impl Pipeline {
             .map_err(|e| StepError::retry("UNKNOWN", e))?;
         let key = pdf_key(id);
         self.blobs.put(&key, stream_of(document)).await?;
-        update_book(&*self.store, id, |book| {
-            if book.state != JobState::Running {
+        let finished = update_book(&*self.store, id, |book| {
+            if !book.in_production() {
                 return Change::Unchanged;
             }
             book.pdf_key = Some(key.as_str().to_owned());
-            book.state = JobState::Done;
+            if book.swept_at.is_none() {
+                book.state = JobState::Done;
+                return Change::Write;
+            }
+            // Failed by the sweep and refunded, yet finished: it stays failed (the app was told)
+            // and is readable, and the refund is taken back, once (the PDF marks it done).
+            if book.refunded && !book.clawed_back {
+                book.clawed_back = true;
+                return Change::WriteAndSettle(Settlement::Clawback);
+            }
             Change::Write
         })
         .await?;
+        if let Some((book, true)) = finished
+            && book.clawed_back
+        {
+            tracing::warn!(
+                book = book.id.as_str(),
+                "a swept book was finished after all; refund taken back"
+            );
+        }
         Ok(())
     }
 }

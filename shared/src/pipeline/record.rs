@@ -3,15 +3,17 @@
 //! writes nothing (what makes redelivered steps harmless).
 
 use crate::domain::book::{Book, BookId, JobState};
+use crate::ports::store::Settlement;
 use crate::ports::{Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// What a change to a book decided.
 pub enum Change {
     Write,
-    /// Write, and give the book's charge back in the same atomic step.
-    WriteWithRefund,
+    /// Write, and settle the book's charge (refund or clawback) in the same atomic step.
+    WriteAndSettle(Settlement),
     /// Nothing to do: the work was done already (or the book is past caring).
     Unchanged,
 }
@@ -55,9 +57,9 @@ pub async fn update_book(
         }
         book.updated_at = chrono::Utc::now();
         let written = match change {
-            Change::WriteWithRefund => {
+            Change::WriteAndSettle(settlement) => {
                 store
-                    .replace_with_refund(&book, stored.version, book.updated_at)
+                    .replace_and_settle(&book, stored.version, settlement, book.updated_at)
                     .await
             }
             _ => store.replace_book(&book, stored.version).await,
@@ -87,16 +89,63 @@ pub async fn fail_book(
         if book.is_finished() {
             return Change::Unchanged;
         }
-        book.state = JobState::Failed;
-        book.failure = Some(code.to_owned());
         book.refusal = refusal.map(str::to_owned);
-        if book.charged > 0 && !book.refunded {
-            book.refunded = true;
-            Change::WriteWithRefund
-        } else {
-            Change::Write
-        }
+        mark_failed(book, code)
     })
     .await?;
     Ok(())
+}
+
+/// Fails an unfinished book and settles a refund, once: the one place a book becomes failed.
+fn mark_failed(book: &mut Book, code: &str) -> Change {
+    book.state = JobState::Failed;
+    book.failure = Some(code.to_owned());
+    if book.charged > 0 && !book.refunded {
+        book.refunded = true;
+        Change::WriteAndSettle(Settlement::Refund)
+    } else {
+        Change::Write
+    }
+}
+
+/// The internal failure of a book the sweep found stuck; the app is shown `UNKNOWN`.
+pub const STUCK: &str = "STUCK";
+
+/// How many unfinished books one sweep looks at; the next sweep takes the rest.
+const SWEEP_BATCH: u32 = 100;
+
+/// Fails and refunds the unfinished books that made no progress since `now - stuck_after`,
+/// each once however many sweeps run at once. Their steps may still finish them (see
+/// [`Book::in_production`]). Answers how many books this sweep failed.
+pub async fn sweep_stuck_books(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    stuck_after: chrono::Duration,
+) -> Result<u32, StoreError> {
+    let cutoff = now - stuck_after;
+    let mut swept = 0;
+    for stored in store.unfinished_books(cutoff, SWEEP_BATCH).await? {
+        if stored.book.updated_at > cutoff {
+            continue;
+        }
+        let changed = update_book(store, &stored.book.id, |book| {
+            // Progress since the index was read, or another sweep first: leave it.
+            if book.is_finished() || book.updated_at > cutoff {
+                return Change::Unchanged;
+            }
+            book.swept_at = Some(now);
+            mark_failed(book, STUCK)
+        })
+        .await?;
+        if let Some((book, true)) = changed {
+            swept += 1;
+            tracing::warn!(
+                book = book.id.as_str(),
+                state_before = stored.book.state.as_str(),
+                stuck_since = %stored.book.updated_at,
+                "stuck book failed and refunded"
+            );
+        }
+    }
+    Ok(swept)
 }

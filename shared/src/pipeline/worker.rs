@@ -1,9 +1,13 @@
 //! Running steps from a queue: the local worker polls the embedded queue inside the server; on
 //! Lambda the SQS event source delivers batches to [`sqs_batch`], which answers with the partial
-//! batch failures (`ReportBatchItemFailures`).
+//! batch failures (`ReportBatchItemFailures`). The stuck-book sweep runs here too: every minute
+//! in local mode, on a schedule on Lambda.
 
+use super::record::sweep_stuck_books;
 use super::{Pipeline, StepError};
+use crate::ports::Store;
 use crate::ports::queue::{MAX_RECEIVES, QueuedMessage};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::future::join_all;
 use std::sync::Arc;
@@ -84,4 +88,44 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
         })
         .collect();
     response
+}
+
+/// How often local mode sweeps for stuck books (on Lambda a schedule in `template.yaml` does).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Local mode's stuck-book sweep, until the process ends.
+pub async fn sweep_local(store: Arc<dyn Store>, stuck_after: Duration) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        sweep_logged(&*store, chrono::Utc::now(), stuck_after).await;
+    }
+}
+
+/// The sweep function's handler: a scheduled EventBridge event, swept as of the time it fired.
+pub async fn scheduled_sweep(
+    store: &dyn Store,
+    stuck_after: Duration,
+    event: EventBridgeEvent,
+) -> Result<serde_json::Value, crate::ports::StoreError> {
+    // The time the schedule fired, or now when the event carries none.
+    let now = event.time.unwrap_or_else(chrono::Utc::now);
+    let swept = sweep_stuck_books(store, now, chrono_duration(stuck_after)).await?;
+    Ok(serde_json::json!({ "swept": swept }))
+}
+
+async fn sweep_logged(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    stuck_after: Duration,
+) {
+    match sweep_stuck_books(store, now, chrono_duration(stuck_after)).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "stuck-book sweep"),
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "stuck-book sweep failed"),
+    }
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

@@ -5,7 +5,7 @@ use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency};
 use crate::domain::credential::CredentialHash;
-use crate::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::Settings;
 use crate::domain::streak::{Reading, Streak};
 use crate::domain::user::{User, UserId, UserLookup};
@@ -239,12 +239,13 @@ pub trait BookStore: Send + Sync {
     /// Replaces the book if it is still at `expected_version`; false when someone else wrote first.
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
 
-    /// Replaces the book (already marked failed and refunded) and gives its charge back with a
-    /// `refund` ledger entry, in one atomic step; false when the book changed meanwhile.
-    async fn replace_with_refund(
+    /// Replaces the book and settles its charge with the user's balance, in one atomic step;
+    /// false when the book changed meanwhile (nothing is written).
+    async fn replace_and_settle(
         &self,
         book: &Book,
         expected_version: u64,
+        settlement: Settlement,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
@@ -253,6 +254,49 @@ pub trait BookStore: Send + Sync {
 
     /// Removes the book from the store; false when it changed meanwhile.
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
+
+    /// Unfinished (queued or running) books created before `created_before`, oldest first, at
+    /// most `limit`: what the stuck-book sweep looks at. Read from an index that holds only
+    /// unfinished books, so its cost follows them, not the whole library.
+    async fn unfinished_books(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredBook>, StoreError>;
+}
+
+/// How a book's charge is settled when its fate is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The book failed: its charge is given back (a `refund` entry).
+    Refund,
+    /// A refunded book was finished after all: the refund is taken back (a `clawback` entry), as
+    /// much of it as the balance holds, since no balance goes below zero.
+    Clawback,
+}
+
+impl Settlement {
+    /// The balance change for a book that charged `charged`, with `balance` credits left.
+    pub fn delta(self, charged: i64, balance: i64) -> i64 {
+        match self {
+            Settlement::Refund => charged,
+            Settlement::Clawback => -charged.min(balance).max(0),
+        }
+    }
+
+    pub fn entry_kind(self) -> EntryKind {
+        match self {
+            Settlement::Refund => EntryKind::Refund,
+            Settlement::Clawback => EntryKind::Clawback,
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Settlement::Refund => "Refund of a failed book",
+            Settlement::Clawback => "Refund taken back: the failed book was finished after all",
+        }
+    }
 }
 
 /// A user's whole ledger, oldest first, read a page at a time (reconciliation reads it all).

@@ -750,3 +750,58 @@ on_both_backends!(
     settings_are_stored_per_user,
     settings_are_stored_per_user
 );
+
+/// The index of unfinished books: oldest first, bounded, left by a book when it finishes or its
+/// user is erased.
+async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let user = crate::harness::new_user_key();
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let created = app
+            .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+            .await;
+        jobs.push(created.body["job_id"].as_str().unwrap().to_owned());
+    }
+    let later = Utc::now() + Days::seconds(1);
+    // The ids among this test's books, in the order the store answers.
+    let ours = |books: Vec<shared::ports::StoredBook>| -> Vec<String> {
+        books
+            .into_iter()
+            .map(|b| b.book.id.as_str().to_owned())
+            .filter(|id| jobs.contains(id))
+            .collect()
+    };
+    let all = ours(store.unfinished_books(later, 1000).await.unwrap());
+    assert_eq!(all, jobs, "oldest first");
+    assert_eq!(store.unfinished_books(later, 2).await.unwrap().len(), 2);
+    let first = &jobs[0];
+    assert!(
+        ours(
+            store
+                .unfinished_books(Utc::now() - Days::hours(1), 1000)
+                .await
+                .unwrap()
+        )
+        .is_empty(),
+        "none made an hour ago"
+    );
+    // Finished (failed here) books leave the index.
+    shared::pipeline::record::fail_book(store, &BookId::parse(first).unwrap(), "UNKNOWN", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours(store.unfinished_books(later, 1000).await.unwrap()),
+        jobs[1..]
+    );
+    // So do the books of an erased user.
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    store.erase_user(&id).await.unwrap();
+    assert!(ours(store.unfinished_books(later, 1000).await.unwrap()).is_empty());
+}
+on_both_backends!(
+    #[tokio::test]
+    unfinished_books_are_indexed_until_finished,
+    unfinished_books_are_indexed_until_finished
+);

@@ -9,6 +9,7 @@
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
 //! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
 //! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then GetItem per book |
+//! | unfinished book | `UNFINISHED` | `{created at}#{book id}` | Query `sk <` a cutoff (the stuck-book sweep); put with the book, removed by the write that finishes it |
 //! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction; answers retries for 24 h (`expires_at`) |
 //! | settings | `USER#{user hash}` | `SETTINGS` | GetItem (time zone) on streak reads and book creates |
 //! | streak | `USER#{user hash}` | `STREAK` | GetItem; `version` guards every replacement |
@@ -34,8 +35,8 @@ use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, SettingsStore, Store, StoreError, StoredBook, StoredStreak, StreakAdvance,
-    StreakStore, UserStore, Window,
+    LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook, StoredStreak,
+    StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -335,14 +336,20 @@ impl UserStore for DynamoStore {
                     .map_err(StoreError::unavailable)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
-            if sk.starts_with("BOOK#") {
+            if let Some(created_and_id) = sk.strip_prefix("BOOK#") {
                 let book = text(&item, "book_id")?;
-                let delete = DeleteRequest::builder()
-                    .key("pk", s(format!("BOOK#{book}")))
-                    .key("sk", s("BOOK"))
-                    .build()
-                    .map_err(StoreError::unavailable)?;
-                requests.push(WriteRequest::builder().delete_request(delete).build());
+                // The book, and its entry in the index of unfinished books if it has one.
+                for (pk, sk) in [
+                    (format!("BOOK#{book}"), "BOOK".to_owned()),
+                    (UNFINISHED_PK.to_owned(), created_and_id.to_owned()),
+                ] {
+                    let delete = DeleteRequest::builder()
+                        .key("pk", s(pk))
+                        .key("sk", s(sk))
+                        .build()
+                        .map_err(StoreError::unavailable)?;
+                    requests.push(WriteRequest::builder().delete_request(delete).build());
+                }
             }
             let delete = DeleteRequest::builder()
                 .key("pk", s(user_pk(id)))
@@ -934,6 +941,15 @@ fn library_sk(book: &Book) -> String {
     format!("BOOK#{}#{}", book.created_at.to_rfc3339(), book.id.as_str())
 }
 
+/// The index of unfinished books: one partition (two writes a book, far below a partition's
+/// thousand writes a second), sorted by creation time so the sweep reads only the old ones.
+const UNFINISHED_PK: &str = "UNFINISHED";
+
+/// The library entry's sort key without its `BOOK#`: erasure finds one from the other.
+fn unfinished_sk(book: &Book) -> String {
+    format!("{}#{}", book.created_at.to_rfc3339(), book.id.as_str())
+}
+
 impl DynamoStore {
     fn book_put(
         &self,
@@ -960,6 +976,31 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder()
             .put(put.build().map_err(StoreError::unavailable)?)
             .build())
+    }
+
+    /// The writes that store `book` at `version`: the book itself, and once it is finished the
+    /// removal of its entry in the index of unfinished books.
+    fn book_writes(
+        &self,
+        book: &Book,
+        version: u64,
+        condition: Option<u64>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut writes = vec![self.book_put(book, version, condition)?];
+        if book.is_finished() {
+            writes.push(self.unfinished_delete(book)?);
+        }
+        Ok(writes)
+    }
+
+    fn unfinished_delete(&self, book: &Book) -> Result<TransactWriteItem, StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(UNFINISHED_PK))
+            .key("sk", s(unfinished_sk(book)))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     fn plain_put(
@@ -1039,6 +1080,9 @@ impl BookStore for DynamoStore {
                 self.book_put(book, 1, None)?,
                 self.plain_put(user_pk(&book.user), library_sk(book), &book.id)?,
             ];
+            if !book.is_finished() {
+                items.push(self.plain_put(UNFINISHED_PK.into(), unfinished_sk(book), &book.id)?);
+            }
             if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency) {
                 let put = Put::builder()
                     .table_name(&self.table)
@@ -1094,18 +1138,15 @@ impl BookStore for DynamoStore {
     }
 
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
-        self.swap(vec![self.book_put(
-            book,
-            expected_version + 1,
-            Some(expected_version),
-        )?])
-        .await
+        self.swap(self.book_writes(book, expected_version + 1, Some(expected_version))?)
+            .await
     }
 
-    async fn replace_with_refund(
+    async fn replace_and_settle(
         &self,
         book: &Book,
         expected_version: u64,
+        settlement: Settlement,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let attempt = || async {
@@ -1113,24 +1154,21 @@ impl BookStore for DynamoStore {
                 .read_user(&book.user)
                 .await?
                 .ok_or(StoreError::Missing("user"))?;
+            let writes = self.book_writes(book, expected_version + 1, Some(expected_version))?;
+            let delta = settlement.delta(book.charged, user.credits);
             let entry = EntryFields {
-                kind: EntryKind::Refund,
-                description: "Refund of a failed book",
+                kind: settlement.entry_kind(),
+                description: settlement.description(),
                 reference: Some(book.id.as_str()),
                 at,
             };
-            let items = vec![self.book_put(book, expected_version + 1, Some(expected_version))?];
-            match self
-                .append_entry(
-                    &book.user,
-                    seq,
-                    book.charged,
-                    user.credits + book.charged,
-                    entry,
-                    items,
-                )
-                .await
-            {
+            let written = if delta == 0 {
+                self.transact(writes).await
+            } else {
+                self.append_entry(&book.user, seq, delta, user.credits + delta, entry, writes)
+                    .await
+            };
+            match written {
                 Ok(()) => Ok(true),
                 // Lost to a balance change, or to another writer of the book: only the first is
                 // worth another try.
@@ -1186,8 +1224,39 @@ impl BookStore for DynamoStore {
         self.swap(vec![
             TransactWriteItem::builder().delete(guarded).build(),
             TransactWriteItem::builder().delete(pointer).build(),
+            self.unfinished_delete(book)?,
         ])
         .await
+    }
+
+    async fn unfinished_books(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredBook>, StoreError> {
+        let answer = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s(UNFINISHED_PK))
+            .expression_attribute_values(":before", s(created_before.to_rfc3339()))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        let mut books = Vec::new();
+        for item in answer.items.unwrap_or_default() {
+            let id =
+                BookId::parse(&text(&item, "book_id")?).map_err(|e| StoreError::Corrupt(e.0))?;
+            // An entry whose book is gone (its user erased) or finished is skipped; the book's
+            // own writes remove entries, so these are rare.
+            match self.find_book(&id).await? {
+                Some(stored) if !stored.book.is_finished() => books.push(stored),
+                _ => {}
+            }
+        }
+        Ok(books)
     }
 }
 

@@ -115,6 +115,11 @@ CREATE TABLE IF NOT EXISTS readings (
     PRIMARY KEY (user_id, day, read_at, id)
 );
 "#,
+    r#"
+ALTER TABLE books ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0;
+UPDATE books SET unfinished = 1 WHERE json_extract(doc, '$.state') IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS books_unfinished ON books (created_at) WHERE unfinished = 1;
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

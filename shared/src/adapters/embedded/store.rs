@@ -9,8 +9,8 @@ use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
     ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, SettingsStore, Store, StoreError, StoredBook, StoredStreak, StreakAdvance,
-    StreakStore, UserStore, Window,
+    LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook, StoredStreak,
+    StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -570,8 +570,8 @@ fn read_book(connection: &Connection, id: &str) -> anyhow::Result<Option<StoredB
 fn swap_book(connection: &Connection, book: &Book, expected: u64) -> anyhow::Result<bool> {
     let doc = serde_json::to_string(book)?;
     Ok(connection.execute(
-        "UPDATE books SET doc = ?2, version = version + 1 WHERE id = ?1 AND version = ?3",
-        params![book.id.as_str(), doc, expected as i64],
+        "UPDATE books SET doc = ?2, version = version + 1, unfinished = ?4 WHERE id = ?1 AND version = ?3",
+        params![book.id.as_str(), doc, expected as i64, !book.is_finished()],
     )? == 1)
 }
 
@@ -619,8 +619,8 @@ impl BookStore for SqliteStore {
                 append_entry(&tx, user, -book.charged, EntryKind::Usage, "Book", Some(book.id.as_str()), book.created_at)?;
             }
             tx.execute(
-                "INSERT INTO books (id, user_id, doc, version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
-                params![book.id.as_str(), user, serde_json::to_string(&book)?, book.created_at.to_rfc3339()],
+                "INSERT INTO books (id, user_id, doc, version, created_at, unfinished) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+                params![book.id.as_str(), user, serde_json::to_string(&book)?, book.created_at.to_rfc3339(), !book.is_finished()],
             )?;
             if let Some(record) = &idempotency {
                 tx.execute(
@@ -645,10 +645,11 @@ impl BookStore for SqliteStore {
             .await
     }
 
-    async fn replace_with_refund(
+    async fn replace_and_settle(
         &self,
         book: &Book,
         expected_version: u64,
+        settlement: Settlement,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let book = book.clone();
@@ -657,15 +658,22 @@ impl BookStore for SqliteStore {
             if !swap_book(&tx, &book, expected_version)? {
                 return Ok(false);
             }
-            append_entry(
-                &tx,
-                book.user.as_str(),
-                book.charged,
-                EntryKind::Refund,
-                "Refund of a failed book",
-                Some(book.id.as_str()),
-                at,
-            )?;
+            let user = book.user.as_str();
+            let balance = read_user(&tx, user)?
+                .ok_or(StoreError::Missing("user"))?
+                .credits;
+            let delta = settlement.delta(book.charged, balance);
+            if delta != 0 {
+                append_entry(
+                    &tx,
+                    user,
+                    delta,
+                    settlement.entry_kind(),
+                    settlement.description(),
+                    Some(book.id.as_str()),
+                    at,
+                )?;
+            }
             tx.commit()?;
             Ok(true)
         })
@@ -695,6 +703,34 @@ impl BookStore for SqliteStore {
                 "DELETE FROM books WHERE id = ?1 AND version = ?2",
                 params![id, expected_version as i64],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn unfinished_books(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredBook>, StoreError> {
+        self.run(move |c| {
+            let rows: Vec<(String, String, i64)> = c
+                .prepare_cached(
+                    "SELECT id, doc, version FROM books WHERE unfinished = 1 AND created_at < ?1
+                     ORDER BY created_at LIMIT ?2",
+                )?
+                .query_map(params![created_before.to_rfc3339(), limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(id, doc, version)| {
+                    Ok(StoredBook {
+                        book: serde_json::from_str(&doc)
+                            .map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?,
+                        version: version as u64,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -340,6 +340,8 @@ pub async fn create(
         refusal: None,
         charged: price,
         refunded: false,
+        swept_at: None,
+        clawed_back: false,
         created_at: now,
         updated_at: now,
     };
@@ -526,7 +528,7 @@ pub async fn status(
     })))
 }
 
-/// The caller's finished book; 409 while it is still being made (or failed).
+/// The caller's readable book; 409 while it is still being made (or failed).
 async fn finished_book(
     state: &AppState,
     headers: &HeaderMap,
@@ -535,7 +537,7 @@ async fn finished_book(
 ) -> Result<Book, ApiError> {
     check_profile_header(headers)?;
     let book = owned_book(state, user, raw_id, "book").await?;
-    if book.state != JobState::Done {
+    if !book.is_readable() {
         return Err(ApiError::Conflict(format!(
             "The book is {}, not done",
             book.state.as_str()

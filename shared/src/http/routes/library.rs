@@ -1,7 +1,7 @@
 //! The parent's library of finished books: list, rename, delete.
 
 use super::books::owned_book;
-use crate::domain::book::{Book, JobState, Style, TargetAge};
+use crate::domain::book::{Book, Style, TargetAge};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AppUser, JsonBody, QueryParams};
@@ -92,7 +92,7 @@ pub async fn list(
         .books_of(&user.id)
         .await?
         .into_iter()
-        .filter(|b| b.state == JobState::Done)
+        .filter(Book::is_readable)
         .filter(|b| style.is_none_or(|s| b.request.style == s))
         .filter(|b| age.is_none_or(|a| b.request.target_age == a))
         .collect();
@@ -166,7 +166,7 @@ pub async fn rename(
     }
     let book = owned_book(&state, &user, &book_id, "book").await?;
     let updated = update_book(&*state.store, &book.id, |book| {
-        if book.state != JobState::Done {
+        if !book.is_readable() {
             return Change::Unchanged;
         }
         book.title = Some(title.clone());
@@ -174,7 +174,7 @@ pub async fn rename(
     })
     .await?;
     match updated {
-        Some((book, _)) if book.state == JobState::Done => Ok(Json(summary(&state, &book).await?)),
+        Some((book, _)) if book.is_readable() => Ok(Json(summary(&state, &book).await?)),
         Some(_) => Err(ApiError::Conflict("The book is still being made".into())),
         None => Err(ApiError::NotFound {
             resource: "book",
@@ -190,6 +190,7 @@ pub async fn delete(
     Path(book_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let book = owned_book(&state, &user, &book_id, "book").await?;
+    // A swept book still in production is failed, so deletable; its steps then find it gone.
     if !book.is_finished() {
         return Err(ApiError::Conflict("The book is still being made".into()));
     }
