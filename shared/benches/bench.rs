@@ -207,7 +207,7 @@ mod counting {
     use chrono::{DateTime, NaiveDate, Utc};
     use shared::domain::api_key::ApiKeyRecord;
     use shared::domain::audit::AuditEntry;
-    use shared::domain::book::{Book, BookId, Idempotency};
+    use shared::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use shared::domain::settings::Settings;
@@ -374,6 +374,14 @@ mod counting {
         async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
             self.read();
             self.inner.find_book(id).await
+        }
+        async fn forget_idempotency(
+            &self,
+            user: &UserId,
+            key: &IdempotencyKey,
+        ) -> Result<(), StoreError> {
+            self.write();
+            self.inner.forget_idempotency(user, key).await
         }
         async fn replace_book(&self, book: &Book, version: u64) -> Result<bool, StoreError> {
             self.write();

@@ -99,7 +99,8 @@ on_both_backends!(
 );
 
 /// The step queue is gone (a real SQS adapter aimed at a queue that does not exist) after the
-/// charge: the book is failed and refunded at once, so no charge stands without a book.
+/// charge: the book is failed and refunded at once, so no charge stands without a book, and its
+/// idempotency key is freed for the retry.
 #[tokio::test]
 async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
     let config = crate::harness::moto_config().await;
@@ -117,6 +118,7 @@ async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
             .method(method)
             .uri(path)
             .header("x-user-key", &user)
+            .header("x-idempotency-key", "retry-after-503")
             .header("content-type", "application/json")
             .body(axum::body::Body::from(body.unwrap_or_default()))
             .unwrap();
@@ -125,22 +127,36 @@ async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
             crate::harness::Answer::from_response(router.oneshot(request).await.unwrap()).await
         }
     };
-    let answer = call(
-        Method::POST,
-        "/v1/books",
-        Some(crate::books::korean_book(4).to_string()),
-    )
-    .await;
-    assert_eq!((answer.status, answer.code()), (503, "SERVICE_UNAVAILABLE"));
+    // The app retries after the error with the same key: the key was freed, so the retry is a
+    // new attempt (failing again here), not the failed book's answer.
+    for _ in 0..2 {
+        let answer = call(
+            Method::POST,
+            "/v1/books",
+            Some(crate::books::korean_book(4).to_string()),
+        )
+        .await;
+        assert_eq!((answer.status, answer.code()), (503, "SERVICE_UNAVAILABLE"));
+    }
     let id = state.hasher.hash(CredentialKind::UserKey, &user);
     let books = state.store.books_of(&id).await.unwrap();
-    assert_eq!(books.len(), 1);
-    assert_eq!(books[0].failure.as_deref(), Some("QUEUE_FAILED"));
+    assert_eq!(books.len(), 2);
+    assert!(
+        books
+            .iter()
+            .all(|b| b.failure.as_deref() == Some("QUEUE_FAILED") && b.refunded)
+    );
     let ledger = whole_ledger(&*state.store, &id).await;
     let kinds: Vec<EntryKind> = ledger.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
-        vec![EntryKind::Bonus, EntryKind::Usage, EntryKind::Refund]
+        vec![
+            EntryKind::Bonus,
+            EntryKind::Usage,
+            EntryKind::Refund,
+            EntryKind::Usage,
+            EntryKind::Refund
+        ]
     );
     assert_eq!(
         state.store.find_user(&id).await.unwrap().unwrap().credits,

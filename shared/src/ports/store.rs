@@ -3,7 +3,7 @@
 pub use crate::domain::Window;
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
-use crate::domain::book::{Book, BookId, Idempotency};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::Settings;
@@ -235,6 +235,14 @@ pub trait BookStore: Send + Sync {
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError>;
+
+    /// Frees an idempotency key whose request ended in an error, so that the client's retry
+    /// with it runs the request again (as Powertools deletes the record of a failed call).
+    async fn forget_idempotency(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError>;
 
     /// Replaces the book if it is still at `expected_version`; false when someone else wrote first.
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;

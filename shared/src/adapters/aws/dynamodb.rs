@@ -27,7 +27,7 @@
 use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::Settings;
@@ -933,6 +933,10 @@ impl Store for DynamoStore {
     }
 }
 
+fn idempotency_sk(key: &IdempotencyKey) -> String {
+    format!("IDEM#{}", key.as_str())
+}
+
 fn book_pk(id: &BookId) -> String {
     format!("BOOK#{}", id.as_str())
 }
@@ -1046,7 +1050,7 @@ impl BookStore for DynamoStore {
         book: &Book,
         idempotency: Option<&Idempotency>,
     ) -> Result<CreateOutcome, StoreError> {
-        let idempotency_sk = idempotency.map(|r| format!("IDEM#{}", r.key.as_str()));
+        let idempotency_sk = idempotency.map(|r| idempotency_sk(&r.key));
         let attempt = || async {
             let now = Utc::now().timestamp();
             if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency)
@@ -1135,6 +1139,22 @@ impl BookStore for DynamoStore {
             .as_ref()
             .map(Self::parse_book)
             .transpose()
+    }
+
+    async fn forget_idempotency(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(user_pk(user)))
+            .key("sk", s(idempotency_sk(key)))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(())
     }
 
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {

@@ -1,7 +1,7 @@
 use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::Settings;
@@ -637,6 +637,22 @@ impl BookStore for SqliteStore {
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |c| read_book(c, &id)).await
+    }
+
+    async fn forget_idempotency(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        let (user, key) = (user.as_str().to_owned(), key.as_str().to_owned());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM idempotency WHERE user_id = ?1 AND key = ?2",
+                params![user, key],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {

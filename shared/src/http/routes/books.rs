@@ -348,8 +348,15 @@ pub async fn create(
     match state.store.create_book(&book, idempotency.as_ref()).await? {
         CreateOutcome::Created(stored) => {
             if let Err(error) = enqueue_step(&*state.queue, &stored.book.id, Step::Story).await {
-                // Nothing will make this book: give the credit back now rather than leave it stuck.
+                // Nothing will make this book: give the credit back now rather than leave it stuck,
+                // and free the key so that the app's retry with it tries again.
                 fail_book(&*state.store, &stored.book.id, "QUEUE_FAILED", None).await?;
+                if let Some(record) = &idempotency {
+                    state
+                        .store
+                        .forget_idempotency(&user.id, &record.key)
+                        .await?;
+                }
                 return Err(ApiError::Unavailable(error.into()));
             }
             tracing::info!(
