@@ -38,6 +38,11 @@ pub struct Settings {
     /// Credits a book costs: a flat price, and per page-count range where configured.
     pub book_price: i64,
     pub book_prices_by_pages: Vec<PagePrice>,
+    /// Credits for regenerating one page and for narrating a finished book, priced apart from
+    /// books (free by default). Published in the capabilities; charged by their routes, which
+    /// this build does not serve yet.
+    pub page_regeneration_price: i64,
+    pub book_audio_price: i64,
     /// Whether books are narrated (the app's request has no switch for it).
     pub narration: bool,
     pub limits: Limits,
@@ -89,6 +94,8 @@ impl Default for Settings {
             max_body_bytes: 6 * 1024 * 1024,
             book_price: 1,
             book_prices_by_pages: Vec::new(),
+            page_regeneration_price: 0,
+            book_audio_price: 0,
             narration: true,
             limits: Limits::default(),
             cors_origins: Vec::new(),
@@ -104,6 +111,14 @@ pub struct PagePrice {
     pub min: u8,
     pub max: u8,
     pub credits: i64,
+}
+
+/// A price in credits: 0 or more.
+fn price(lookup: Lookup, name: &str, default: i64) -> Result<i64, Invalid> {
+    match parsed(lookup, name, default)? {
+        credits if credits >= 0 => Ok(credits),
+        _ => Err(Invalid::new(format!("{name} must be 0 or more"))),
+    }
 }
 
 /// `4-8:1,9-12:2`: page ranges and their prices.
@@ -207,14 +222,21 @@ impl Settings {
                 defaults.signed_url_ttl.as_secs(),
             )?),
             max_body_bytes: parsed(lookup, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
-            book_price: match parsed(lookup, "BOOK_PRICE_CREDITS", defaults.book_price)? {
-                price if price >= 0 => price,
-                _ => return Err(Invalid::new("BOOK_PRICE_CREDITS must be 0 or more")),
-            },
+            book_price: price(lookup, "BOOK_PRICE_CREDITS", defaults.book_price)?,
             book_prices_by_pages: lookup("BOOK_PRICE_BY_PAGES")
                 .map(|raw| parse_page_prices(&raw))
                 .transpose()?
                 .unwrap_or_default(),
+            page_regeneration_price: price(
+                lookup,
+                "PAGE_REGENERATION_PRICE_CREDITS",
+                defaults.page_regeneration_price,
+            )?,
+            book_audio_price: price(
+                lookup,
+                "BOOK_AUDIO_PRICE_CREDITS",
+                defaults.book_audio_price,
+            )?,
             narration: parsed(lookup, "NARRATION", defaults.narration)?,
             limits: Limits {
                 generation_per_minute: parsed(
@@ -360,6 +382,21 @@ mod tests {
         for bad in ["4-8", "8-4:1", "4-8:-1", "a-b:1"] {
             assert!(settings(&[("BOOK_PRICE_BY_PAGES", bad)]).is_err(), "{bad}");
         }
+        assert_eq!(
+            (flat.page_regeneration_price, flat.book_audio_price),
+            (0, 0)
+        );
+        let extras = settings(&[
+            ("PAGE_REGENERATION_PRICE_CREDITS", "1"),
+            ("BOOK_AUDIO_PRICE_CREDITS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (extras.page_regeneration_price, extras.book_audio_price),
+            (1, 2)
+        );
+        let error = settings(&[("BOOK_AUDIO_PRICE_CREDITS", "-1")]).unwrap_err();
+        assert!(error.0.contains("BOOK_AUDIO_PRICE_CREDITS"));
     }
 
     #[test]

@@ -296,6 +296,27 @@ async fn a_book_costs_what_its_page_count_is_priced() {
         },
     )
     .await;
+    // The app reads the price list (page regeneration and book audio free, as by default).
+    let prices = app
+        .call(Method::GET, "/v1/config/capabilities", &[], None)
+        .await
+        .body["prices"]
+        .clone();
+    assert_eq!(
+        prices["book_by_pages"][0],
+        serde_json::json!({"pages": 4, "credits": 1})
+    );
+    assert_eq!(
+        prices["book_by_pages"][8],
+        serde_json::json!({"pages": 12, "credits": 2})
+    );
+    assert_eq!(
+        (
+            prices["page_regeneration"].as_i64(),
+            prices["book_audio"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
     let user = new_user_key();
     assert_eq!(
         app.post_json("/v1/books", &user, &crate::books::korean_book(12), &[])

@@ -335,3 +335,79 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
         conforms(method, path, &answer);
     }
 }
+
+#[tokio::test]
+async fn every_answer_of_the_streak_and_settings_operations_matches_the_seed() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let headers = [("x-user-key", user.as_str())];
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/books",
+            &headers,
+            Some(&crate::books::korean_book(4).to_string()),
+        )
+        .await;
+    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let mut statuses = std::collections::BTreeSet::new();
+    let mut check = |method: &str, path: &str, answer: Answer| {
+        conforms(method, path, &answer);
+        statuses.insert(answer.status);
+    };
+    for (body, times) in [
+        (
+            json!({"book_id": job, "reading_time": 120, "completed": true}),
+            2,
+        ),
+        (json!({"book_id": "bk_nobody"}), 1),
+        (json!({"book_id": job, "reading_time": "long"}), 1),
+    ] {
+        for _ in 0..times {
+            let answer = app
+                .call(
+                    Method::POST,
+                    "/v1/streak/read",
+                    &headers,
+                    Some(&body.to_string()),
+                )
+                .await;
+            check("POST", "/v1/streak/read", answer);
+        }
+    }
+    for path in [
+        "/v1/streak/info",
+        "/v1/streak/calendar?year=2026&month=11",
+        "/v1/streak/calendar?year=2026",
+        "/v1/streak/history",
+        "/v1/streak/history?days=400",
+        "/v1/settings",
+    ] {
+        let template = path.split('?').next().unwrap();
+        check(
+            "GET",
+            template,
+            app.call(Method::GET, path, &headers, None).await,
+        );
+        check(
+            "GET",
+            template,
+            app.call(Method::GET, path, &[], None).await,
+        );
+    }
+    for body in [
+        json!({"timezone": "Europe/Paris"}),
+        json!({"timezone": "Europe/Nowhere"}),
+    ] {
+        let answer = app
+            .call(
+                Method::PATCH,
+                "/v1/settings",
+                &headers,
+                Some(&body.to_string()),
+            )
+            .await;
+        check("PATCH", "/v1/settings", answer);
+    }
+    assert_eq!(statuses, [200, 404, 422].into_iter().collect());
+}

@@ -95,9 +95,11 @@ pub struct PageCount(u8);
 
 impl PageCount {
     pub const DEFAULT: PageCount = PageCount(8);
+    pub const MIN: u8 = 4;
+    pub const MAX: u8 = 12;
 
     pub fn parse(raw: i64) -> Result<Self, Invalid> {
-        if !(4..=12).contains(&raw) {
+        if !(i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&raw) {
             return Err(Invalid::new("Input should be between 4 and 12"));
         }
         Ok(Self(raw as u8))

@@ -1,3 +1,4 @@
+use crate::domain::book::PageCount;
 use crate::http::AppState;
 use crate::http::catalogue::serves;
 use axum::Json;
@@ -25,6 +26,13 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
             "credits": serves("GET", "/v1/credits/balance"),
         },
         "credits": {"opening_credits": state.settings.opening_credits},
+        "prices": {
+            "book_by_pages": (PageCount::MIN..=PageCount::MAX)
+                .map(|pages| json!({"pages": pages, "credits": state.settings.book_price(pages)}))
+                .collect::<Vec<_>>(),
+            "page_regeneration": state.settings.page_regeneration_price,
+            "book_audio": state.settings.book_audio_price,
+        },
         "languages": ["ko", "en"],
     }))
 }
