@@ -18,6 +18,13 @@ pub fn korean_book(pages: u8) -> Value {
     json!({"topic": "어둠을 무서워하는 공룡", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": pages})
 }
 
+/// Asks for a 4-page Korean book for `user`; answers its job id.
+pub async fn start_book(app: &TestApp, user: &str) -> String {
+    let created = app.post_json("/v1/books", user, &korean_book(4), &[]).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    created.body["job_id"].as_str().unwrap().to_owned()
+}
+
 /// Polls like the app until the job is done or failed.
 pub async fn poll(app: &TestApp, user: &str, job: &str, limit: Duration) -> Answer {
     let started = Instant::now();
@@ -247,13 +254,7 @@ async fn redelivered_steps_do_nothing_twice(backend: Backend) {
     let app = TestApp::new(backend).await;
     let pipeline = app.pipeline();
     let user = new_user_key();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = crate::books::start_book(&app, &user).await;
     // The story, ten times: one story, one set of follow-up steps recorded in the book.
     for _ in 0..10 {
         pipeline
@@ -347,13 +348,7 @@ on_both_backends!(
 async fn the_worker_answers_an_sqs_batch_with_its_failures() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = crate::books::start_book(&app, &user).await;
     let fixture = include_str!("../fixtures/sqs-event.json");
     let mut event: SqsEvent = serde_json::from_str(fixture).unwrap();
     let template = event.records[0].clone();
@@ -454,13 +449,7 @@ async fn refusals_of_a_book_request() {
 async fn only_the_owner_sees_a_book(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (owner, stranger) = (new_user_key(), new_user_key());
-    let job = app
-        .post_json("/v1/books", &owner, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = crate::books::start_book(&app, &owner).await;
     for path in [
         format!("/v1/books/{job}"),
         format!("/v1/books/{job}/detail"),
@@ -525,13 +514,7 @@ async fn the_library_renames_and_deletes() {
     let app = TestApp::new(Backend::Embedded).await;
     let _worker = app.start_worker();
     let user = new_user_key();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = crate::books::start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(30)).await;
     assert_eq!(done.body["status"], "done");
     let image = done.body["result"]["pages"][0]["image_url"]

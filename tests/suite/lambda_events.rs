@@ -148,10 +148,7 @@ async fn a_function_serves_only_its_family() {
 async fn the_sweep_function_handles_a_scheduled_event() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
-    let created = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
-        .await;
-    assert_eq!(created.status, 200);
+    let job = crate::books::start_book(&app, &user).await;
     let fixture = include_str!("../fixtures/scheduled-event.json");
     let mut event: EventBridgeEvent = serde_json::from_str(fixture).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
@@ -169,7 +166,6 @@ async fn the_sweep_function_handles_a_scheduled_event() {
         .await
         .unwrap();
     assert_eq!(answer, serde_json::json!({"swept": 1}));
-    let job = created.body["job_id"].as_str().unwrap();
     let status = app.get(&format!("/v1/books/{job}"), &user).await;
     assert_eq!(status.body["status"], "failed");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Credits under concurrency and failure: many users, random balances, racing book requests;
 //! failures injected around the charge and the enqueue.
 
-use crate::books::korean_book;
+use crate::books::{korean_book, start_book};
 use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings};
 use crate::on_both_backends;
 use chrono::Utc;
@@ -384,10 +384,7 @@ async fn sweep_at(app: &TestApp, now: chrono::DateTime<Utc>) -> u32 {
 async fn a_swept_book_is_refunded_once_and_clawed_back_once(backend: Backend) {
     let app = TestApp::new(backend).await;
     let user = new_user_key();
-    let created = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await;
-    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let job = start_book(&app, &user).await;
     let id = user_of(&app, &user);
     assert_eq!(sweep_at(&app, Utc::now()).await, 0, "not stuck yet");
 
@@ -483,13 +480,7 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
     };
     let app = TestApp::with_settings(Backend::Embedded, settings).await;
     let user = new_user_key();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = start_book(&app, &user).await;
     assert_eq!(
         sweep_at(&app, Utc::now() + chrono::Duration::minutes(20)).await,
         1

@@ -786,13 +786,7 @@ async fn erasure_removes_a_users_books_and_keeps_the_ledger_anonymised(backend: 
     let app = TestApp::new(backend).await;
     let _worker = app.start_worker();
     let user = new_user_key();
-    let job = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = crate::books::start_book(&app, &user).await;
     let done = crate::books::poll(&app, &user, &job, Duration::from_secs(60)).await;
     assert_eq!(done.body["status"], "done");
     let picture = done.body["result"]["pages"][0]["image_url"]

@@ -1,7 +1,7 @@
 //! Settings and reading streaks through the API, on a manual clock: local days in two time zones,
 //! midnight, daylight-saving changes, concurrent reads and milestone rewards.
 
-use crate::books::korean_book;
+use crate::books::{korean_book, start_book};
 use crate::harness::{Backend, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use futures::future::join_all;
@@ -29,11 +29,8 @@ async fn reader(app: &TestApp, zone: Option<&str>) -> (String, String) {
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(answer.body["timezone"], zone);
     }
-    let created = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await;
-    assert_eq!(created.status, 200, "{}", created.body);
-    (user, created.body["job_id"].as_str().unwrap().to_owned())
+    let book = start_book(app, &user).await;
+    (user, book)
 }
 
 async fn patch_settings(app: &TestApp, user: &str, body: &Value) -> crate::harness::Answer {

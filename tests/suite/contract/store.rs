@@ -759,10 +759,7 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
     let user = crate::harness::new_user_key();
     let mut jobs = Vec::new();
     for _ in 0..3 {
-        let created = app
-            .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
-            .await;
-        jobs.push(created.body["job_id"].as_str().unwrap().to_owned());
+        jobs.push(crate::books::start_book(&app, &user).await);
     }
     let later = Utc::now() + Days::seconds(1);
     // The ids among this test's books, in the order the store answers.

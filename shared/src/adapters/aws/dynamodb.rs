@@ -205,13 +205,22 @@ fn race_retries() -> ExponentialBuilder {
         .with_max_times(200)
 }
 
-fn settle<T>(result: Result<T, Attempt>) -> Result<T, StoreError> {
-    result.map_err(|attempt| match attempt {
-        Attempt::Failed(error) => error,
-        Attempt::Lost => {
-            StoreError::unavailable(anyhow::anyhow!("too much contention on one balance"))
-        }
-    })
+/// Runs an optimistic write until it stops losing races (within [`race_retries`]).
+async fn until_settled<T, F, Fut>(attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Attempt>>,
+{
+    attempt
+        .retry(race_retries())
+        .when(|a: &Attempt| matches!(a, Attempt::Lost))
+        .await
+        .map_err(|attempt| match attempt {
+            Attempt::Failed(error) => error,
+            Attempt::Lost => {
+                StoreError::unavailable(anyhow::anyhow!("too much contention on one item"))
+            }
+        })
 }
 
 #[derive(Clone, Copy)]
@@ -404,12 +413,7 @@ impl UserStore for DynamoStore {
                 Err(other) => Err(other),
             }
         };
-        let created = settle(
-            attempt
-                .retry(race_retries())
-                .when(|a: &Attempt| matches!(a, Attempt::Lost))
-                .await,
-        )?;
+        let created = until_settled(attempt).await?;
         let (user, _) = self
             .read_user(id)
             .await?
@@ -466,12 +470,7 @@ impl CreditStore for DynamoStore {
         };
         // A lost race is either another grant on this balance or this very grant applied
         // concurrently; the next attempt's first read tells which.
-        settle(
-            attempt
-                .retry(race_retries())
-                .when(|a: &Attempt| matches!(a, Attempt::Lost))
-                .await,
-        )
+        until_settled(attempt).await
     }
 
     async fn ledger(
@@ -1125,12 +1124,7 @@ impl BookStore for DynamoStore {
                 version: 1,
             }))
         };
-        settle(
-            attempt
-                .retry(race_retries())
-                .when(|a: &Attempt| matches!(a, Attempt::Lost))
-                .await,
-        )
+        until_settled(attempt).await
     }
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
@@ -1199,12 +1193,7 @@ impl BookStore for DynamoStore {
                 Err(failed) => Err(failed),
             }
         };
-        settle(
-            attempt
-                .retry(race_retries())
-                .when(|a: &Attempt| matches!(a, Attempt::Lost))
-                .await,
-        )
+        until_settled(attempt).await
     }
 
     async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
@@ -1406,12 +1395,7 @@ impl StreakStore for DynamoStore {
                 Err(failed) => Err(failed),
             }
         };
-        settle(
-            attempt
-                .retry(race_retries())
-                .when(|a: &Attempt| matches!(a, Attempt::Lost))
-                .await,
-        )
+        until_settled(attempt).await
     }
 
     async fn readings(
