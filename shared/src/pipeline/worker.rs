@@ -93,9 +93,11 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
 /// How often local mode sweeps for stuck books (on Lambda a schedule in `template.yaml` does).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Local mode's stuck-book sweep, until the process ends.
+/// Local mode's stuck-book sweep, until the process ends. The first sweep waits `stuck_after`,
+/// so that books resumed after a restart can show progress before they are judged.
 pub async fn sweep_local(store: Arc<dyn Store>, stuck_after: Duration) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let first = tokio::time::Instant::now() + stuck_after;
+    let mut tick = tokio::time::interval_at(first, SWEEP_EVERY);
     loop {
         tick.tick().await;
         sweep_logged(&*store, chrono::Utc::now(), stuck_after).await;
