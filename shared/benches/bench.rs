@@ -407,6 +407,10 @@ mod counting {
             self.write();
             self.inner.delete_book(book, version).await
         }
+        async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError> {
+            self.read();
+            self.inner.count_unfinished_books(user).await
+        }
         async fn unfinished_books(
             &self,
             created_before: DateTime<Utc>,

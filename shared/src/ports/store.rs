@@ -260,6 +260,10 @@ pub trait BookStore: Send + Sync {
     /// The user's books, newest first.
     async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError>;
 
+    /// How many of the user's books are unfinished (queued or running), read from the index of
+    /// unfinished books: the cap on them is checked on every create.
+    async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError>;
+
     /// Removes the book from the store; false when it changed meanwhile.
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError>;
 

@@ -772,6 +772,8 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
     };
     let all = ours(store.unfinished_books(later, 1000).await.unwrap());
     assert_eq!(all, jobs, "oldest first");
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    assert_eq!(store.count_unfinished_books(&id).await.unwrap(), 3);
     assert_eq!(store.unfinished_books(later, 2).await.unwrap().len(), 2);
     let first = &jobs[0];
     assert!(
@@ -792,13 +794,43 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
         ours(store.unfinished_books(later, 1000).await.unwrap()),
         jobs[1..]
     );
+    assert_eq!(store.count_unfinished_books(&id).await.unwrap(), 2);
     // So do the books of an erased user.
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
     store.erase_user(&id).await.unwrap();
     assert!(ours(store.unfinished_books(later, 1000).await.unwrap()).is_empty());
+    assert_eq!(store.count_unfinished_books(&id).await.unwrap(), 0);
 }
 on_both_backends!(
     #[tokio::test]
     unfinished_books_are_indexed_until_finished,
     unfinished_books_are_indexed_until_finished
+);
+
+/// A library of more than a hundred books (one read round trip a hundred on DynamoDB) comes back
+/// whole, newest first.
+async fn a_large_library_is_read_whole_and_in_order(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = crate::harness::new_user_key();
+    app.grant(&user, 102, &format!("library-{user}")).await;
+    let mut jobs = Vec::new();
+    for _ in 0..105 {
+        jobs.push(crate::books::start_book(&app, &user).await);
+    }
+    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let books: Vec<String> = app
+        .state
+        .store
+        .books_of(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id.as_str().to_owned())
+        .collect();
+    jobs.reverse();
+    assert_eq!(books, jobs);
+}
+on_both_backends!(
+    #[tokio::test]
+    a_large_library_is_read_whole_and_in_order,
+    a_large_library_is_read_whole_and_in_order
 );

@@ -8,8 +8,9 @@
 //! | API key | `APIKEY#{key hash}` | `APIKEY` | GetItem on every admin request |
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
 //! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
-//! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then GetItem per book |
+//! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then BatchGetItem of the books |
 //! | unfinished book | `UNFINISHED` | `{created at}#{book id}` | Query `sk <` a cutoff (the stuck-book sweep); put with the book, removed by the write that finishes it |
+//! | a user's unfinished book | `USER#{user hash}` | `UNFINISHED#{created at}#{book id}` | Query COUNT on every create (the cap on unfinished books); kept like the one above |
 //! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction; answers retries for 24 h (`expires_at`) |
 //! | settings | `USER#{user hash}` | `SETTINGS` | GetItem (time zone) on streak reads and book creates |
 //! | streak | `USER#{user hash}` | `STREAK` | GetItem; `version` guards every replacement |
@@ -991,19 +992,42 @@ impl DynamoStore {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut writes = vec![self.book_put(book, version, condition)?];
         if book.is_finished() {
-            writes.push(self.unfinished_delete(book)?);
+            writes.extend(self.unfinished_deletes(book)?);
         }
         Ok(writes)
     }
 
-    fn unfinished_delete(&self, book: &Book) -> Result<TransactWriteItem, StoreError> {
-        let delete = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(&self.table)
-            .key("pk", s(UNFINISHED_PK))
-            .key("sk", s(unfinished_sk(book)))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
+    /// The book's entries in the index of unfinished books and in its user's.
+    fn unfinished_puts(&self, book: &Book) -> Result<Vec<TransactWriteItem>, StoreError> {
+        Ok(vec![
+            self.plain_put(UNFINISHED_PK.into(), unfinished_sk(book), &book.id)?,
+            self.plain_put(
+                user_pk(&book.user),
+                format!("UNFINISHED#{}", unfinished_sk(book)),
+                &book.id,
+            )?,
+        ])
+    }
+
+    fn unfinished_deletes(&self, book: &Book) -> Result<Vec<TransactWriteItem>, StoreError> {
+        [
+            (UNFINISHED_PK.to_owned(), unfinished_sk(book)),
+            (
+                user_pk(&book.user),
+                format!("UNFINISHED#{}", unfinished_sk(book)),
+            ),
+        ]
+        .into_iter()
+        .map(|(pk, sk)| {
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            Ok(TransactWriteItem::builder().delete(delete).build())
+        })
+        .collect()
     }
 
     fn plain_put(
@@ -1084,7 +1108,7 @@ impl BookStore for DynamoStore {
                 self.plain_put(user_pk(&book.user), library_sk(book), &book.id)?,
             ];
             if !book.is_finished() {
-                items.push(self.plain_put(UNFINISHED_PK.into(), unfinished_sk(book), &book.id)?);
+                items.extend(self.unfinished_puts(book)?);
             }
             if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency) {
                 let put = Put::builder()
@@ -1201,18 +1225,64 @@ impl BookStore for DynamoStore {
             .query_all(user_pk(user), "BOOK#", true)
             .await?
             .iter()
-            .map(|item| {
-                BookId::parse(&text(item, "book_id")?).map_err(|e| StoreError::Corrupt(e.0))
-            })
+            .map(|item| text(item, "book_id"))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut books = Vec::with_capacity(ids.len());
-        for id in ids {
-            // A pointer whose book is gone (deleted between the two writes' readers) is skipped.
-            if let Some(stored) = self.find_book(&id).await? {
-                books.push(stored.book);
+        // A hundred books a round trip (BatchGetItem), put back in the library's order.
+        let mut found: HashMap<String, Book> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|id| {
+                    HashMap::from([
+                        ("pk".to_owned(), s(format!("BOOK#{id}"))),
+                        ("sk".to_owned(), s("BOOK")),
+                    ])
+                })
+                .collect();
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
+            while let Some(request) = pending.take().filter(|p| !p.is_empty()) {
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(describe(e)))?;
+                for item in answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let stored = Self::parse_book(&item)?;
+                    found.insert(stored.book.id.as_str().to_owned(), stored.book);
+                }
+                pending = answer.unprocessed_keys;
             }
         }
-        Ok(books)
+        // A pointer whose book is gone (deleted between the two writes' readers) is skipped.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError> {
+        let answer = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :unfinished)")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":unfinished", s("UNFINISHED#"))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(answer.count.max(0) as u32)
     }
 
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
@@ -1230,11 +1300,15 @@ impl BookStore for DynamoStore {
         let pointer = delete(user_pk(&book.user), library_sk(book))
             .build()
             .map_err(StoreError::unavailable)?;
-        self.swap(vec![
-            TransactWriteItem::builder().delete(guarded).build(),
-            TransactWriteItem::builder().delete(pointer).build(),
-            self.unfinished_delete(book)?,
-        ])
+        self.swap(
+            vec![
+                TransactWriteItem::builder().delete(guarded).build(),
+                TransactWriteItem::builder().delete(pointer).build(),
+            ]
+            .into_iter()
+            .chain(self.unfinished_deletes(book)?)
+            .collect(),
+        )
         .await
     }
 

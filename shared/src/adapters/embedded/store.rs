@@ -723,6 +723,18 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM books WHERE user_id = ?1 AND unfinished = 1",
+                [user],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn unfinished_books(
         &self,
         created_before: DateTime<Utc>,

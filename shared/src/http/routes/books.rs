@@ -305,14 +305,8 @@ pub async fn create(
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
     let price = state.settings.book_price(request.page_count.get());
     let limits = &state.settings.limits;
-    let unfinished = state
-        .store
-        .books_of(&user.id)
-        .await?
-        .iter()
-        .filter(|b| !b.is_finished())
-        .count();
-    if unfinished as u32 >= limits.unfinished_books {
+    let unfinished = state.store.count_unfinished_books(&user.id).await?;
+    if unfinished >= limits.unfinished_books {
         return Err(ApiError::TooManyPending {
             limit: limits.unfinished_books,
         });
