@@ -1135,3 +1135,102 @@ async fn no_log_line_carries_a_credential() {
         "the careless line was masked"
     );
 }
+
+/// After erasure no lasting item of the DynamoDB table holds the user's keyed hash anywhere: not
+/// the profile, books, settings, streak, readings or indexes, nor the once-only grant markers.
+#[tokio::test]
+async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
+    let config = crate::harness::moto_config().await;
+    let resources =
+        shared::adapters::aws::provision::provision(&config, &crate::harness::unique_prefix())
+            .await
+            .unwrap();
+    let state = crate::harness::state_over(&config, &resources, test_settings());
+    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let user = new_user_key();
+    let hash = state.hasher.hash(CredentialKind::UserKey, &user);
+    let call =
+        |method: Method, path: &str, headers: Vec<(&'static str, String)>, body: Option<Value>| {
+            let router = router.clone();
+            let mut request = http::Request::builder().method(method).uri(path);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let request = request
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    body.map(|b| b.to_string()).unwrap_or_default(),
+                ))
+                .unwrap();
+            async move {
+                use tower::ServiceExt;
+                Answer::from_response(router.oneshot(request).await.unwrap()).await
+            }
+        };
+    let admin = ApiKeySecret::generate(KeyEnvironment::Live);
+    shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+        .await
+        .unwrap();
+    let me = || vec![("x-user-key", user.clone())];
+    let mut with_admin = me();
+    with_admin.push(("x-admin-key", admin.expose().to_owned()));
+    let granted = call(
+        Method::POST,
+        "/v1/credits/add",
+        with_admin,
+        Some(json!({"amount": 2, "transaction_id": format!("erase-{user}")})),
+    )
+    .await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    let book = call(
+        Method::POST,
+        "/v1/books",
+        me(),
+        Some(crate::books::korean_book(4)),
+    )
+    .await;
+    let job = book.body["job_id"].as_str().unwrap().to_owned();
+    call(
+        Method::PATCH,
+        "/v1/settings",
+        me(),
+        Some(json!({"timezone": "Europe/Berlin"})),
+    )
+    .await;
+    let read = call(
+        Method::POST,
+        "/v1/streak/read",
+        me(),
+        Some(json!({"book_id": job})),
+    )
+    .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let erased = call(Method::DELETE, "/v1/users/me", me(), None).await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let items = client
+        .scan()
+        .table_name(&resources.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert!(!items.is_empty(), "the anonymised ledger stays");
+    for item in &items {
+        let text = format!("{item:?}");
+        // Rate-limit counters count by caller and expire with their window (a day at most).
+        if text.contains("S(\"LIMIT#") {
+            continue;
+        }
+        assert!(
+            !text.contains(hash.as_str()),
+            "an item still names the user: {text}"
+        );
+        assert!(
+            !text.contains(&job),
+            "an item still names the erased book: {text}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! | --- | --- | --- | --- |
 //! | user | `USER#{user hash}` | `PROFILE` | GetItem on every app request |
 //! | ledger entry | `USER#{user hash}` | `LEDGER#{seq, 12 digits}` | Query, newest first |
-//! | grant | `GRANT#{transaction id}` | `GRANT` | conditional Put (once per transaction) |
+//! | grant | `GRANT#{transaction id}` | `GRANT` | conditional Put (once per transaction); holds no user |
 //! | API key | `APIKEY#{key hash}` | `APIKEY` | GetItem on every admin request |
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
 //! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
@@ -446,7 +446,8 @@ impl CreditStore for DynamoStore {
                 .table_name(&self.table)
                 .item("pk", s(grant_pk.clone()))
                 .item("sk", s("GRANT"))
-                .item("user", s(grant.user.as_str()))
+                // No user: the marker only makes the transaction once, and erasure must not
+                // leave the user's hash behind (the ledger entry names the transaction).
                 .item("amount", n(grant.delta))
                 .item("created_at", s(grant.at.to_rfc3339()))
                 .condition_expression("attribute_not_exists(pk)")
