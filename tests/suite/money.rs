@@ -7,6 +7,7 @@ use crate::on_both_backends;
 use chrono::Utc;
 use futures::future::join_all;
 use http::Method;
+use shared::clock::Clock;
 use shared::domain::book::{BookId, Step, StepMessage};
 use shared::domain::credential::CredentialKind;
 use shared::domain::credits::{EntryKind, ledger_reconciles};
@@ -505,3 +506,59 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
     );
     assert!(ledger_reconciles(0, &ledger));
 }
+
+/// The process stops between the charge and the enqueue (the first step's message is lost); the
+/// app's retry with its key starts the book again, and it is made and charged once.
+async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
+    let clock = Clock::manual(Utc::now());
+    let app = TestApp::with_clock(backend, test_settings(), clock.clone()).await;
+    let user = new_user_key();
+    let key = [("x-idempotency-key", "crash-1")];
+    let first = app
+        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .await;
+    let job = first.body["job_id"].clone();
+    for message in app
+        .state
+        .queue
+        .receive(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        app.state.queue.delete(&message.receipt).await.unwrap();
+    }
+    // A prompt retry gives no duplicate step to a book that may just be waiting its turn.
+    let prompt = app
+        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .await;
+    assert_eq!(prompt.body["job_id"], job);
+    assert!(
+        app.state
+            .queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Three minutes on, the retry starts it.
+    clock.set(Utc::now() + chrono::Duration::minutes(3));
+    let late = app
+        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .await;
+    assert_eq!(late.body["job_id"], job);
+    let _worker = app.start_worker();
+    let done =
+        crate::books::poll(&app, &user, job.as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(done.body["status"], "done", "{}", done.body);
+    let ledger = whole_ledger(&*app.state.store, &user_of(&app, &user)).await;
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == EntryKind::Usage).count(),
+        1
+    );
+}
+
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_retry_starts_a_book_whose_first_step_was_lost,
+    a_retry_starts_a_book_whose_first_step_was_lost
+);

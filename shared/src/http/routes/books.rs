@@ -280,6 +280,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     })
 }
 
+/// How long a book may wait for its first step before a retry of its request starts it again;
+/// far beyond the queue's normal delay, so a busy queue is not given duplicates.
+const UNSTARTED_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
 fn estimate_seconds(book: &Book) -> u32 {
     20 + 5 * u32::from(book.request.page_count.get())
 }
@@ -362,7 +366,21 @@ pub async fn create(
             state.store.take(&books_today, u32::MAX, today).await?;
             Ok(created(&stored.book))
         }
-        CreateOutcome::Replayed(stored) => Ok(created(&stored.book)),
+        CreateOutcome::Replayed(stored) => {
+            // A retry usually means the first answer was lost. If that was a crash between the
+            // charge and the enqueue, the book waits for a first step that never comes: start it
+            // again (a second story message records nothing twice).
+            if stored.book.state == JobState::Queued
+                && now - stored.book.created_at > UNSTARTED_AFTER
+            {
+                enqueue_step(&*state.queue, &stored.book.id, Step::Story).await?;
+                tracing::warn!(
+                    book = stored.book.id.as_str(),
+                    "unstarted book started again on a retry"
+                );
+            }
+            Ok(created(&stored.book))
+        }
         CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {
             reason: "insufficient_credits",
