@@ -210,7 +210,7 @@ mod counting {
     use shared::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
-    use shared::domain::settings::Settings;
+    use shared::domain::settings::UserSettings;
     use shared::domain::streak::Reading;
     use shared::domain::user::{User, UserId, UserLookup};
     use shared::ports::queue::{QueueError, QueuedMessage, StepQueue};
@@ -423,11 +423,15 @@ mod counting {
 
     #[async_trait]
     impl SettingsStore for Counted<S> {
-        async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+        async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError> {
             self.read();
             self.inner.find_settings(user).await
         }
-        async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+        async fn put_settings(
+            &self,
+            user: &UserId,
+            settings: &UserSettings,
+        ) -> Result<(), StoreError> {
             self.write();
             self.inner.put_settings(user, settings).await
         }

@@ -74,7 +74,7 @@ impl<'de> Deserialize<'de> for TimeZone {
 /// Everything `PATCH /v1/settings` can set, with the values a new parent starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Settings {
+pub struct UserSettings {
     pub timezone: TimeZone,
     pub language: String,
     pub dark_mode: bool,
@@ -88,7 +88,7 @@ pub struct Settings {
     pub allow_kakao_share: bool,
 }
 
-impl Default for Settings {
+impl Default for UserSettings {
     fn default() -> Self {
         Self {
             timezone: TimeZone::DEFAULT,
@@ -108,7 +108,7 @@ impl Default for Settings {
 /// The seed's `SettingsPatchRequest`: a field left out or `null` keeps its value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SettingsPatch {
+pub struct UserSettingsPatch {
     pub timezone: Option<String>,
     pub language: Option<String>,
     pub dark_mode: Option<bool>,
@@ -128,9 +128,9 @@ pub struct FieldRefusal {
     pub reason: String,
 }
 
-impl SettingsPatch {
+impl UserSettingsPatch {
     /// The settings with the patch applied, or every field it refuses (the seed's bounds).
-    pub fn apply(self, current: &Settings) -> Result<Settings, Vec<FieldRefusal>> {
+    pub fn apply(self, current: &UserSettings) -> Result<UserSettings, Vec<FieldRefusal>> {
         let mut next = current.clone();
         let mut refused = Vec::new();
         let mut bounded = |field: &'static str, value: Option<i64>, low: i64, high: i64| {
@@ -269,21 +269,21 @@ mod tests {
 
     #[test]
     fn a_patch_changes_what_it_names_and_refuses_out_of_bounds() {
-        let patch = SettingsPatch {
+        let patch = UserSettingsPatch {
             timezone: Some("America/New_York".into()),
             dark_mode: Some(true),
             ..Default::default()
         };
-        let next = patch.apply(&Settings::default()).unwrap();
+        let next = patch.apply(&UserSettings::default()).unwrap();
         assert_eq!(next.timezone.name(), "America/New_York");
         assert!(next.dark_mode);
         assert_eq!(next.language, "ko");
-        let refused = SettingsPatch {
+        let refused = UserSettingsPatch {
             timezone: Some("Nowhere/Else".into()),
             daily_limit_minutes: Some(5),
             ..Default::default()
         }
-        .apply(&Settings::default())
+        .apply(&UserSettings::default())
         .unwrap_err();
         let fields: Vec<_> = refused.iter().map(|r| r.field).collect();
         assert_eq!(fields, ["daily_limit_minutes", "timezone"]);

@@ -6,7 +6,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
-use crate::domain::settings::Settings;
+use crate::domain::settings::UserSettings;
 use crate::domain::streak::{Reading, Streak};
 use crate::domain::user::{User, UserId, UserLookup};
 use async_trait::async_trait;
@@ -143,9 +143,9 @@ pub trait LimitStore: Send + Sync {
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
     /// The user's settings, or `None` while they never changed one.
-    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError>;
+    async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError>;
 
-    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError>;
+    async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError>;
 }
 
 /// A streak as stored, with the version its next replacement must name (0: none stored yet).

@@ -8,7 +8,7 @@ use shared::domain::credential::{CredentialHash, CredentialKind};
 use shared::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId, ledger_reconciles,
 };
-use shared::domain::settings::{Settings, TimeZone};
+use shared::domain::settings::{TimeZone, UserSettings};
 use shared::domain::streak::{Reading, Streak};
 use shared::domain::user::UserId;
 use shared::ports::store::{StoredStreak, StreakAdvance, Window};
@@ -735,9 +735,9 @@ async fn settings_are_stored_per_user(backend: Backend) {
     let store = &*app.state.store;
     let (one, two) = (user_id(&app), user_id(&app));
     assert_eq!(store.find_settings(&one).await.unwrap(), None);
-    let mut settings = Settings {
+    let mut settings = UserSettings {
         timezone: TimeZone::parse("Europe/Berlin").unwrap(),
-        ..Settings::default()
+        ..UserSettings::default()
     };
     store.put_settings(&one, &settings).await.unwrap();
     settings.dark_mode = true;

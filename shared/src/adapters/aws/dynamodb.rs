@@ -31,7 +31,7 @@ use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
-use crate::domain::settings::Settings;
+use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
@@ -1346,7 +1346,7 @@ impl BookStore for DynamoStore {
 
 #[async_trait]
 impl SettingsStore for DynamoStore {
-    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+    async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError> {
         self.get(user_pk(user), "SETTINGS")
             .await?
             .map(|item| {
@@ -1356,7 +1356,7 @@ impl SettingsStore for DynamoStore {
             .transpose()
     }
 
-    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+    async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError> {
         let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
         self.client
             .put_item()

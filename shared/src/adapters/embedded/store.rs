@@ -4,7 +4,7 @@ use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
-use crate::domain::settings::Settings;
+use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
@@ -766,7 +766,7 @@ impl BookStore for SqliteStore {
 
 #[async_trait]
 impl SettingsStore for SqliteStore {
-    async fn find_settings(&self, user: &UserId) -> Result<Option<Settings>, StoreError> {
+    async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError> {
         let user = user.as_str().to_owned();
         self.run(move |c| {
             let doc: Option<String> = c
@@ -783,7 +783,7 @@ impl SettingsStore for SqliteStore {
         .await
     }
 
-    async fn put_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+    async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError> {
         let user = user.as_str().to_owned();
         let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
         self.run(move |c| {

@@ -262,7 +262,6 @@ impl BookSpec {
     }
 }
 
-/// `X-Profile-Id` is checked for shape (profiles themselves come later).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(raw) = headers.get("x-idempotency-key") else {
         return Ok(None);

@@ -1,7 +1,7 @@
 //! `GET`/`PATCH /v1/settings`: the parent's app settings, above all the time zone their days are
 //! counted in.
 
-use crate::domain::settings::{Settings, SettingsPatch};
+use crate::domain::settings::{UserSettings, UserSettingsPatch};
 use crate::domain::user::User;
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 
 /// The user's settings, or the defaults (Asia/Seoul) while they never changed one.
-pub async fn settings_of(state: &AppState, user: &User) -> Result<Settings, ApiError> {
+pub async fn settings_of(state: &AppState, user: &User) -> Result<UserSettings, ApiError> {
     Ok(state
         .store
         .find_settings(&user.id)
@@ -21,7 +21,7 @@ pub async fn settings_of(state: &AppState, user: &User) -> Result<Settings, ApiE
 pub async fn get(
     State(state): State<AppState>,
     AppUser(user): AppUser,
-) -> Result<Json<Settings>, ApiError> {
+) -> Result<Json<UserSettings>, ApiError> {
     Ok(Json(settings_of(&state, &user).await?))
 }
 
@@ -29,8 +29,8 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     AppUser(user): AppUser,
-    JsonBody(patch): JsonBody<SettingsPatch>,
-) -> Result<Json<Settings>, ApiError> {
+    JsonBody(patch): JsonBody<UserSettingsPatch>,
+) -> Result<Json<UserSettings>, ApiError> {
     let current = settings_of(&state, &user).await?;
     let next = patch.apply(&current).map_err(|refused| {
         ApiError::Schema(
