@@ -85,6 +85,18 @@ impl ApiError {
         Self::Schema(vec![problem])
     }
 
+    /// A 422 naming `loc` unless `value` is within `low..=high`, worded as the seed's checks are.
+    pub fn unless_between(loc: &[&str], value: i64, low: i64, high: i64) -> Result<(), Self> {
+        if (low..=high).contains(&value) {
+            return Ok(());
+        }
+        Err(Self::schema(Problem::new(
+            loc,
+            format!("Input should be between {low} and {high}"),
+            "value_error",
+        )))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Schema(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),

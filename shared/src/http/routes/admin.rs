@@ -324,12 +324,9 @@ pub async fn rotate_key(
     };
     let grace = match rotate.grace_period_seconds {
         None => state.settings.rotation_grace.as_secs() as i64,
-        Some(seconds) if (0..=30 * 86_400).contains(&seconds) => seconds,
-        Some(_) => {
-            return Err(problem(
-                "grace_period_seconds",
-                "Input should be between 0 and 2592000",
-            ));
+        Some(seconds) => {
+            ApiError::unless_between(&["body", "grace_period_seconds"], seconds, 0, 30 * 86_400)?;
+            seconds
         }
     };
     let mut old = key_by_id(&state, &key_id).await?;
@@ -516,13 +513,7 @@ pub async fn audit_log(
     _caller: AdminCaller,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(1..=200).contains(&query.limit) {
-        return Err(ApiError::schema(Problem::new(
-            &["query", "limit"],
-            "Input should be between 1 and 200",
-            "value_error",
-        )));
-    }
+    ApiError::unless_between(&["query", "limit"], query.limit, 1, 200)?;
     let entries = state
         .store
         .audit_log(query.limit as u32, query.before.as_deref())

@@ -44,13 +44,7 @@ pub async fn check(
     AppUser(user): AppUser,
     QueryParams(query): QueryParams<CheckQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(0..=1_000_000).contains(&query.required) {
-        return Err(ApiError::schema(Problem::new(
-            &["query", "required"],
-            "Input should be between 0 and 1000000",
-            "value_error",
-        )));
-    }
+    ApiError::unless_between(&["query", "required"], query.required, 0, 1_000_000)?;
     Ok(Json(json!({
         "has_enough_credits": user.credits >= query.required,
         "credits": user.credits,

@@ -66,9 +66,7 @@ pub async fn list(
     AppUser(user): AppUser,
     QueryParams(query): QueryParams<LibraryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(1..=100).contains(&query.limit) {
-        return Err(query_problem("limit", "Input should be between 1 and 100"));
-    }
+    ApiError::unless_between(&["query", "limit"], query.limit, 1, 100)?;
     if query.offset < 0 {
         return Err(query_problem(
             "offset",

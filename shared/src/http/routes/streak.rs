@@ -5,7 +5,7 @@ use super::books::owned_book;
 use super::settings::settings_of;
 use crate::domain::streak::{MAX_READING_SECONDS, Milestone, Reading, Streak, milestones_reached};
 use crate::http::AppState;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, JsonBody, QueryParams, check_profile_header};
 use crate::ports::store::StreakAdvance;
 use axum::Json;
@@ -25,14 +25,6 @@ pub struct ReadingLog {
     reading_time: i64,
     #[serde(default)]
     completed: bool,
-}
-
-fn out_of_bounds(loc: [&str; 2], low: i64, high: i64) -> ApiError {
-    ApiError::schema(Problem::new(
-        &loc,
-        format!("Input should be between {low} and {high}"),
-        "value_error",
-    ))
 }
 
 /// The seed's `ReadingResultResponse`.
@@ -61,13 +53,12 @@ pub async fn read(
     JsonBody(log): JsonBody<ReadingLog>,
 ) -> Result<Json<Value>, ApiError> {
     check_profile_header(&headers)?;
-    if !(0..=MAX_READING_SECONDS).contains(&log.reading_time) {
-        return Err(out_of_bounds(
-            ["body", "reading_time"],
-            0,
-            MAX_READING_SECONDS,
-        ));
-    }
+    ApiError::unless_between(
+        &["body", "reading_time"],
+        log.reading_time,
+        0,
+        MAX_READING_SECONDS,
+    )?;
     let book = owned_book(&state, &user, &log.book_id, "book").await?;
     let zone = settings_of(&state, &user).await?.timezone;
     let now = state.clock.now();
@@ -165,12 +156,8 @@ pub async fn calendar(
     QueryParams(query): QueryParams<CalendarQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_profile_header(&headers)?;
-    if !(2020..=2100).contains(&query.year) {
-        return Err(out_of_bounds(["query", "year"], 2020, 2100));
-    }
-    if !(1..=12).contains(&query.month) {
-        return Err(out_of_bounds(["query", "month"], 1, 12));
-    }
+    ApiError::unless_between(&["query", "year"], query.year, 2020, 2100)?;
+    ApiError::unless_between(&["query", "month"], query.month, 1, 12)?;
     let first = NaiveDate::from_ymd_opt(query.year as i32, query.month as u32, 1)
         .expect("a checked year and month");
     let last = first
@@ -219,9 +206,7 @@ pub async fn history(
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_profile_header(&headers)?;
-    if !(1..=365).contains(&query.days) {
-        return Err(out_of_bounds(["query", "days"], 1, 365));
-    }
+    ApiError::unless_between(&["query", "days"], query.days, 1, 365)?;
     let zone = settings_of(&state, &user).await?.timezone;
     let today = zone.day_of(state.clock.now());
     let first = today
