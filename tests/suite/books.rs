@@ -8,7 +8,6 @@ use futures::future::join_all;
 use http::Method;
 use serde_json::{Value, json};
 use shared::domain::book::{BookId, JobState, Step, StepMessage};
-use shared::domain::credential::CredentialKind;
 use shared::domain::credits::{EntryKind, LedgerPage};
 use shared::pipeline::worker::sqs_batch;
 use std::sync::Arc;
@@ -180,7 +179,7 @@ async fn fifty_creates_with_one_idempotency_key(backend: Backend) {
     assert_eq!(jobs.len(), 1, "one book");
     let balance = app.get("/v1/credits/balance", &user).await;
     assert_eq!(balance.body["credits"], 3 + 10 - 1, "one charge");
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 1);
 }
 on_both_backends!(
@@ -222,7 +221,7 @@ async fn fifty_creates_against_a_balance_of_seven(backend: Backend) {
         app.get("/v1/credits/balance", &user).await.body["credits"],
         0
     );
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 7);
     let ledger = app
         .state
@@ -313,7 +312,7 @@ async fn redelivered_steps_do_nothing_twice(backend: Backend) {
             .unwrap()
             .contains("murder")
     );
-    let user_id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let user_id = app.user_id(&user);
     let ledger = app
         .state
         .store
@@ -505,7 +504,7 @@ async fn too_few_credits_make_nothing() {
         answer.body["error"]["details"]["reason"],
         "insufficient_credits"
     );
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     assert_eq!(app.state.store.books_of(&id).await.unwrap().len(), 3);
 }
 

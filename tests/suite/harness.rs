@@ -166,6 +166,14 @@ impl TestApp {
         Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
     }
 
+    /// The stored id of the user with device key `user_key`.
+    pub fn user_id(&self, user_key: &str) -> shared::domain::user::UserId {
+        self.state.hasher.hash(
+            shared::domain::credential::CredentialKind::UserKey,
+            user_key,
+        )
+    }
+
     pub async fn get(&self, path: &str, user_key: &str) -> Answer {
         self.call(Method::GET, path, &[("x-user-key", user_key)], None)
             .await
@@ -263,6 +271,16 @@ pub fn state_over(
         CredentialHasher::new(Pepper::generate()),
         settings,
     )
+}
+
+/// The user's whole ledger, oldest first.
+pub async fn whole_ledger(
+    store: &dyn shared::ports::Store,
+    user: &shared::domain::user::UserId,
+) -> Vec<shared::domain::credits::LedgerEntry> {
+    shared::ports::store::whole_ledger(store, user)
+        .await
+        .unwrap()
 }
 
 /// A response with its body parsed as JSON (or kept as a string when it is not JSON).

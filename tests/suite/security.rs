@@ -662,12 +662,7 @@ async fn admins_grant_and_deduct_credits_with_a_reason(backend: Backend) {
     let app = TestApp::new(backend).await;
     let user = new_user_key();
     app.get("/v1/credits/balance", &user).await;
-    let user_id = app
-        .state
-        .hasher
-        .hash(CredentialKind::UserKey, &user)
-        .as_str()
-        .to_owned();
+    let user_id = app.user_id(&user).as_str().to_owned();
     let path = format!("/v1/admin/users/{user_id}/credits");
     let grant = with_key(
         &app,

@@ -2,14 +2,13 @@
 //! midnight, daylight-saving changes, concurrent reads and milestone rewards.
 
 use crate::books::{korean_book, start_book};
-use crate::harness::{Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Backend, TestApp, new_user_key, test_settings, whole_ledger};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use serde_json::{Value, json};
 use shared::clock::Clock;
 use shared::domain::credits::ledger_reconciles;
-use shared::ports::store::whole_ledger;
 
 fn at(raw: &str) -> chrono::DateTime<chrono::Utc> {
     raw.parse().unwrap()
@@ -315,10 +314,7 @@ async fn total_days_milestones_pay_once(backend: Backend) {
         app.get("/v1/credits/balance", &user).await.body["credits"],
         3
     );
-    let id = app
-        .state
-        .hasher
-        .hash(shared::domain::credential::CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     let balance = app
         .state
         .store
@@ -327,7 +323,7 @@ async fn total_days_milestones_pay_once(backend: Backend) {
         .unwrap()
         .unwrap()
         .credits;
-    let ledger = whole_ledger(&*app.state.store, &id).await.unwrap();
+    let ledger = whole_ledger(&*app.state.store, &id).await;
     assert!(ledger_reconciles(balance, &ledger), "{ledger:?}");
     let bonus = ledger.last().unwrap();
     assert_eq!((bonus.delta, bonus.kind.as_str()), (1, "bonus"));

@@ -1,4 +1,4 @@
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, whole_ledger};
 use crate::on_both_backends;
 use chrono::{Duration as Days, Utc};
 use futures::future::join_all;
@@ -31,15 +31,6 @@ fn grant(user: &UserId, amount: i64, transaction: &str) -> Grant {
         reason: None,
         at: Utc::now(),
     }
-}
-
-async fn whole_ledger(
-    store: &dyn Store,
-    user: &UserId,
-) -> Vec<shared::domain::credits::LedgerEntry> {
-    shared::ports::store::whole_ledger(store, user)
-        .await
-        .unwrap()
 }
 
 async fn creating_a_user_is_once(backend: Backend) {
@@ -772,7 +763,7 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
     };
     let all = ours(store.unfinished_books(later, 1000).await.unwrap());
     assert_eq!(all, jobs, "oldest first");
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     assert_eq!(store.count_unfinished_books(&id).await.unwrap(), 3);
     assert_eq!(store.unfinished_books(later, 2).await.unwrap().len(), 2);
     let first = &jobs[0];
@@ -816,7 +807,7 @@ async fn a_large_library_is_read_whole_and_in_order(backend: Backend) {
     for _ in 0..105 {
         jobs.push(crate::books::start_book(&app, &user).await);
     }
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     let books: Vec<String> = app
         .state
         .store
