@@ -2,7 +2,7 @@
 //! failures injected around the charge and the enqueue.
 
 use crate::books::{korean_book, start_book};
-use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings};
+use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings, whole_ledger};
 use crate::on_both_backends;
 use chrono::Utc;
 use futures::future::join_all;
@@ -11,20 +11,9 @@ use shared::clock::Clock;
 use shared::domain::book::{BookId, Step, StepMessage};
 use shared::domain::credential::CredentialKind;
 use shared::domain::credits::{EntryKind, ledger_reconciles};
-use shared::domain::user::UserId;
 use shared::pipeline::record::sweep_stuck_books;
-use shared::ports::Store;
 use std::sync::Arc;
 use std::time::Duration;
-
-async fn whole_ledger(
-    store: &dyn Store,
-    user: &UserId,
-) -> Vec<shared::domain::credits::LedgerEntry> {
-    shared::ports::store::whole_ledger(store, user)
-        .await
-        .unwrap()
-}
 
 async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
     let app = Arc::new(TestApp::new(backend).await);
@@ -68,7 +57,7 @@ async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
         "{statuses:?}"
     );
     for (user, balance) in &users {
-        let id = app.state.hasher.hash(CredentialKind::UserKey, user);
+        let id = app.user_id(user);
         let stored = app.state.store.find_user(&id).await.unwrap().unwrap();
         let ledger = whole_ledger(&*app.state.store, &id).await;
         assert!(
@@ -195,7 +184,7 @@ async fn a_lost_answer_after_the_enqueue_charges_once(backend: Backend) {
             .body["status"],
         "done"
     );
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     let ledger = whole_ledger(&*app.state.store, &id).await;
     assert_eq!(
         ledger.iter().filter(|e| e.kind == EntryKind::Usage).count(),
@@ -238,7 +227,7 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
     assert_ne!(stranger.body["job_id"], first.body["job_id"]);
 
     // A record past its day: made by the store directly, as a day-old request would have.
-    let id = app.state.hasher.hash(CredentialKind::UserKey, &user);
+    let id = app.user_id(&user);
     let old_book = app.state.store.books_of(&id).await.unwrap().remove(0);
     let stale_key = shared::domain::book::IdempotencyKey::parse("yesterday").unwrap();
     let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
@@ -346,10 +335,6 @@ async fn a_book_costs_what_its_page_count_is_priced() {
     );
 }
 
-fn user_of(app: &TestApp, key: &str) -> UserId {
-    app.state.hasher.hash(CredentialKind::UserKey, key)
-}
-
 async fn stored_book(app: &TestApp, job: &str) -> shared::domain::book::Book {
     let id = BookId::parse(job).unwrap();
     app.state.store.find_book(&id).await.unwrap().unwrap().book
@@ -386,7 +371,7 @@ async fn a_swept_book_is_refunded_once_and_clawed_back_once(backend: Backend) {
     let app = TestApp::new(backend).await;
     let user = new_user_key();
     let job = start_book(&app, &user).await;
-    let id = user_of(&app, &user);
+    let id = app.user_id(&user);
     assert_eq!(sweep_at(&app, Utc::now()).await, 0, "not stuck yet");
 
     // No worker runs: twenty minutes on, the book is stuck. Ten sweeps at once fail it once.
@@ -499,7 +484,7 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
         app.get("/v1/credits/balance", &user).await.body["credits"],
         0
     );
-    let ledger = whole_ledger(&*app.state.store, &user_of(&app, &user)).await;
+    let ledger = whole_ledger(&*app.state.store, &app.user_id(&user)).await;
     assert!(
         ledger.iter().all(|e| e.kind != EntryKind::Clawback),
         "{ledger:?}"
@@ -550,7 +535,7 @@ async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
     let done =
         crate::books::poll(&app, &user, job.as_str().unwrap(), Duration::from_secs(60)).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
-    let ledger = whole_ledger(&*app.state.store, &user_of(&app, &user)).await;
+    let ledger = whole_ledger(&*app.state.store, &app.user_id(&user)).await;
     assert_eq!(
         ledger.iter().filter(|e| e.kind == EntryKind::Usage).count(),
         1
