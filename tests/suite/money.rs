@@ -479,7 +479,7 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
     let worker = app.start_worker();
     let book = until_assembled(&app, &job).await;
     worker.abort();
-    assert!(book.pdf_key.is_some() && book.clawed_back);
+    assert!(book.pdf_key.is_some() && book.clawed_back());
     assert_eq!(
         app.get("/v1/credits/balance", &user).await.body["credits"],
         0

@@ -294,11 +294,9 @@ pub struct Book {
     pub charged: i64,
     pub refunded: bool,
     /// When the stuck-book sweep failed the book. Its steps may still finish it; it then stays
-    /// failed, is readable in the library, and its refund is taken back once (`clawed_back`).
+    /// failed, is readable in the library, and its refund is taken back once.
     #[serde(default)]
     pub swept_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub clawed_back: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -349,6 +347,12 @@ impl Book {
             JobState::Failed => self.swept_at.is_some() && self.pdf_key.is_none(),
             JobState::Done => false,
         }
+    }
+
+    /// Whether the sweep failed and refunded the book and its steps finished it anyway: its refund
+    /// is then taken back (once: the finishing write is the only one that sets the PDF).
+    pub fn clawed_back(&self) -> bool {
+        self.swept_at.is_some() && self.refunded && self.pdf_key.is_some()
     }
 
     /// Whether the parent can read it: done, or finished after the sweep failed it.

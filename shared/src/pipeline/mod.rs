@@ -478,17 +478,16 @@ impl Pipeline {
                 book.state = JobState::Done;
                 return Change::Write;
             }
-            // Failed by the sweep and refunded, yet finished: it stays failed (the app was told)
-            // and is readable, and the refund is taken back, once (the PDF marks it done).
-            if book.refunded && !book.clawed_back {
-                book.clawed_back = true;
+            // Failed by the sweep, yet finished: it stays failed (the app was told) and is
+            // readable, and a refund is taken back, once (the PDF marks it finished).
+            if book.clawed_back() {
                 return Change::WriteAndSettle(Settlement::Clawback);
             }
             Change::Write
         })
         .await?;
         if let Some((book, true)) = finished
-            && book.clawed_back
+            && book.clawed_back()
         {
             tracing::warn!(
                 book = book.id.as_str(),

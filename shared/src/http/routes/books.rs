@@ -338,7 +338,6 @@ pub async fn create(
         charged: price,
         refunded: false,
         swept_at: None,
-        clawed_back: false,
         created_at: now,
         updated_at: now,
     };
