@@ -149,7 +149,7 @@ fn local_mode() -> (tempfile::TempDir, LocalMode) {
         data_dir: dir.path().to_owned(),
         public_base_url: "http://127.0.0.1:0".into(),
     };
-    let mode = LocalMode::open(unthrottled(), &local).unwrap();
+    let mode = LocalMode::open(unthrottled(), &local, &Default::default()).unwrap();
     (dir, mode)
 }
 
@@ -208,6 +208,7 @@ mod counting {
     use shared::domain::api_key::ApiKeyRecord;
     use shared::domain::audit::AuditEntry;
     use shared::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+    use shared::domain::breaker::BreakerRecord;
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use shared::domain::settings::UserSettings;
@@ -464,6 +465,23 @@ mod counting {
     }
 
     #[async_trait]
+    impl BreakerStore for Counted<S> {
+        async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError> {
+            self.read();
+            self.inner.breaker(provider).await
+        }
+        async fn put_breaker(
+            &self,
+            provider: &str,
+            record: &BreakerRecord,
+            expected: u64,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.put_breaker(provider, record, expected).await
+        }
+    }
+
+    #[async_trait]
     impl Store for Counted<S> {
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
@@ -490,6 +508,9 @@ mod counting {
         async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
             self.counts.queue_deletes.fetch_add(1, Relaxed);
             self.inner.delete(receipt).await
+        }
+        async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+            self.inner.postpone(receipt, delay).await
         }
         async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
             self.inner.dead_letters(max).await

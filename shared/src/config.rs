@@ -53,6 +53,8 @@ pub struct Settings {
     /// How long an unfinished book may go without progress before the sweep fails and refunds
     /// it: longer than the app's 10 minutes of polling.
     pub stuck_book_after: Duration,
+    /// Which providers serve each capability (names only: the keys stay with the worker).
+    pub providers: crate::providers::ProviderNames,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -101,6 +103,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             rotation_grace: Duration::from_secs(24 * 3600),
             stuck_book_after: Duration::from_secs(15 * 60),
+            providers: crate::providers::Providers::offline().names,
         }
     }
 }
@@ -291,6 +294,7 @@ impl Settings {
                 seconds if seconds >= 60 => Duration::from_secs(seconds),
                 _ => return Err(Invalid::new("STUCK_BOOK_AFTER_SECONDS must be 60 or more")),
             },
+            providers: crate::providers::settings::ProviderSettings::from_lookup(lookup)?.names(),
         })
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::credential::CredentialHasher;
 use crate::http::{AppState, Family, app};
 use crate::pipeline::Pipeline;
 use crate::pipeline::worker::{scheduled_sweep, sqs_batch};
-use crate::providers::Providers;
+use crate::providers::settings::ProviderSettings;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use std::sync::Arc;
@@ -44,15 +44,20 @@ pub async fn serve_api(family: Family) -> Result<(), lambda_http::Error> {
 }
 
 /// Runs the step worker: SQS batches of generation steps, answered with partial batch failures.
-/// Providers are the offline ones until the real provider adapters land.
+/// Providers come from the environment (`OPENAI_API_KEY`, `REPLICATE_API_TOKEN`, `FAL_KEY`...);
+/// with no key set, the offline ones serve.
 pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let state = aws_state().await.map_err(|e| format!("{e:#}"))?;
+    let providers = ProviderSettings::from_env()
+        .map_err(|e| format!("{e}"))?
+        .build(state.store.clone(), state.clock.clone());
+    tracing::info!(providers = ?providers.names, "step worker providers");
     let pipeline = Arc::new(Pipeline {
         store: state.store,
         blobs: state.blobs,
         queue: state.queue,
-        providers: Providers::offline(),
+        providers,
     });
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {

@@ -11,7 +11,7 @@ use crate::http::extract::QueryParams;
 use crate::http::{AppState, Family, api, with_edges};
 use crate::pipeline::{Pipeline, enqueue_step, worker};
 use crate::ports::{BlobKey, BlobStore};
-use crate::providers::Providers;
+use crate::providers::settings::ProviderSettings;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -54,7 +54,13 @@ pub struct LocalMode {
 }
 
 impl LocalMode {
-    pub fn open(settings: Settings, local: &LocalSettings) -> anyhow::Result<Self> {
+    /// Local mode over `local.data_dir`, making books with `providers` (offline where no key is
+    /// set).
+    pub fn open(
+        settings: Settings,
+        local: &LocalSettings,
+        providers: &ProviderSettings,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&local.data_dir)?;
         let hasher = CredentialHasher::new(local_pepper(&local.data_dir)?);
         let db = Database::open(&local.data_dir.join("storybook.sqlite3"))?;
@@ -69,11 +75,12 @@ impl LocalMode {
             hasher,
             settings,
         );
+        let providers = providers.build(state.store.clone(), state.clock.clone());
         let pipeline = Arc::new(Pipeline {
             store: state.store.clone(),
             blobs: state.blobs.clone(),
             queue: state.queue.clone(),
-            providers: Providers::offline(),
+            providers,
         });
         Ok(Self {
             state,
@@ -199,7 +206,7 @@ pub async fn run() -> anyhow::Result<()> {
     crate::telemetry::init();
     let settings = Settings::from_env()?;
     let local = LocalSettings::from_env()?;
-    let mode = LocalMode::open(settings, &local)?;
+    let mode = LocalMode::open(settings, &local, &ProviderSettings::from_env()?)?;
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());

@@ -266,9 +266,16 @@ async fn redelivered_steps_do_nothing_twice(backend: Backend) {
     assert_eq!(book.state, JobState::Running);
     assert_eq!(
         (book.pending_assets, book.total_assets),
-        (9, 9),
-        "4 pictures, a cover, 4 narrations"
+        (10, 10),
+        "4 pictures, a cover, the hero's reference, 4 narrations"
     );
+    // The reference, ten times: drawn and counted once.
+    for _ in 0..10 {
+        pipeline
+            .handle(&body(&job, Step::Reference), false)
+            .await
+            .unwrap();
+    }
     // One page's picture, ten times: counted once.
     for _ in 0..10 {
         pipeline
@@ -582,10 +589,9 @@ async fn assemble_with_missing_pictures(
         .as_str()
         .unwrap()
         .to_owned();
-    pipeline
-        .handle(&body(&job, Step::Story), false)
-        .await
-        .unwrap();
+    for step in [Step::Story, Step::Reference] {
+        pipeline.handle(&body(&job, step), false).await.unwrap();
+    }
     for page in missing + 1..=8 {
         pipeline
             .handle(&body(&job, Step::Illustrate { page }), false)

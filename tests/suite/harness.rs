@@ -181,11 +181,19 @@ impl TestApp {
 
     /// The step runner over this app's adapters, with the offline providers.
     pub fn pipeline(&self) -> Arc<shared::pipeline::Pipeline> {
+        self.pipeline_with(shared::providers::Providers::offline())
+    }
+
+    /// The step runner over this app's adapters, with `providers`.
+    pub fn pipeline_with(
+        &self,
+        providers: shared::providers::Providers,
+    ) -> Arc<shared::pipeline::Pipeline> {
         Arc::new(shared::pipeline::Pipeline {
             store: self.state.store.clone(),
             blobs: self.state.blobs.clone(),
             queue: self.state.queue.clone(),
-            providers: shared::providers::Providers::offline(),
+            providers,
         })
     }
 
@@ -230,7 +238,7 @@ async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option
         data_dir: dir.path().to_owned(),
         public_base_url: base_url.clone(),
     };
-    let mut mode = LocalMode::open(settings, &local).unwrap();
+    let mut mode = LocalMode::open(settings, &local, &Default::default()).unwrap();
     mode.state.clock = clock;
     let router = mode.router();
     let served = router.clone();

@@ -199,6 +199,9 @@ impl BookId {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     Story,
+    /// The hero's reference picture, which every page and the cover then pass to the
+    /// illustrator.
+    Reference,
     /// Page 0 is the cover.
     Illustrate {
         page: u8,
@@ -214,6 +217,7 @@ impl Step {
     pub fn key(self) -> String {
         match self {
             Step::Story => "story".into(),
+            Step::Reference => "reference".into(),
             Step::Illustrate { page } => format!("illustrate-{page:02}"),
             Step::Narrate { page } => format!("narrate-{page:02}"),
             Step::Assemble => "assemble".into(),
@@ -254,6 +258,12 @@ pub enum AudioState {
 pub struct Page {
     pub number: u8,
     pub text: String,
+    /// What the illustrator draws (English), from the story.
+    #[serde(default)]
+    pub scene: String,
+    /// The named characters in the scene.
+    #[serde(default)]
+    pub characters: Vec<String>,
     pub image_key: Option<String>,
     pub image_state: ImageState,
     pub audio_key: Option<String>,
@@ -284,6 +294,18 @@ pub struct Book {
     /// Asset steps in all (pictures, cover, narration).
     pub total_assets: u32,
     pub pdf_key: Option<String>,
+    /// The character sheets the story gave, the hero's first: every picture is drawn from them.
+    #[serde(default)]
+    pub characters: Vec<crate::providers::CharacterSheet>,
+    #[serde(default)]
+    pub cover_scene: String,
+    /// Where the hero's reference picture is, once made; kept for page regeneration and series.
+    #[serde(default)]
+    pub reference_key: Option<String>,
+    /// Whether the reference step is over (made, or given up: pages are then drawn from the
+    /// sheet and the seed alone).
+    #[serde(default)]
+    pub reference_done: bool,
     pub warnings: Vec<GenerationWarning>,
     /// One of the seed's `ErrorCode`s when failed.
     pub failure: Option<String>,

@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod book;
+pub mod breaker;
 pub mod credential;
 pub mod credits;
 pub mod settings;

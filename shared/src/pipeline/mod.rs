@@ -1,8 +1,10 @@
-//! Generation as queue steps: write the story; then one illustrate step per page and the cover,
-//! and one narrate step per page when asked, all in parallel; then assemble the PDF; then done.
-//! Every step is idempotent by (book, step): its result is recorded only if the book still waits
-//! for it, so a redelivered message does nothing twice.
+//! Generation as queue steps: write the story (moderated before and after); then the hero's
+//! reference picture and one narrate step per page in parallel; once the reference exists, one
+//! illustrate step per page and the cover, each passing it; then assemble the PDF; then done.
+//! Every step is idempotent by (book, step, page): its result is recorded only if the book still
+//! waits for it, so a redelivered message does nothing twice and pays for nothing twice.
 
+pub mod artwork;
 pub mod pdf;
 pub mod record;
 pub mod worker;
@@ -15,10 +17,11 @@ use crate::ports::store::Settlement;
 use crate::ports::{BlobKey, BlobStore, StepQueue, Store};
 use crate::providers::offline::placeholder_png;
 use crate::providers::{
-    CharacterReference, ImagePrompt, ProviderError, Providers, Verdict, seed_of,
+    PictureKind, ProviderError, Providers, SpeechRequest, StoryBrief, Usage, Verdict,
 };
 use record::{Change, fail_book, update_book};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,9 @@ pub enum StepError {
     Retry {
         /// The seed `ErrorCode` the book fails with if this was its last chance.
         code: &'static str,
+        /// How long the provider asked us to wait, when longer than is slept in process: the
+        /// message comes back after it (its visibility is set to the wait).
+        wait: Option<Duration>,
         #[source]
         source: anyhow::Error,
     },
@@ -40,7 +46,17 @@ impl StepError {
     fn retry(code: &'static str, source: impl Into<anyhow::Error>) -> Self {
         StepError::Retry {
             code,
+            wait: None,
             source: source.into(),
+        }
+    }
+
+    /// A provider failure, with the wait it asked for.
+    fn provider(code: &'static str, error: ProviderError) -> Self {
+        StepError::Retry {
+            code,
+            wait: error.retry_after(),
+            source: error.into(),
         }
     }
 }
@@ -68,32 +84,67 @@ fn provider_code(error: &ProviderError, text: bool) -> &'static str {
     match (error, text) {
         (ProviderError::Timeout, true) => "LLM_TIMEOUT",
         (ProviderError::Malformed(_), true) => "LLM_JSON_INVALID",
+        (ProviderError::Refused(_), true) => "SAFETY_OUTPUT",
         (_, true) => "UNKNOWN",
         (ProviderError::Timeout, false) => "IMAGE_TIMEOUT",
-        (ProviderError::RateLimited, false) => "IMAGE_RATE_LIMIT",
+        (ProviderError::RateLimited { .. }, false) => "IMAGE_RATE_LIMIT",
         (_, false) => "IMAGE_FAILED",
     }
 }
 
-/// Where a page's assets live in blob storage.
-pub fn image_key(book: &BookId, page: u8) -> BlobKey {
-    BlobKey::parse(&format!("books/{}/page-{page:02}.png", book.as_str())).expect("a valid key")
+/// Where a page's picture lives in blob storage, by the kind of image it is.
+pub fn image_key_as(book: &BookId, page: u8, extension: &str) -> BlobKey {
+    BlobKey::parse(&format!(
+        "books/{}/page-{page:02}.{extension}",
+        book.as_str()
+    ))
+    .expect("a valid key")
 }
 
-pub fn audio_key(book: &BookId, page: u8) -> BlobKey {
-    BlobKey::parse(&format!("books/{}/page-{page:02}.wav", book.as_str())).expect("a valid key")
+/// A page's picture as a PNG (placeholders, offline pictures).
+pub fn image_key(book: &BookId, page: u8) -> BlobKey {
+    image_key_as(book, page, "png")
+}
+
+pub fn audio_key(book: &BookId, page: u8, extension: &str) -> BlobKey {
+    BlobKey::parse(&format!(
+        "books/{}/page-{page:02}.{extension}",
+        book.as_str()
+    ))
+    .expect("a valid key")
+}
+
+pub fn reference_key(book: &BookId, extension: &str) -> BlobKey {
+    BlobKey::parse(&format!("books/{}/reference.{extension}", book.as_str())).expect("a valid key")
 }
 
 pub fn pdf_key(book: &BookId) -> BlobKey {
     BlobKey::parse(&format!("books/{}/book.pdf", book.as_str())).expect("a valid key")
 }
 
-/// Every blob a book may have, for deletion.
+/// Every blob a book may have, for deletion: the ones it recorded, and the usual names of any a
+/// step stored but did not get to record.
 pub fn blob_keys(book: &Book) -> Vec<BlobKey> {
-    let mut keys: Vec<BlobKey> = (0..=book.request.page_count.get())
-        .flat_map(|page| [image_key(&book.id, page), audio_key(&book.id, page)])
+    let recorded = book
+        .pages
+        .iter()
+        .flat_map(|p| [p.image_key.as_deref(), p.audio_key.as_deref()])
+        .chain([book.reference_key.as_deref(), book.pdf_key.as_deref()])
+        .flatten()
+        .filter_map(|key| BlobKey::parse(key).ok());
+    let usual = (0..=book.request.page_count.get()).flat_map(|page| {
+        [
+            image_key(&book.id, page),
+            audio_key(&book.id, page, "wav"),
+            audio_key(&book.id, page, "mp3"),
+        ]
+    });
+    let mut keys: Vec<BlobKey> = recorded
+        .chain(usual)
+        .chain([reference_key(&book.id, "png"), pdf_key(&book.id)])
         .collect();
-    keys.push(pdf_key(&book.id));
+    keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys.dedup();
     keys
 }
 
@@ -111,6 +162,22 @@ pub async fn enqueue_step(
         .send(&serde_json::to_string(&message).expect("step messages serialise"))
         .await
         .map(|_| ())
+}
+
+/// One line per provider call, with what it used: the raw material of spend metering.
+fn log_usage(book: &BookId, step: Step, usage: &Usage) {
+    tracing::info!(
+        book = book.as_str(),
+        step = %step.key(),
+        provider = usage.provider.as_str(),
+        model = usage.model.as_str(),
+        input_tokens = usage.input_tokens,
+        output_tokens = usage.output_tokens,
+        images = usage.images,
+        image_size = usage.image_size.as_deref().unwrap_or_default(),
+        characters_spoken = usage.characters_spoken,
+        "provider usage"
+    );
 }
 
 /// The step runner: the same code on Lambda (SQS events) and in local mode (the SQLite queue).
@@ -134,7 +201,7 @@ impl Pipeline {
             serde_json::from_str(body).map_err(|e| StepError::Undecodable(e.to_string()))?;
         match self.run(&message).await {
             Ok(()) => Ok(()),
-            Err(StepError::Retry { code, source }) if last_attempt => {
+            Err(StepError::Retry { code, source, .. }) if last_attempt => {
                 tracing::warn!(book = message.book_id.as_str(), step = %message.step.key(), error = format!("{source:#}"), "step failed for good");
                 self.give_up(&message, code).await
             }
@@ -149,6 +216,7 @@ impl Pipeline {
         let id = &message.book_id;
         match message.step {
             Step::Story => self.write_story(id).await,
+            Step::Reference => self.draw_reference(id).await,
             Step::Illustrate { page } => self.illustrate(id, page).await,
             Step::Narrate { page } => self.narrate(id, page).await,
             Step::Assemble => self.assemble(id).await,
@@ -156,26 +224,19 @@ impl Pipeline {
     }
 
     /// The end of a step that will not be retried: pictures and narration fall back to a
-    /// placeholder or nothing (the book can still be delivered); story and assembly fail the book.
+    /// placeholder or nothing (the book can still be delivered), the reference to none (pages are
+    /// drawn from the sheet alone); story and assembly fail the book.
     async fn give_up(&self, message: &StepMessage, code: &'static str) -> Result<(), StepError> {
         let id = &message.book_id;
         match message.step {
             Step::Illustrate { page } => {
-                let key = image_key(id, page);
-                self.blobs.put(&key, stream_of(placeholder_png())).await?;
                 let warning = GenerationWarning {
                     code: "IMAGE_MISSING".into(),
                     message: "This picture could not be drawn; a placeholder is shown.".into(),
                     asset: "image".into(),
                     page_number: page,
                 };
-                self.record_asset(
-                    id,
-                    page,
-                    Asset::Image(key.as_str().to_owned(), ImageState::Missing),
-                    Some(warning),
-                )
-                .await
+                self.place_placeholder(id, page, warning).await
             }
             Step::Narrate { page } => {
                 let warning = GenerationWarning {
@@ -192,11 +253,41 @@ impl Pipeline {
                 )
                 .await
             }
+            Step::Reference => self.record_reference(id, None).await,
             Step::Story | Step::Assemble => {
                 fail_book(&*self.store, id, code, None).await?;
                 Ok(())
             }
         }
+    }
+
+    async fn place_placeholder(
+        &self,
+        id: &BookId,
+        page: u8,
+        warning: GenerationWarning,
+    ) -> Result<(), StepError> {
+        let key = image_key(id, page);
+        self.blobs.put(&key, stream_of(placeholder_png())).await?;
+        self.record_asset(
+            id,
+            page,
+            Asset::Image(key.as_str().to_owned(), ImageState::Missing),
+            Some(warning),
+        )
+        .await
+    }
+
+    /// Moderates `text`; a provider failure is worth a retry.
+    async fn moderate(&self, id: &BookId, text: &str) -> Result<Verdict, StepError> {
+        let checked = self
+            .providers
+            .moderator
+            .check(text)
+            .await
+            .map_err(|e| StepError::provider("UNKNOWN", e))?;
+        log_usage(id, Step::Story, &checked.usage);
+        Ok(checked.value)
     }
 
     async fn write_story(&self, id: &BookId) -> Result<(), StepError> {
@@ -209,43 +300,60 @@ impl Pipeline {
         }
         if book.title.is_none() {
             let request = &book.request;
-            let asked = format!("{} {}", request.topic.as_str(), request.hero());
-            if let Verdict::Refused(reason) = self
-                .providers
-                .moderator
-                .check(&asked)
-                .await
-                .map_err(|e| StepError::retry("UNKNOWN", e))?
-            {
+            // The parent's own words, before anything is paid for.
+            let mut asked = vec![request.topic.as_str(), request.hero()];
+            asked.extend(request.character_appearance.as_deref());
+            asked.extend(request.theme.as_deref());
+            asked.extend(request.forbidden_elements.iter().map(String::as_str));
+            if let Verdict::Refused(reason) = self.moderate(id, &asked.join("\n")).await? {
                 fail_book(&*self.store, id, "SAFETY_INPUT", Some(&reason)).await?;
                 return Ok(());
             }
-            let story = self
-                .providers
-                .writer
-                .write(request)
-                .await
-                .map_err(|e| StepError::retry(provider_code(&e, true), e))?;
-            if story.pages.len() != usize::from(request.page_count.get())
-                || story.pages.iter().any(|p| p.trim().is_empty())
-            {
-                return Err(StepError::retry(
-                    "LLM_JSON_INVALID",
-                    anyhow::anyhow!("the story does not have one text per page"),
-                ));
+            let mut story = None;
+            for stricter in [false, true] {
+                let brief = StoryBrief {
+                    request: request.clone(),
+                    stricter,
+                };
+                let written = match self.providers.writer.write(&brief).await {
+                    Ok(written) => written,
+                    // The model's own refusal, twice (the writer asks again once).
+                    Err(ProviderError::Refused(_)) if stricter => break,
+                    Err(ProviderError::Refused(_)) => continue,
+                    Err(error) => {
+                        return Err(StepError::provider(provider_code(&error, true), error));
+                    }
+                };
+                log_usage(id, Step::Story, &written.usage);
+                let candidate = written.value;
+                if candidate.pages.len() != usize::from(request.page_count.get())
+                    || candidate.pages.iter().any(|p| p.text.trim().is_empty())
+                {
+                    return Err(StepError::retry(
+                        "LLM_JSON_INVALID",
+                        anyhow::anyhow!("the story does not have one text per page"),
+                    ));
+                }
+                let whole = std::iter::once(candidate.title.as_str())
+                    .chain(candidate.pages.iter().map(|p| p.text.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                match self.moderate(id, &whole).await? {
+                    Verdict::Allowed => {
+                        story = Some(candidate);
+                        break;
+                    }
+                    Verdict::Refused(reason) => {
+                        tracing::info!(book = id.as_str(), stricter, %reason, "story refused by moderation");
+                    }
+                }
             }
-            let whole = format!("{}\n{}", story.title, story.pages.join("\n"));
-            if let Verdict::Refused(_) = self
-                .providers
-                .moderator
-                .check(&whole)
-                .await
-                .map_err(|e| StepError::retry("UNKNOWN", e))?
-            {
+            let Some(story) = story else {
                 fail_book(&*self.store, id, "SAFETY_OUTPUT", None).await?;
                 return Ok(());
-            }
+            };
             let narration = request.narration;
+            let hero = request.hero().to_owned();
             let written = update_book(&*self.store, id, |book| {
                 if book.title.is_some() || !book.in_production() {
                     return Change::Unchanged;
@@ -253,14 +361,18 @@ impl Pipeline {
                 let cover = Page {
                     number: 0,
                     text: String::new(),
+                    scene: story.cover_scene.clone(),
+                    characters: vec![hero.clone()],
                     image_key: None,
                     image_state: ImageState::Pending,
                     audio_key: None,
                     audio_state: AudioState::NotRequested,
                 };
-                let pages = story.pages.iter().enumerate().map(|(i, text)| Page {
+                let pages = story.pages.iter().enumerate().map(|(i, page)| Page {
                     number: i as u8 + 1,
-                    text: text.chars().take(800).collect(),
+                    text: page.text.chars().take(800).collect(),
+                    scene: page.scene.chars().take(600).collect(),
+                    characters: page.characters.clone(),
                     image_key: None,
                     image_state: ImageState::Pending,
                     audio_key: None,
@@ -272,8 +384,16 @@ impl Pipeline {
                 });
                 book.pages = std::iter::once(cover).chain(pages).collect();
                 book.title = Some(story.title.chars().take(80).collect());
+                // The hero's sheet first: it is the one the reference picture is drawn from.
+                let mut sheets = story.characters.clone();
+                if let Some(at) = sheets.iter().position(|c| c.name == hero) {
+                    sheets.swap(0, at);
+                }
+                book.characters = sheets;
+                book.cover_scene = story.cover_scene.clone();
                 let count = story.pages.len() as u32;
-                book.total_assets = count + 1 + if narration { count } else { 0 };
+                // Pictures and the cover, the reference, and narration.
+                book.total_assets = count + 2 + if narration { count } else { 0 };
                 book.pending_assets = book.total_assets;
                 // A swept book stays failed while its steps go on.
                 if book.state == JobState::Queued {
@@ -291,14 +411,16 @@ impl Pipeline {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());
         };
-        if !stored.book.in_production() {
+        let book = stored.book;
+        if !book.in_production() {
             return Ok(());
         }
-        for page in &stored.book.pages {
-            if page.image_state == ImageState::Pending {
-                self.enqueue(id, Step::Illustrate { page: page.number })
-                    .await?;
-            }
+        if book.reference_done {
+            self.enqueue_pictures(&book).await?;
+        } else {
+            self.enqueue(id, Step::Reference).await?;
+        }
+        for page in &book.pages {
             if page.audio_state == AudioState::Pending {
                 self.enqueue(id, Step::Narrate { page: page.number })
                     .await?;
@@ -307,39 +429,94 @@ impl Pipeline {
         Ok(())
     }
 
-    fn image_prompt(book: &Book, page: u8) -> ImagePrompt {
-        let request = &book.request;
-        let text = match page {
-            0 => book.title.clone().unwrap_or_default(),
-            n => book
-                .pages
-                .iter()
-                .find(|p| p.number == n)
-                .map(|p| p.text.clone())
-                .unwrap_or_default(),
-        };
-        let mut negative = vec!["scary", "violent", "text", "watermark"];
-        negative.extend(request.forbidden_elements.iter().map(String::as_str));
-        let appearance = request.character_appearance.clone();
-        ImagePrompt {
-            prompt: format!(
-                "{} illustration for a children's book: {text}",
-                request.style.as_str()
-            ),
-            negative_prompt: negative.join(", "),
-            style: request.style,
-            seed: seed_of(&format!("{}#{page}", book.id.as_str())),
-            reference: CharacterReference {
-                name: request.hero().to_owned(),
-                seed: seed_of(&format!(
-                    "{}|{}",
-                    request.hero(),
-                    appearance.as_deref().unwrap_or_default()
-                )),
-                description: appearance,
-            },
-            cover: page == 0,
+    async fn enqueue_pictures(&self, book: &Book) -> Result<(), StepError> {
+        for page in &book.pages {
+            if page.image_state == ImageState::Pending {
+                self.enqueue(&book.id, Step::Illustrate { page: page.number })
+                    .await?;
+            }
         }
+        Ok(())
+    }
+
+    /// The hero's reference picture, made once per book.
+    async fn draw_reference(&self, id: &BookId) -> Result<(), StepError> {
+        let Some(stored) = self.store.find_book(id).await? else {
+            return Ok(());
+        };
+        let book = stored.book;
+        if !book.in_production() || book.title.is_none() {
+            return Ok(());
+        }
+        if book.reference_done {
+            return self.enqueue_pictures(&book).await;
+        }
+        let prompt = artwork::prompt(&book, PictureKind::Reference, None);
+        let key = match self
+            .draw(&book, &prompt, |ext| reference_key(id, ext))
+            .await?
+        {
+            Drawn::Stored(key) => Some(key),
+            // Refused twice: the pages are drawn from the sheet alone.
+            Drawn::Refused => None,
+        };
+        self.record_reference(id, key).await
+    }
+
+    /// Records the reference (or that there is none), once, and starts the pictures.
+    async fn record_reference(&self, id: &BookId, key: Option<BlobKey>) -> Result<(), StepError> {
+        let updated = update_book(&*self.store, id, |book| {
+            if !book.in_production() || book.reference_done {
+                return Change::Unchanged;
+            }
+            book.reference_done = true;
+            book.reference_key = key.as_ref().map(|k| k.as_str().to_owned());
+            book.pending_assets = book.pending_assets.saturating_sub(1);
+            Change::Write
+        })
+        .await?;
+        match updated {
+            Some((book, _)) if book.in_production() => {
+                self.enqueue_pictures(&book).await?;
+                self.assemble_when_ready(&book).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Draws one picture and stores it under `key_for(extension)`; a provider's safety refusal
+    /// is drawn again once with a safer prompt.
+    async fn draw(
+        &self,
+        book: &Book,
+        prompt: &crate::providers::ImagePrompt,
+        key_for: impl Fn(&str) -> BlobKey,
+    ) -> Result<Drawn, StepError> {
+        let step = match prompt.kind {
+            PictureKind::Reference => Step::Reference,
+            PictureKind::Cover => Step::Illustrate { page: 0 },
+            PictureKind::Page => Step::Illustrate { page: 1 },
+        };
+        let mut attempt = prompt.clone();
+        for safer in [false, true] {
+            if safer {
+                attempt = artwork::safer(prompt);
+            }
+            match self.providers.illustrator.illustrate(&attempt).await {
+                Ok(made) => {
+                    log_usage(&book.id, step, &made.usage);
+                    let key =
+                        artwork::store(&*self.blobs, &self.providers.fetcher, made.value, key_for)
+                            .await?;
+                    return Ok(Drawn::Stored(key));
+                }
+                Err(ProviderError::Refused(reason)) => {
+                    tracing::info!(book = book.id.as_str(), safer, %reason, "picture refused by the provider's safety system");
+                }
+                Err(error) => return Err(StepError::provider(provider_code(&error, false), error)),
+            }
+        }
+        Ok(Drawn::Refused)
     }
 
     async fn illustrate(&self, id: &BookId, page: u8) -> Result<(), StepError> {
@@ -353,21 +530,42 @@ impl Pipeline {
         if !book.in_production() || current.image_state != ImageState::Pending {
             return self.assemble_when_ready(&book).await;
         }
-        let png = self
-            .providers
-            .illustrator
-            .illustrate(&Self::image_prompt(&book, page))
-            .await
-            .map_err(|e| StepError::retry(provider_code(&e, false), e))?;
-        let key = image_key(id, page);
-        self.blobs.put(&key, stream_of(png)).await?;
-        self.record_asset(
-            id,
-            page,
-            Asset::Image(key.as_str().to_owned(), ImageState::Generated),
-            None,
-        )
-        .await
+        let reference = match &book.reference_key {
+            Some(key) => {
+                let key = BlobKey::parse(key).map_err(|e| StepError::retry("IMAGE_FAILED", e))?;
+                self.blobs.get(&key).await?
+            }
+            None => None,
+        };
+        let kind = if page == 0 {
+            PictureKind::Cover
+        } else {
+            PictureKind::Page
+        };
+        let prompt = artwork::prompt(&book, kind, Some(current)).with_reference(reference);
+        match self
+            .draw(&book, &prompt, |ext| image_key_as(id, page, ext))
+            .await?
+        {
+            Drawn::Stored(key) => {
+                self.record_asset(
+                    id,
+                    page,
+                    Asset::Image(key.as_str().to_owned(), ImageState::Generated),
+                    None,
+                )
+                .await
+            }
+            Drawn::Refused => {
+                let warning = GenerationWarning {
+                    code: "IMAGE_REFUSED".into(),
+                    message: "This picture was refused by the illustrator's safety check; a placeholder is shown.".into(),
+                    asset: "image".into(),
+                    page_number: page,
+                };
+                self.place_placeholder(id, page, warning).await
+            }
+        }
     }
 
     async fn narrate(&self, id: &BookId, page: u8) -> Result<(), StepError> {
@@ -381,14 +579,20 @@ impl Pipeline {
         if !book.in_production() || current.audio_state != AudioState::Pending {
             return self.assemble_when_ready(&book).await;
         }
-        let wav = self
+        let request = SpeechRequest {
+            text: current.text.clone(),
+            language: book.request.language,
+            age: book.request.target_age,
+        };
+        let speech = self
             .providers
             .narrator
-            .narrate(&current.text, book.request.language)
+            .narrate(&request)
             .await
-            .map_err(|e| StepError::retry("UNKNOWN", e))?;
-        let key = audio_key(id, page);
-        self.blobs.put(&key, stream_of(wav)).await?;
+            .map_err(|e| StepError::provider("UNKNOWN", e))?;
+        log_usage(id, Step::Narrate { page }, &speech.usage);
+        let key = audio_key(id, page, speech.value.format);
+        self.blobs.put(&key, stream_of(speech.value.audio)).await?;
         self.record_asset(
             id,
             page,
@@ -397,7 +601,6 @@ impl Pipeline {
         )
         .await
     }
-
     /// Records one asset of one page, once, and starts assembly when it was the last one.
     async fn record_asset(
         &self,
@@ -501,4 +704,11 @@ impl Pipeline {
 enum Asset {
     Image(String, ImageState),
     Audio(Option<String>, AudioState),
+}
+
+/// How drawing a picture ended.
+enum Drawn {
+    Stored(BlobKey),
+    /// The provider's safety system refused it, and the safer prompt too.
+    Refused,
 }

@@ -1,9 +1,12 @@
-//! The book as a PDF: a cover, one page per story page with its picture and text, an end page.
+//! The book as a PDF, laid out as a picture book: a cover with the title, the hero and the
+//! child's name; one page per story page with its picture large (most of the page, at the
+//! resolution the provider made it, its proportions kept) and the text beneath it (or beside it
+//! when it is long) in a size for the reader's age; an end page.
 //! Text is set in NanumSquareRound (SIL Open Font License, `shared/assets/fonts`), which covers
 //! Hangul and Latin; krilla embeds only the glyphs used. Pictures come from our own blob storage,
 //! never from a URL a client supplied.
 
-use crate::domain::book::{Book, Language};
+use crate::domain::book::{Book, Language, TargetAge};
 use crate::ports::{BlobKey, BlobStore};
 use krilla::Document;
 use krilla::color::rgb;
@@ -17,10 +20,26 @@ use krilla::text::{Font, TextDirection};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/NanumSquareRoundR.ttf");
 
-/// A5 landscape, in points.
-const WIDTH: f32 = 595.0;
-const HEIGHT: f32 = 420.0;
+/// A4 landscape, in points.
+const WIDTH: f32 = 842.0;
+const HEIGHT: f32 = 595.0;
 const MARGIN: f32 = 36.0;
+
+/// The text size a reader of this age follows comfortably (points), and the smallest it may be
+/// set at when a page's text is long.
+fn text_size(age: TargetAge) -> (f32, f32) {
+    match age {
+        TargetAge::ThreeToFive => (24.0, 16.0),
+        TargetAge::FiveToSeven => (20.0, 14.0),
+        TargetAge::SevenToNine => (17.0, 12.0),
+        TargetAge::Adult => (14.0, 11.0),
+    }
+}
+
+/// The line height for text of `size`.
+fn leading(size: f32) -> f32 {
+    size * 1.45
+}
 
 /// Splits text into lines that fit `width` at `size`, estimating advances (Hangul and other wide
 /// characters one em, the rest about half), breaking at spaces where possible.
@@ -76,22 +95,39 @@ fn background(surface: &mut Surface, colour: (u8, u8, u8)) {
     surface.draw_path(&path.finish().expect("a rectangle"));
 }
 
+/// A picture in any of the kinds providers make (PNG, JPEG, WebP), at its own resolution.
+fn decode(bytes: Vec<u8>) -> anyhow::Result<Image> {
+    let kind = crate::providers::fetch::image_extension(&bytes);
+    let decoded = match kind {
+        Some("jpg") => Image::from_jpeg(bytes.into(), true),
+        Some("webp") => Image::from_webp(bytes.into(), true),
+        _ => Image::from_png(bytes.into(), true),
+    };
+    decoded.map_err(|e| anyhow::anyhow!("picture: {e}"))
+}
+
+/// Draws `image` as large as fits the box at (`x`, `y`) of `width` x `height`, its proportions
+/// kept, centred in the box; answers the rectangle it took.
 fn picture(
     surface: &mut Surface,
-    png: Vec<u8>,
+    image: Image,
     x: f32,
     y: f32,
     width: f32,
     height: f32,
-) -> anyhow::Result<()> {
-    let image = Image::from_png(png.into(), true).map_err(|e| anyhow::anyhow!("picture: {e}"))?;
-    surface.push_transform(&Transform::from_translate(x, y));
-    surface.draw_image(
-        image,
-        Size::from_wh(width, height).expect("a positive size"),
-    );
+) -> (f32, f32, f32, f32) {
+    let (pixels_wide, pixels_high) = image.size();
+    let aspect = pixels_wide.max(1) as f32 / pixels_high.max(1) as f32;
+    let (w, h) = if width / height > aspect {
+        (height * aspect, height)
+    } else {
+        (width, width / aspect)
+    };
+    let (left, top) = (x + (width - w) / 2.0, y + (height - h) / 2.0);
+    surface.push_transform(&Transform::from_translate(left, top));
+    surface.draw_image(image, Size::from_wh(w, h).expect("a positive size"));
     surface.pop();
-    Ok(())
+    (left, top, w, h)
 }
 
 fn centred(surface: &mut Surface, font: &Font, text: &str, size: f32, y: f32) {
@@ -102,7 +138,7 @@ fn centred(surface: &mut Surface, font: &Font, text: &str, size: f32, y: f32) {
             .sum();
         let x = ((WIDTH - width) / 2.0).max(MARGIN);
         surface.draw_text(
-            Point::from_xy(x, y + i as f32 * size * 1.4),
+            Point::from_xy(x, y + i as f32 * leading(size)),
             font.clone(),
             size,
             line,
@@ -128,16 +164,39 @@ pub async fn render(book: &Book, blobs: &dyn BlobStore) -> anyhow::Result<Vec<u8
             image_of(blobs, page.image_key.as_deref()).await?,
         ));
     }
-    let title = book.title.clone().unwrap_or_default();
-    let language = book.request.language;
+    let cover = Cover {
+        title: book.title.clone().unwrap_or_default(),
+        child: book
+            .request
+            .protagonist
+            .as_ref()
+            .map(|n| n.as_str().to_owned()),
+        picture: cover,
+    };
+    let (language, age) = (book.request.language, book.request.target_age);
     // Laying out is CPU work.
-    tokio::task::spawn_blocking(move || lay_out(&title, language, cover, pages)).await?
+    tokio::task::spawn_blocking(move || lay_out(cover, language, age, pages)).await?
+}
+
+struct Cover {
+    title: String,
+    /// The child the book is for, when the parent named them.
+    child: Option<String>,
+    picture: Option<Vec<u8>>,
+}
+
+/// The line under the title.
+fn dedication(child: &str, language: Language) -> String {
+    match language {
+        Language::Korean => format!("{child}를 위한 그림책"),
+        _ => format!("A picture book for {child}"),
+    }
 }
 
 fn lay_out(
-    title: &str,
+    cover: Cover,
     language: Language,
-    cover: Option<Vec<u8>>,
+    age: TargetAge,
     pages: Vec<(String, Option<Vec<u8>>)>,
 ) -> anyhow::Result<Vec<u8>> {
     let font = Font::new(FONT.into(), 0)
@@ -145,54 +204,56 @@ fn lay_out(
     let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("a positive page");
     let mut document = Document::new();
 
+    // The cover: the picture over most of the page, the title and dedication beneath.
     let mut page = document.start_page_with(settings.clone());
     let mut surface = page.surface();
     background(&mut surface, (252, 246, 232));
-    if let Some(png) = cover {
+    let title_size = 34.0;
+    let title_lines = wrap(&cover.title, title_size, WIDTH - 2.0 * MARGIN)
+        .len()
+        .max(1) as f32;
+    let under = title_lines * leading(title_size) + if cover.child.is_some() { 40.0 } else { 0.0 };
+    let picture_height = HEIGHT - 2.0 * MARGIN - under - 16.0;
+    if let Some(bytes) = cover.picture {
         picture(
             &mut surface,
-            png,
-            (WIDTH - 320.0) / 2.0,
+            decode(bytes)?,
             MARGIN,
-            320.0,
-            240.0,
-        )?;
+            MARGIN,
+            WIDTH - 2.0 * MARGIN,
+            picture_height,
+        );
     }
     fill(&mut surface, (60, 50, 80));
-    centred(&mut surface, &font, title, 24.0, MARGIN + 240.0 + 48.0);
+    let title_y = MARGIN + picture_height + 16.0 + title_size;
+    centred(&mut surface, &font, &cover.title, title_size, title_y);
+    if let Some(child) = &cover.child {
+        fill(&mut surface, (110, 100, 130));
+        centred(
+            &mut surface,
+            &font,
+            &dedication(child, language),
+            18.0,
+            title_y + title_lines * leading(title_size) + 8.0,
+        );
+    }
     surface.finish();
     page.finish();
 
-    for (number, (text, png)) in pages.into_iter().enumerate() {
+    let (size, smallest) = text_size(age);
+    for (number, (text, bytes)) in pages.into_iter().enumerate() {
         let mut page = document.start_page_with(settings.clone());
         let mut surface = page.surface();
         background(&mut surface, (255, 253, 248));
-        if let Some(png) = png {
-            picture(&mut surface, png, (WIDTH - 288.0) / 2.0, 24.0, 288.0, 216.0)?;
-        }
-        fill(&mut surface, (40, 40, 50));
-        for (i, line) in wrap(&text, 14.0, WIDTH - 2.0 * MARGIN)
-            .iter()
-            .take(7)
-            .enumerate()
-        {
-            let y = 24.0 + 216.0 + 34.0 + i as f32 * 20.0;
-            surface.draw_text(
-                Point::from_xy(MARGIN, y),
-                font.clone(),
-                14.0,
-                line,
-                false,
-                TextDirection::Auto,
-            );
-        }
+        let image = bytes.map(decode).transpose()?;
+        story_page(&mut surface, &font, image, &text, size, smallest);
         fill(&mut surface, (150, 150, 160));
         centred(
             &mut surface,
             &font,
             &(number + 1).to_string(),
             10.0,
-            HEIGHT - 18.0,
+            HEIGHT - 14.0,
         );
         surface.finish();
         page.finish();
@@ -207,13 +268,78 @@ fn lay_out(
     } else {
         "The End"
     };
-    centred(&mut surface, &font, end, 36.0, HEIGHT / 2.0);
+    centred(&mut surface, &font, end, 48.0, HEIGHT / 2.0);
     surface.finish();
     page.finish();
 
     document
         .finish()
         .map_err(|e| anyhow::anyhow!("writing the PDF: {e:?}"))
+}
+
+/// Lines of `text` at `size` in `width`, from `size` down to `smallest` until they fit `height`.
+fn fitted(text: &str, size: f32, smallest: f32, width: f32, height: f32) -> (f32, Vec<String>) {
+    let mut size = size;
+    loop {
+        let lines = wrap(text, size, width);
+        if lines.len() as f32 * leading(size) <= height || size <= smallest {
+            return (size, lines);
+        }
+        size -= 1.0;
+    }
+}
+
+/// One story page: the picture across the top two thirds and the text beneath it; when the text
+/// would not fit beneath even at the smallest size, the picture on the left and the text beside.
+fn story_page(
+    surface: &mut Surface,
+    font: &Font,
+    image: Option<Image>,
+    text: &str,
+    size: f32,
+    smallest: f32,
+) {
+    let full_width = WIDTH - 2.0 * MARGIN;
+    let picture_height = (HEIGHT - 2.0 * MARGIN) * 0.68;
+    let beneath = HEIGHT - 2.0 * MARGIN - picture_height - 20.0;
+    let (below_size, below_lines) = fitted(text, size, smallest, full_width, beneath);
+    let fits_below = below_lines.len() as f32 * leading(below_size) <= beneath;
+    let (text_x, text_y, text_size, lines) = if fits_below {
+        if let Some(image) = image {
+            picture(surface, image, MARGIN, MARGIN, full_width, picture_height);
+        }
+        (
+            MARGIN,
+            MARGIN + picture_height + 20.0,
+            below_size,
+            below_lines,
+        )
+    } else {
+        let column = (full_width - 24.0) / 2.0;
+        if let Some(image) = image {
+            picture(
+                surface,
+                image,
+                MARGIN,
+                MARGIN,
+                column,
+                HEIGHT - 2.0 * MARGIN,
+            );
+        }
+        let (size, lines) = fitted(text, size, smallest, column, HEIGHT - 2.0 * MARGIN);
+        (MARGIN + column + 24.0, MARGIN, size, lines)
+    };
+    fill(surface, (40, 40, 50));
+    for (i, line) in lines.iter().enumerate() {
+        surface.draw_text(
+            Point::from_xy(text_x, text_y + text_size + i as f32 * leading(text_size)),
+            font.clone(),
+            text_size,
+            line,
+            false,
+            TextDirection::Auto,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -16,55 +16,110 @@ use std::time::Duration;
 /// How long a received step stays hidden from other receivers while it runs.
 pub const VISIBILITY: Duration = Duration::from_secs(30);
 
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Done (or done for good): delete it.
+    Done,
+    /// Let it come back after its visibility timeout.
+    Again,
+    /// Let it come back after the wait a provider asked for.
+    AgainAfter(Duration),
+}
+
 impl Pipeline {
-    /// Runs one delivered message; answers whether it may be deleted (acknowledged).
-    async fn handle_delivery(&self, body: &str, receive_count: u32) -> bool {
+    /// Runs one delivered message and says what should become of it.
+    async fn handle_delivery(&self, body: &str, receive_count: u32) -> Delivery {
         match self.handle(body, receive_count >= MAX_RECEIVES).await {
-            Ok(()) => true,
+            Ok(()) => Delivery::Done,
             Err(StepError::Undecodable(reason)) => {
                 tracing::error!(%reason, "undecodable step message left for the dead letters");
-                false
+                Delivery::Again
             }
-            Err(StepError::Retry { .. }) => false,
+            Err(StepError::Retry {
+                wait: Some(wait), ..
+            }) => Delivery::AgainAfter(wait),
+            Err(StepError::Retry { .. }) => Delivery::Again,
+        }
+    }
+
+    /// Deletes or postpones a delivery as its outcome says; a failure here only means it comes
+    /// back sooner (and is found already done, or tried again).
+    async fn settle_delivery(&self, receipt: &str, delivery: Delivery) {
+        let settled = match delivery {
+            Delivery::Done => self.queue.delete(receipt).await,
+            Delivery::AgainAfter(wait) => self.queue.postpone(receipt, wait).await,
+            Delivery::Again => Ok(()),
+        };
+        if let Err(error) = settled {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                ?delivery,
+                "settling a step delivery failed"
+            );
         }
     }
 }
 
-/// The local worker: receives up to ten steps at a time and runs them concurrently, until the
-/// process ends. Steps are deleted only after they are recorded.
+/// How many steps the local worker runs at once.
+pub const LOCAL_CONCURRENCY: usize = 32;
+
+/// The local worker: keeps up to [`LOCAL_CONCURRENCY`] steps running, starting the next as soon as
+/// one finishes (no batch waits for its slowest member), until the process ends. Steps are
+/// deleted only after they are recorded.
 pub async fn run_local(pipeline: Arc<Pipeline>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(LOCAL_CONCURRENCY));
     loop {
-        let batch: Vec<QueuedMessage> = match pipeline.queue.receive(10, VISIBILITY).await {
+        // Wait for at least one free slot, then take as many messages as there are free slots.
+        let first = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let free = slots.available_permits() as u32 + 1;
+        let batch: Vec<QueuedMessage> = match pipeline.queue.receive(free.min(10), VISIBILITY).await
+        {
             Ok(batch) => batch,
             Err(error) => {
+                drop(first);
                 tracing::warn!(error = format!("{error:#}"), "receiving steps failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(first);
+            tokio::time::sleep(IDLE_POLL).await;
             continue;
         }
-        join_all(batch.into_iter().map(|message| {
-            let pipeline = pipeline.clone();
-            async move {
-                if pipeline
-                    .handle_delivery(&message.body, message.receive_count)
+        let mut first = Some(first);
+        for message in batch {
+            let slot = match first.take() {
+                Some(slot) => slot,
+                None => slots
+                    .clone()
+                    .acquire_owned()
                     .await
-                    && let Err(error) = pipeline.queue.delete(&message.receipt).await
-                {
-                    // It will be delivered again and found already done.
-                    tracing::warn!(error = format!("{error:#}"), "acknowledging a step failed");
-                }
-            }
-        }))
-        .await;
+                    .expect("the semaphore is never closed"),
+            };
+            let pipeline = pipeline.clone();
+            tokio::spawn(async move {
+                let delivery = pipeline
+                    .handle_delivery(&message.body, message.receive_count)
+                    .await;
+                pipeline.settle_delivery(&message.receipt, delivery).await;
+                drop(slot);
+            });
+        }
     }
 }
 
+/// How long the local worker waits before looking at an empty queue again.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
 /// The Lambda worker's handler: every message of the batch runs concurrently; the ones that must
-/// come back are named in the answer, the others are deleted by the event source.
+/// come back are named in the answer (those a provider asked to wait for are postponed first),
+/// the others are deleted by the event source.
 pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = join_all(event.records.iter().map(|record| async move {
         let receive_count = record
@@ -73,8 +128,14 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
             .and_then(|count| count.parse().ok())
             .unwrap_or(1);
         let body = record.body.as_deref().unwrap_or_default();
-        let done = pipeline.handle_delivery(body, receive_count).await;
-        (record.message_id.clone().unwrap_or_default(), done)
+        let delivery = pipeline.handle_delivery(body, receive_count).await;
+        if let (Delivery::AgainAfter(_), Some(receipt)) = (delivery, &record.receipt_handle) {
+            pipeline.settle_delivery(receipt, delivery).await;
+        }
+        (
+            record.message_id.clone().unwrap_or_default(),
+            delivery == Delivery::Done,
+        )
     }))
     .await;
     let mut response = SqsBatchResponse::default();

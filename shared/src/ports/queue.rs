@@ -7,6 +7,9 @@ use std::time::Duration;
 /// A message received this many times without being deleted goes to the dead letters.
 pub const MAX_RECEIVES: u32 = 5;
 
+/// The longest a delivery can be postponed (SQS's limit on a message's visibility, 12 hours).
+pub const MAX_POSTPONE: Duration = Duration::from_secs(12 * 3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue unavailable")]
@@ -43,6 +46,10 @@ pub trait StepQueue: Send + Sync {
 
     /// Acknowledges a delivery: the message is done and will not come back.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+
+    /// Hides a delivery until `delay` has passed (SQS's `ChangeMessageVisibility`): the step comes
+    /// back after the wait a provider asked for, without sleeping through it.
+    async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError>;
 
     /// Messages moved to the dead letters, oldest first (they stay there).
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError>;

@@ -4,6 +4,7 @@ pub use crate::domain::Window;
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
@@ -189,6 +190,21 @@ pub trait StreakStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait BreakerStore: Send + Sync {
+    /// A provider's circuit breaker and its version (the default record and 0 when none is
+    /// stored).
+    async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError>;
+
+    /// Stores the breaker if its version is still `expected`; answers whether it did.
+    async fn put_breaker(
+        &self,
+        provider: &str,
+        record: &BreakerRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
 pub trait Store:
     UserStore
     + CreditStore
@@ -198,6 +214,7 @@ pub trait Store:
     + AuditStore
     + SettingsStore
     + StreakStore
+    + BreakerStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,37 +1,119 @@
-//! Provider ports (story writer, moderator, illustrator, narrator), shaped for real providers
-//! (a prompt, a style, a seed, a reference), and the offline implementations local mode and tests
-//! use.
+//! Provider ports (story writer, moderator, illustrator, narrator), the real providers that speak
+//! each service's wire format, and the offline ones local mode and tests use when no key is set.
+//!
+//! - [`offline`]: deterministic, network-free text, PNGs and WAVs.
+//! - [`openai`]: OpenAI-compatible chat (the story), moderation, images and speech.
+//! - [`replicate`], [`fal`]: image predictions and fal's queue, each answering an output URL.
+//! - [`wire`]: one HTTP client setup, one error classification, retries honouring `Retry-After`.
+//! - [`chain`]: an ordered fallback chain per capability, behind a circuit breaker per provider.
+//! - [`fetch`]: SSRF-safe fetching of the URLs providers hand back.
+//! - [`story`]: what a story must hold (its JSON schema, its checks), whoever writes it.
+//! - [`settings`]: which providers serve, from the environment.
 
+pub mod chain;
+pub mod fal;
+pub mod fetch;
 pub mod offline;
+pub mod openai;
+pub mod replicate;
+pub mod settings;
+pub mod story;
+pub mod wire;
 
-use crate::domain::book::{BookRequest, Language, Style};
+use crate::domain::book::{BookRequest, Language, Style, TargetAge};
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Why a provider call failed; each maps to one of the seed's job `ErrorCode`s.
+pub use story::{CharacterSheet, StoryPage, WrittenStory};
+
+/// Why a provider call failed, classified once where the answer is read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     #[error("the provider timed out")]
     Timeout,
+    /// 429: wait `retry_after` when the provider said how long.
     #[error("the provider is rate limiting us")]
-    RateLimited,
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, 408, a refused or broken connection: worth another try.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// A body we cannot use (bad JSON, a story that breaks its schema, a wrong content type).
     #[error("the provider answered something we cannot use: {0}")]
     Malformed(String),
-    #[error("the provider failed: {0}")]
-    Failed(String),
+    /// Any other 4xx: asking again the same way will not help.
+    #[error("the provider rejected the request: {0}")]
+    Rejected(String),
+    /// The provider's own safety system refused (a `refusal`, `moderation_blocked`, an NSFW flag).
+    #[error("the provider refused for safety: {0}")]
+    Refused(String),
 }
 
-/// A story: a title and one text per page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenStory {
-    pub title: String,
-    pub pages: Vec<String>,
+impl ProviderError {
+    /// Whether another call may succeed where this one failed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Timeout
+                | ProviderError::RateLimited { .. }
+                | ProviderError::Unavailable(_)
+        )
+    }
+
+    /// How long the provider asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What a call used, as the provider reported it (or as we counted it where it reports nothing),
+/// so that spend can be priced from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub images: u32,
+    /// `1024x1024` and the like, for images.
+    pub image_size: Option<String>,
+    pub characters_spoken: u64,
+}
+
+impl Usage {
+    pub fn new(provider: &str, model: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A provider's answer with what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metered<T> {
+    pub value: T,
+    pub usage: Usage,
+}
+
+/// What the story writer is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryBrief {
+    pub request: BookRequest,
+    /// Asked again after moderation refused the first story: keep well within what is gentle.
+    pub stricter: bool,
 }
 
 #[async_trait]
 pub trait StoryWriter: Send + Sync {
-    async fn write(&self, request: &BookRequest) -> Result<WrittenStory, ProviderError>;
+    /// A story that passed [`story::check`] for the request.
+    async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError>;
 }
 
 /// What moderation decided about a text.
@@ -44,40 +126,72 @@ pub enum Verdict {
 
 #[async_trait]
 pub trait Moderator: Send + Sync {
-    async fn check(&self, text: &str) -> Result<Verdict, ProviderError>;
+    async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError>;
 }
 
 /// What keeps a character looking the same on every page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CharacterReference {
     pub name: String,
+    /// The character sheet's English master description and features, or the parent's words.
     pub description: Option<String>,
-    /// Real providers get an image; the offline illustrator derives its palette from this.
+    /// The offline illustrator derives its palette from this.
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which picture of a book is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PictureKind {
+    /// The hero alone, made first; every other picture passes it as its reference.
+    Reference,
+    Cover,
+    Page,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImagePrompt {
     pub prompt: String,
     pub negative_prompt: String,
     pub style: Style,
-    /// Varies per page so that scenes differ; the same prompt and seed give the same picture.
+    /// One per book: the same prompt and seed give the same picture.
     pub seed: u64,
     pub reference: CharacterReference,
-    /// The cover is composed differently.
-    pub cover: bool,
+    pub kind: PictureKind,
+    /// The book's reference image (PNG, JPEG or WebP), for providers that take one.
+    pub reference_image: Option<Bytes>,
+}
+
+/// A picture as a provider hands it back: the bytes (base64 answers), or a URL to fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Artwork {
+    Bytes(Bytes),
+    Url(String),
 }
 
 #[async_trait]
 pub trait Illustrator: Send + Sync {
-    /// A PNG.
-    async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Bytes, ProviderError>;
+    async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError>;
+}
+
+/// What the narrator is asked to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechRequest {
+    pub text: String,
+    pub language: Language,
+    pub age: TargetAge,
+}
+
+/// An audio file as the provider made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Speech {
+    pub audio: Bytes,
+    /// The file's extension, which fixes its content type: `mp3`, `wav`.
+    pub format: &'static str,
 }
 
 #[async_trait]
 pub trait Narrator: Send + Sync {
-    /// A WAV file of `text` read aloud.
-    async fn narrate(&self, text: &str, language: Language) -> Result<Bytes, ProviderError>;
+    async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError>;
 }
 
 /// The providers a pipeline runs with.
@@ -87,6 +201,19 @@ pub struct Providers {
     pub moderator: Arc<dyn Moderator>,
     pub illustrator: Arc<dyn Illustrator>,
     pub narrator: Arc<dyn Narrator>,
+    /// Fetches the URLs illustrators answer with.
+    pub fetcher: fetch::SafeFetcher,
+    /// Which provider serves each capability, for the capabilities route and the logs.
+    pub names: ProviderNames,
+}
+
+/// The names of the providers serving each capability, in the order they are tried.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ProviderNames {
+    pub story: String,
+    pub moderation: String,
+    pub images: Vec<String>,
+    pub speech: String,
 }
 
 impl Providers {
@@ -97,6 +224,13 @@ impl Providers {
             moderator: Arc::new(offline::OfflineModerator),
             illustrator: Arc::new(offline::OfflineIllustrator),
             narrator: Arc::new(offline::OfflineNarrator),
+            fetcher: fetch::SafeFetcher::new(fetch::FetchPolicy::default()),
+            names: ProviderNames {
+                story: "offline".into(),
+                moderation: "offline".into(),
+                images: vec!["offline".into()],
+                speech: "offline".into(),
+            },
         }
     }
 }

@@ -95,3 +95,35 @@ on_both_backends!(
     ping_answers,
     ping_answers
 );
+
+async fn a_postponed_delivery_comes_back_after_its_wait(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let queue = &*app.state.queue;
+    queue.send("later").await.unwrap();
+    let first = queue.receive(1, Duration::ZERO).await.unwrap();
+    assert_eq!(first.len(), 1);
+    queue
+        .postpone(&first[0].receipt, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        queue
+            .receive(1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "hidden for the wait"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again = queue.receive(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].body.as_str(), again[0].receive_count),
+        ("later", 2)
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_postponed_delivery_comes_back_after_its_wait,
+    a_postponed_delivery_comes_back_after_its_wait
+);

@@ -825,3 +825,55 @@ on_both_backends!(
     a_large_library_is_read_whole_and_in_order,
     a_large_library_is_read_whole_and_in_order
 );
+
+async fn a_breaker_is_replaced_only_at_its_version(backend: Backend) {
+    use shared::domain::breaker::BreakerRecord;
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let provider = format!("p-{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(
+        store.breaker(&provider).await.unwrap(),
+        (BreakerRecord::default(), 0)
+    );
+    let open = BreakerRecord {
+        failures: 5,
+        window_started: Some(Utc::now()),
+        open_until: Some(Utc::now() + Days::seconds(30)),
+        probe_until: None,
+    };
+    assert!(store.put_breaker(&provider, &open, 0).await.unwrap());
+    assert!(
+        !store.put_breaker(&provider, &open, 0).await.unwrap(),
+        "created once"
+    );
+    let (read, version) = store.breaker(&provider).await.unwrap();
+    assert_eq!((read, version), (open.clone(), 1));
+    assert!(
+        !store
+            .put_breaker(&provider, &BreakerRecord::default(), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_breaker(&provider, &BreakerRecord::default(), 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.breaker(&provider).await.unwrap(),
+        (BreakerRecord::default(), 2)
+    );
+    // Concurrent writers at one version: exactly one wins.
+    let wins = join_all((0..8).map(|_| store.put_breaker(&provider, &open, 2)))
+        .await
+        .into_iter()
+        .filter(|won| *won.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+}
+on_both_backends!(
+    #[tokio::test]
+    a_breaker_is_replaced_only_at_its_version,
+    a_breaker_is_replaced_only_at_its_version
+);

@@ -14,6 +14,7 @@
 //! | idempotency record | `USER#{user hash}` | `IDEM#{X-Idempotency-Key}` | GetItem before a create; written in its transaction; answers retries for 24 h (`expires_at`) |
 //! | settings | `USER#{user hash}` | `SETTINGS` | GetItem (time zone) on streak reads and book creates |
 //! | streak | `USER#{user hash}` | `STREAK` | GetItem; `version` guards every replacement |
+//! | circuit breaker | `BREAKER#{provider}` | `BREAKER` | GetItem before a provider call; `version` guards every replacement |
 //! | reading session | `USER#{user hash}` | `READ#{local day}#{read at}#{id}` | Query BETWEEN two local days (calendar, history) |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
@@ -29,15 +30,16 @@ use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook, StoredStreak,
-    StreakAdvance, StreakStore, UserStore, Window,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, CreateOutcome, CreditStore, KeyUsage,
+    LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
+    StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -924,6 +926,48 @@ impl LimitStore for DynamoStore {
             remaining: limit.saturating_sub(count),
             reset_after: window.reset_after(),
         })
+    }
+}
+
+#[async_trait]
+impl BreakerStore for DynamoStore {
+    async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError> {
+        match self.get(format!("BREAKER#{provider}"), "BREAKER").await? {
+            Some(item) => {
+                let record = serde_json::from_str(&text(&item, "doc")?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((record, num(&item, "version")? as u64))
+            }
+            None => Ok((BreakerRecord::default(), 0)),
+        }
+    }
+
+    async fn put_breaker(
+        &self,
+        provider: &str,
+        record: &BreakerRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("BREAKER#{provider}")))
+            .item("sk", s("BREAKER"))
+            .item("doc", s(doc))
+            .item("version", n(expected as i64 + 1));
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected as i64))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
     }
 }
 

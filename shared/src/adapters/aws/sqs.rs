@@ -98,6 +98,22 @@ impl StepQueue for SqsQueue {
         Ok(())
     }
 
+    async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        let seconds = delay
+            .min(crate::ports::queue::MAX_POSTPONE)
+            .as_secs_f64()
+            .ceil() as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(describe(e)))?;
+        Ok(())
+    }
+
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
         // A zero visibility timeout leaves them where they are for the next look.
         self.receive_from(&self.dead_letter_url, max, Duration::ZERO)

@@ -120,6 +120,13 @@ ALTER TABLE books ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0;
 UPDATE books SET unfinished = 1 WHERE json_extract(doc, '$.state') IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS books_unfinished ON books (created_at) WHERE unfinished = 1;
 "#,
+    r#"
+CREATE TABLE IF NOT EXISTS breakers (
+    provider TEXT PRIMARY KEY,
+    doc      TEXT NOT NULL,
+    version  INTEGER NOT NULL
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -108,6 +108,19 @@ impl StepQueue for SqliteQueue {
         .await
     }
 
+    async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        let receipt = receipt.to_owned();
+        let delay = delay.min(crate::ports::queue::MAX_POSTPONE);
+        self.run(move |c| {
+            c.execute(
+                "UPDATE queue_messages SET visible_at_ms = ?2 WHERE receipt = ?1",
+                params![receipt, now_ms() + delay.as_millis() as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
         self.run(move |c| {
             let rows = c

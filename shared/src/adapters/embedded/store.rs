@@ -2,15 +2,16 @@ use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, CreateOutcome, CreditStore, KeyUsage, LimitDecision,
-    LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook, StoredStreak,
-    StreakAdvance, StreakStore, UserStore, Window,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, CreateOutcome, CreditStore, KeyUsage,
+    LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
+    StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -515,6 +516,52 @@ impl LimitStore for SqliteStore {
                 remaining: limit.saturating_sub(count),
                 reset_after: window.reset_after(),
             })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BreakerStore for SqliteStore {
+    async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError> {
+        let provider = provider.to_owned();
+        self.run(move |c| {
+            let row: Option<(String, i64)> = c
+                .query_row(
+                    "SELECT doc, version FROM breakers WHERE provider = ?1",
+                    params![provider],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((doc, version)) => (serde_json::from_str(&doc)?, version as u64),
+                None => (BreakerRecord::default(), 0),
+            })
+        })
+        .await
+    }
+
+    async fn put_breaker(
+        &self,
+        provider: &str,
+        record: &BreakerRecord,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let provider = provider.to_owned();
+        let doc = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(move |c| {
+            let changed = if expected == 0 {
+                c.execute(
+                    "INSERT INTO breakers (provider, doc, version) VALUES (?1, ?2, 1) ON CONFLICT (provider) DO NOTHING",
+                    params![provider, doc],
+                )?
+            } else {
+                c.execute(
+                    "UPDATE breakers SET doc = ?2, version = version + 1 WHERE provider = ?1 AND version = ?3",
+                    params![provider, doc, expected as i64],
+                )?
+            };
+            Ok(changed == 1)
         })
         .await
     }

@@ -34,5 +34,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
             "book_audio": state.settings.book_audio_price,
         },
         "languages": ["ko", "en"],
+        // Which providers make books here ("offline" where no key is configured).
+        "providers": state.settings.providers,
     }))
 }

@@ -1,5 +1,7 @@
 use crate::domain::book::Style;
-use crate::providers::{Illustrator, ImagePrompt, ProviderError};
+use crate::providers::{
+    Artwork, Illustrator, ImagePrompt, Metered, PictureKind, ProviderError, Usage,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -66,13 +68,13 @@ impl Canvas {
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder
             .write_header()
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
         writer
             .write_image_data(&self.pixels)
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
         writer
             .finish()
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
         Ok(Bytes::from(out))
     }
 }
@@ -100,7 +102,9 @@ impl Dice {
 
 fn paint(prompt: &ImagePrompt) -> Canvas {
     let (top, bottom, ground) = palette(prompt.style);
-    let mut scene = Dice(prompt.seed);
+    // The book's seed and the picture's own words: pictures of one book belong together and
+    // still differ page by page.
+    let mut scene = Dice(prompt.seed ^ crate::providers::seed_of(&prompt.prompt));
     let mut canvas = Canvas::new();
     let horizon = scene.within(230, 280);
     for y in 0..HEIGHT as i32 {
@@ -150,12 +154,16 @@ fn paint(prompt: &ImagePrompt) -> Canvas {
         look.colour(),
     );
     let (body_width, body_height) = (look.within(34, 50), look.within(44, 60));
-    let scale = if prompt.cover { 1.6 } else { 1.0 };
+    let scale = if prompt.kind == PictureKind::Cover {
+        1.6
+    } else {
+        1.0
+    };
     let (bw, bh) = (
         (body_width as f32 * scale) as i32,
         (body_height as f32 * scale) as i32,
     );
-    let x = if prompt.cover {
+    let x = if prompt.kind == PictureKind::Cover {
         WIDTH as i32 / 2
     } else {
         scene.within(100, 410)
@@ -192,12 +200,19 @@ fn paint(prompt: &ImagePrompt) -> Canvas {
 
 #[async_trait]
 impl Illustrator for OfflineIllustrator {
-    async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Bytes, ProviderError> {
+    async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let prompt = prompt.clone();
         // Painting and PNG encoding are CPU work: keep them off the async threads.
-        tokio::task::spawn_blocking(move || paint(&prompt).png())
+        let png = tokio::task::spawn_blocking(move || paint(&prompt).png())
             .await
-            .map_err(|e| ProviderError::Failed(e.to_string()))?
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))??;
+        let mut usage = Usage::new("offline", "offline");
+        usage.images = 1;
+        usage.image_size = Some(format!("{WIDTH}x{HEIGHT}"));
+        Ok(Metered {
+            value: Artwork::Bytes(png),
+            usage,
+        })
     }
 }
 
@@ -229,17 +244,25 @@ mod tests {
                 description: None,
                 seed: 42,
             },
-            cover: false,
+            kind: PictureKind::Page,
+            reference_image: None,
+        }
+    }
+
+    async fn png_of(prompt: &ImagePrompt) -> Bytes {
+        match OfflineIllustrator.illustrate(prompt).await.unwrap().value {
+            Artwork::Bytes(png) => png,
+            Artwork::Url(_) => panic!("offline pictures are bytes"),
         }
     }
 
     #[tokio::test]
     async fn pages_differ_and_the_same_seed_repeats() {
-        let a = OfflineIllustrator.illustrate(&prompt(1)).await.unwrap();
-        let b = OfflineIllustrator.illustrate(&prompt(2)).await.unwrap();
+        let a = png_of(&prompt(1)).await;
+        let b = png_of(&prompt(2)).await;
         assert_eq!(&a[..8], b"\x89PNG\r\n\x1a\n");
         assert_ne!(a, b);
-        assert_eq!(a, OfflineIllustrator.illustrate(&prompt(1)).await.unwrap());
+        assert_eq!(a, png_of(&prompt(1)).await);
     }
 
     fn pixels(png_bytes: &[u8]) -> Vec<[u8; 3]> {
@@ -257,7 +280,7 @@ mod tests {
     async fn the_hero_keeps_its_colours_and_size_on_every_page() {
         let body = Dice(42).colour();
         let counts: Vec<usize> = futures::future::join_all((1..=4).map(|seed| async move {
-            let png = OfflineIllustrator.illustrate(&prompt(seed)).await.unwrap();
+            let png = png_of(&prompt(seed)).await;
             pixels(&png).iter().filter(|p| **p == body).count()
         }))
         .await;
@@ -274,7 +297,7 @@ mod tests {
             },
             ..prompt(1)
         };
-        let png = OfflineIllustrator.illustrate(&other).await.unwrap();
+        let png = png_of(&other).await;
         assert!(
             pixels(&png).iter().filter(|p| **p == body).count() < 100,
             "another hero looks different"

@@ -1,5 +1,5 @@
 use crate::domain::book::Language;
-use crate::providers::{Narrator, ProviderError};
+use crate::providers::{Metered, Narrator, ProviderError, Speech, SpeechRequest, Usage};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::Cursor;
@@ -56,12 +56,22 @@ fn render(text: &str, language: Language) -> Result<Bytes, hound::Error> {
 
 #[async_trait]
 impl Narrator for OfflineNarrator {
-    async fn narrate(&self, text: &str, language: Language) -> Result<Bytes, ProviderError> {
-        let text = text.to_owned();
-        tokio::task::spawn_blocking(move || render(&text, language))
+    async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError> {
+        let (text, language) = (request.text.clone(), request.language);
+        let characters = text.chars().count() as u64;
+        let audio = tokio::task::spawn_blocking(move || render(&text, language))
             .await
-            .map_err(|e| ProviderError::Failed(e.to_string()))?
-            .map_err(|e| ProviderError::Failed(e.to_string()))
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?
+            .map_err(|e| ProviderError::Malformed(e.to_string()))?;
+        let mut usage = Usage::new("offline", "offline");
+        usage.characters_spoken = characters;
+        Ok(Metered {
+            value: Speech {
+                audio,
+                format: "wav",
+            },
+            usage,
+        })
     }
 }
 
@@ -69,19 +79,19 @@ impl Narrator for OfflineNarrator {
 mod tests {
     use super::*;
 
+    async fn wav(text: &str) -> Bytes {
+        let request = SpeechRequest {
+            text: text.into(),
+            language: Language::Korean,
+            age: crate::domain::book::TargetAge::FiveToSeven,
+        };
+        OfflineNarrator.narrate(&request).await.unwrap().value.audio
+    }
+
     #[tokio::test]
     async fn longer_text_reads_longer() {
-        let short = OfflineNarrator
-            .narrate("안녕.", Language::Korean)
-            .await
-            .unwrap();
-        let long = OfflineNarrator
-            .narrate(
-                "안녕하세요, 토리예요. 오늘은 날씨가 좋아요.",
-                Language::Korean,
-            )
-            .await
-            .unwrap();
+        let short = wav("안녕.").await;
+        let long = wav("안녕하세요, 토리예요. 오늘은 날씨가 좋아요.").await;
         assert_eq!(&short[..4], b"RIFF");
         assert_eq!(&short[8..12], b"WAVE");
         assert!(long.len() > short.len() * 3);

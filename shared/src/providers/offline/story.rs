@@ -1,5 +1,8 @@
 use crate::domain::book::{BookRequest, Language, TargetAge};
-use crate::providers::{Moderator, ProviderError, StoryWriter, Verdict, WrittenStory, seed_of};
+use crate::providers::{
+    CharacterSheet, Metered, Moderator, ProviderError, StoryBrief, StoryPage, StoryWriter, Usage,
+    Verdict, WrittenStory, seed_of,
+};
 use async_trait::async_trait;
 
 /// Writes a gentle story from templates: the topic and the hero appear, the page count is
@@ -119,7 +122,8 @@ fn sentences_for(age: TargetAge) -> usize {
 
 #[async_trait]
 impl StoryWriter for OfflineWriter {
-    async fn write(&self, request: &BookRequest) -> Result<WrittenStory, ProviderError> {
+    async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
+        let request = &brief.request;
         let beats = match request.language {
             Language::Korean => &KOREAN,
             _ => &ENGLISH,
@@ -129,7 +133,7 @@ impl StoryWriter for OfflineWriter {
         let count = usize::from(request.page_count.get());
         let extra = sentences_for(request.target_age) - 1;
         let seed = seed_of(topic) as usize;
-        let pages = (0..count)
+        let texts: Vec<String> = (0..count)
             .map(|i| {
                 let core = if i == 0 {
                     (beats.opening)(hero, topic)
@@ -146,7 +150,65 @@ impl StoryWriter for OfflineWriter {
             })
             .collect();
         let title: String = (beats.title)(hero, topic).chars().take(80).collect();
-        Ok(WrittenStory { title, pages })
+        let sheet = hero_sheet(request);
+        let pages = texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| StoryPage {
+                text,
+                scene: format!("{hero} in scene {} of a story about {topic}", i + 1),
+                characters: vec![hero.to_owned()],
+            })
+            .collect();
+        let story = WrittenStory {
+            title,
+            pages,
+            cover_scene: format!("{hero} smiling on the cover of a book about {topic}"),
+            characters: vec![sheet],
+        };
+        let mut usage = Usage::new("offline", "offline");
+        usage.output_tokens = story.pages.iter().map(|p| p.text.len() as u64).sum();
+        Ok(Metered {
+            value: story,
+            usage,
+        })
+    }
+}
+
+/// The hero's sheet: the parent's description where given, else one chosen by the name.
+fn hero_sheet(request: &BookRequest) -> CharacterSheet {
+    const LOOKS: &[(&str, [&str; 2])] = &[
+        (
+            "a small round green dinosaur",
+            ["a red scarf", "big round eyes"],
+        ),
+        (
+            "a fluffy white bunny",
+            ["one floppy ear", "a blue backpack"],
+        ),
+        (
+            "a little orange fox",
+            ["a white-tipped tail", "yellow rain boots"],
+        ),
+        (
+            "a cheerful brown bear cub",
+            ["a striped sweater", "a honey-coloured nose"],
+        ),
+    ];
+    let hero = request.hero();
+    let (look, features) = LOOKS[seed_of(hero) as usize % LOOKS.len()];
+    let description = match &request.character_appearance {
+        Some(described) => described
+            .split_whitespace()
+            .take(crate::providers::story::MAX_DESCRIPTION_WORDS)
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => format!("{hero}, {look}, drawn with soft outlines"),
+    };
+    CharacterSheet {
+        name: hero.to_owned(),
+        description,
+        features: features.iter().map(|f| (*f).to_owned()).collect(),
     }
 }
 
@@ -166,13 +228,17 @@ const REFUSED: &[&str] = &[
 
 #[async_trait]
 impl Moderator for OfflineModerator {
-    async fn check(&self, text: &str) -> Result<Verdict, ProviderError> {
+    async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError> {
         let lower = text.to_lowercase();
-        Ok(match REFUSED.iter().find(|word| lower.contains(*word)) {
+        let verdict = match REFUSED.iter().find(|word| lower.contains(*word)) {
             Some(word) => Verdict::Refused(format!(
                 "The request mentions \"{word}\", which is not suitable for a children's book."
             )),
             None => Verdict::Allowed,
+        };
+        Ok(Metered {
+            value: verdict,
+            usage: Usage::new("offline", "forbidden-words"),
         })
     }
 }
@@ -204,28 +270,34 @@ mod tests {
             theme: None,
             narration: true,
         };
-        let story = OfflineWriter.write(&request).await.unwrap();
-        assert_eq!(story.pages.len(), 6);
+        let write = |request: BookRequest| async move {
+            let brief = StoryBrief {
+                request,
+                stricter: false,
+            };
+            let story = OfflineWriter.write(&brief).await.unwrap().value;
+            assert!(story.characters[0].features.len() >= 2);
+            story.pages.into_iter().map(|p| p.text).collect::<Vec<_>>()
+        };
+        let story = write(request.clone()).await;
+        assert_eq!(story.len(), 6);
         assert!(
-            story.pages[0].contains("민준이 살았어요")
-                && story.pages[0].contains("어둠을 무서워하는 공룡")
+            story[0].contains("민준이 살았어요") && story[0].contains("어둠을 무서워하는 공룡")
         );
         let older = BookRequest {
             target_age: TargetAge::SevenToNine,
             ..request.clone()
         };
-        let longer = OfflineWriter.write(&older).await.unwrap();
+        let longer = write(older).await;
         assert!(
-            longer.pages[2].len() > story.pages[2].len(),
+            longer[2].len() > story[2].len(),
             "older readers get longer pages"
         );
-        let english = OfflineWriter
-            .write(&BookRequest {
-                language: Language::English,
-                ..request
-            })
-            .await
-            .unwrap();
-        assert!(english.pages[0].starts_with("Once upon a time there lived 민준"));
+        let english = write(BookRequest {
+            language: Language::English,
+            ..request
+        })
+        .await;
+        assert!(english[0].starts_with("Once upon a time there lived 민준"));
     }
 }

@@ -1,0 +1,154 @@
+//! Pictures of a book: the prompt every illustrator gets (the book's style, the character sheets,
+//! the scene, what to leave out, one seed per book), and storing what comes back, whether bytes
+//! or a URL, streamed into blob storage with its type and size checked.
+
+use crate::domain::book::{Book, Page};
+use crate::ports::BlobStore;
+use crate::ports::blobs::{BlobKey, stream_of};
+use crate::providers::fetch::{Expected, FetchError, SafeFetcher, image_extension};
+use crate::providers::{Artwork, CharacterReference, ImagePrompt, PictureKind, seed_of};
+use bytes::Bytes;
+
+/// What no picture in a children's book shows, whatever the story says.
+const ALWAYS_LEFT_OUT: &[&str] = &[
+    "text",
+    "letters",
+    "watermark",
+    "signature",
+    "scary",
+    "violent",
+    "blood",
+    "weapons",
+    "deformed hands",
+    "extra limbs",
+];
+
+impl ImagePrompt {
+    pub fn with_reference(mut self, image: Option<Bytes>) -> Self {
+        self.reference_image = image;
+        self
+    }
+}
+
+/// The prompt for one picture of `book`: the reference (the hero alone), the cover, or a page.
+pub fn prompt(book: &Book, kind: PictureKind, page: Option<&Page>) -> ImagePrompt {
+    let request = &book.request;
+    let style = request.style.as_str().replace('_', " ");
+    let hero = request.hero();
+    let present: Vec<&crate::providers::CharacterSheet> = match page {
+        Some(page) if !page.characters.is_empty() => book
+            .characters
+            .iter()
+            .filter(|sheet| page.characters.iter().any(|name| name == &sheet.name))
+            .collect(),
+        _ => book.characters.iter().take(1).collect(),
+    };
+    let sheets = present
+        .iter()
+        .map(|sheet| sheet.prompt_line())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let scene = match (kind, page) {
+        (PictureKind::Reference, _) => format!(
+            "A character reference of {hero} alone, full body, facing forward, plain light background."
+        ),
+        (PictureKind::Cover, _) => format!(
+            "The cover of a picture book titled \"{}\": {}",
+            book.title.as_deref().unwrap_or_default(),
+            if book.cover_scene.is_empty() {
+                format!("{hero} smiling")
+            } else {
+                book.cover_scene.clone()
+            }
+        ),
+        (PictureKind::Page, Some(page)) if !page.scene.is_empty() => page.scene.clone(),
+        (PictureKind::Page, Some(page)) => page.text.clone(),
+        (PictureKind::Page, None) => String::new(),
+    };
+    let mut left_out: Vec<&str> = ALWAYS_LEFT_OUT.to_vec();
+    left_out.extend(request.forbidden_elements.iter().map(String::as_str));
+    let hero_sheet = book.characters.first();
+    let description = hero_sheet
+        .map(|sheet| sheet.prompt_line())
+        .or_else(|| request.character_appearance.clone());
+    ImagePrompt {
+        prompt: format!(
+            "A {style} illustration for a children's picture book, gentle and warm. {scene} \
+             Characters, drawn exactly as described on every page: {sheets}"
+        )
+        .trim()
+        .to_owned(),
+        negative_prompt: left_out.join(", "),
+        style: request.style,
+        // One seed per book: its pictures belong together.
+        seed: seed_of(book.id.as_str()),
+        reference: CharacterReference {
+            name: hero.to_owned(),
+            seed: seed_of(&format!(
+                "{hero}|{}",
+                request.character_appearance.as_deref().unwrap_or_default()
+            )),
+            description,
+        },
+        kind,
+        reference_image: None,
+    }
+}
+
+/// The same picture asked again after a safety refusal: calmer words, the same characters.
+pub fn safer(prompt: &ImagePrompt) -> ImagePrompt {
+    ImagePrompt {
+        prompt: format!(
+            "{} Keep everything calm, friendly, fully clothed and wholesome, suitable for a \
+             toddler's bedtime book.",
+            prompt.prompt
+        ),
+        negative_prompt: format!(
+            "{}, danger, fighting, frightening faces, nudity",
+            prompt.negative_prompt
+        ),
+        ..prompt.clone()
+    }
+}
+
+/// Stores a provider's picture under `key_for(extension)`: bytes after checking they are an
+/// image, a URL fetched through the SSRF-safe fetcher and streamed straight into the blob.
+pub async fn store(
+    blobs: &dyn BlobStore,
+    fetcher: &SafeFetcher,
+    artwork: Artwork,
+    key_for: impl Fn(&str) -> BlobKey,
+) -> Result<BlobKey, super::StepError> {
+    let unusable = |why: String| {
+        super::StepError::retry("IMAGE_FAILED", anyhow::anyhow!("the picture: {why}"))
+    };
+    match artwork {
+        Artwork::Bytes(bytes) => {
+            let extension = image_extension(&bytes)
+                .ok_or_else(|| unusable("bytes that are not PNG, JPEG or WebP".into()))?;
+            if bytes.len() as u64 > fetcher.policy().max_bytes {
+                return Err(unusable(
+                    FetchError::TooLarge(fetcher.policy().max_bytes).to_string(),
+                ));
+            }
+            let key = key_for(extension);
+            blobs.put(&key, stream_of(bytes)).await?;
+            Ok(key)
+        }
+        Artwork::Url(url) => {
+            let fetched = fetcher
+                .fetch(&url, Expected::Image)
+                .await
+                .map_err(|e| unusable(e.to_string()))?;
+            let key = key_for(fetched.extension);
+            let too_large = fetched.too_large_flag();
+            match blobs.put(&key, fetched.body).await {
+                Ok(()) => Ok(key),
+                Err(_) if too_large.is_set() => Err(unusable(
+                    FetchError::TooLarge(fetcher.policy().max_bytes).to_string(),
+                )),
+                Err(error) => Err(error.into()),
+            }
+        }
+    }
+}

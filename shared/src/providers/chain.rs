@@ -1,0 +1,186 @@
+//! Every real provider runs behind its circuit breaker ([`Guarded`]), shared by every worker
+//! through the store; pictures go through an ordered fallback chain ([`IllustratorChain`]): a
+//! provider that fails (or whose breaker is open) hands the picture to the next one.
+
+use super::{
+    Artwork, Illustrator, ImagePrompt, Metered, Moderator, Narrator, ProviderError, Speech,
+    SpeechRequest, StoryBrief, StoryWriter, Verdict, WrittenStory,
+};
+use crate::clock::Clock;
+use crate::domain::breaker::{Admission, BreakerPolicy};
+use crate::ports::store::BreakerStore;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// The breakers of every provider, in the store.
+#[derive(Clone)]
+pub struct Breakers {
+    store: Arc<dyn BreakerStore>,
+    policy: BreakerPolicy,
+    clock: Clock,
+}
+
+/// How many times a breaker change is tried against concurrent writers before it is given up
+/// (the breaker then lags one event behind, which is harmless).
+const WRITE_TRIES: usize = 8;
+
+/// Failures that say something about the provider, not about our request.
+fn counts_against_provider(error: &ProviderError) -> bool {
+    error.is_retryable() || matches!(error, ProviderError::Malformed(_))
+}
+
+impl Breakers {
+    pub fn new(store: Arc<dyn BreakerStore>, policy: BreakerPolicy, clock: Clock) -> Self {
+        Self {
+            store,
+            policy,
+            clock,
+        }
+    }
+
+    /// Whether `provider` may be called now. A store that cannot answer lets the call through:
+    /// the breaker saves money and time, it does not guard correctness.
+    async fn admit(&self, provider: &str) -> bool {
+        for _ in 0..WRITE_TRIES {
+            let (record, version) = match self.store.breaker(provider).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(provider, error = %error, "breaker unreadable; calling anyway");
+                    return true;
+                }
+            };
+            match record.admit(&self.policy, self.clock.now()) {
+                Admission::Closed => return true,
+                Admission::Skip => return false,
+                Admission::Probe(probing) => {
+                    match self.store.put_breaker(provider, &probing, version).await {
+                        Ok(true) => {
+                            tracing::info!(provider, "circuit half-open: probing the provider");
+                            return true;
+                        }
+                        Ok(false) => continue,
+                        Err(_) => return true,
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    async fn record(&self, provider: &str, failure: Option<&ProviderError>) {
+        for _ in 0..WRITE_TRIES {
+            let Ok((record, version)) = self.store.breaker(provider).await else {
+                return;
+            };
+            let (next, opened) = match failure {
+                None => match record.after_success() {
+                    Some(closed) => (closed, false),
+                    None => return,
+                },
+                Some(_) => {
+                    let after = record.after_failure(&self.policy, self.clock.now());
+                    (after.record, after.opened)
+                }
+            };
+            match self.store.put_breaker(provider, &next, version).await {
+                Ok(true) => {
+                    if opened {
+                        tracing::warn!(provider, failures = next.failures, error = %failure.expect("a failure opens"), "circuit opened: provider skipped for its cooldown");
+                    } else if failure.is_none() {
+                        tracing::info!(provider, "circuit closed: provider serving again");
+                    }
+                    return;
+                }
+                Ok(false) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Calls `call` unless the breaker of `provider` is open, and records how it went.
+    pub async fn call<T, Fut>(
+        &self,
+        provider: &str,
+        call: impl FnOnce() -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        if !self.admit(provider).await {
+            return Err(ProviderError::Unavailable(format!(
+                "{provider} is skipped while its circuit is open"
+            )));
+        }
+        let result = call().await;
+        match &result {
+            Ok(_) => self.record(provider, None).await,
+            Err(error) if counts_against_provider(error) => {
+                self.record(provider, Some(error)).await
+            }
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+/// A provider behind its breaker.
+pub struct Guarded<P: ?Sized> {
+    pub name: String,
+    pub breakers: Breakers,
+    pub inner: Arc<P>,
+}
+
+#[async_trait]
+impl StoryWriter for Guarded<dyn StoryWriter> {
+    async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
+        self.breakers
+            .call(&self.name, || self.inner.write(brief))
+            .await
+    }
+}
+
+#[async_trait]
+impl Moderator for Guarded<dyn Moderator> {
+    async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError> {
+        self.breakers
+            .call(&self.name, || self.inner.check(text))
+            .await
+    }
+}
+
+#[async_trait]
+impl Narrator for Guarded<dyn Narrator> {
+    async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError> {
+        self.breakers
+            .call(&self.name, || self.inner.narrate(request))
+            .await
+    }
+}
+
+/// Illustrators tried in order, each behind its breaker. A safety refusal is not handed on (it
+/// is about the picture, not the provider); any other failure is.
+pub struct IllustratorChain {
+    pub links: Vec<Guarded<dyn Illustrator>>,
+}
+
+#[async_trait]
+impl Illustrator for IllustratorChain {
+    async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
+        let mut last = ProviderError::Unavailable("no illustrator is configured".into());
+        for link in &self.links {
+            match link
+                .breakers
+                .call(&link.name, || link.inner.illustrate(prompt))
+                .await
+            {
+                Ok(artwork) => return Ok(artwork),
+                Err(refused @ ProviderError::Refused(_)) => return Err(refused),
+                Err(error) => {
+                    tracing::info!(provider = link.name.as_str(), error = %error, "illustrator failed; trying the next");
+                    last = error;
+                }
+            }
+        }
+        Err(last)
+    }
+}

@@ -1,0 +1,84 @@
+//! Every real provider against an in-process server speaking its wire format (`wiremock`): each
+//! happy path and each failure class by name; the SSRF-safe fetcher against a table of hostile
+//! URLs; the breaker and the fallback chain; books made end to end through real wire formats.
+
+mod breaker;
+mod fal;
+mod fetch;
+mod openai;
+mod pipeline;
+mod replicate;
+
+use shared::domain::book::{BookRequest, Language, PageCount, Style, TargetAge, Topic};
+use shared::providers::wire::{ApiSecret, RetryPolicy};
+use std::time::Duration;
+
+/// Retries as in production, with millisecond waits.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        retries: 2,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_inline_wait: Duration::from_secs(2),
+    }
+}
+
+pub fn openai_at(server: &wiremock::MockServer) -> shared::providers::openai::OpenAi {
+    shared::providers::openai::OpenAi {
+        base_url: format!("{}/v1", server.uri()),
+        key: ApiSecret::new("sk-test-key"),
+        retry: quick_retries(),
+    }
+}
+
+pub fn request(language: Language, pages: i64) -> BookRequest {
+    BookRequest {
+        topic: Topic::parse("a dinosaur who is afraid of the dark").unwrap(),
+        target_age: TargetAge::FiveToSeven,
+        style: Style::Watercolor,
+        language,
+        page_count: PageCount::parse(pages).unwrap(),
+        protagonist: None,
+        character_appearance: None,
+        forbidden_elements: vec![],
+        theme: None,
+        narration: true,
+    }
+}
+
+/// A tiny real PNG.
+pub fn png() -> bytes::Bytes {
+    shared::providers::offline::placeholder_png()
+}
+
+/// A story answer in the structured-output shape, `pages` pages long, in English.
+pub fn story_json(pages: usize) -> serde_json::Value {
+    serde_json::json!({
+        "title": "Dino and the Night",
+        "pages": (0..pages).map(|i| serde_json::json!({
+            "text": format!("Dino looked at the stars on night {}.", i + 1),
+            "scene": format!("A small green dinosaur under the stars, scene {}", i + 1),
+            "characters": ["Dino"],
+        })).collect::<Vec<_>>(),
+        "cover_scene": "Dino waving under a crescent moon",
+        "characters": [{
+            "name": "Dino",
+            "description": "a small round green dinosaur with a cream belly",
+            "features": ["red scarf", "big round eyes"],
+        }],
+    })
+}
+
+/// A chat completion carrying `content`.
+pub fn chat_answer(content: &str, finish_reason: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null},
+            "finish_reason": finish_reason,
+        }],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 340, "total_tokens": 460},
+    })
+}
