@@ -128,3 +128,21 @@ fn the_step_queue_dead_letters_after_five_receives_and_outlasts_functions() {
         "visibility {visibility} s < 6 x {longest} s"
     );
 }
+
+#[test]
+fn the_step_worker_is_bounded_by_its_event_source_and_outlasts_a_picture() {
+    let template = template();
+    let worker = &template["Resources"]["StepWorkerFunction"]["Properties"];
+    assert!(
+        worker["ReservedConcurrentExecutions"].is_null(),
+        "throttled receives would count against a step's last delivery"
+    );
+    let steps = &worker["Events"]["Steps"]["Properties"];
+    assert!(!steps["ScalingConfig"]["MaximumConcurrency"].is_null());
+    let providers = shared::providers::settings::ProviderSettings::default();
+    let picture = providers.image_timeout + providers.fetch.timeout;
+    assert!(
+        worker["Timeout"].as_u64().unwrap() >= picture.as_secs(),
+        "a picture and its download take up to {picture:?}"
+    );
+}

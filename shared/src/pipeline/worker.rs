@@ -13,17 +13,26 @@ use futures::future::join_all;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a received step stays hidden from other receivers while it runs.
-pub const VISIBILITY: Duration = Duration::from_secs(30);
+/// How long a received step stays hidden from other receivers while it runs: longer than the
+/// longest step (a picture: the provider's 90 s and its download), as on Lambda.
+pub const VISIBILITY: Duration = Duration::from_secs(180);
+
+/// When a failed step comes back: soon after a first failure, later after each next one (not
+/// after the whole visibility timeout, which is sized for the longest step).
+pub fn retry_backoff(receive_count: u32) -> Duration {
+    let doubling = 2u64.saturating_pow(receive_count.saturating_sub(1).min(10));
+    Duration::from_secs((2 * doubling).min(300))
+}
 
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
     /// Done (or done for good): delete it.
     Done,
-    /// Let it come back after its visibility timeout.
+    /// Let it come back after its visibility timeout (an undecodable message, on its way to the
+    /// dead letters).
     Again,
-    /// Let it come back after the wait a provider asked for.
+    /// Let it come back after a wait: the provider's, or the backoff of a failed step.
     AgainAfter(Duration),
 }
 
@@ -39,7 +48,7 @@ impl Pipeline {
             Err(StepError::Retry {
                 wait: Some(wait), ..
             }) => Delivery::AgainAfter(wait),
-            Err(StepError::Retry { .. }) => Delivery::Again,
+            Err(StepError::Retry { .. }) => Delivery::AgainAfter(retry_backoff(receive_count)),
         }
     }
 
@@ -118,7 +127,7 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
 /// The Lambda worker's handler: every message of the batch runs concurrently; the ones that must
-/// come back are named in the answer (those a provider asked to wait for are postponed first),
+/// come back are named in the answer (postponed first, to their backoff or the provider's wait),
 /// the others are deleted by the event source.
 pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = join_all(event.records.iter().map(|record| async move {
