@@ -310,3 +310,61 @@ on_both_backends!(
     a_picture_refused_twice_becomes_a_placeholder_with_a_warning,
     a_picture_refused_twice_becomes_a_placeholder_with_a_warning
 );
+
+async fn a_long_retry_after_puts_the_step_back_on_the_queue(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let openai = MockServer::start().await;
+    Mock::given(path("/v1/moderations"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"results": [{"flagged": false, "categories": {}}]}),
+            ),
+        )
+        .mount(&openai)
+        .await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120"))
+        .mount(&openai)
+        .await;
+    let fal = fal_server().await;
+    let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
+    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let user = uuid::Uuid::new_v4().to_string();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    while requests_to(&openai, "/v1/chat/completions").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the story step never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        requests_to(&openai, "/v1/chat/completions").await,
+        1,
+        "neither slept through in process nor delivered again before the wait"
+    );
+    let status = app.get(&format!("/v1/books/{job}"), &user).await;
+    assert_eq!(status.body["status"], "queued", "{}", status.body);
+    assert!(
+        app.state
+            .queue
+            .receive(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the step is hidden for the provider's wait"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_long_retry_after_puts_the_step_back_on_the_queue,
+    a_long_retry_after_puts_the_step_back_on_the_queue
+);
