@@ -207,7 +207,7 @@ mod counting {
     use chrono::{DateTime, NaiveDate, Utc};
     use shared::domain::api_key::ApiKeyRecord;
     use shared::domain::audit::AuditEntry;
-    use shared::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+    use shared::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
     use shared::domain::breaker::BreakerRecord;
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -375,6 +375,14 @@ mod counting {
         async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
             self.read();
             self.inner.find_book(id).await
+        }
+        async fn record_page_asset(
+            &self,
+            book: &BookId,
+            recorded: &RecordedAsset,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.record_page_asset(book, recorded).await
         }
         async fn forget_idempotency(
             &self,

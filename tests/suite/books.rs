@@ -675,3 +675,59 @@ on_both_backends!(
     a_book_survives_a_few_lost_pictures_but_not_many,
     a_book_survives_a_few_lost_pictures_but_not_many
 );
+
+async fn parallel_page_steps_never_write_the_book_document(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let pipeline = app.pipeline();
+    let user = new_user_key();
+    let job = crate::books::start_book(&app, &user).await;
+    for step in [Step::Story, Step::Reference] {
+        pipeline.handle(&body(&job, step), false).await.unwrap();
+    }
+    let id = BookId::parse(&job).unwrap();
+    let before = app.state.store.find_book(&id).await.unwrap().unwrap();
+    assert_eq!(before.book.pending_assets, 9);
+    let steps: Vec<Step> = (0..=4)
+        .map(|page| Step::Illustrate { page })
+        .chain((1..=4).map(|page| Step::Narrate { page }))
+        .collect();
+    // Every page step at once, each twice (a redelivery racing the first delivery).
+    let bodies: Vec<String> = steps
+        .iter()
+        .chain(steps.iter())
+        .map(|step| body(&job, *step))
+        .collect();
+    let runs = bodies.iter().map(|message| pipeline.handle(message, false));
+    for outcome in join_all(runs).await {
+        outcome.unwrap();
+    }
+    let after = app.state.store.find_book(&id).await.unwrap().unwrap();
+    assert_eq!(
+        after.version, before.version,
+        "page steps wrote only their own items"
+    );
+    assert_eq!(after.book.pending_assets, 0);
+    assert!(after.book.pages.iter().all(|p| p.image_key.is_some()));
+    assert!(after.book.story_pages().all(|p| p.audio_key.is_some()));
+    pipeline
+        .handle(&body(&job, Step::Assemble), false)
+        .await
+        .unwrap();
+    let done = app.state.store.find_book(&id).await.unwrap().unwrap().book;
+    assert_eq!(done.state, JobState::Done);
+    // Deleting the book takes its page assets with it.
+    let stored = app.state.store.find_book(&id).await.unwrap().unwrap();
+    assert!(
+        app.state
+            .store
+            .delete_book(&stored.book, stored.version)
+            .await
+            .unwrap()
+    );
+    assert!(app.state.store.find_book(&id).await.unwrap().is_none());
+}
+on_both_backends!(
+    #[tokio::test]
+    parallel_page_steps_never_write_the_book_document,
+    parallel_page_steps_never_write_the_book_document
+);

@@ -270,6 +270,42 @@ pub struct Page {
     pub audio_state: AudioState,
 }
 
+/// One page's picture or narration as a step recorded it: kept apart from the book document
+/// while the book is made, so that parallel steps never contend on one item, and recorded once
+/// per page and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PageAsset {
+    Image {
+        key: String,
+        state: ImageState,
+        warning: Option<GenerationWarning>,
+    },
+    Audio {
+        key: Option<String>,
+        state: AudioState,
+        warning: Option<GenerationWarning>,
+    },
+}
+
+impl PageAsset {
+    /// `image` or `audio`: one of each per page.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PageAsset::Image { .. } => "image",
+            PageAsset::Audio { .. } => "audio",
+        }
+    }
+}
+
+/// A page asset as stored, with its page and when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAsset {
+    pub page: u8,
+    pub asset: PageAsset,
+    pub at: DateTime<Utc>,
+}
+
 /// A warning of a book delivered with something missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerationWarning {
@@ -324,6 +360,63 @@ pub struct Book {
 }
 
 impl Book {
+    /// The book with the page assets recorded apart from it laid over its pages: their keys,
+    /// states and warnings; what is still pending counted again; the last progress its time.
+    pub fn with_assets(mut self, recorded: impl IntoIterator<Item = RecordedAsset>) -> Self {
+        let mut any = false;
+        for RecordedAsset { page, asset, at } in recorded {
+            let Some(target) = self.pages.iter_mut().find(|p| p.number == page) else {
+                continue;
+            };
+            any = true;
+            let warning = match asset {
+                PageAsset::Image {
+                    key,
+                    state,
+                    warning,
+                } => {
+                    target.image_key = Some(key);
+                    target.image_state = state;
+                    warning
+                }
+                PageAsset::Audio {
+                    key,
+                    state,
+                    warning,
+                } => {
+                    target.audio_key = key;
+                    target.audio_state = state;
+                    warning
+                }
+            };
+            if let Some(warning) = warning
+                && !self.warnings.contains(&warning)
+            {
+                self.warnings.push(warning);
+            }
+            self.updated_at = self.updated_at.max(at);
+        }
+        if any {
+            self.warnings
+                .sort_by_key(|w| (w.page_number, w.asset.clone()));
+            self.pending_assets = self.count_pending();
+        }
+        self
+    }
+
+    /// Asset steps not yet over: pictures and narrations still pending, and the reference.
+    fn count_pending(&self) -> u32 {
+        let slots = self
+            .pages
+            .iter()
+            .map(|p| {
+                u32::from(p.image_state == ImageState::Pending)
+                    + u32::from(p.audio_state == AudioState::Pending)
+            })
+            .sum::<u32>();
+        slots + u32::from(self.title.is_some() && !self.reference_done)
+    }
+
     /// Progress 0–100, derived from where the job is.
     pub fn progress(&self) -> u8 {
         match self.state {

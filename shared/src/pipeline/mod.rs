@@ -10,7 +10,8 @@ pub mod record;
 pub mod worker;
 
 use crate::domain::book::{
-    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, Step, StepMessage,
+    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
+    RecordedAsset, Step, StepMessage,
 };
 use crate::ports::blobs::stream_of;
 use crate::ports::store::Settlement;
@@ -601,7 +602,8 @@ impl Pipeline {
         )
         .await
     }
-    /// Records one asset of one page, once, and starts assembly when it was the last one.
+    /// Records one asset of one page, once (apart from the book document: parallel steps never
+    /// contend), and starts assembly when it was the last one.
     async fn record_asset(
         &self,
         id: &BookId,
@@ -609,36 +611,27 @@ impl Pipeline {
         asset: Asset,
         warning: Option<GenerationWarning>,
     ) -> Result<(), StepError> {
-        let updated = update_book(&*self.store, id, |book| {
-            if !book.in_production() {
-                return Change::Unchanged;
-            }
-            let Some(target) = book.pages.iter_mut().find(|p| p.number == page) else {
-                return Change::Unchanged;
-            };
-            match &asset {
-                Asset::Image(key, state) => {
-                    if target.image_state != ImageState::Pending {
-                        return Change::Unchanged;
-                    }
-                    target.image_key = Some(key.clone());
-                    target.image_state = *state;
-                }
-                Asset::Audio(key, state) => {
-                    if target.audio_state != AudioState::Pending {
-                        return Change::Unchanged;
-                    }
-                    target.audio_key = key.clone();
-                    target.audio_state = *state;
-                }
-            }
-            book.pending_assets = book.pending_assets.saturating_sub(1);
-            book.warnings.extend(warning.clone());
-            Change::Write
-        })
-        .await?;
-        match updated {
-            Some((book, _)) => self.assemble_when_ready(&book).await,
+        let asset = match asset {
+            Asset::Image(key, state) => PageAsset::Image {
+                key,
+                state,
+                warning,
+            },
+            Asset::Audio(key, state) => PageAsset::Audio {
+                key,
+                state,
+                warning,
+            },
+        };
+        let recorded = RecordedAsset {
+            page,
+            asset,
+            at: chrono::Utc::now(),
+        };
+        self.store.record_page_asset(id, &recorded).await?;
+        // Recorded now or by an earlier delivery: either way the last one starts assembly.
+        match self.store.find_book(id).await? {
+            Some(stored) => self.assemble_when_ready(&stored.book).await,
             None => Ok(()),
         }
     }

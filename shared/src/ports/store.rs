@@ -3,7 +3,7 @@
 pub use crate::domain::Window;
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
-use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -252,6 +252,15 @@ pub trait BookStore: Send + Sync {
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError>;
+
+    /// Records one page's picture or narration, apart from the book document (so parallel steps
+    /// never contend on it), if none of its kind is recorded for that page yet; answers whether
+    /// this call recorded it. [`BookStore::find_book`] lays recorded assets over the book's pages.
+    async fn record_page_asset(
+        &self,
+        book: &BookId,
+        recorded: &RecordedAsset,
+    ) -> Result<bool, StoreError>;
 
     /// Frees an idempotency key whose request ended in an error, so that the client's retry
     /// with it runs the request again (as Powertools deletes the record of a failed call).

@@ -7,7 +7,8 @@
 //! | grant | `GRANT#{transaction id}` | `GRANT` | conditional Put (once per transaction); holds no user |
 //! | API key | `APIKEY#{key hash}` | `APIKEY` | GetItem on every admin request |
 //! | limit counter | `LIMIT#{counter}#{window start}` | `LIMIT` | UpdateItem ADD, expires by TTL |
-//! | book (and its job) | `BOOK#{book id}` | `BOOK` | GetItem by id; `doc` is the book as JSON, `version` guards every replacement |
+//! | book (and its job) | `BOOK#{book id}` | `BOOK` | Query of the partition by id (with its page assets); `doc` is the book as JSON, `version` guards every replacement |
+//! | page asset | `BOOK#{book id}` | `ASSET#{page, 2 digits}#{image or audio}` | the same Query; conditional Put, once per page and kind, so parallel steps never write the book item |
 //! | library entry | `USER#{user hash}` | `BOOK#{created at}#{book id}` | Query, newest first, then BatchGetItem of the books |
 //! | unfinished book | `UNFINISHED` | `{created at}#{book id}` | Query `sk <` a cutoff (the stuck-book sweep); put with the book, removed by the write that finishes it |
 //! | a user's unfinished book | `USER#{user hash}` | `UNFINISHED#{created at}#{book id}` | Query COUNT on every create (the cap on unfinished books); kept like the one above |
@@ -29,7 +30,7 @@
 use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -293,6 +294,10 @@ fn optional_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, Store
         .transpose()
 }
 
+fn asset_sk(page: u8, kind: &str) -> String {
+    format!("ASSET#{page:02}#{kind}")
+}
+
 fn is_conditional_failure<R>(
     error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
 ) -> bool {
@@ -350,11 +355,17 @@ impl UserStore for DynamoStore {
             }
             if let Some(created_and_id) = sk.strip_prefix("BOOK#") {
                 let book = text(&item, "book_id")?;
-                // The book, and its entry in the index of unfinished books if it has one.
-                for (pk, sk) in [
-                    (format!("BOOK#{book}"), "BOOK".to_owned()),
-                    (UNFINISHED_PK.to_owned(), created_and_id.to_owned()),
-                ] {
+                // The book with its page assets, and its entry in the index of unfinished books
+                // if it has one.
+                let mut keys: Vec<(String, String)> = self
+                    .query_all(format!("BOOK#{book}"), "", false)
+                    .await?
+                    .iter()
+                    .filter_map(|item| optional_text(item, "sk"))
+                    .map(|sk| (format!("BOOK#{book}"), sk))
+                    .collect();
+                keys.push((UNFINISHED_PK.to_owned(), created_and_id.to_owned()));
+                for (pk, sk) in keys {
                     let delete = DeleteRequest::builder()
                         .key("pk", s(pk))
                         .key("sk", s(sk))
@@ -1197,11 +1208,57 @@ impl BookStore for DynamoStore {
     }
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
-        self.get(book_pk(id), "BOOK")
-            .await?
-            .as_ref()
-            .map(Self::parse_book)
-            .transpose()
+        // The book and its recorded page assets share a partition: one Query reads them all.
+        let items = self.query_all(book_pk(id), "", false).await?;
+        let Some(book) = items
+            .iter()
+            .find(|item| optional_text(item, "sk").as_deref() == Some("BOOK"))
+        else {
+            return Ok(None);
+        };
+        let mut stored = Self::parse_book(book)?;
+        let recorded = items
+            .iter()
+            .filter(|item| optional_text(item, "sk").is_some_and(|sk| sk.starts_with("ASSET#")))
+            .map(|item| {
+                Ok(RecordedAsset {
+                    page: u8::try_from(num(item, "page")?)
+                        .map_err(|_| StoreError::Corrupt("a page number".into()))?,
+                    asset: serde_json::from_str(&text(item, "doc")?)
+                        .map_err(|e| StoreError::Corrupt(format!("page asset: {e}")))?,
+                    at: DateTime::parse_from_rfc3339(&text(item, "at")?)
+                        .map_err(|e| StoreError::Corrupt(format!("page asset time: {e}")))?
+                        .with_timezone(&Utc),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        stored.book = stored.book.with_assets(recorded);
+        Ok(Some(stored))
+    }
+
+    async fn record_page_asset(
+        &self,
+        book: &BookId,
+        recorded: &RecordedAsset,
+    ) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(&recorded.asset).map_err(StoreError::unavailable)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(book_pk(book)))
+            .item("sk", s(asset_sk(recorded.page, recorded.asset.kind())))
+            .item("page", n(i64::from(recorded.page)))
+            .item("doc", s(doc))
+            .item("at", s(recorded.at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
     }
 
     async fn forget_idempotency(
@@ -1345,6 +1402,16 @@ impl BookStore for DynamoStore {
         let pointer = delete(user_pk(&book.user), library_sk(book))
             .build()
             .map_err(StoreError::unavailable)?;
+        // Its recorded page assets: at most 2 x 13 items, within a transaction's 100.
+        let assets = (0..=book.request.page_count.get())
+            .flat_map(|page| ["image", "audio"].map(|kind| asset_sk(page, kind)))
+            .map(|sk| {
+                delete(book_pk(&book.id), sk)
+                    .build()
+                    .map(|d| TransactWriteItem::builder().delete(d).build())
+                    .map_err(StoreError::unavailable)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.swap(
             vec![
                 TransactWriteItem::builder().delete(guarded).build(),
@@ -1352,6 +1419,7 @@ impl BookStore for DynamoStore {
             ]
             .into_iter()
             .chain(self.unfinished_deletes(book)?)
+            .chain(assets)
             .collect(),
         )
         .await

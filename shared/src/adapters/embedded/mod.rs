@@ -127,6 +127,16 @@ CREATE TABLE IF NOT EXISTS breakers (
     version  INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE IF NOT EXISTS page_assets (
+    book_id TEXT NOT NULL,
+    page    INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    doc     TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (book_id, page, kind)
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

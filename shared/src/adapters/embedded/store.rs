@@ -1,7 +1,7 @@
 use super::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -117,6 +117,10 @@ impl UserStore for SqliteStore {
                 params![id, anonymous],
             )? as u64;
             tx.execute("UPDATE grants SET user_id = ?2 WHERE user_id = ?1", params![id, anonymous])?;
+            tx.execute(
+                "DELETE FROM page_assets WHERE book_id IN (SELECT id FROM books WHERE user_id = ?1)",
+                [&id],
+            )?;
             tx.execute("DELETE FROM books WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM idempotency WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM settings WHERE user_id = ?1", [&id])?;
@@ -605,8 +609,26 @@ fn read_book(connection: &Connection, id: &str) -> anyhow::Result<Option<StoredB
     row.map(|(doc, version)| {
         let book: Book = serde_json::from_str(&doc)
             .map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?;
+        let recorded = connection
+            .prepare_cached("SELECT page, doc, at FROM page_assets WHERE book_id = ?1")?
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .map(|row| {
+                let (page, doc, at) = row?;
+                Ok(RecordedAsset {
+                    page: u8::try_from(page)?,
+                    asset: serde_json::from_str(&doc)?,
+                    at: DateTime::parse_from_rfc3339(&at)?.with_timezone(&Utc),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(StoredBook {
-            book,
+            book: book.with_assets(recorded),
             version: version as u64,
         })
     })
@@ -762,9 +784,35 @@ impl BookStore for SqliteStore {
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
         let id = book.id.as_str().to_owned();
         self.run(move |c| {
-            Ok(c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(
                 "DELETE FROM books WHERE id = ?1 AND version = ?2",
                 params![id, expected_version as i64],
+            )? == 1;
+            if deleted {
+                tx.execute("DELETE FROM page_assets WHERE book_id = ?1", [&id])?;
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn record_page_asset(
+        &self,
+        book: &BookId,
+        recorded: &RecordedAsset,
+    ) -> Result<bool, StoreError> {
+        let id = book.as_str().to_owned();
+        let (page, kind) = (recorded.page, recorded.asset.kind());
+        let doc = serde_json::to_string(&recorded.asset)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let at = recorded.at.to_rfc3339();
+        self.run(move |c| {
+            Ok(c.execute(
+                "INSERT INTO page_assets (book_id, page, kind, doc, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (book_id, page, kind) DO NOTHING",
+                params![id, page, kind, doc, at],
             )? == 1)
         })
         .await
