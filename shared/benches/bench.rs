@@ -498,9 +498,9 @@ mod counting {
 
     #[async_trait]
     impl StepQueue for Counted<Arc<dyn StepQueue>> {
-        async fn send(&self, body: &str) -> Result<String, QueueError> {
+        async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
             self.counts.queue_sends.fetch_add(1, Relaxed);
-            self.inner.send(body).await
+            self.inner.send_delayed(body, delay).await
         }
         async fn receive(
             &self,
@@ -589,6 +589,7 @@ async fn book_pipeline() {
         blobs: state.blobs.clone(),
         queue: state.queue.clone(),
         providers: Providers::offline(),
+        first_retry: shared::pipeline::worker::FIRST_RETRY,
     });
     let router = shared::http::app(state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();

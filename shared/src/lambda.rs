@@ -58,6 +58,7 @@ pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
         blobs: state.blobs,
         queue: state.queue,
         providers,
+        first_retry: crate::pipeline::worker::FIRST_RETRY,
     });
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {

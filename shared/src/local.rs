@@ -81,6 +81,7 @@ impl LocalMode {
             blobs: state.blobs.clone(),
             queue: state.queue.clone(),
             providers,
+            first_retry: crate::pipeline::worker::FIRST_RETRY,
         });
         Ok(Self {
             state,

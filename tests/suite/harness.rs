@@ -194,6 +194,8 @@ impl TestApp {
             blobs: self.state.blobs.clone(),
             queue: self.state.queue.clone(),
             providers,
+            // Failed steps come back in milliseconds here, in seconds in production.
+            first_retry: std::time::Duration::from_millis(20),
         })
     }
 

@@ -38,6 +38,11 @@ pub enum StepError {
         #[source]
         source: anyhow::Error,
     },
+    /// Every provider the step needs is skipped while its circuit is open: the step comes back
+    /// after `wait` as a new message, without spending one of its deliveries (an outage longer
+    /// than the stuck-book period is ended by the sweep, which fails and refunds the book).
+    #[error("deferred while a provider's circuit is open")]
+    Deferred { wait: Duration },
     /// The message is not a step we know; it goes to the dead letters.
     #[error("not a step message: {0}")]
     Undecodable(String),
@@ -54,6 +59,9 @@ impl StepError {
 
     /// A provider failure, with the wait it asked for.
     fn provider(code: &'static str, error: ProviderError) -> Self {
+        if let ProviderError::CircuitOpen { for_at_least } = error {
+            return StepError::Deferred { wait: for_at_least };
+        }
         StepError::Retry {
             code,
             wait: error.retry_after(),
@@ -187,6 +195,8 @@ pub struct Pipeline {
     pub blobs: Arc<dyn BlobStore>,
     pub queue: Arc<dyn StepQueue>,
     pub providers: Providers,
+    /// How long a failed step waits before it comes back (doubling each time).
+    pub first_retry: Duration,
 }
 
 impl Pipeline {

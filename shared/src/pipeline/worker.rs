@@ -17,11 +17,15 @@ use std::time::Duration;
 /// longest step (a picture: the provider's 90 s and its download), as on Lambda.
 pub const VISIBILITY: Duration = Duration::from_secs(180);
 
-/// When a failed step comes back: soon after a first failure, later after each next one (not
-/// after the whole visibility timeout, which is sized for the longest step).
-pub fn retry_backoff(receive_count: u32) -> Duration {
-    let doubling = 2u64.saturating_pow(receive_count.saturating_sub(1).min(10));
-    Duration::from_secs((2 * doubling).min(300))
+/// How long a step that failed once waits before it comes back.
+pub const FIRST_RETRY: Duration = Duration::from_secs(2);
+
+/// When a failed step comes back: `first` after a first failure, twice as long after each next
+/// one, at most five minutes (not after the whole visibility timeout, which is sized for the
+/// longest step).
+pub fn retry_backoff(first: Duration, receive_count: u32) -> Duration {
+    let doubling = 2u32.saturating_pow(receive_count.saturating_sub(1).min(10));
+    (first * doubling).min(Duration::from_secs(300))
 }
 
 /// What became of one delivery.
@@ -34,6 +38,8 @@ enum Delivery {
     Again,
     /// Let it come back after a wait: the provider's, or the backoff of a failed step.
     AgainAfter(Duration),
+    /// Send it again as a new message after a wait, and delete this delivery.
+    Deferred(Duration),
 }
 
 impl Pipeline {
@@ -45,19 +51,26 @@ impl Pipeline {
                 tracing::error!(%reason, "undecodable step message left for the dead letters");
                 Delivery::Again
             }
-            Err(StepError::Retry {
-                wait: Some(wait), ..
-            }) => Delivery::AgainAfter(wait),
-            Err(StepError::Retry { .. }) => Delivery::AgainAfter(retry_backoff(receive_count)),
+            Err(StepError::Deferred { wait }) => Delivery::Deferred(wait),
+            // The provider's wait when it asked for one, but never less than the backoff.
+            Err(StepError::Retry { wait, .. }) => Delivery::AgainAfter(
+                retry_backoff(self.first_retry, receive_count).max(wait.unwrap_or_default()),
+            ),
         }
     }
 
     /// Deletes or postpones a delivery as its outcome says; a failure here only means it comes
     /// back sooner (and is found already done, or tried again).
-    async fn settle_delivery(&self, receipt: &str, delivery: Delivery) {
+    async fn settle_delivery(&self, body: &str, receipt: &str, delivery: Delivery) {
         let settled = match delivery {
             Delivery::Done => self.queue.delete(receipt).await,
             Delivery::AgainAfter(wait) => self.queue.postpone(receipt, wait).await,
+            // Sent before the delivery is deleted: a failure between the two leaves a duplicate,
+            // which the step's idempotence absorbs, never a lost step.
+            Delivery::Deferred(wait) => match self.queue.send_delayed(body, wait).await {
+                Ok(_) => self.queue.delete(receipt).await,
+                Err(error) => Err(error),
+            },
             Delivery::Again => Ok(()),
         };
         if let Err(error) = settled {
@@ -116,7 +129,9 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
                 let delivery = pipeline
                     .handle_delivery(&message.body, message.receive_count)
                     .await;
-                pipeline.settle_delivery(&message.receipt, delivery).await;
+                pipeline
+                    .settle_delivery(&message.body, &message.receipt, delivery)
+                    .await;
                 drop(slot);
             });
         }
@@ -137,9 +152,20 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
             .and_then(|count| count.parse().ok())
             .unwrap_or(1);
         let body = record.body.as_deref().unwrap_or_default();
-        let delivery = pipeline.handle_delivery(body, receive_count).await;
+        let mut delivery = pipeline.handle_delivery(body, receive_count).await;
+        if let Delivery::Deferred(wait) = delivery {
+            // Sent again as a new message: this delivery is then done (the event source deletes
+            // it), or, when the send failed, retried after the wait.
+            delivery = match pipeline.queue.send_delayed(body, wait).await {
+                Ok(_) => Delivery::Done,
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "deferring a step failed");
+                    Delivery::AgainAfter(wait)
+                }
+            };
+        }
         if let (Delivery::AgainAfter(_), Some(receipt)) = (delivery, &record.receipt_handle) {
-            pipeline.settle_delivery(receipt, delivery).await;
+            pipeline.settle_delivery(body, receipt, delivery).await;
         }
         (
             record.message_id.clone().unwrap_or_default(),

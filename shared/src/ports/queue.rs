@@ -7,6 +7,9 @@ use std::time::Duration;
 /// A message received this many times without being deleted goes to the dead letters.
 pub const MAX_RECEIVES: u32 = 5;
 
+/// The longest a new message can be delayed (SQS's `DelaySeconds`, 15 minutes).
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// The longest a delivery can be postponed (SQS's limit on a message's visibility, 12 hours).
 pub const MAX_POSTPONE: Duration = Duration::from_secs(12 * 3600);
 
@@ -35,7 +38,13 @@ pub struct QueuedMessage {
 #[async_trait]
 pub trait StepQueue: Send + Sync {
     /// Enqueues a body; answers the message id.
-    async fn send(&self, body: &str) -> Result<String, QueueError>;
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        self.send_delayed(body, Duration::ZERO).await
+    }
+
+    /// Enqueues a body that becomes visible after `delay` (at most [`MAX_DELAY`]), as a new
+    /// message: its receive count starts again.
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError>;
 
     /// Up to `max` visible messages, hidden from other receivers for `visibility`.
     async fn receive(

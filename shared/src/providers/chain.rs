@@ -11,6 +11,7 @@ use crate::domain::breaker::{Admission, BreakerPolicy};
 use crate::ports::store::BreakerStore;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The breakers of every provider, in the store.
 #[derive(Clone)]
@@ -26,8 +27,12 @@ const WRITE_TRIES: usize = 8;
 
 /// Failures that say something about the provider, not about our request.
 fn counts_against_provider(error: &ProviderError) -> bool {
-    error.is_retryable() || matches!(error, ProviderError::Malformed(_))
+    !matches!(error, ProviderError::CircuitOpen { .. })
+        && (error.is_retryable() || matches!(error, ProviderError::Malformed(_)))
 }
+
+/// The shortest wait a skipped call reports, so that a step is not back at once.
+const MIN_WAIT: Duration = Duration::from_millis(10);
 
 impl Breakers {
     pub fn new(store: Arc<dyn BreakerStore>, policy: BreakerPolicy, clock: Clock) -> Self {
@@ -38,33 +43,43 @@ impl Breakers {
         }
     }
 
-    /// Whether `provider` may be called now. A store that cannot answer lets the call through:
-    /// the breaker saves money and time, it does not guard correctness.
-    async fn admit(&self, provider: &str) -> bool {
+    /// Whether `provider` may be called now (`Ok`), or how long its circuit stays open. A store
+    /// that cannot answer lets the call through: the breaker saves money and time, it does not
+    /// guard correctness.
+    async fn admit(&self, provider: &str) -> Result<(), Duration> {
         for _ in 0..WRITE_TRIES {
             let (record, version) = match self.store.breaker(provider).await {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::warn!(provider, error = %error, "breaker unreadable; calling anyway");
-                    return true;
+                    return Ok(());
                 }
             };
-            match record.admit(&self.policy, self.clock.now()) {
-                Admission::Closed => return true,
-                Admission::Skip => return false,
+            let now = self.clock.now();
+            match record.admit(&self.policy, now) {
+                Admission::Closed => return Ok(()),
+                Admission::Skip => {
+                    // Until the cooldown ends; while another caller probes, a cooldown more
+                    // (the probe's outcome is known well before its own timeout).
+                    let wait = match record.open_until {
+                        Some(until) if until > now => until - now,
+                        _ => self.policy.cooldown,
+                    };
+                    return Err(wait.to_std().unwrap_or_default().max(MIN_WAIT));
+                }
                 Admission::Probe(probing) => {
                     match self.store.put_breaker(provider, &probing, version).await {
                         Ok(true) => {
                             tracing::info!(provider, "circuit half-open: probing the provider");
-                            return true;
+                            return Ok(());
                         }
                         Ok(false) => continue,
-                        Err(_) => return true,
+                        Err(_) => return Ok(()),
                     }
                 }
             }
         }
-        false
+        Err(MIN_WAIT)
     }
 
     async fn record(&self, provider: &str, failure: Option<&ProviderError>) {
@@ -106,18 +121,16 @@ impl Breakers {
     where
         Fut: Future<Output = Result<T, ProviderError>>,
     {
-        if !self.admit(provider).await {
-            return Err(ProviderError::Unavailable(format!(
-                "{provider} is skipped while its circuit is open"
-            )));
+        if let Err(wait) = self.admit(provider).await {
+            return Err(ProviderError::CircuitOpen { for_at_least: wait });
         }
         let result = call().await;
         match &result {
-            Ok(_) => self.record(provider, None).await,
             Err(error) if counts_against_provider(error) => {
                 self.record(provider, Some(error)).await
             }
-            Err(_) => {}
+            // An answer, even a refusal of our request, shows the provider is up.
+            _ => self.record(provider, None).await,
         }
         result
     }
@@ -167,6 +180,8 @@ pub struct IllustratorChain {
 impl Illustrator for IllustratorChain {
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let mut last = ProviderError::Unavailable("no illustrator is configured".into());
+        // When every link is skipped, the step waits for the first circuit to half-open.
+        let mut soonest: Option<Duration> = None;
         for link in &self.links {
             match link
                 .breakers
@@ -175,12 +190,21 @@ impl Illustrator for IllustratorChain {
             {
                 Ok(artwork) => return Ok(artwork),
                 Err(refused @ ProviderError::Refused(_)) => return Err(refused),
+                Err(ProviderError::CircuitOpen { for_at_least }) => {
+                    soonest = Some(soonest.map_or(for_at_least, |s| s.min(for_at_least)));
+                }
                 Err(error) => {
                     tracing::info!(provider = link.name.as_str(), error = %error, "illustrator failed; trying the next");
                     last = error;
                 }
             }
         }
-        Err(last)
+        match soonest {
+            Some(for_at_least) if last.retry_after().is_none() => {
+                // Every link that was called failed too: come back when a circuit half-opens.
+                Err(ProviderError::CircuitOpen { for_at_least })
+            }
+            _ => Err(last),
+        }
     }
 }

@@ -49,6 +49,9 @@ pub enum ProviderError {
     /// The provider's own safety system refused (a `refusal`, `moderation_blocked`, an NSFW flag).
     #[error("the provider refused for safety: {0}")]
     Refused(String),
+    /// Not called: its circuit is open for `for_at_least` more.
+    #[error("the provider is skipped while its circuit is open")]
+    CircuitOpen { for_at_least: Duration },
 }
 
 impl ProviderError {
@@ -59,6 +62,7 @@ impl ProviderError {
             ProviderError::Timeout
                 | ProviderError::RateLimited { .. }
                 | ProviderError::Unavailable(_)
+                | ProviderError::CircuitOpen { .. }
         )
     }
 
@@ -66,6 +70,8 @@ impl ProviderError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ProviderError::RateLimited { retry_after } => *retry_after,
+            // A step waits for the circuit rather than spend its deliveries on it.
+            ProviderError::CircuitOpen { for_at_least } => Some(*for_at_least),
             _ => None,
         }
     }

@@ -127,3 +127,31 @@ on_both_backends!(
     a_postponed_delivery_comes_back_after_its_wait,
     a_postponed_delivery_comes_back_after_its_wait
 );
+
+async fn a_delayed_message_is_new_and_hidden_for_its_delay(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let queue = &*app.state.queue;
+    queue
+        .send_delayed("deferred", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        queue
+            .receive(1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = queue.receive(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].body.as_str(), got[0].receive_count),
+        ("deferred", 1)
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_delayed_message_is_new_and_hidden_for_its_delay,
+    a_delayed_message_is_new_and_hidden_for_its_delay
+);

@@ -3,6 +3,7 @@
 //! URLs; the breaker and the fallback chain; books made end to end through real wire formats.
 
 mod breaker;
+mod chaos;
 mod fal;
 mod fetch;
 mod openai;

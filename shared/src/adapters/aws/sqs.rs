@@ -67,12 +67,17 @@ impl SqsQueue {
 
 #[async_trait]
 impl StepQueue for SqsQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
+        let seconds = delay
+            .min(crate::ports::queue::MAX_DELAY)
+            .as_secs_f64()
+            .ceil() as i32;
         let answer = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .delay_seconds(seconds)
             .send()
             .await
             .map_err(|e| QueueError::Unavailable(describe(e)))?;

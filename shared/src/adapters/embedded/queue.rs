@@ -44,15 +44,16 @@ impl SqliteQueue {
 
 #[async_trait]
 impl StepQueue for SqliteQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let body = body.to_owned();
+        let delay = delay.min(crate::ports::queue::MAX_DELAY).as_millis() as i64;
         let id = uuid::Uuid::new_v4().to_string();
         let message_id = id.clone();
         self.run(move |c| {
             c.execute(
                 "INSERT INTO queue_messages (id, sent_order, body, visible_at_ms)
                  VALUES (?1, (SELECT COALESCE(MAX(sent_order), 0) + 1 FROM queue_messages), ?2, ?3)",
-                params![id, body, now_ms()],
+                params![id, body, now_ms() + delay],
             )?;
             Ok(())
         })
