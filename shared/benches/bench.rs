@@ -7,7 +7,10 @@
 //! - the in-process latency of an authenticated `GET /v1/credits/balance` on the embedded store
 //!   (median and p99), through the same router and edges that serve real requests;
 //! - the wall time of a 12-page narrated book in local mode beside its ideal critical path, and
-//!   per book the store writes, queue messages and blob writes that set its AWS cost.
+//!   per book the store writes, queue messages and blob writes that set its AWS cost: with the
+//!   offline providers, and with an OpenAI-compatible server on loopback answering after real
+//!   providers' latencies (story 3 s, pictures 5 s, narration 1 s), with its provider calls;
+//! - the peak resident memory of a process streaming a 50 MB picture through the illustrate step.
 
 use axum::body::Body;
 use http::Request;
@@ -185,18 +188,38 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    if std::env::var_os("BENCH_MEMORY_PROBE").is_some() {
+        runtime().block_on(memory_probe());
+        return;
+    }
     // `cargo bench` passes `--bench`; nothing else is accepted, so nothing else is parsed.
     credential_checks();
     println!();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            balance_latency().await;
-            println!();
-            book_pipeline().await;
-        });
+    runtime().block_on(async {
+        balance_latency().await;
+        println!();
+        book_pipeline().await;
+        println!();
+        book_with_provider_latencies().await;
+    });
+    println!();
+    // The memory probe in a fresh process of this same binary, so that nothing above counts.
+    let probe = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_MEMORY_PROBE", "1")
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&probe.stdout));
+    assert!(
+        probe.status.success(),
+        "memory probe: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
 }
 
 /// Counts the calls that set a book's AWS bill: store writes (DynamoDB write requests), queue
@@ -231,6 +254,13 @@ mod counting {
         pub blob_writes: AtomicU64,
         pub blob_bytes: AtomicU64,
         pub blob_reads: AtomicU64,
+    }
+
+    impl Counts {
+        /// What sets a book's AWS bill so far: store writes, queue messages, blob writes.
+        pub fn billed(&self) -> [u64; 3] {
+            [&self.store_writes, &self.queue_sends, &self.blob_writes].map(|c| c.load(Relaxed))
+        }
     }
 
     pub struct Counted<T> {
@@ -557,19 +587,10 @@ mod counting {
     }
 }
 
-/// One 12-page narrated book through the local worker, timed from request to `done`, with what
-/// it cost in store writes, queue messages and blob writes; then the same book's steps one at a
-/// time, to compare the wall time with the ideal critical path (story, the slowest page step,
-/// assembly) measured in the same run.
-async fn book_pipeline() {
+/// Local mode's state with its store, queue and blobs wrapped to count what a book costs.
+fn counted(mode: &LocalMode) -> (shared::http::AppState, std::sync::Arc<counting::Counts>) {
     use counting::{Counted, Counts};
-    use shared::domain::book::{BookId, JobState, Step, StepMessage};
-    use shared::pipeline::Pipeline;
-    use shared::providers::Providers;
     use std::sync::Arc;
-    use std::sync::atomic::Ordering::Relaxed;
-
-    let (_dir, mode) = local_mode();
     let counts = Arc::new(Counts::default());
     let mut state = mode.state.clone();
     state.store = Arc::new(Counted {
@@ -584,6 +605,67 @@ async fn book_pipeline() {
         inner: state.blobs.clone(),
         counts: counts.clone(),
     });
+    (state, counts)
+}
+
+const TWELVE_PAGES: &str = r#"{"topic": "달을 좋아하는 고양이", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": 12}"#;
+
+/// Asks for a 12-page narrated Korean book for `user` (whom it makes first, by a balance read, so
+/// that only the book is counted afterwards); answers the request to send.
+async fn make_user(router: &axum::Router, user: &str) {
+    router
+        .clone()
+        .oneshot(
+            Request::get("/v1/credits/balance")
+                .header("x-user-key", user)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn request_book(router: &axum::Router, user: &str) -> shared::domain::book::BookId {
+    let request = Request::post("/v1/books")
+        .header("x-user-key", user)
+        .header("content-type", "application/json")
+        .body(Body::from(TWELVE_PAGES))
+        .unwrap();
+    let created = router.clone().oneshot(request).await.unwrap();
+    let body = http_body_util::BodyExt::collect(created.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    shared::domain::book::BookId::parse(job["job_id"].as_str().unwrap()).unwrap()
+}
+
+async fn until_done(
+    store: &dyn shared::ports::Store,
+    id: &shared::domain::book::BookId,
+) -> shared::domain::book::Book {
+    loop {
+        let book = store.find_book(id).await.unwrap().unwrap().book;
+        if book.is_finished() {
+            assert_eq!(book.state, shared::domain::book::JobState::Done);
+            return book;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One 12-page narrated book through the local worker, timed from request to `done`, with what
+/// it cost in store writes, queue messages and blob writes; then the same book's steps one at a
+/// time, to compare the wall time with the ideal critical path (story, the reference, the slowest
+/// page step, assembly) measured in the same run.
+async fn book_pipeline() {
+    use shared::domain::book::{Step, StepMessage};
+    use shared::pipeline::Pipeline;
+    use shared::providers::Providers;
+    use std::sync::Arc;
+
+    let (_dir, mode) = local_mode();
+    let (state, counts) = counted(&mode);
     let pipeline = Arc::new(Pipeline {
         store: state.store.clone(),
         blobs: state.blobs.clone(),
@@ -593,66 +675,19 @@ async fn book_pipeline() {
     });
     let router = shared::http::app(state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
-    let spec = r#"{"topic": "달을 좋아하는 고양이", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": 12}"#;
-    let post = || {
-        Request::post("/v1/books")
-            .header("x-user-key", &user)
-            .header("content-type", "application/json")
-            .body(Body::from(spec))
-            .unwrap()
-    };
-    // The user exists before the clock starts (made by a balance read), so only the book counts.
-    router
-        .clone()
-        .oneshot(
-            Request::get("/v1/credits/balance")
-                .header("x-user-key", &user)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let before = [
-        &counts.store_writes,
-        &counts.queue_sends,
-        &counts.blob_writes,
-    ]
-    .map(|c| c.load(Relaxed));
+    make_user(&router, &user).await;
+    let before = counts.billed();
 
     let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
     let started = Instant::now();
-    let created = router.clone().oneshot(post()).await.unwrap();
-    let body = http_body_util::BodyExt::collect(created.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = BookId::parse(job["job_id"].as_str().unwrap()).unwrap();
-    loop {
-        let book = mode.state.store.find_book(&id).await.unwrap().unwrap().book;
-        if book.is_finished() {
-            assert_eq!(book.state, JobState::Done);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let id = request_book(&router, &user).await;
+    until_done(&*mode.state.store, &id).await;
     let wall = started.elapsed();
     worker.abort();
-    let after = [
-        &counts.store_writes,
-        &counts.queue_sends,
-        &counts.blob_writes,
-    ]
-    .map(|c| c.load(Relaxed));
+    let after = counts.billed();
 
     // The same book again, each step alone and timed.
-    let created = router.clone().oneshot(post()).await.unwrap();
-    let body = http_body_util::BodyExt::collect(created.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let second = BookId::parse(job["job_id"].as_str().unwrap()).unwrap();
+    let second = request_book(&router, &user).await;
     let timed = |step: Step| {
         let pipeline = pipeline.clone();
         let message = serde_json::to_string(&StepMessage {
@@ -667,6 +702,7 @@ async fn book_pipeline() {
         }
     };
     let story = timed(Step::Story).await;
+    let reference = timed(Step::Reference).await;
     let mut slowest_page = Duration::ZERO;
     for page in 0..=12u8 {
         slowest_page = slowest_page.max(timed(Step::Illustrate { page }).await);
@@ -675,7 +711,7 @@ async fn book_pipeline() {
         }
     }
     let assemble = timed(Step::Assemble).await;
-    let ideal = story + slowest_page + assemble;
+    let ideal = story + reference + slowest_page + assemble;
 
     println!("a 12-page narrated Korean book, local mode, offline providers");
     println!(
@@ -683,8 +719,9 @@ async fn book_pipeline() {
         wall.as_secs_f64() * 1e3
     );
     println!(
-        "  ideal critical path (story {:.1} + slowest page {:.1} + assembly {:.1})",
+        "  ideal critical path (story {:.1} + reference {:.1} + slowest page {:.1} + assembly {:.1})",
         story.as_secs_f64() * 1e3,
+        reference.as_secs_f64() * 1e3,
         slowest_page.as_secs_f64() * 1e3,
         assemble.as_secs_f64() * 1e3
     );
@@ -696,10 +733,277 @@ async fn book_pipeline() {
         "  ratio wall / ideal                      {:>10.2} x",
         wall.as_secs_f64() / ideal.as_secs_f64()
     );
+    print_billed(before, after);
+}
+
+fn print_billed(before: [u64; 3], after: [u64; 3]) {
     println!(
         "  per book: store writes {}, queue messages {}, blob writes {}",
         after[0] - before[0],
         after[1] - before[1],
         after[2] - before[2]
     );
+}
+
+/// Simulated latencies of real providers (seconds): the story, each picture, each narration.
+const STORY_SECONDS: f64 = 3.0;
+const PICTURE_SECONDS: f64 = 5.0;
+const SPEECH_SECONDS: f64 = 1.0;
+
+/// The same book with an OpenAI-compatible server on loopback answering the story, moderation,
+/// pictures (the reference from generations, every page from edits with it) and narration after
+/// real providers' latencies: its wall time beside the ideal critical path (story + reference +
+/// the slowest page picture, or narration if slower, + assembly), and what it cost.
+async fn book_with_provider_latencies() {
+    use shared::pipeline::Pipeline;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let seconds = Duration::from_secs_f64;
+    let story = serde_json::json!({
+        "title": "달을 좋아하는 고양이",
+        "pages": (1..=12).map(|i| serde_json::json!({
+            "text": format!("고양이 나비는 {i}번째 밤에 달을 보며 인사했어요."),
+            "scene": format!("A small white cat greeting the moon, night {i}"),
+            "characters": ["나비"],
+        })).collect::<Vec<_>>(),
+        "cover_scene": "A small white cat under a big moon",
+        "characters": [{"name": "나비", "description": "a small white cat with a pink nose", "features": ["blue collar", "one black ear"]}],
+    });
+    let chat = serde_json::json!({
+        "choices": [{"message": {"role": "assistant", "content": story.to_string()}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 400, "completion_tokens": 1500},
+    });
+    let picture = {
+        use base64::Engine;
+        let png = shared::providers::offline::placeholder_png();
+        serde_json::json!({"data": [{"b64_json": base64::engine::general_purpose::STANDARD.encode(png)}]})
+    };
+    let answers = [
+        (
+            "/v1/chat/completions",
+            ResponseTemplate::new(200)
+                .set_body_json(chat)
+                .set_delay(seconds(STORY_SECONDS)),
+        ),
+        (
+            "/v1/moderations",
+            ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"results": [{"flagged": false, "categories": {}}]}),
+            ),
+        ),
+        (
+            "/v1/images/generations",
+            ResponseTemplate::new(200)
+                .set_body_json(picture.clone())
+                .set_delay(seconds(PICTURE_SECONDS)),
+        ),
+        (
+            "/v1/images/edits",
+            ResponseTemplate::new(200)
+                .set_body_json(picture)
+                .set_delay(seconds(PICTURE_SECONDS)),
+        ),
+        (
+            "/v1/audio/speech",
+            ResponseTemplate::new(200)
+                .set_body_raw(b"ID3\x03\x00narration".to_vec(), "audio/mpeg")
+                .set_delay(seconds(SPEECH_SECONDS)),
+        ),
+    ];
+    for (route, answer) in answers {
+        Mock::given(path(route))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+    }
+    let vars: HashMap<&str, String> = [
+        ("OPENAI_API_KEY", "sk-bench".to_owned()),
+        ("OPENAI_BASE_URL", format!("{}/v1", server.uri())),
+    ]
+    .into_iter()
+    .collect();
+    let settings =
+        shared::providers::settings::ProviderSettings::from_lookup(&|name| vars.get(name).cloned())
+            .unwrap();
+
+    let (_dir, mode) = local_mode();
+    let (state, counts) = counted(&mode);
+    let pipeline = Arc::new(Pipeline {
+        store: state.store.clone(),
+        blobs: state.blobs.clone(),
+        queue: state.queue.clone(),
+        providers: settings.build(state.store.clone(), state.clock.clone()),
+        first_retry: shared::pipeline::worker::FIRST_RETRY,
+    });
+    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let user = uuid::Uuid::new_v4().to_string();
+    make_user(&router, &user).await;
+    let before = counts.billed();
+    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
+    let started = Instant::now();
+    let id = request_book(&router, &user).await;
+    let book = until_done(&*mode.state.store, &id).await;
+    let wall = started.elapsed();
+    worker.abort();
+    let after = counts.billed();
+    // Assembly alone, on the finished book, to complete the ideal path.
+    let assembling = Instant::now();
+    shared::pipeline::pdf::render(&book, &*mode.state.blobs)
+        .await
+        .unwrap();
+    let assembly = assembling.elapsed();
+    let ideal =
+        seconds(STORY_SECONDS + PICTURE_SECONDS + PICTURE_SECONDS.max(SPEECH_SECONDS)) + assembly;
+    let calls = server.received_requests().await.unwrap();
+    let by_route = |route: &str| calls.iter().filter(|r| r.url.path() == route).count();
+
+    println!(
+        "a 12-page narrated Korean book, local mode, providers over HTTP on loopback (story {STORY_SECONDS} s, pictures {PICTURE_SECONDS} s, narration {SPEECH_SECONDS} s)"
+    );
+    println!(
+        "  wall time, request to done              {:>10.2} s",
+        wall.as_secs_f64()
+    );
+    println!(
+        "  ideal critical path (story + reference + slowest page + assembly {:.0} ms)",
+        assembly.as_secs_f64() * 1e3
+    );
+    println!(
+        "                                          {:>10.2} s",
+        ideal.as_secs_f64()
+    );
+    println!(
+        "  ratio wall / ideal                      {:>10.3} x",
+        wall.as_secs_f64() / ideal.as_secs_f64()
+    );
+    print_billed(before, after);
+    println!(
+        "  provider calls: {} (story {}, moderation {}, reference {}, pages and cover {}, narration {})",
+        calls.len(),
+        by_route("/v1/chat/completions"),
+        by_route("/v1/moderations"),
+        by_route("/v1/images/generations"),
+        by_route("/v1/images/edits"),
+        by_route("/v1/audio/speech"),
+    );
+}
+
+/// The size of the picture the memory probe streams.
+const BIG_PICTURE: usize = 50 * 1024 * 1024;
+
+/// Run in a process of its own (the bench starts itself again with `BENCH_MEMORY_PROBE` set), so
+/// that its peak resident memory is this alone: one illustrate step whose provider answers with a
+/// URL to a 50 MB picture, served on loopback as a generated stream (no copy of it is ever held),
+/// fetched through the SSRF-safe fetcher (size cap raised) and written to blob storage. Prints
+/// the process's peak resident memory (VmHWM).
+async fn memory_probe() {
+    use shared::domain::book::{Step, StepMessage};
+    use shared::pipeline::Pipeline;
+    use shared::providers::fetch::{FetchPolicy, SafeFetcher};
+    use shared::providers::{Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage};
+    use std::sync::Arc;
+
+    // The picture server: a PNG signature, then zeros, in 64 KiB chunks made as they are sent.
+    let app = axum::Router::new().route(
+        "/big.png",
+        axum::routing::get(|| async {
+            let head = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n");
+            let chunks = (0..BIG_PICTURE / 65536).map(move |i| {
+                let mut chunk = vec![0u8; 65536];
+                if i == 0 {
+                    chunk[..8].copy_from_slice(&head);
+                }
+                Ok::<_, std::io::Error>(bytes::Bytes::from(chunk))
+            });
+            (
+                [(http::header::CONTENT_TYPE, "image/png")],
+                Body::from_stream(futures::stream::iter(chunks)),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/big.png", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    /// An illustrator that answers with the big picture's URL, as Replicate and fal do.
+    struct AnswersWithUrl(String);
+    #[async_trait::async_trait]
+    impl Illustrator for AnswersWithUrl {
+        async fn illustrate(&self, _: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
+            Ok(Metered {
+                value: Artwork::Url(self.0.clone()),
+                usage: Usage::new("bench", "bench"),
+            })
+        }
+    }
+
+    let (_dir, mode) = local_mode();
+    let mut providers = shared::providers::Providers::offline();
+    providers.illustrator = Arc::new(AnswersWithUrl(url));
+    providers.fetcher = SafeFetcher::new(FetchPolicy {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        allow_loopback_http: true,
+        max_bytes: (BIG_PICTURE as u64) + 1024,
+        ..FetchPolicy::default()
+    });
+    let pipeline = Pipeline {
+        store: mode.state.store.clone(),
+        blobs: mode.state.blobs.clone(),
+        queue: mode.state.queue.clone(),
+        providers,
+        first_retry: shared::pipeline::worker::FIRST_RETRY,
+    };
+    let router = shared::http::app(mode.state.clone(), shared::http::Family::ALL);
+    let user = uuid::Uuid::new_v4().to_string();
+    make_user(&router, &user).await;
+    let id = request_book(&router, &user).await;
+    let step = |step| {
+        serde_json::to_string(&StepMessage {
+            book_id: id.clone(),
+            step,
+        })
+        .unwrap()
+    };
+    pipeline.handle(&step(Step::Story), false).await.unwrap();
+    let before = peak_memory_kib();
+    let started = Instant::now();
+    pipeline
+        .handle(&step(Step::Illustrate { page: 1 }), false)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let book = mode.state.store.find_book(&id).await.unwrap().unwrap().book;
+    let key = book.pages[1]
+        .image_key
+        .clone()
+        .expect("the picture is stored");
+    let key = shared::ports::BlobKey::parse(&key).unwrap();
+    // Read back whole only after the peak was taken.
+    let peak = peak_memory_kib();
+    let length = mode.state.blobs.get(&key).await.unwrap().unwrap().len();
+    assert_eq!(length, BIG_PICTURE);
+    println!(
+        "a {} MB picture streamed through the illustrate step (fetched from a URL into the blob folder) in {:.2} s",
+        BIG_PICTURE / (1024 * 1024),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  peak resident memory of the process     {:>10.1} MB (before the step {:.1} MB)",
+        peak as f64 / 1024.0,
+        before as f64 / 1024.0
+    );
+}
+
+/// The process's peak resident set size so far, from `/proc/self/status` (Linux).
+fn peak_memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

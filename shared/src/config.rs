@@ -103,7 +103,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             rotation_grace: Duration::from_secs(24 * 3600),
             stuck_book_after: Duration::from_secs(15 * 60),
-            providers: crate::providers::Providers::offline().names,
+            providers: crate::providers::ProviderNames::offline(),
         }
     }
 }

@@ -382,14 +382,7 @@ async fn the_worker_answers_an_sqs_batch_with_its_failures() {
         json,
         json!({"batchItemFailures": [{"itemIdentifier": "garbage"}]})
     );
-    let book = app
-        .state
-        .store
-        .find_book(&BookId::parse(&job).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .book;
+    let book = app.book(&job).await;
     assert_eq!(book.state, JobState::Running, "the story step ran");
 }
 

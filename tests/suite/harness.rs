@@ -174,6 +174,12 @@ impl TestApp {
         )
     }
 
+    /// The stored book of job `job` (book ids are job ids), as the pipeline sees it.
+    pub async fn book(&self, job: &str) -> shared::domain::book::Book {
+        let id = shared::domain::book::BookId::parse(job).unwrap();
+        self.state.store.find_book(&id).await.unwrap().unwrap().book
+    }
+
     pub async fn get(&self, path: &str, user_key: &str) -> Answer {
         self.call(Method::GET, path, &[("x-user-key", user_key)], None)
             .await

@@ -335,16 +335,11 @@ async fn a_book_costs_what_its_page_count_is_priced() {
     );
 }
 
-async fn stored_book(app: &TestApp, job: &str) -> shared::domain::book::Book {
-    let id = BookId::parse(job).unwrap();
-    app.state.store.find_book(&id).await.unwrap().unwrap().book
-}
-
 /// Waits for the book's PDF (the worker finishing it), at most a minute.
 async fn until_assembled(app: &TestApp, job: &str) -> shared::domain::book::Book {
     let started = std::time::Instant::now();
     loop {
-        let book = stored_book(app, job).await;
+        let book = app.book(job).await;
         if book.pdf_key.is_some() || started.elapsed() > Duration::from_secs(60) {
             return book;
         }

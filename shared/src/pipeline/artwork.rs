@@ -7,7 +7,6 @@ use crate::ports::BlobStore;
 use crate::ports::blobs::{BlobKey, stream_of};
 use crate::providers::fetch::{Expected, FetchError, SafeFetcher, image_extension};
 use crate::providers::{Artwork, CharacterReference, ImagePrompt, PictureKind, seed_of};
-use bytes::Bytes;
 
 /// What no picture in a children's book shows, whatever the story says.
 const ALWAYS_LEFT_OUT: &[&str] = &[
@@ -22,13 +21,6 @@ const ALWAYS_LEFT_OUT: &[&str] = &[
     "deformed hands",
     "extra limbs",
 ];
-
-impl ImagePrompt {
-    pub fn with_reference(mut self, image: Option<Bytes>) -> Self {
-        self.reference_image = image;
-        self
-    }
-}
 
 /// The prompt for one picture of `book`: the reference (the hero alone), the cover, or a page.
 pub fn prompt(book: &Book, kind: PictureKind, page: Option<&Page>) -> ImagePrompt {

@@ -464,7 +464,9 @@ impl Pipeline {
         }
         let prompt = artwork::prompt(&book, PictureKind::Reference, None);
         let key = match self
-            .draw(&book, &prompt, |ext| reference_key(id, ext))
+            .draw(&book, Step::Reference, &prompt, |ext| {
+                reference_key(id, ext)
+            })
             .await?
         {
             Drawn::Stored(key) => Some(key),
@@ -500,14 +502,10 @@ impl Pipeline {
     async fn draw(
         &self,
         book: &Book,
+        step: Step,
         prompt: &crate::providers::ImagePrompt,
         key_for: impl Fn(&str) -> BlobKey,
     ) -> Result<Drawn, StepError> {
-        let step = match prompt.kind {
-            PictureKind::Reference => Step::Reference,
-            PictureKind::Cover => Step::Illustrate { page: 0 },
-            PictureKind::Page => Step::Illustrate { page: 1 },
-        };
         let mut attempt = prompt.clone();
         for safer in [false, true] {
             if safer {
@@ -555,7 +553,9 @@ impl Pipeline {
         };
         let prompt = artwork::prompt(&book, kind, Some(current)).with_reference(reference);
         match self
-            .draw(&book, &prompt, |ext| image_key_as(id, page, ext))
+            .draw(&book, Step::Illustrate { page }, &prompt, |ext| {
+                image_key_as(id, page, ext)
+            })
             .await?
         {
             Drawn::Stored(key) => {

@@ -139,7 +139,7 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
 }
 
 /// How long the local worker waits before looking at an empty queue again.
-const IDLE_POLL: Duration = Duration::from_millis(20);
+const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// The Lambda worker's handler: every message of the batch runs concurrently; the ones that must
 /// come back are named in the answer (postponed first, to their backoff or the provider's wait),

@@ -1,8 +1,10 @@
 //! fal's queue: submit to `https://queue.fal.run/{model}`, poll the status URL until
 //! `COMPLETED`, read the result URL; the picture is an output URL.
 
-use super::replicate::{data_uri, same_origin};
-use super::wire::{ApiSecret, RetryPolicy, checked, client, json, transport};
+use super::wire::{
+    ApiSecret, RetryPolicy, before_next_poll, checked, client, data_uri, json, same_origin,
+    transport,
+};
 use super::{Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -133,10 +135,7 @@ impl Illustrator for FalImages {
                     )));
                 }
             }
-            if tokio::time::Instant::now() + self.settings.poll_every > deadline {
-                return Err(ProviderError::Timeout);
-            }
-            tokio::time::sleep(self.settings.poll_every).await;
+            before_next_poll(deadline, self.settings.poll_every).await?;
         }
         let result: Result_ = self.get(&submitted.response_url).await?;
         if result.has_nsfw_concepts.iter().any(|flag| *flag) {

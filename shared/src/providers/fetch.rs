@@ -265,7 +265,6 @@ pub struct Fetched {
     pub extension: &'static str,
     pub body: BlobStream,
     too_large: Arc<AtomicBool>,
-    cap: u64,
 }
 
 impl Fetched {
@@ -273,10 +272,6 @@ impl Fetched {
     /// on, read after.
     pub fn too_large_flag(&self) -> TooLarge {
         TooLarge(self.too_large.clone())
-    }
-
-    pub fn cap(&self) -> u64 {
-        self.cap
     }
 }
 
@@ -415,7 +410,6 @@ impl SafeFetcher {
             extension,
             body,
             too_large,
-            cap,
         })
     }
 }

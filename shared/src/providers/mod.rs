@@ -167,6 +167,14 @@ pub struct ImagePrompt {
     pub reference_image: Option<Bytes>,
 }
 
+impl ImagePrompt {
+    /// The prompt passing `image` as the book's reference picture.
+    pub fn with_reference(mut self, image: Option<Bytes>) -> Self {
+        self.reference_image = image;
+        self
+    }
+}
+
 /// A picture as a provider hands it back: the bytes (base64 answers), or a URL to fetch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Artwork {
@@ -231,12 +239,19 @@ impl Providers {
             illustrator: Arc::new(offline::OfflineIllustrator),
             narrator: Arc::new(offline::OfflineNarrator),
             fetcher: fetch::SafeFetcher::new(fetch::FetchPolicy::default()),
-            names: ProviderNames {
-                story: "offline".into(),
-                moderation: "offline".into(),
-                images: vec!["offline".into()],
-                speech: "offline".into(),
-            },
+            names: ProviderNames::offline(),
+        }
+    }
+}
+
+impl ProviderNames {
+    /// Every capability served offline.
+    pub fn offline() -> Self {
+        Self {
+            story: "offline".into(),
+            moderation: "offline".into(),
+            images: vec!["offline".into()],
+            speech: "offline".into(),
         }
     }
 }

@@ -32,6 +32,26 @@ impl OpenAi {
     fn post(&self, http: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
         http.post(self.url(path)).bearer_auth(self.key.expose())
     }
+
+    /// POSTs `body` to `path` and reads its JSON answer, retried as [`RetryPolicy`] says.
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ProviderError> {
+        self.retry
+            .run(|| async {
+                let response = self
+                    .post(http, path)
+                    .json(body)
+                    .send()
+                    .await
+                    .map_err(transport)?;
+                json(checked(response).await?).await
+            })
+            .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,17 +130,7 @@ impl ChatStoryWriter {
         });
         let answer: ChatAnswer = self
             .api
-            .retry
-            .run(|| async {
-                let response = self
-                    .api
-                    .post(&self.http, "chat/completions")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(transport)?;
-                json(checked(response).await?).await
-            })
+            .post_json(&self.http, "chat/completions", &body)
             .await?;
         let tokens = answer.usage.unwrap_or_default();
         usage.input_tokens += tokens.prompt_tokens;
@@ -209,20 +219,7 @@ struct ModerationResult {
 impl Moderator for ModerationEndpoint {
     async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError> {
         let body = serde_json::json!({"model": self.model, "input": text});
-        let answer: ModerationAnswer = self
-            .api
-            .retry
-            .run(|| async {
-                let response = self
-                    .api
-                    .post(&self.http, "moderations")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(transport)?;
-                json(checked(response).await?).await
-            })
-            .await?;
+        let answer: ModerationAnswer = self.api.post_json(&self.http, "moderations", &body).await?;
         let result = answer.results.into_iter().next().ok_or_else(|| {
             ProviderError::Malformed("a moderation answer without results".into())
         })?;

@@ -1,10 +1,12 @@
 //! Replicate predictions: `POST /v1/models/{owner}/{name}/predictions` with `Prefer: wait`, then
 //! polling `urls.get` until the prediction settles; the picture is an output URL.
 
-use super::wire::{ApiSecret, RetryPolicy, checked, client, json, transport};
+use super::wire::{
+    ApiSecret, RetryPolicy, before_next_poll, checked, client, data_uri, json, same_origin,
+    transport,
+};
 use super::{Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage};
 use async_trait::async_trait;
-use base64::Engine;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -63,27 +65,6 @@ fn output_url(output: &serde_json::Value) -> Option<String> {
         serde_json::Value::Array(items) => items.iter().find_map(output_url),
         _ => None,
     }
-}
-
-/// Whether `url` is on the same origin as `base`: our token is only ever sent there.
-pub(super) fn same_origin(url: &str, base: &str) -> bool {
-    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
-        (Ok(a), Ok(b)) => a.origin() == b.origin(),
-        _ => false,
-    }
-}
-
-/// A picture's bytes as a data URI, the way both Replicate and fal take an input file.
-pub(super) fn data_uri(image: &[u8]) -> String {
-    let kind = match image {
-        [0x89, b'P', b'N', b'G', ..] => "image/png",
-        [0xFF, 0xD8, ..] => "image/jpeg",
-        _ => "image/webp",
-    };
-    format!(
-        "data:{kind};base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(image)
-    )
 }
 
 impl ReplicateImages {
@@ -184,10 +165,7 @@ impl Illustrator for ReplicateImages {
                     "urls.get points away from the API".into(),
                 ));
             }
-            if tokio::time::Instant::now() + self.settings.poll_every > deadline {
-                return Err(ProviderError::Timeout);
-            }
-            tokio::time::sleep(self.settings.poll_every).await;
+            before_next_poll(deadline, self.settings.poll_every).await?;
             prediction = self.poll(&get).await?;
         }
         let url = prediction

@@ -226,7 +226,7 @@ impl ProviderSettings {
 
     /// Which provider serves each capability, in the order they are tried.
     pub fn names(&self) -> ProviderNames {
-        let mut names = Providers::offline().names;
+        let mut names = ProviderNames::offline();
         if let Some(openai) = &self.openai {
             names.story = format!("openai:{}", openai.story_model);
             names.moderation = format!("openai:{}", openai.moderation_model);

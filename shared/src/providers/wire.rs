@@ -3,6 +3,7 @@
 
 use super::ProviderError;
 use backon::{ExponentialBuilder, Retryable};
+use base64::Engine;
 use std::time::Duration;
 
 /// A provider credential: never printed, not even by `Debug`.
@@ -112,6 +113,40 @@ pub async fn json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         ProviderError::Malformed(format!("{e}: {}", excerpt(&String::from_utf8_lossy(&body))))
     })
+}
+
+/// Whether `url` is on the same origin as `base`: our token is only ever sent there.
+pub fn same_origin(url: &str, base: &str) -> bool {
+    match (reqwest::Url::parse(url), reqwest::Url::parse(base)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+/// A picture's bytes as a data URI, the way both Replicate and fal take an input file.
+pub fn data_uri(image: &[u8]) -> String {
+    let kind = match image {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [0xFF, 0xD8, ..] => "image/jpeg",
+        _ => "image/webp",
+    };
+    format!(
+        "data:{kind};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(image)
+    )
+}
+
+/// Waits `every` before the next poll of a running prediction, or answers a timeout when that
+/// would pass `deadline`.
+pub async fn before_next_poll(
+    deadline: tokio::time::Instant,
+    every: Duration,
+) -> Result<(), ProviderError> {
+    if tokio::time::Instant::now() + every > deadline {
+        return Err(ProviderError::Timeout);
+    }
+    tokio::time::sleep(every).await;
+    Ok(())
 }
 
 /// How a provider call is retried in process.

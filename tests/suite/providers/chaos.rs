@@ -7,7 +7,7 @@ use super::{chat_answer, png};
 use crate::harness::{Backend, TestApp, whole_ledger};
 use crate::on_both_backends;
 use base64::Engine;
-use shared::domain::book::{BookId, JobState};
+use shared::domain::book::JobState;
 use shared::domain::credits::{EntryKind, ledger_reconciles};
 use shared::providers::settings::ProviderSettings;
 use std::collections::HashMap;
@@ -125,14 +125,7 @@ async fn fifty_books_while_providers_misbehave(backend: Backend) {
             // What each unfinished book waits for, and what the queue gave up on.
             let mut states = Vec::new();
             for (_, job) in &unfinished {
-                let book = app
-                    .state
-                    .store
-                    .find_book(&BookId::parse(job).unwrap())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .book;
+                let book = app.book(job).await;
                 let pending: Vec<String> = book
                     .pages
                     .iter()
@@ -155,17 +148,11 @@ async fn fifty_books_while_providers_misbehave(backend: Backend) {
                 dead.iter().map(|d| &d.body).collect::<Vec<_>>()
             );
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // As the app polls, if less often: every read is a round trip to a single-threaded moto.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let mut still = Vec::new();
         for (user, job) in unfinished {
-            let book = app
-                .state
-                .store
-                .find_book(&BookId::parse(&job).unwrap())
-                .await
-                .unwrap()
-                .unwrap()
-                .book;
+            let book = app.book(&job).await;
             if !book.is_finished() {
                 still.push((user, job));
             }
@@ -174,14 +161,7 @@ async fn fifty_books_while_providers_misbehave(backend: Backend) {
     }
     let (mut done, mut failed) = (0, 0);
     for (_, job) in &jobs {
-        let book = app
-            .state
-            .store
-            .find_book(&BookId::parse(job).unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .book;
+        let book = app.book(job).await;
         match book.state {
             JobState::Done => {
                 done += 1;

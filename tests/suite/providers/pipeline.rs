@@ -54,32 +54,46 @@ async fn openai_server(pages: usize) -> MockServer {
     server
 }
 
-/// fal's queue; every result is an output URL on the same server.
-async fn fal_server() -> MockServer {
-    let server = MockServer::start().await;
+/// A request in fal's queue on `server`, submitted by the POSTs `submits` matches (a higher
+/// `priority` wins where several match), completed, and answered with an output URL on the same
+/// server, flagged as not safe for work when `nsfw`.
+async fn fal_request(
+    server: &MockServer,
+    id: &str,
+    submits: wiremock::MockBuilder,
+    priority: u8,
+    nsfw: bool,
+) {
     let base = server.uri();
-    Mock::given(method("POST"))
+    submits
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "request_id": "r", "status_url": format!("{base}/requests/r/status"), "response_url": format!("{base}/requests/r"),
+            "request_id": id, "status_url": format!("{base}/requests/{id}/status"), "response_url": format!("{base}/requests/{id}"),
         })))
-        .mount(&server)
+        .with_priority(priority)
+        .mount(server)
         .await;
-    Mock::given(path("/requests/r/status"))
+    Mock::given(path(format!("/requests/{id}/status")))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "COMPLETED"})),
         )
-        .mount(&server)
+        .mount(server)
         .await;
-    Mock::given(path("/requests/r"))
+    Mock::given(path(format!("/requests/{id}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "images": [{"url": format!("{base}/files/picture.png")}], "has_nsfw_concepts": [false],
+            "images": [{"url": format!("{base}/files/picture.png")}], "has_nsfw_concepts": [nsfw],
         })))
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(path("/files/picture.png"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(png().to_vec(), "image/png"))
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+/// fal's queue; every result is an output URL on the same server.
+async fn fal_server() -> MockServer {
+    let server = MockServer::start().await;
+    fal_request(&server, "r", Mock::given(method("POST")), 5, false).await;
     server
 }
 
@@ -132,14 +146,7 @@ async fn a_book_through_real_wire_formats(backend: Backend) {
             .is_none_or(|w| w.is_empty())
     );
 
-    let book = app
-        .state
-        .store
-        .find_book(&BookId::parse(&job).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .book;
+    let book = app.book(&job).await;
     assert_eq!(book.characters[0].name, "토리");
     let reference = book
         .reference_key
@@ -225,51 +232,11 @@ on_both_backends!(
 
 async fn a_picture_refused_twice_becomes_a_placeholder_with_a_warning(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let (openai, fal) = (openai_server(4).await, MockServer::start().await);
-    let base = fal.uri();
+    let (openai, fal) = (openai_server(4).await, fal_server().await);
     // The cover's prompt is refused as not safe for work, every time; the rest are fine.
-    Mock::given(method("POST"))
-        .and(body_string_contains("The cover of a picture book"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "request_id": "n", "status_url": format!("{base}/requests/n/status"), "response_url": format!("{base}/requests/n"),
-        })))
-        .with_priority(1)
-        .mount(&fal)
-        .await;
-    Mock::given(path("/requests/n/status"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "COMPLETED"})),
-        )
-        .mount(&fal)
-        .await;
-    Mock::given(path("/requests/n"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "images": [{"url": format!("{base}/files/picture.png")}], "has_nsfw_concepts": [true],
-        })))
-        .mount(&fal)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "request_id": "r", "status_url": format!("{base}/requests/r/status"), "response_url": format!("{base}/requests/r"),
-        })))
-        .mount(&fal)
-        .await;
-    Mock::given(path("/requests/r/status"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "COMPLETED"})),
-        )
-        .mount(&fal)
-        .await;
-    Mock::given(path("/requests/r"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "images": [{"url": format!("{base}/files/picture.png")}], "has_nsfw_concepts": [false],
-        })))
-        .mount(&fal)
-        .await;
-    Mock::given(path("/files/picture.png"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(png().to_vec(), "image/png"))
-        .mount(&fal)
-        .await;
+    let cover =
+        Mock::given(method("POST")).and(body_string_contains("The cover of a picture book"));
+    fal_request(&fal, "n", cover, 1, true).await;
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
     let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
