@@ -672,6 +672,7 @@ async fn book_pipeline() {
         queue: state.queue.clone(),
         providers: Providers::offline(),
         first_retry: shared::pipeline::worker::FIRST_RETRY,
+        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
     });
     let router = shared::http::app(state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
@@ -690,11 +691,7 @@ async fn book_pipeline() {
     let second = request_book(&router, &user).await;
     let timed = |step: Step| {
         let pipeline = pipeline.clone();
-        let message = serde_json::to_string(&StepMessage {
-            book_id: second.clone(),
-            step,
-        })
-        .unwrap();
+        let message = serde_json::to_string(&StepMessage::new(second.clone(), step)).unwrap();
         async move {
             let started = Instant::now();
             pipeline.handle(&message, false).await.unwrap();
@@ -838,6 +835,7 @@ async fn book_with_provider_latencies() {
         queue: state.queue.clone(),
         providers: settings.build(state.store.clone(), state.clock.clone()),
         first_retry: shared::pipeline::worker::FIRST_RETRY,
+        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
     });
     let router = shared::http::app(state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
@@ -956,18 +954,13 @@ async fn memory_probe() {
         queue: mode.state.queue.clone(),
         providers,
         first_retry: shared::pipeline::worker::FIRST_RETRY,
+        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
     };
     let router = shared::http::app(mode.state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;
     let id = request_book(&router, &user).await;
-    let step = |step| {
-        serde_json::to_string(&StepMessage {
-            book_id: id.clone(),
-            step,
-        })
-        .unwrap()
-    };
+    let step = |step| serde_json::to_string(&StepMessage::new(id.clone(), step)).unwrap();
     pipeline.handle(&step(Step::Story), false).await.unwrap();
     let before = peak_memory_kib();
     let started = Instant::now();

@@ -59,6 +59,7 @@ pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
         queue: state.queue,
         providers,
         first_retry: crate::pipeline::worker::FIRST_RETRY,
+        circuit_patience: crate::pipeline::CIRCUIT_PATIENCE,
     });
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {

@@ -82,6 +82,7 @@ impl LocalMode {
             queue: state.queue.clone(),
             providers,
             first_retry: crate::pipeline::worker::FIRST_RETRY,
+            circuit_patience: crate::pipeline::CIRCUIT_PATIENCE,
         });
         Ok(Self {
             state,

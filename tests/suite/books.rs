@@ -242,11 +242,7 @@ on_both_backends!(
 );
 
 fn body(book: &str, step: Step) -> String {
-    serde_json::to_string(&StepMessage {
-        book_id: BookId::parse(book).unwrap(),
-        step,
-    })
-    .unwrap()
+    serde_json::to_string(&StepMessage::new(BookId::parse(book).unwrap(), step)).unwrap()
 }
 
 async fn redelivered_steps_do_nothing_twice(backend: Backend) {

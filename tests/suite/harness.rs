@@ -202,6 +202,7 @@ impl TestApp {
             providers,
             // Failed steps come back in milliseconds here, in seconds in production.
             first_retry: std::time::Duration::from_millis(20),
+            circuit_patience: std::time::Duration::from_secs(5),
         })
     }
 

@@ -422,10 +422,10 @@ async fn a_swept_book_is_refunded_once_and_clawed_back_once(backend: Backend) {
 
     // Its last step delivered ten more times: nothing more is taken.
     let pipeline = app.pipeline();
-    let assemble = serde_json::to_string(&StepMessage {
-        book_id: BookId::parse(&job).unwrap(),
-        step: Step::Assemble,
-    })
+    let assemble = serde_json::to_string(&StepMessage::new(
+        BookId::parse(&job).unwrap(),
+        Step::Assemble,
+    ))
     .unwrap();
     for attempt in 0..10 {
         pipeline.handle(&assemble, attempt == 9).await.unwrap();

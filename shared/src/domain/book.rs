@@ -231,6 +231,21 @@ pub struct StepMessage {
     pub book_id: BookId,
     #[serde(flatten)]
     pub step: Step,
+    /// Since when the step has been sent again to wait for an open circuit (each time a new
+    /// message, whose deliveries start again): bounded, so that a provider that stays down ends
+    /// the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
+}
+
+impl StepMessage {
+    pub fn new(book_id: BookId, step: Step) -> Self {
+        Self {
+            book_id,
+            step,
+            deferred_since: None,
+        }
+    }
 }
 
 /// How a page's picture turned out.
@@ -562,10 +577,7 @@ mod tests {
 
     #[test]
     fn step_messages_round_trip() {
-        let message = StepMessage {
-            book_id: BookId::generate(),
-            step: Step::Illustrate { page: 3 },
-        };
+        let message = StepMessage::new(BookId::generate(), Step::Illustrate { page: 3 });
         let json = serde_json::to_string(&message).unwrap();
         assert!(
             json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#),

@@ -42,7 +42,13 @@ pub enum StepError {
     /// after `wait` as a new message, without spending one of its deliveries (an outage longer
     /// than the stuck-book period is ended by the sweep, which fails and refunds the book).
     #[error("deferred while a provider's circuit is open")]
-    Deferred { wait: Duration },
+    Deferred {
+        wait: Duration,
+        /// The message to send again (its count of deferrals moved on).
+        again: String,
+        /// The seed `ErrorCode` the book fails with if the step ends up failing for good.
+        code: &'static str,
+    },
     /// The message is not a step we know; it goes to the dead letters.
     #[error("not a step message: {0}")]
     Undecodable(String),
@@ -60,7 +66,11 @@ impl StepError {
     /// A provider failure, with the wait it asked for.
     fn provider(code: &'static str, error: ProviderError) -> Self {
         if let ProviderError::CircuitOpen { for_at_least } = error {
-            return StepError::Deferred { wait: for_at_least };
+            return StepError::Deferred {
+                wait: for_at_least,
+                again: String::new(),
+                code,
+            };
         }
         StepError::Retry {
             code,
@@ -157,16 +167,17 @@ pub fn blob_keys(book: &Book) -> Vec<BlobKey> {
     keys
 }
 
+/// How long a step waits for an open circuit (sent again after each cooldown) before it fails as
+/// usual and spends its deliveries: well within the stuck-book period.
+pub const CIRCUIT_PATIENCE: Duration = Duration::from_secs(5 * 60);
+
 /// Enqueues one step of one book.
 pub async fn enqueue_step(
     queue: &dyn StepQueue,
     book: &BookId,
     step: Step,
 ) -> Result<(), crate::ports::QueueError> {
-    let message = StepMessage {
-        book_id: book.clone(),
-        step,
-    };
+    let message = StepMessage::new(book.clone(), step);
     queue
         .send(&serde_json::to_string(&message).expect("step messages serialise"))
         .await
@@ -197,6 +208,8 @@ pub struct Pipeline {
     pub providers: Providers,
     /// How long a failed step waits before it comes back (doubling each time).
     pub first_retry: Duration,
+    /// How long a step waits for an open circuit before it fails as usual.
+    pub circuit_patience: Duration,
 }
 
 impl Pipeline {
@@ -210,7 +223,35 @@ impl Pipeline {
     pub async fn handle(&self, body: &str, last_attempt: bool) -> Result<(), StepError> {
         let message: StepMessage =
             serde_json::from_str(body).map_err(|e| StepError::Undecodable(e.to_string()))?;
-        match self.run(&message).await {
+        let outcome = match self.run(&message).await {
+            // Waiting for an open circuit, a bounded number of times; then an ordinary failure,
+            // which spends the step's deliveries.
+            Err(StepError::Deferred { wait, code, .. })
+                if message.deferred_since.is_some_and(|since| {
+                    (chrono::Utc::now() - since).to_std().unwrap_or_default()
+                        >= self.circuit_patience
+                }) =>
+            {
+                Err(StepError::Retry {
+                    code,
+                    wait: Some(wait),
+                    source: anyhow::anyhow!("a provider's circuit stayed open"),
+                })
+            }
+            Err(StepError::Deferred { wait, code, .. }) => {
+                let again = StepMessage {
+                    deferred_since: message.deferred_since.or(Some(chrono::Utc::now())),
+                    ..message.clone()
+                };
+                Err(StepError::Deferred {
+                    wait,
+                    again: serde_json::to_string(&again).expect("step messages serialise"),
+                    code,
+                })
+            }
+            other => other,
+        };
+        match outcome {
             Ok(()) => Ok(()),
             Err(StepError::Retry { code, source, .. }) if last_attempt => {
                 tracing::warn!(book = message.book_id.as_str(), step = %message.step.key(), error = format!("{source:#}"), "step failed for good");

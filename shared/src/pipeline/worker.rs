@@ -29,7 +29,7 @@ pub fn retry_backoff(first: Duration, receive_count: u32) -> Duration {
 }
 
 /// What became of one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Delivery {
     /// Done (or done for good): delete it.
     Done,
@@ -38,8 +38,8 @@ enum Delivery {
     Again,
     /// Let it come back after a wait: the provider's, or the backoff of a failed step.
     AgainAfter(Duration),
-    /// Send it again as a new message after a wait, and delete this delivery.
-    Deferred(Duration),
+    /// Send this new message after a wait, and delete this delivery.
+    Deferred(Duration, String),
 }
 
 impl Pipeline {
@@ -51,7 +51,7 @@ impl Pipeline {
                 tracing::error!(%reason, "undecodable step message left for the dead letters");
                 Delivery::Again
             }
-            Err(StepError::Deferred { wait }) => Delivery::Deferred(wait),
+            Err(StepError::Deferred { wait, again, .. }) => Delivery::Deferred(wait, again),
             // The provider's wait when it asked for one, but never less than the backoff.
             Err(StepError::Retry { wait, .. }) => Delivery::AgainAfter(
                 retry_backoff(self.first_retry, receive_count).max(wait.unwrap_or_default()),
@@ -61,13 +61,13 @@ impl Pipeline {
 
     /// Deletes or postpones a delivery as its outcome says; a failure here only means it comes
     /// back sooner (and is found already done, or tried again).
-    async fn settle_delivery(&self, body: &str, receipt: &str, delivery: Delivery) {
-        let settled = match delivery {
+    async fn settle_delivery(&self, receipt: &str, delivery: Delivery) {
+        let settled = match &delivery {
             Delivery::Done => self.queue.delete(receipt).await,
-            Delivery::AgainAfter(wait) => self.queue.postpone(receipt, wait).await,
+            Delivery::AgainAfter(wait) => self.queue.postpone(receipt, *wait).await,
             // Sent before the delivery is deleted: a failure between the two leaves a duplicate,
             // which the step's idempotence absorbs, never a lost step.
-            Delivery::Deferred(wait) => match self.queue.send_delayed(body, wait).await {
+            Delivery::Deferred(wait, again) => match self.queue.send_delayed(again, *wait).await {
                 Ok(_) => self.queue.delete(receipt).await,
                 Err(error) => Err(error),
             },
@@ -129,9 +129,7 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
                 let delivery = pipeline
                     .handle_delivery(&message.body, message.receive_count)
                     .await;
-                pipeline
-                    .settle_delivery(&message.body, &message.receipt, delivery)
-                    .await;
+                pipeline.settle_delivery(&message.receipt, delivery).await;
                 drop(slot);
             });
         }
@@ -153,10 +151,11 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
             .unwrap_or(1);
         let body = record.body.as_deref().unwrap_or_default();
         let mut delivery = pipeline.handle_delivery(body, receive_count).await;
-        if let Delivery::Deferred(wait) = delivery {
+        if let Delivery::Deferred(wait, again) = &delivery {
+            let wait = *wait;
             // Sent again as a new message: this delivery is then done (the event source deletes
             // it), or, when the send failed, retried after the wait.
-            delivery = match pipeline.queue.send_delayed(body, wait).await {
+            delivery = match pipeline.queue.send_delayed(again, wait).await {
                 Ok(_) => Delivery::Done,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "deferring a step failed");
@@ -164,13 +163,11 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
                 }
             };
         }
-        if let (Delivery::AgainAfter(_), Some(receipt)) = (delivery, &record.receipt_handle) {
-            pipeline.settle_delivery(body, receipt, delivery).await;
+        let done = delivery == Delivery::Done;
+        if let (Delivery::AgainAfter(_), Some(receipt)) = (&delivery, &record.receipt_handle) {
+            pipeline.settle_delivery(receipt, delivery).await;
         }
-        (
-            record.message_id.clone().unwrap_or_default(),
-            delivery == Delivery::Done,
-        )
+        (record.message_id.clone().unwrap_or_default(), done)
     }))
     .await;
     let mut response = SqsBatchResponse::default();

@@ -105,10 +105,18 @@ fn providers(app: &TestApp, openai: &MockServer, fal: &MockServer) -> shared::pr
         ("FAL_BASE_URL", fal.uri()),
         ("IMAGE_PROVIDERS", "fal".to_owned()),
         ("PROVIDER_POLL_SECONDS", "0.005".to_owned()),
+        ("BREAKER_COOLDOWN_SECONDS", "0.05".to_owned()),
     ]
     .into_iter()
     .collect();
     let mut settings = ProviderSettings::from_lookup(&|name| vars.get(name).cloned()).unwrap();
+    // Waits of milliseconds, where production waits seconds.
+    if let Some(openai) = settings.openai.as_mut() {
+        openai.api.retry = super::quick_retries();
+    }
+    if let Some(fal) = settings.fal.as_mut() {
+        fal.retry = super::quick_retries();
+    }
     settings.fetch = FetchPolicy {
         allowed_hosts: vec!["127.0.0.1".into()],
         allow_loopback_http: true,
@@ -206,11 +214,7 @@ async fn a_book_through_real_wire_formats(backend: Backend) {
     steps.extend((0..=4).map(|page| Step::Illustrate { page }));
     steps.extend((1..=4).map(|page| Step::Narrate { page }));
     for step in steps {
-        let body = serde_json::to_string(&StepMessage {
-            book_id: id.clone(),
-            step,
-        })
-        .unwrap();
+        let body = serde_json::to_string(&StepMessage::new(id.clone(), step)).unwrap();
         pipeline.handle(&body, false).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -334,4 +338,52 @@ on_both_backends!(
     #[tokio::test]
     a_long_retry_after_puts_the_step_back_on_the_queue,
     a_long_retry_after_puts_the_step_back_on_the_queue
+);
+
+async fn a_narration_lost_for_good_leaves_the_book_done_with_a_warning(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (openai, fal) = (openai_server(4).await, fal_server().await);
+    // Speech is down for good; every other call answers.
+    Mock::given(path("/v1/audio/speech"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("speech is down"))
+        .with_priority(1)
+        .mount(&openai)
+        .await;
+    let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
+    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let user = uuid::Uuid::new_v4().to_string();
+    let job = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await
+        .body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = poll(&app, &user, &job, Duration::from_secs(120)).await;
+    assert_eq!(done.body["status"], "done", "{}", done.body);
+    let result = &done.body["result"];
+    let warnings = result["generation_warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w["code"] == "AUDIO_MISSING" && w["asset"] == "audio")
+    );
+    for page in result["pages"].as_array().unwrap() {
+        assert_eq!(page["asset_status"]["audio"]["state"], "missing", "{page}");
+        assert_eq!(
+            page["asset_status"]["image"]["state"], "generated",
+            "{page}"
+        );
+    }
+    assert_eq!(
+        app.get("/v1/credits/balance", &user).await.body["credits"],
+        2,
+        "a book delivered with warnings is not refunded"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_narration_lost_for_good_leaves_the_book_done_with_a_warning,
+    a_narration_lost_for_good_leaves_the_book_done_with_a_warning
 );
