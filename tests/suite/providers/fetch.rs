@@ -329,3 +329,40 @@ async fn wrong_types_are_refused() {
         }
     }
 }
+
+/// The same table through the step that stores a provider's picture, on both adapters: every URL
+/// is refused before anything is stored.
+async fn hostile_urls_never_reach_blob_storage(backend: crate::harness::Backend) {
+    use shared::providers::Artwork;
+    let app = crate::harness::TestApp::new(backend).await;
+    let fetcher = strict();
+    for (i, url) in HOSTILE.iter().enumerate() {
+        let key = |extension: &str| {
+            shared::ports::BlobKey::parse(&format!("tests/hostile/{i}.{extension}")).unwrap()
+        };
+        let stored = shared::pipeline::artwork::store(
+            &*app.state.blobs,
+            &fetcher,
+            Artwork::Url((*url).to_owned()),
+            key,
+        )
+        .await;
+        assert!(stored.is_err(), "{url} was stored");
+        for extension in ["png", "jpg", "webp"] {
+            assert!(
+                app.state
+                    .blobs
+                    .get(&key(extension))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{url}"
+            );
+        }
+    }
+}
+crate::on_both_backends!(
+    #[tokio::test]
+    hostile_urls_never_reach_blob_storage,
+    hostile_urls_never_reach_blob_storage
+);
