@@ -224,8 +224,8 @@ impl Pipeline {
         let message: StepMessage =
             serde_json::from_str(body).map_err(|e| StepError::Undecodable(e.to_string()))?;
         let outcome = match self.run(&message).await {
-            // Waiting for an open circuit, a bounded number of times; then an ordinary failure,
-            // which spends the step's deliveries.
+            // Waiting for an open circuit, for at most `circuit_patience`; then an ordinary
+            // failure, which spends the step's deliveries.
             Err(StepError::Deferred { wait, code, .. })
                 if message.deferred_since.is_some_and(|since| {
                     (chrono::Utc::now() - since).to_std().unwrap_or_default()

@@ -43,21 +43,21 @@ impl Breakers {
         }
     }
 
-    /// Whether `provider` may be called now (`Ok`), or how long its circuit stays open. A store
-    /// that cannot answer lets the call through: the breaker saves money and time, it does not
-    /// guard correctness.
-    async fn admit(&self, provider: &str) -> Result<(), Duration> {
+    /// Whether `provider` may be called now (`Ok`, saying whether its breaker holds anything a
+    /// success must clear), or how long its circuit stays open. A store that cannot answer lets
+    /// the call through: the breaker saves money and time, it does not guard correctness.
+    async fn admit(&self, provider: &str) -> Result<bool, Duration> {
         for _ in 0..WRITE_TRIES {
             let (record, version) = match self.store.breaker(provider).await {
                 Ok(found) => found,
                 Err(error) => {
                     tracing::warn!(provider, error = %error, "breaker unreadable; calling anyway");
-                    return Ok(());
+                    return Ok(true);
                 }
             };
             let now = self.clock.now();
             match record.admit(&self.policy, now) {
-                Admission::Closed => return Ok(()),
+                Admission::Closed => return Ok(record.after_success().is_some()),
                 Admission::Skip => {
                     // Until the cooldown ends; while another caller probes, a cooldown more
                     // (the probe's outcome is known well before its own timeout).
@@ -71,10 +71,10 @@ impl Breakers {
                     match self.store.put_breaker(provider, &probing, version).await {
                         Ok(true) => {
                             tracing::info!(provider, "circuit half-open: probing the provider");
-                            return Ok(());
+                            return Ok(true);
                         }
                         Ok(false) => continue,
-                        Err(_) => return Ok(()),
+                        Err(_) => return Ok(true),
                     }
                 }
             }
@@ -121,16 +121,19 @@ impl Breakers {
     where
         Fut: Future<Output = Result<T, ProviderError>>,
     {
-        if let Err(wait) = self.admit(provider).await {
-            return Err(ProviderError::CircuitOpen { for_at_least: wait });
-        }
+        let marked = match self.admit(provider).await {
+            Ok(marked) => marked,
+            Err(wait) => return Err(ProviderError::CircuitOpen { for_at_least: wait }),
+        };
         let result = call().await;
         match &result {
             Err(error) if counts_against_provider(error) => {
                 self.record(provider, Some(error)).await
             }
-            // An answer, even a refusal of our request, shows the provider is up.
-            _ => self.record(provider, None).await,
+            // An answer, even a refusal of our request, shows the provider is up; a clean
+            // breaker stays as it is without another read (the common case: one read a call).
+            _ if marked => self.record(provider, None).await,
+            _ => {}
         }
         result
     }
