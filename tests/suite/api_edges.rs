@@ -169,4 +169,37 @@ async fn capabilities_follow_the_routes_served() {
         shared::http::catalogue::serves("POST", "/v1/books")
     );
     assert_eq!(answer.body["credits"]["opening_credits"], 3);
+    // No key set: the offline providers make every book.
+    assert_eq!(answer.body["providers"]["story"], "offline");
+    assert_eq!(
+        answer.body["providers"]["images"],
+        serde_json::json!(["offline"])
+    );
+}
+
+#[tokio::test]
+async fn capabilities_name_the_providers_configured() {
+    let vars = [
+        ("OPENAI_API_KEY", "sk-test"),
+        ("REPLICATE_API_TOKEN", "r8_test"),
+        ("IMAGE_PROVIDERS", "replicate,openai"),
+        ("STORY_MODEL", "llama3.1"),
+    ];
+    let settings = shared::config::Settings::from_lookup(&|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let answer = app
+        .call(Method::GET, "/v1/config/capabilities", &[], None)
+        .await;
+    assert_eq!(answer.body["providers"]["story"], "openai:llama3.1");
+    assert_eq!(
+        answer.body["providers"]["images"],
+        serde_json::json!(["replicate", "openai"])
+    );
+    let printed = answer.body.to_string();
+    assert!(!printed.contains("sk-test") && !printed.contains("r8_test"));
 }

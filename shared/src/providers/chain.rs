@@ -101,7 +101,7 @@ impl Breakers {
                 Ok(true) => {
                     if opened {
                         tracing::warn!(provider, failures = next.failures, error = %failure.expect("a failure opens"), "circuit opened: provider skipped for its cooldown");
-                    } else if failure.is_none() {
+                    } else if failure.is_none() && record.is_open() {
                         tracing::info!(provider, "circuit closed: provider serving again");
                     }
                     return;

@@ -349,6 +349,10 @@ mod tests {
         assert!(none.openai.is_none() && none.image_chain.is_empty());
         let some = settings(&[("FAL_KEY", "k"), ("OPENAI_API_KEY", "sk")]).unwrap();
         assert_eq!(some.image_chain, ["fal", "openai"]);
+        let names = some.names();
+        assert_eq!(names.images, ["fal", "openai"]);
+        assert_eq!(names.story, "openai:gpt-4o-mini");
+        assert_eq!(none.names(), crate::providers::ProviderNames::offline());
         let chosen = settings(&[
             ("FAL_KEY", "k"),
             ("OPENAI_API_KEY", "sk"),
