@@ -550,6 +550,9 @@ mod counting {
         async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
             self.inner.postpone(receipt, delay).await
         }
+        async fn until_sent(&self, up_to: Duration) {
+            self.inner.until_sent(up_to).await
+        }
         async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
             self.inner.dead_letters(max).await
         }

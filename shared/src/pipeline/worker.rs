@@ -111,7 +111,7 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
         };
         if batch.is_empty() {
             drop(first);
-            tokio::time::sleep(IDLE_POLL).await;
+            pipeline.queue.until_sent(IDLE_POLL).await;
             continue;
         }
         let mut first = Some(first);
@@ -136,7 +136,8 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
     }
 }
 
-/// How long the local worker waits before looking at an empty queue again.
+/// How long the local worker waits before looking at an empty queue again, unless the queue
+/// wakes it earlier (messages sent for later, and postponed ones, are seen at the next look).
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// The Lambda worker's handler: every message of the batch runs concurrently; the ones that must

@@ -56,6 +56,13 @@ pub trait StepQueue: Send + Sync {
     /// Acknowledges a delivery: the message is done and will not come back.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
 
+    /// Waits until a message may have been sent, at most `up_to`: a queue that can tell wakes
+    /// its consumer as soon as something is sent; others just wait (SQS is polled by the event
+    /// source, never by this).
+    async fn until_sent(&self, up_to: Duration) {
+        tokio::time::sleep(up_to).await;
+    }
+
     /// Hides a delivery until `delay` has passed (SQS's `ChangeMessageVisibility`): the step comes
     /// back after the wait a provider asked for, without sleeping through it.
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError>;

@@ -2,6 +2,7 @@ use super::Database;
 use crate::ports::queue::{MAX_RECEIVES, QueueError, QueuedMessage, StepQueue};
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The step queue in the same SQLite database as the state: durable, so unfinished work survives
@@ -9,11 +10,17 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SqliteQueue {
     db: Database,
+    /// Wakes the local worker when a message is sent for now, so that a book's next stage
+    /// starts at once rather than at the worker's next look.
+    sent: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteQueue {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            sent: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     async fn run<T: Send + 'static>(
@@ -58,7 +65,15 @@ impl StepQueue for SqliteQueue {
             Ok(())
         })
         .await?;
+        if delay == 0 {
+            // Stored for a worker not waiting yet: its next wait returns at once.
+            self.sent.notify_one();
+        }
         Ok(message_id)
+    }
+
+    async fn until_sent(&self, up_to: Duration) {
+        let _ = tokio::time::timeout(up_to, self.sent.notified()).await;
     }
 
     async fn receive(
