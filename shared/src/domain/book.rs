@@ -419,9 +419,18 @@ impl Book {
         self
     }
 
-    /// Asset steps not yet over: pictures and narrations still pending, and the reference.
+    /// Asset steps not yet over: pictures and narrations still pending, and the reference where
+    /// the book has one to wait for.
     fn count_pending(&self) -> u32 {
-        let slots = self
+        let pictures = self.pages.len() as u32;
+        let narrations = self
+            .pages
+            .iter()
+            .filter(|p| p.audio_state != AudioState::NotRequested)
+            .count() as u32;
+        // A book whose story was written before reference pictures existed counts none.
+        let has_reference = self.total_assets > pictures + narrations;
+        let pending = self
             .pages
             .iter()
             .map(|p| {
@@ -429,7 +438,7 @@ impl Book {
                     + u32::from(p.audio_state == AudioState::Pending)
             })
             .sum::<u32>();
-        slots + u32::from(self.title.is_some() && !self.reference_done)
+        pending + u32::from(has_reference && !self.reference_done)
     }
 
     /// Progress 0–100, derived from where the job is.
@@ -585,6 +594,43 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
         assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
+    }
+
+    #[test]
+    fn pending_assets_are_counted_from_the_pages_and_the_reference() {
+        let page = |number, image, audio| Page {
+            number,
+            text: String::new(),
+            scene: String::new(),
+            characters: vec![],
+            image_key: None,
+            image_state: image,
+            audio_key: None,
+            audio_state: audio,
+        };
+        let at = Utc::now();
+        let mut book: Book = serde_json::from_value(serde_json::json!({
+            "id": "bk_1", "user": "u", "state": "running", "title": "T",
+            "request": {"topic": "t", "target_age": "5-7", "style": "cartoon", "language": "en",
+                "page_count": 4, "protagonist": null, "character_appearance": null,
+                "forbidden_elements": [], "theme": null, "narration": true},
+            "pages": [], "pending_assets": 0, "total_assets": 0, "pdf_key": null, "warnings": [],
+            "failure": null, "charged": 1, "refunded": false, "created_at": at, "updated_at": at,
+        }))
+        .unwrap();
+        book.pages = vec![
+            page(0, ImageState::Generated, AudioState::NotRequested),
+            page(1, ImageState::Pending, AudioState::Available),
+        ];
+        // Two pictures, one narration, and the reference.
+        book.total_assets = 4;
+        assert_eq!(book.count_pending(), 2);
+        book.reference_done = true;
+        assert_eq!(book.count_pending(), 1);
+        // Written before references existed: nothing to wait for but the picture.
+        book.reference_done = false;
+        book.total_assets = 3;
+        assert_eq!(book.count_pending(), 1);
     }
 
     #[test]
