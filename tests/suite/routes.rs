@@ -146,3 +146,62 @@ fn the_step_worker_is_bounded_by_its_event_source_and_outlasts_a_picture() {
         "a picture and its download take up to {picture:?}"
     );
 }
+
+#[test]
+fn stateful_resources_are_retained_and_every_function_logs_to_a_group_with_a_retention() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    for (name, resource) in resources {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if matches!(
+            kind,
+            "AWS::DynamoDB::Table" | "AWS::S3::Bucket" | "AWS::SQS::Queue" | "AWS::Logs::LogGroup"
+        ) {
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                assert_eq!(
+                    resource[policy].as_str(),
+                    Some("Retain"),
+                    "{name:?} {policy}"
+                );
+            }
+        }
+        if kind == "AWS::Logs::LogGroup" {
+            assert!(
+                !resource["Properties"]["RetentionInDays"].is_null(),
+                "{name:?}"
+            );
+        }
+        if kind == "AWS::Serverless::Function" {
+            // `!Ref X` reads as a value tagged `Ref`.
+            let group = match &resource["Properties"]["LoggingConfig"]["LogGroup"] {
+                Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+                _ => None,
+            }
+            .unwrap_or_else(|| panic!("{name:?} names no log group"));
+            assert_eq!(
+                resources[group]["Type"].as_str(),
+                Some("AWS::Logs::LogGroup")
+            );
+        }
+    }
+    let table = &template["Resources"]["StateTable"]["Properties"];
+    assert_eq!(table["DeletionProtectionEnabled"].as_bool(), Some(true));
+    let bucket = &template["Resources"]["AssetBucket"]["Properties"];
+    assert_eq!(
+        bucket["VersioningConfiguration"]["Status"].as_str(),
+        Some("Enabled")
+    );
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| !r["NoncurrentVersionExpiration"].is_null())
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|r| !r["AbortIncompleteMultipartUpload"].is_null())
+    );
+}
