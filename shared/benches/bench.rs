@@ -663,32 +663,17 @@ async fn until_done(
 /// page step, assembly) measured in the same run.
 async fn book_pipeline() {
     use shared::domain::book::{Step, StepMessage};
-    use shared::pipeline::Pipeline;
     use shared::providers::Providers;
-    use std::sync::Arc;
 
     let (_dir, mode) = local_mode();
-    let (state, counts) = counted(&mode);
-    let pipeline = Arc::new(Pipeline {
-        store: state.store.clone(),
-        blobs: state.blobs.clone(),
-        queue: state.queue.clone(),
-        providers: Providers::offline(),
-        first_retry: shared::pipeline::worker::FIRST_RETRY,
-        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
-    });
-    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
-    let user = uuid::Uuid::new_v4().to_string();
-    make_user(&router, &user).await;
-    let before = counts.billed();
-
-    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
-    let started = Instant::now();
-    let id = request_book(&router, &user).await;
-    until_done(&*mode.state.store, &id).await;
-    let wall = started.elapsed();
-    worker.abort();
-    let after = counts.billed();
+    let TimedBook {
+        wall,
+        billed,
+        pipeline,
+        router,
+        user,
+        ..
+    } = time_one_book(&mode, |_| Providers::offline()).await;
 
     // The same book again, each step alone and timed.
     let second = request_book(&router, &user).await;
@@ -733,16 +718,55 @@ async fn book_pipeline() {
         "  ratio wall / ideal                      {:>10.2} x",
         wall.as_secs_f64() / ideal.as_secs_f64()
     );
-    print_billed(before, after);
+    print_billed(billed);
 }
 
-fn print_billed(before: [u64; 3], after: [u64; 3]) {
+fn print_billed(billed: [u64; 3]) {
     println!(
         "  per book: store writes {}, queue messages {}, blob writes {}",
-        after[0] - before[0],
-        after[1] - before[1],
-        after[2] - before[2]
+        billed[0], billed[1], billed[2]
     );
+}
+
+/// One book made through the local worker over counted adapters, and what is needed to make more.
+struct TimedBook {
+    book: shared::domain::book::Book,
+    /// From the request to `done`.
+    wall: Duration,
+    /// Store writes, queue messages and blob writes the book took.
+    billed: [u64; 3],
+    pipeline: std::sync::Arc<shared::pipeline::Pipeline>,
+    router: axum::Router,
+    user: String,
+}
+
+/// Makes one 12-page book in `mode` with the providers `providers` builds over the counted state,
+/// timed from the request to `done`.
+async fn time_one_book(
+    mode: &LocalMode,
+    providers: impl FnOnce(&shared::http::AppState) -> shared::providers::Providers,
+) -> TimedBook {
+    let (state, counts) = counted(mode);
+    let pipeline = std::sync::Arc::new(shared::pipeline::Pipeline::new(&state, providers(&state)));
+    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let user = uuid::Uuid::new_v4().to_string();
+    make_user(&router, &user).await;
+    let before = counts.billed();
+    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
+    let started = Instant::now();
+    let id = request_book(&router, &user).await;
+    let book = until_done(&*mode.state.store, &id).await;
+    let wall = started.elapsed();
+    worker.abort();
+    let after = counts.billed();
+    TimedBook {
+        book,
+        wall,
+        billed: [0, 1, 2].map(|i| after[i] - before[i]),
+        pipeline,
+        router,
+        user,
+    }
 }
 
 /// Simulated latencies of real providers (seconds): the story, each picture, each narration.
@@ -755,9 +779,7 @@ const SPEECH_SECONDS: f64 = 1.0;
 /// real providers' latencies: its wall time beside the ideal critical path (story + reference +
 /// the slowest page picture, or narration if slower, + assembly), and what it cost.
 async fn book_with_provider_latencies() {
-    use shared::pipeline::Pipeline;
     use std::collections::HashMap;
-    use std::sync::Arc;
     use wiremock::matchers::path;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -831,26 +853,12 @@ async fn book_with_provider_latencies() {
             .unwrap();
 
     let (_dir, mode) = local_mode();
-    let (state, counts) = counted(&mode);
-    let pipeline = Arc::new(Pipeline {
-        store: state.store.clone(),
-        blobs: state.blobs.clone(),
-        queue: state.queue.clone(),
-        providers: settings.build(state.store.clone(), state.clock.clone()),
-        first_retry: shared::pipeline::worker::FIRST_RETRY,
-        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
-    });
-    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
-    let user = uuid::Uuid::new_v4().to_string();
-    make_user(&router, &user).await;
-    let before = counts.billed();
-    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
-    let started = Instant::now();
-    let id = request_book(&router, &user).await;
-    let book = until_done(&*mode.state.store, &id).await;
-    let wall = started.elapsed();
-    worker.abort();
-    let after = counts.billed();
+    let TimedBook {
+        book, wall, billed, ..
+    } = time_one_book(&mode, |state| {
+        settings.build(state.store.clone(), state.clock.clone())
+    })
+    .await;
     // Assembly alone, on the finished book, to complete the ideal path.
     let assembling = Instant::now();
     shared::pipeline::pdf::render(&book, &*mode.state.blobs)
@@ -881,7 +889,7 @@ async fn book_with_provider_latencies() {
         "  ratio wall / ideal                      {:>10.3} x",
         wall.as_secs_f64() / ideal.as_secs_f64()
     );
-    print_billed(before, after);
+    print_billed(billed);
     println!(
         "  provider calls: {} (story {}, moderation {}, reference {}, pages and cover {}, narration {})",
         calls.len(),
@@ -951,14 +959,7 @@ async fn memory_probe() {
         max_bytes: (BIG_PICTURE as u64) + 1024,
         ..FetchPolicy::default()
     });
-    let pipeline = Pipeline {
-        store: mode.state.store.clone(),
-        blobs: mode.state.blobs.clone(),
-        queue: mode.state.queue.clone(),
-        providers,
-        first_retry: shared::pipeline::worker::FIRST_RETRY,
-        circuit_patience: shared::pipeline::CIRCUIT_PATIENCE,
-    };
+    let pipeline = Pipeline::new(&mode.state, providers);
     let router = shared::http::app(mode.state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;

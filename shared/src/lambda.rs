@@ -53,14 +53,7 @@ pub async fn serve_steps() -> Result<(), lambda_runtime::Error> {
         .map_err(|e| format!("{e}"))?
         .build(state.store.clone(), state.clock.clone());
     tracing::info!(providers = ?providers.names, "step worker providers");
-    let pipeline = Arc::new(Pipeline {
-        store: state.store,
-        blobs: state.blobs,
-        queue: state.queue,
-        providers,
-        first_retry: crate::pipeline::worker::FIRST_RETRY,
-        circuit_patience: crate::pipeline::CIRCUIT_PATIENCE,
-    });
+    let pipeline = Arc::new(Pipeline::new(&state, providers));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let pipeline = pipeline.clone();

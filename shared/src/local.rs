@@ -76,14 +76,7 @@ impl LocalMode {
             settings,
         );
         let providers = providers.build(state.store.clone(), state.clock.clone());
-        let pipeline = Arc::new(Pipeline {
-            store: state.store.clone(),
-            blobs: state.blobs.clone(),
-            queue: state.queue.clone(),
-            providers,
-            first_retry: crate::pipeline::worker::FIRST_RETRY,
-            circuit_patience: crate::pipeline::CIRCUIT_PATIENCE,
-        });
+        let pipeline = Arc::new(Pipeline::new(&state, providers));
         Ok(Self {
             state,
             signer,

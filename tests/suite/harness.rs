@@ -196,13 +196,10 @@ impl TestApp {
         providers: shared::providers::Providers,
     ) -> Arc<shared::pipeline::Pipeline> {
         Arc::new(shared::pipeline::Pipeline {
-            store: self.state.store.clone(),
-            blobs: self.state.blobs.clone(),
-            queue: self.state.queue.clone(),
-            providers,
             // Failed steps come back in milliseconds here, in seconds in production.
             first_retry: std::time::Duration::from_millis(20),
             circuit_patience: std::time::Duration::from_secs(5),
+            ..shared::pipeline::Pipeline::new(&self.state, providers)
         })
     }
 

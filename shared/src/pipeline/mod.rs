@@ -213,6 +213,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The step runner over `state`'s ports, with production's waits.
+    pub fn new(state: &crate::http::AppState, providers: Providers) -> Self {
+        Self {
+            store: state.store.clone(),
+            blobs: state.blobs.clone(),
+            queue: state.queue.clone(),
+            providers,
+            first_retry: worker::FIRST_RETRY,
+            circuit_patience: CIRCUIT_PATIENCE,
+        }
+    }
+
     pub async fn enqueue(&self, book: &BookId, step: Step) -> Result<(), crate::ports::QueueError> {
         enqueue_step(&*self.queue, book, step).await
     }

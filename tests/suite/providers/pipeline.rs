@@ -3,7 +3,7 @@
 //! redelivered steps that neither pay twice nor change the book.
 
 use super::{chat_answer, png};
-use crate::books::{korean_book, poll};
+use crate::books::{poll, start_book};
 use crate::harness::{Backend, TestApp};
 use crate::on_both_backends;
 use shared::domain::book::{BookId, Step, StepMessage};
@@ -141,11 +141,7 @@ async fn a_book_through_real_wire_formats(backend: Backend) {
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
     let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
     let user = uuid::Uuid::new_v4().to_string();
-    let created = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await;
-    assert_eq!(created.status, 200, "{}", created.body);
-    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(60)).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     assert!(
@@ -244,13 +240,7 @@ async fn a_picture_refused_twice_becomes_a_placeholder_with_a_warning(backend: B
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
     let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(60)).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     let warnings = done.body["result"]["generation_warnings"]
@@ -301,13 +291,7 @@ async fn a_long_retry_after_puts_the_step_back_on_the_queue(backend: Backend) {
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
     let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = start_book(&app, &user).await;
     let started = std::time::Instant::now();
     while requests_to(&openai, "/v1/chat/completions").await == 0 {
         assert!(
@@ -352,13 +336,7 @@ async fn a_narration_lost_for_good_leaves_the_book_done_with_a_warning(backend: 
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
     let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
-    let job = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
-        .await
-        .body["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(120)).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     let result = &done.body["result"];
