@@ -28,26 +28,41 @@ impl OpenAi {
     fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.base_url.trim_end_matches('/'))
     }
+}
 
-    fn post(&self, http: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
-        http.post(self.url(path)).bearer_auth(self.key.expose())
+/// One model of an OpenAI-compatible API, with a client whose timeout is the model's.
+#[derive(Debug, Clone)]
+struct Model {
+    api: OpenAi,
+    http: reqwest::Client,
+    name: String,
+}
+
+impl Model {
+    fn new(api: OpenAi, name: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            api,
+            http: client(timeout),
+            name: name.into(),
+        }
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.api.url(path))
+            .bearer_auth(self.api.key.expose())
     }
 
     /// POSTs `body` to `path` and reads its JSON answer, retried as [`RetryPolicy`] says.
     async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
-        http: &reqwest::Client,
         path: &str,
         body: &serde_json::Value,
     ) -> Result<T, ProviderError> {
-        self.retry
+        self.api
+            .retry
             .run(|| async {
-                let response = self
-                    .post(http, path)
-                    .json(body)
-                    .send()
-                    .await
-                    .map_err(transport)?;
+                let response = self.post(path).json(body).send().await.map_err(transport)?;
                 json(checked(response).await?).await
             })
             .await
@@ -59,17 +74,13 @@ impl OpenAi {
 
 /// Writes the story with a chat model held to [`story::json_schema`].
 pub struct ChatStoryWriter {
-    api: OpenAi,
-    http: reqwest::Client,
-    model: String,
+    model: Model,
 }
 
 impl ChatStoryWriter {
     pub fn new(api: OpenAi, model: impl Into<String>, timeout: Duration) -> Self {
         Self {
-            api,
-            http: client(timeout),
-            model: model.into(),
+            model: Model::new(api, model, timeout),
         }
     }
 }
@@ -114,7 +125,7 @@ impl ChatStoryWriter {
     ) -> Result<WrittenStory, ProviderError> {
         let request = &brief.request;
         let body = serde_json::json!({
-            "model": self.model,
+            "model": self.model.name,
             "messages": [
                 {"role": "system", "content": story::instructions(request, brief.stricter)},
                 {"role": "user", "content": story::user_message(request)},
@@ -128,10 +139,7 @@ impl ChatStoryWriter {
                 }
             },
         });
-        let answer: ChatAnswer = self
-            .api
-            .post_json(&self.http, "chat/completions", &body)
-            .await?;
+        let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
         let tokens = answer.usage.unwrap_or_default();
         usage.input_tokens += tokens.prompt_tokens;
         usage.output_tokens += tokens.completion_tokens;
@@ -161,7 +169,7 @@ impl ChatStoryWriter {
 impl StoryWriter for ChatStoryWriter {
     /// Asks again once on an invalid answer, a refusal or an answer cut off at the limit.
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
-        let mut usage = Usage::new("openai", &self.model);
+        let mut usage = Usage::new("openai", &self.model.name);
         let mut last = None;
         for attempt in 0..2 {
             match self.ask(brief, &mut usage).await {
@@ -187,17 +195,13 @@ impl StoryWriter for ChatStoryWriter {
 
 /// The moderation endpoint (`omni-moderation-latest` and compatible).
 pub struct ModerationEndpoint {
-    api: OpenAi,
-    http: reqwest::Client,
-    model: String,
+    model: Model,
 }
 
 impl ModerationEndpoint {
     pub fn new(api: OpenAi, model: impl Into<String>, timeout: Duration) -> Self {
         Self {
-            api,
-            http: client(timeout),
-            model: model.into(),
+            model: Model::new(api, model, timeout),
         }
     }
 }
@@ -218,8 +222,8 @@ struct ModerationResult {
 #[async_trait]
 impl Moderator for ModerationEndpoint {
     async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError> {
-        let body = serde_json::json!({"model": self.model, "input": text});
-        let answer: ModerationAnswer = self.api.post_json(&self.http, "moderations", &body).await?;
+        let body = serde_json::json!({"model": self.model.name, "input": text});
+        let answer: ModerationAnswer = self.model.post_json("moderations", &body).await?;
         let result = answer.results.into_iter().next().ok_or_else(|| {
             ProviderError::Malformed("a moderation answer without results".into())
         })?;
@@ -243,7 +247,7 @@ impl Moderator for ModerationEndpoint {
         };
         Ok(Metered {
             value: verdict,
-            usage: Usage::new("openai", &self.model),
+            usage: Usage::new("openai", &self.model.name),
         })
     }
 }
@@ -254,9 +258,7 @@ impl Moderator for ModerationEndpoint {
 /// OpenAI-compatible images: `/images/generations`, or `/images/edits` when the prompt carries a
 /// reference image.
 pub struct OpenAiImages {
-    api: OpenAi,
-    http: reqwest::Client,
-    model: String,
+    model: Model,
     size: String,
     quality: Option<String>,
 }
@@ -270,9 +272,7 @@ impl OpenAiImages {
         timeout: Duration,
     ) -> Self {
         Self {
-            api,
-            http: client(timeout),
-            model: model.into(),
+            model: Model::new(api, model, timeout),
             size: size.into(),
             quality,
         }
@@ -309,13 +309,14 @@ impl super::Illustrator for OpenAiImages {
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let text = with_negatives(prompt);
         let answer: ImagesAnswer = self
+            .model
             .api
             .retry
             .run(|| async {
                 let request = match &prompt.reference_image {
                     Some(reference) => {
                         let mut form = reqwest::multipart::Form::new()
-                            .text("model", self.model.clone())
+                            .text("model", self.model.name.clone())
                             .text("prompt", text.clone())
                             .text("size", self.size.clone())
                             .text("n", "1")
@@ -329,16 +330,16 @@ impl super::Illustrator for OpenAiImages {
                         if let Some(quality) = &self.quality {
                             form = form.text("quality", quality.clone());
                         }
-                        self.api.post(&self.http, "images/edits").multipart(form)
+                        self.model.post("images/edits").multipart(form)
                     }
                     None => {
                         let mut body = serde_json::json!({
-                            "model": self.model, "prompt": text, "n": 1, "size": self.size,
+                            "model": self.model.name, "prompt": text, "n": 1, "size": self.size,
                         });
                         if let Some(quality) = &self.quality {
                             body["quality"] = quality.clone().into();
                         }
-                        self.api.post(&self.http, "images/generations").json(&body)
+                        self.model.post("images/generations").json(&body)
                     }
                 };
                 let response = request.send().await.map_err(transport)?;
@@ -365,7 +366,7 @@ impl super::Illustrator for OpenAiImages {
             }
         };
         let tokens = answer.usage.unwrap_or_default();
-        let mut usage = Usage::new("openai", &self.model);
+        let mut usage = Usage::new("openai", &self.model.name);
         usage.images = 1;
         usage.image_size = Some(self.size.clone());
         usage.input_tokens = tokens.prompt_tokens;
@@ -382,9 +383,7 @@ impl super::Illustrator for OpenAiImages {
 
 /// OpenAI-compatible speech (`/audio/speech`): a voice per language, slower for younger children.
 pub struct OpenAiSpeech {
-    api: OpenAi,
-    http: reqwest::Client,
-    model: String,
+    model: Model,
     voices: VoiceChoice,
     format: &'static str,
 }
@@ -424,9 +423,7 @@ impl OpenAiSpeech {
         timeout: Duration,
     ) -> Self {
         Self {
-            api,
-            http: client(timeout),
-            model: model.into(),
+            model: Model::new(api, model, timeout),
             voices,
             format,
         }
@@ -437,19 +434,20 @@ impl OpenAiSpeech {
 impl Narrator for OpenAiSpeech {
     async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError> {
         let body = serde_json::json!({
-            "model": self.model,
+            "model": self.model.name,
             "input": request.text,
             "voice": self.voices.for_language(request.language),
             "speed": speed_for(request.age),
             "response_format": self.format,
         });
         let audio = self
+            .model
             .api
             .retry
             .run(|| async {
                 let response = self
-                    .api
-                    .post(&self.http, "audio/speech")
+                    .model
+                    .post("audio/speech")
                     .json(&body)
                     .send()
                     .await
@@ -473,7 +471,7 @@ impl Narrator for OpenAiSpeech {
                 Ok(audio)
             })
             .await?;
-        let mut usage = Usage::new("openai", &self.model);
+        let mut usage = Usage::new("openai", &self.model.name);
         usage.characters_spoken = request.text.chars().count() as u64;
         Ok(Metered {
             value: Speech {
