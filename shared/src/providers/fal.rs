@@ -2,8 +2,8 @@
 //! `COMPLETED`, read the result URL; the picture is an output URL.
 
 use super::wire::{
-    ApiSecret, RetryPolicy, before_next_poll, checked, client, data_uri, json, same_origin,
-    transport,
+    ApiSecret, RetryPolicy, before_next_poll, checked, client, hosted_image_input, json,
+    same_origin, transport,
 };
 use super::{Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage};
 use async_trait::async_trait;
@@ -94,22 +94,18 @@ struct FalImage {
 impl Illustrator for FalImages {
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
-        let mut input = serde_json::json!({
-            "prompt": prompt.prompt,
-            "negative_prompt": prompt.negative_prompt,
-            "seed": prompt.seed % (1 << 31),
-            "image_size": self.settings.image_size,
-            "num_images": 1,
-            "enable_safety_checker": true,
-            "output_format": "png",
-        });
-        let model = match (&prompt.reference_image, &self.settings.reference_model) {
-            (Some(image), Some(model)) => {
-                input["image_url"] = data_uri(image).into();
-                model
-            }
-            _ => &self.settings.model,
-        };
+        let (model, input) = hosted_image_input(
+            prompt,
+            serde_json::json!({
+                "image_size": self.settings.image_size,
+                "num_images": 1,
+                "enable_safety_checker": true,
+                "output_format": "png",
+            }),
+            &self.settings.model,
+            self.settings.reference_model.as_deref(),
+            "image_url",
+        );
         let submit_url = format!("{}/{model}", self.settings.base_url.trim_end_matches('/'));
         let submitted: Submitted = self
             .settings

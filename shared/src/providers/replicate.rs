@@ -2,8 +2,8 @@
 //! polling `urls.get` until the prediction settles; the picture is an output URL.
 
 use super::wire::{
-    ApiSecret, RetryPolicy, before_next_poll, checked, client, data_uri, json, same_origin,
-    transport,
+    ApiSecret, RetryPolicy, before_next_poll, checked, client, hosted_image_input, json,
+    same_origin, transport,
 };
 use super::{Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage};
 use async_trait::async_trait;
@@ -116,20 +116,16 @@ impl ReplicateImages {
 impl Illustrator for ReplicateImages {
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
-        let mut input = serde_json::json!({
-            "prompt": prompt.prompt,
-            "negative_prompt": prompt.negative_prompt,
-            "seed": prompt.seed % (1 << 31),
-            "aspect_ratio": self.settings.aspect_ratio,
-            "output_format": "png",
-        });
-        let model = match (&prompt.reference_image, &self.settings.reference_model) {
-            (Some(image), Some(model)) => {
-                input["input_image"] = data_uri(image).into();
-                model
-            }
-            _ => &self.settings.model,
-        };
+        let (model, input) = hosted_image_input(
+            prompt,
+            serde_json::json!({
+                "aspect_ratio": self.settings.aspect_ratio,
+                "output_format": "png",
+            }),
+            &self.settings.model,
+            self.settings.reference_model.as_deref(),
+            "input_image",
+        );
         let mut prediction = self.create(model, &input).await?;
         loop {
             match prediction.status.as_str() {

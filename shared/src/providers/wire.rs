@@ -136,6 +136,34 @@ pub fn data_uri(image: &[u8]) -> String {
     )
 }
 
+/// The input that Replicate and fal image models share (the prompt, the negative prompt, the
+/// book's seed in the 31 bits they take) with the provider's own `extra` fields, and the model to
+/// run: the one that takes a reference picture, given it under `reference_field`, when the prompt
+/// carries one and such a model is configured; else `model`.
+pub fn hosted_image_input<'a>(
+    prompt: &super::ImagePrompt,
+    extra: serde_json::Value,
+    model: &'a str,
+    reference_model: Option<&'a str>,
+    reference_field: &str,
+) -> (&'a str, serde_json::Value) {
+    let mut input = serde_json::json!({
+        "prompt": prompt.prompt,
+        "negative_prompt": prompt.negative_prompt,
+        "seed": prompt.seed % (1 << 31),
+    });
+    if let (Some(fields), serde_json::Value::Object(extra)) = (input.as_object_mut(), extra) {
+        fields.extend(extra);
+    }
+    match (&prompt.reference_image, reference_model) {
+        (Some(image), Some(reference_model)) => {
+            input[reference_field] = data_uri(image).into();
+            (reference_model, input)
+        }
+        _ => (model, input),
+    }
+}
+
 /// Waits `every` before the next poll of a running prediction, or answers a timeout when that
 /// would pass `deadline`.
 pub async fn before_next_poll(
