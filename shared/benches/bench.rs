@@ -235,6 +235,7 @@ mod counting {
     use shared::domain::credential::CredentialHash;
     use shared::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use shared::domain::settings::UserSettings;
+    use shared::domain::spend::{DaySpend, KillSwitch, Microdollars, SpendCharge};
     use shared::domain::streak::Reading;
     use shared::domain::user::{User, UserId, UserLookup};
     use shared::ports::queue::{QueueError, QueuedMessage, StepQueue};
@@ -516,6 +517,45 @@ mod counting {
         ) -> Result<bool, StoreError> {
             self.write();
             self.inner.put_breaker(provider, record, expected).await
+        }
+    }
+
+    #[async_trait]
+    impl SpendStore for Counted<S> {
+        async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError> {
+            // A read of the day's total, then a transaction of three writes.
+            self.read();
+            self.write();
+            self.inner.add_spend(charge).await
+        }
+        async fn spent_on(&self, day: NaiveDate) -> Result<Microdollars, StoreError> {
+            self.read();
+            self.inner.spent_on(day).await
+        }
+        async fn day_spend(&self, day: NaiveDate) -> Result<DaySpend, StoreError> {
+            self.read();
+            self.inner.day_spend(day).await
+        }
+        async fn book_cost(&self, book: &BookId) -> Result<(Microdollars, u64), StoreError> {
+            self.read();
+            self.inner.book_cost(book).await
+        }
+        async fn record_finished_book(
+            &self,
+            day: NaiveDate,
+            book: &BookId,
+        ) -> Result<bool, StoreError> {
+            self.read();
+            self.write();
+            self.inner.record_finished_book(day, book).await
+        }
+        async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
+            self.read();
+            self.inner.kill_switch().await
+        }
+        async fn put_kill_switch(&self, switch: &KillSwitch) -> Result<(), StoreError> {
+            self.write();
+            self.inner.put_kill_switch(switch).await
         }
     }
 

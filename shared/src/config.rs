@@ -3,7 +3,9 @@
 
 use crate::domain::Invalid;
 use crate::domain::credential::Pepper;
+use crate::domain::spend::{Microdollars, PriceTable, SpendLimits, WhenStopped};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,10 @@ pub struct Settings {
     pub stuck_book_after: Duration,
     /// Which providers serve each capability (names only: the keys stay with the worker).
     pub providers: crate::providers::ProviderNames,
+    /// The daily provider-spend alert and hard limit, and what a stopped step does.
+    pub spend: SpendLimits,
+    /// What each provider call costs.
+    pub prices: Arc<PriceTable>,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -104,6 +110,8 @@ impl Default for Settings {
             rotation_grace: Duration::from_secs(24 * 3600),
             stuck_book_after: Duration::from_secs(15 * 60),
             providers: crate::providers::ProviderNames::offline(),
+            spend: SpendLimits::default(),
+            prices: Arc::new(PriceTable::default()),
         }
     }
 }
@@ -295,8 +303,37 @@ impl Settings {
                 _ => return Err(Invalid::new("STUCK_BOOK_AFTER_SECONDS must be 60 or more")),
             },
             providers: crate::providers::settings::ProviderSettings::from_lookup(lookup)?.names(),
+            spend: spend_limits(lookup, defaults.spend)?,
+            prices: Arc::new(
+                match lookup("PRICE_TABLE").filter(|raw| !raw.trim().is_empty()) {
+                    Some(raw) => PriceTable::with_overrides(&raw)?,
+                    None => PriceTable::default(),
+                },
+            ),
         })
     }
+}
+
+/// `SPEND_ALERT_USD`, `SPEND_LIMIT_USD` (dollars per UTC day) and `WHEN_GENERATION_STOPPED`.
+fn spend_limits(lookup: Lookup, defaults: SpendLimits) -> Result<SpendLimits, Invalid> {
+    let dollars = |name: &str, default: Microdollars| -> Result<Microdollars, Invalid> {
+        Microdollars::from_usd(parsed(lookup, name, default.usd())?)
+            .map_err(|_| Invalid::new(format!("{name} must be 0 or more dollars")))
+    };
+    let limits = SpendLimits {
+        alert: dollars("SPEND_ALERT_USD", defaults.alert)?,
+        hard_limit: dollars("SPEND_LIMIT_USD", defaults.hard_limit)?,
+        when_stopped: match lookup("WHEN_GENERATION_STOPPED") {
+            Some(raw) if !raw.trim().is_empty() => WhenStopped::parse(raw.trim())?,
+            _ => defaults.when_stopped,
+        },
+    };
+    if limits.alert > limits.hard_limit {
+        return Err(Invalid::new(
+            "SPEND_ALERT_USD must not be above SPEND_LIMIT_USD",
+        ));
+    }
+    Ok(limits)
 }
 
 impl LocalSettings {
@@ -409,5 +446,40 @@ mod tests {
         assert!(error.0.contains("OPENING_CREDITS"));
         assert!(settings(&[("APP_ENV", "staging")]).is_err());
         assert!(settings(&[("OPENING_CREDITS", "-1")]).is_err());
+    }
+
+    #[test]
+    fn spend_limits_in_dollars() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            (s.spend.alert, s.spend.hard_limit, s.spend.when_stopped),
+            (
+                Microdollars(100_000_000),
+                Microdollars(500_000_000),
+                WhenStopped::Wait
+            )
+        );
+        let s = settings(&[
+            ("SPEND_ALERT_USD", "0.5"),
+            ("SPEND_LIMIT_USD", "2"),
+            ("WHEN_GENERATION_STOPPED", "fail"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.spend.alert, s.spend.hard_limit, s.spend.when_stopped),
+            (
+                Microdollars(500_000),
+                Microdollars(2_000_000),
+                WhenStopped::Fail
+            )
+        );
+        for bad in [
+            ("SPEND_LIMIT_USD", "-1"),
+            ("SPEND_ALERT_USD", "600"),
+            ("WHEN_GENERATION_STOPPED", "pause"),
+            ("PRICE_TABLE", "{"),
+        ] {
+            assert!(settings(&[bad]).is_err(), "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,8 @@
 //!   local server, with its error envelope and extractors.
 //! - [`config`], [`telemetry`], [`clock`]: settings from the environment, JSON logs, the time.
 //! - [`local`], [`lambda`]: composition roots for local mode and for Lambda functions.
+//! - [`spend`], [`metrics`]: the spend guard (prices, the daily limit, the kill switch) and
+//!   CloudWatch metrics in the embedded metric format.
 
 pub mod adapters;
 pub mod bootstrap;
@@ -17,7 +19,9 @@ pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod local;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod providers;
+pub mod spend;
 pub mod telemetry;

@@ -16,4 +16,5 @@ mod providers;
 mod routes;
 mod security;
 mod seed_contract;
+mod spend;
 mod streaks;

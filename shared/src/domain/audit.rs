@@ -23,6 +23,7 @@ pub enum AuditEvent {
     CreditsGranted,
     UserCreated,
     UserErased,
+    KillSwitchSet,
 }
 
 impl AuditEvent {
@@ -43,6 +44,7 @@ impl AuditEvent {
         AuditEvent::CreditsGranted,
         AuditEvent::UserCreated,
         AuditEvent::UserErased,
+        AuditEvent::KillSwitchSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl AuditEvent {
             AuditEvent::CreditsGranted => "credits_granted",
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserErased => "user_erased",
+            AuditEvent::KillSwitchSet => "kill_switch_set",
         }
     }
 

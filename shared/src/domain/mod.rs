@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod credential;
 pub mod credits;
 pub mod settings;
+pub mod spend;
 pub mod streak;
 pub mod user;
 

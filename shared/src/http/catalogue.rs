@@ -2,8 +2,10 @@
 //! and a test checks that it, `template.yaml` and `openapi.json` name the same routes.
 
 use super::AppState;
-use super::routes::{admin, books, config, credits, health, library, settings, streak, users};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use super::routes::{
+    admin, books, config, credits, health, library, settings, spend, streak, users,
+};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 /// A group of routes served by one Lambda function (its own IAM policy and throttling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,6 +157,13 @@ pub fn catalogue() -> Vec<Endpoint> {
             "GET",
             "/v1/admin/users/{user_id}/reconciliation",
             get(admin::reconcile),
+        ),
+        endpoint(Admin, "GET", "/v1/admin/spend", get(spend::report)),
+        endpoint(
+            Admin,
+            "PUT",
+            "/v1/admin/kill-switch",
+            put(spend::kill_switch),
         ),
     ]
 }

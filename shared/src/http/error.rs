@@ -72,6 +72,13 @@ pub enum ApiError {
     /// The user has as many unfinished books as allowed (429 `TOO_MANY_PENDING_JOBS`).
     #[error("Too many books are still being made; wait for one to finish")]
     TooManyPending { limit: u32 },
+    /// Today's provider spend reached the hard limit (429 `SERVICE_BUDGET_EXCEEDED`), until the
+    /// next UTC day.
+    #[error("Book making is paused for today; try again tomorrow")]
+    BudgetExceeded { retry_after: u64 },
+    /// An operator switched generation off (503 `SERVICE_UNAVAILABLE`).
+    #[error("Book making is paused for now; try again later")]
+    GenerationOff,
     /// A dependency (store, queue, blobs) cannot be reached; the client may retry.
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -116,7 +123,12 @@ impl ApiError {
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+            ApiError::BudgetExceeded { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "SERVICE_BUDGET_EXCEEDED")
+            }
+            ApiError::GenerationOff | ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
     }
@@ -127,6 +139,17 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(source) => ApiError::Unavailable(source),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::domain::spend::Stopped> for ApiError {
+    fn from(stopped: crate::domain::spend::Stopped) -> Self {
+        match stopped {
+            crate::domain::spend::Stopped::Switched { .. } => ApiError::GenerationOff,
+            crate::domain::spend::Stopped::OverBudget { retry_after, .. } => {
+                ApiError::BudgetExceeded { retry_after }
+            }
         }
     }
 }
@@ -208,6 +231,7 @@ impl IntoResponse for ApiError {
                 Some(json!({"reason": reason, "required": required, "balance": balance})),
             ),
             ApiError::RateLimited { limit, retry_after } => {
+                crate::metrics::count(crate::metrics::RATE_LIMITED);
                 let mut response = envelope(
                     status,
                     code,
@@ -226,6 +250,19 @@ impl IntoResponse for ApiError {
                 ] {
                     headers.insert(name, HeaderValue::from(value));
                 }
+                response
+            }
+            ApiError::BudgetExceeded { retry_after } => {
+                crate::metrics::count(crate::metrics::BUDGET_REFUSED);
+                let mut response = envelope(
+                    status,
+                    code,
+                    "Book making is paused for today; try again tomorrow",
+                    Some(json!({"retry_after": retry_after})),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
             }
             ApiError::DailyLimit { limit, retry_after } => {

@@ -13,13 +13,16 @@ use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
     RecordedAsset, Step, StepMessage,
 };
+use crate::domain::spend::{Stopped, WhenStopped, spend_day};
+use crate::metrics::{self, Unit};
 use crate::ports::blobs::stream_of;
 use crate::ports::store::Settlement;
 use crate::ports::{BlobKey, BlobStore, StepQueue, Store};
 use crate::providers::offline::placeholder_png;
 use crate::providers::{
-    PictureKind, ProviderError, Providers, SpeechRequest, StoryBrief, Usage, Verdict,
+    Metered, PictureKind, ProviderError, Providers, SpeechRequest, StoryBrief, Verdict,
 };
+use crate::spend::SpendGuard;
 use record::{Change, fail_book, update_book};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,15 @@ pub enum StepError {
         /// The seed `ErrorCode` the book fails with if the step ends up failing for good.
         code: &'static str,
     },
+    /// Generation is stopped (the kill switch, today's hard limit) and books wait: the step
+    /// comes back after `wait` as a new message, without spending a delivery or the circuit's
+    /// patience.
+    #[error("paused while generation is stopped")]
+    Paused { wait: Duration },
+    /// Generation is stopped and books fail: the book was failed and refunded; nothing is left
+    /// to do.
+    #[error("the book was stopped")]
+    Halted,
     /// The message is not a step we know; it goes to the dead letters.
     #[error("not a step message: {0}")]
     Undecodable(String),
@@ -171,6 +183,13 @@ pub fn blob_keys(book: &Book) -> Vec<BlobKey> {
 /// usual and spends its deliveries: well within the stuck-book period.
 pub const CIRCUIT_PATIENCE: Duration = Duration::from_secs(5 * 60);
 
+/// How often a step waiting for the kill switch to go off looks again.
+const STOPPED_RECHECK: Duration = Duration::from_secs(60);
+
+/// The internal failure of a book stopped by the kill switch or the hard limit (the app is
+/// shown `UNKNOWN`, and the book is refunded).
+pub const GENERATION_STOPPED: &str = "GENERATION_STOPPED";
+
 /// Enqueues one step of one book.
 pub async fn enqueue_step(
     queue: &dyn StepQueue,
@@ -184,22 +203,6 @@ pub async fn enqueue_step(
         .map(|_| ())
 }
 
-/// One line per provider call, with what it used: the raw material of spend metering.
-fn log_usage(book: &BookId, step: Step, usage: &Usage) {
-    tracing::info!(
-        book = book.as_str(),
-        step = %step.key(),
-        provider = usage.provider.as_str(),
-        model = usage.model.as_str(),
-        input_tokens = usage.input_tokens,
-        output_tokens = usage.output_tokens,
-        images = usage.images,
-        image_size = usage.image_size.as_deref().unwrap_or_default(),
-        characters_spoken = usage.characters_spoken,
-        "provider usage"
-    );
-}
-
 /// The step runner: the same code on Lambda (SQS events) and in local mode (the SQLite queue).
 pub struct Pipeline {
     pub store: Arc<dyn Store>,
@@ -210,6 +213,8 @@ pub struct Pipeline {
     pub first_retry: Duration,
     /// How long a step waits for an open circuit before it fails as usual.
     pub circuit_patience: Duration,
+    /// Prices every provider call and stops generation at the hard limit or the kill switch.
+    pub spend: SpendGuard,
 }
 
 impl Pipeline {
@@ -222,6 +227,7 @@ impl Pipeline {
             providers,
             first_retry: worker::FIRST_RETRY,
             circuit_patience: CIRCUIT_PATIENCE,
+            spend: SpendGuard::new(state),
         }
     }
 
@@ -261,6 +267,7 @@ impl Pipeline {
                     code,
                 })
             }
+            Err(StepError::Halted) => Ok(()),
             other => other,
         };
         match outcome {
@@ -342,16 +349,82 @@ impl Pipeline {
         .await
     }
 
+    /// Stops a step before its provider call while generation is stopped: it waits (comes back
+    /// later) or its book fails and is refunded, by configuration.
+    async fn before_call(&self, id: &BookId) -> Result<(), StepError> {
+        let Some(stopped) = self.spend.stopped().await? else {
+            return Ok(());
+        };
+        tracing::warn!(book = id.as_str(), reason = ?stopped, "provider call not made: generation is stopped");
+        match self.spend.limits.when_stopped {
+            WhenStopped::Wait => Err(StepError::Paused {
+                wait: match stopped {
+                    Stopped::Switched { .. } => STOPPED_RECHECK,
+                    Stopped::OverBudget { retry_after, .. } => {
+                        Duration::from_secs(retry_after).min(STOPPED_RECHECK * 5)
+                    }
+                },
+            }),
+            WhenStopped::Fail => {
+                fail_book(&*self.store, id, GENERATION_STOPPED, None).await?;
+                Err(StepError::Halted)
+            }
+        }
+    }
+
+    /// One provider call of `step`, made only while generation may go on, timed, and metered:
+    /// its cost is added to today's spend and the book's. `provider` names who serves it, for
+    /// the failure metric (the usage names who answered).
+    async fn provider_call<T>(
+        &self,
+        id: &BookId,
+        step: Step,
+        provider: &str,
+        call: impl std::future::Future<Output = Result<Metered<T>, ProviderError>>,
+    ) -> Result<Result<T, ProviderError>, StepError> {
+        self.before_call(id).await?;
+        let started = std::time::Instant::now();
+        let outcome = call.await;
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Ok(made) => {
+                metrics::emit(
+                    &[
+                        (metrics::PROVIDER_CALLS, 1.0, Unit::Count),
+                        (metrics::PROVIDER_LATENCY, millis, Unit::Milliseconds),
+                    ],
+                    &[("Provider", &made.usage.provider)],
+                );
+                // A call made is paid for: a store that cannot count it now loses the count
+                // (logged with the usage, to be reconciled), not the step's work.
+                if let Err(error) = self.spend.record(id, &step.key(), &made.usage).await {
+                    tracing::error!(book = id.as_str(), step = %step.key(), usage = ?made.usage, error = format!("{error:#}"), "provider spend not recorded");
+                }
+                Ok(Ok(made.value))
+            }
+            Err(error) => {
+                if !matches!(error, ProviderError::CircuitOpen { .. }) {
+                    metrics::emit(
+                        &[(metrics::PROVIDER_FAILURES, 1.0, Unit::Count)],
+                        &[("Provider", provider)],
+                    );
+                }
+                Ok(Err(error))
+            }
+        }
+    }
+
     /// Moderates `text`; a provider failure is worth a retry.
     async fn moderate(&self, id: &BookId, text: &str) -> Result<Verdict, StepError> {
-        let checked = self
-            .providers
-            .moderator
-            .check(text)
-            .await
-            .map_err(|e| StepError::provider("UNKNOWN", e))?;
-        log_usage(id, Step::Story, &checked.usage);
-        Ok(checked.value)
+        let providers = &self.providers;
+        self.provider_call(
+            id,
+            Step::Story,
+            &providers.names.moderation,
+            providers.moderator.check(text),
+        )
+        .await?
+        .map_err(|e| StepError::provider("UNKNOWN", e))
     }
 
     async fn write_story(&self, id: &BookId) -> Result<(), StepError> {
@@ -379,7 +452,16 @@ impl Pipeline {
                     request: request.clone(),
                     stricter,
                 };
-                let written = match self.providers.writer.write(&brief).await {
+                let providers = &self.providers;
+                let written = self
+                    .provider_call(
+                        id,
+                        Step::Story,
+                        &providers.names.story,
+                        providers.writer.write(&brief),
+                    )
+                    .await?;
+                let candidate = match written {
                     Ok(written) => written,
                     // The model's own refusal, twice (the writer asks again once).
                     Err(ProviderError::Refused(_)) if stricter => break,
@@ -388,8 +470,6 @@ impl Pipeline {
                         return Err(StepError::provider(provider_code(&error, true), error));
                     }
                 };
-                log_usage(id, Step::Story, &written.usage);
-                let candidate = written.value;
                 if candidate.pages.len() != usize::from(request.page_count.get())
                     || candidate.pages.iter().any(|p| p.text.trim().is_empty())
                 {
@@ -564,12 +644,20 @@ impl Pipeline {
             if safer {
                 attempt = artwork::safer(prompt);
             }
-            match self.providers.illustrator.illustrate(&attempt).await {
+            let providers = &self.providers;
+            let images = providers.names.images.join(",");
+            match self
+                .provider_call(
+                    &book.id,
+                    step,
+                    &images,
+                    providers.illustrator.illustrate(&attempt),
+                )
+                .await?
+            {
                 Ok(made) => {
-                    log_usage(&book.id, step, &made.usage);
-                    let key =
-                        artwork::store(&*self.blobs, &self.providers.fetcher, made.value, key_for)
-                            .await?;
+                    let key = artwork::store(&*self.blobs, &self.providers.fetcher, made, key_for)
+                        .await?;
                     return Ok(Drawn::Stored(key));
                 }
                 Err(ProviderError::Refused(reason)) => {
@@ -648,15 +736,18 @@ impl Pipeline {
             language: book.request.language,
             age: book.request.target_age,
         };
+        let providers = &self.providers;
         let speech = self
-            .providers
-            .narrator
-            .narrate(&request)
-            .await
+            .provider_call(
+                id,
+                Step::Narrate { page },
+                &providers.names.speech,
+                providers.narrator.narrate(&request),
+            )
+            .await?
             .map_err(|e| StepError::provider("UNKNOWN", e))?;
-        log_usage(id, Step::Narrate { page }, &speech.usage);
-        let key = audio_key(id, page, speech.value.format);
-        self.blobs.put(&key, stream_of(speech.value.audio)).await?;
+        let key = audio_key(id, page, speech.format);
+        self.blobs.put(&key, stream_of(speech.audio)).await?;
         self.record_asset(
             id,
             page,
@@ -745,6 +836,11 @@ impl Pipeline {
             Change::Write
         })
         .await?;
+        if let Some((book, true)) = &finished
+            && book.state == JobState::Done
+        {
+            self.count_finished(book).await;
+        }
         if let Some((book, true)) = finished
             && book.clawed_back()
         {
@@ -754,6 +850,37 @@ impl Pipeline {
             );
         }
         Ok(())
+    }
+}
+
+impl Pipeline {
+    /// Counts a finished book into today's spend report (its whole cost), and its metrics.
+    async fn count_finished(&self, book: &Book) {
+        let now = chrono::Utc::now();
+        match self
+            .store
+            .record_finished_book(spend_day(now).0, &book.id)
+            .await
+        {
+            Ok(true) => {
+                let millis = (now - book.created_at).num_milliseconds().max(0) as f64;
+                metrics::emit(
+                    &[
+                        (metrics::BOOKS_FINISHED, 1.0, Unit::Count),
+                        (metrics::BOOK_LATENCY, millis, Unit::Milliseconds),
+                    ],
+                    &[],
+                );
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(
+                    book = book.id.as_str(),
+                    error = format!("{error:#}"),
+                    "finished book not counted in the spend report"
+                )
+            }
+        }
     }
 }
 

@@ -85,7 +85,7 @@ pub async fn fail_book(
     code: &str,
     refusal: Option<&str>,
 ) -> Result<(), StoreError> {
-    update_book(store, id, |book| {
+    let changed = update_book(store, id, |book| {
         if book.is_finished() {
             return Change::Unchanged;
         }
@@ -93,7 +93,30 @@ pub async fn fail_book(
         mark_failed(book, code)
     })
     .await?;
+    if let Some((book, true)) = changed {
+        count_failed(&book);
+    }
     Ok(())
+}
+
+/// The metrics of a book that just failed: one failure, and the credits given back.
+fn count_failed(book: &Book) {
+    let refunded = if book.refunded { book.charged } else { 0 };
+    crate::metrics::emit(
+        &[
+            (
+                crate::metrics::BOOKS_FAILED,
+                1.0,
+                crate::metrics::Unit::Count,
+            ),
+            (
+                crate::metrics::CREDITS_REFUNDED,
+                refunded as f64,
+                crate::metrics::Unit::Count,
+            ),
+        ],
+        &[],
+    );
 }
 
 /// Fails an unfinished book and settles a refund, once: the one place a book becomes failed.
@@ -139,6 +162,7 @@ pub async fn sweep_stuck_books(
         .await?;
         if let Some((book, true)) = changed {
             swept += 1;
+            count_failed(&book);
             tracing::warn!(
                 book = book.id.as_str(),
                 state_before = stored.book.state.as_str(),

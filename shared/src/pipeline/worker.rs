@@ -52,6 +52,9 @@ impl Pipeline {
                 Delivery::Again
             }
             Err(StepError::Deferred { wait, again, .. }) => Delivery::Deferred(wait, again),
+            // Sent again as it is: no delivery spent, and no circuit's patience either.
+            Err(StepError::Paused { wait }) => Delivery::Deferred(wait, body.to_owned()),
+            Err(StepError::Halted) => Delivery::Done,
             // The provider's wait when it asked for one, but never less than the backoff.
             Err(StepError::Retry { wait, .. }) => Delivery::AgainAfter(
                 retry_backoff(self.first_retry, receive_count).max(wait.unwrap_or_default()),

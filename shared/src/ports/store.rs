@@ -8,6 +8,7 @@ use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
+use crate::domain::spend::{DaySpend, KillSwitch, Microdollars, SpendCharge};
 use crate::domain::streak::{Reading, Streak};
 use crate::domain::user::{User, UserId, UserLookup};
 use async_trait::async_trait;
@@ -205,6 +206,32 @@ pub trait BreakerStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait SpendStore: Send + Sync {
+    /// Adds one provider call's cost to its day's total and to its book's cost record (for the
+    /// day and in all), in one atomic step; answers the day's total after it. Concurrent adds
+    /// sum exactly.
+    async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError>;
+
+    /// The day's total alone: one read, on every book create and before every provider call.
+    async fn spent_on(&self, day: NaiveDate) -> Result<Microdollars, StoreError>;
+
+    /// The day's total and what is behind it (the books charged, the books finished).
+    async fn day_spend(&self, day: NaiveDate) -> Result<DaySpend, StoreError>;
+
+    /// A book's whole cost so far and its provider calls.
+    async fn book_cost(&self, book: &BookId) -> Result<(Microdollars, u64), StoreError>;
+
+    /// Counts a finished book and its whole cost into `day`, once per book however often it is
+    /// called; answers whether this call counted it.
+    async fn record_finished_book(&self, day: NaiveDate, book: &BookId)
+    -> Result<bool, StoreError>;
+
+    async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError>;
+
+    async fn put_kill_switch(&self, switch: &KillSwitch) -> Result<(), StoreError>;
+}
+
+#[async_trait]
 pub trait Store:
     UserStore
     + CreditStore
@@ -215,6 +242,7 @@ pub trait Store:
     + SettingsStore
     + StreakStore
     + BreakerStore
+    + SpendStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -88,6 +88,9 @@ pub struct Usage {
     pub images: u32,
     /// `1024x1024` and the like, for images.
     pub image_size: Option<String>,
+    /// `low`, `medium`, `high` and the like, when one was asked for.
+    #[serde(default)]
+    pub image_quality: Option<String>,
     pub characters_spoken: u64,
 }
 
@@ -97,6 +100,19 @@ impl Usage {
             provider: provider.to_owned(),
             model: model.to_owned(),
             ..Self::default()
+        }
+    }
+
+    /// The units the price table prices.
+    pub fn consumption(&self) -> crate::domain::spend::Consumption<'_> {
+        crate::domain::spend::Consumption {
+            model: &self.model,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            images: self.images,
+            image_size: self.image_size.as_deref(),
+            image_quality: self.image_quality.as_deref(),
+            characters_spoken: self.characters_spoken,
         }
     }
 }

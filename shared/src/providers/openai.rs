@@ -369,6 +369,7 @@ impl super::Illustrator for OpenAiImages {
         let mut usage = Usage::new("openai", &self.model.name);
         usage.images = 1;
         usage.image_size = Some(self.size.clone());
+        usage.image_quality = self.quality.clone();
         usage.input_tokens = tokens.prompt_tokens;
         usage.output_tokens = tokens.completion_tokens;
         Ok(Metered {

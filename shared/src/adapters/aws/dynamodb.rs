@@ -17,6 +17,10 @@
 //! | streak | `USER#{user hash}` | `STREAK` | GetItem; `version` guards every replacement |
 //! | circuit breaker | `BREAKER#{provider}` | `BREAKER` | GetItem before a provider call; `version` guards every replacement |
 //! | reading session | `USER#{user hash}` | `READ#{local day}#{read at}#{id}` | Query BETWEEN two local days (calendar, history) |
+//! | day's spend | `SPEND#{UTC day}` | `TOTAL` | GetItem on every book create and before every provider call; see `spend.rs` |
+//! | a book's spend on a day | `SPEND#{UTC day}` | `BOOK#{book id}` | Query of the day (the admin's spend report) |
+//! | a book's whole cost | `COST#{book id}` | `COST` | GetItem when the book finishes |
+//! | kill switch | `SWITCH#kill` | `SWITCH` | GetItem on every book create and before every provider call |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -52,6 +56,8 @@ use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
+
+mod spend;
 
 type Item = HashMap<String, AttributeValue>;
 

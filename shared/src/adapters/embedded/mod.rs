@@ -3,6 +3,7 @@
 
 mod blobs;
 mod queue;
+mod spend;
 mod store;
 
 pub use blobs::{FolderBlobs, LOCAL_BLOB_PATH, LocalUrlSigner};
@@ -135,6 +136,32 @@ CREATE TABLE IF NOT EXISTS page_assets (
     doc     TEXT NOT NULL,
     at      TEXT NOT NULL,
     PRIMARY KEY (book_id, page, kind)
+);
+"#,
+    r#"
+CREATE TABLE IF NOT EXISTS spend_days (
+    day             TEXT PRIMARY KEY,
+    micros          INTEGER NOT NULL,
+    calls           INTEGER NOT NULL,
+    finished_books  INTEGER NOT NULL DEFAULT 0,
+    finished_micros INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS spend_books (
+    day     TEXT NOT NULL,
+    book_id TEXT NOT NULL,
+    micros  INTEGER NOT NULL,
+    calls   INTEGER NOT NULL,
+    PRIMARY KEY (day, book_id)
+);
+CREATE TABLE IF NOT EXISTS book_costs (
+    book_id      TEXT PRIMARY KEY,
+    micros       INTEGER NOT NULL,
+    calls        INTEGER NOT NULL,
+    finished_day TEXT
+);
+CREATE TABLE IF NOT EXISTS switches (
+    name TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
 );
 "#,
 ];

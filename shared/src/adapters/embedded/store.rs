@@ -29,7 +29,7 @@ impl SqliteStore {
         Self { db }
     }
 
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {

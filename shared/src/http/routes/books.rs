@@ -12,6 +12,7 @@ use crate::http::extract::{AppUser, JsonBody, check_profile_header};
 use crate::http::routes::settings::settings_of;
 use crate::pipeline::{enqueue_step, record::fail_book};
 use crate::ports::{BlobKey, CreateOutcome};
+use crate::spend::SpendGuard;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -314,6 +315,10 @@ pub async fn create(
             limit: limits.unfinished_books,
         });
     }
+    // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
+    if let Some(stopped) = SpendGuard::new(&state).stopped().await? {
+        return Err(stopped.into());
+    }
     let today = settings_of(&state, &user).await?.timezone.today(now);
     let books_today = format!("books-day:{}", user.id.as_str());
     if state.store.peek(&books_today, today).await? >= limits.books_per_day {
@@ -363,6 +368,15 @@ pub async fn create(
                 book = stored.book.id.as_str(),
                 user = user.id.truncated(),
                 "book created"
+            );
+            crate::metrics::count(crate::metrics::BOOKS_CREATED);
+            crate::metrics::emit(
+                &[(
+                    crate::metrics::CREDITS_CHARGED,
+                    stored.book.charged as f64,
+                    crate::metrics::Unit::Count,
+                )],
+                &[],
             );
             // Counted once made, so that refusals (no credits) do not use up the day.
             state.store.take(&books_today, u32::MAX, today).await?;

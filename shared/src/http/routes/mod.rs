@@ -7,5 +7,6 @@ pub mod credits;
 pub mod health;
 pub mod library;
 pub mod settings;
+pub mod spend;
 pub mod streak;
 pub mod users;
