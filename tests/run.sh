@@ -14,6 +14,20 @@ fi
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml
 
+# The SAM CLI in a virtual environment of its own (its pinned boto3 must not meet moto's), outside
+# the clone so that later runs reuse it.
+sam_venv="${XDG_CACHE_HOME:-$HOME/.cache}/ai-story-book/sam-venv"
+if [[ ! -x "$sam_venv/bin/sam" ]]; then
+  echo "== installing aws-sam-cli into $sam_venv"
+  python3 -m venv "$sam_venv"
+  "$sam_venv/bin/python" -m pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.100,<2"
+fi
+echo "== sam validate and sam validate --lint"
+# Offline: no telemetry, and the SAM transform needs only a region (any credentials).
+export SAM_CLI_TELEMETRY=0
+AWS_ACCESS_KEY_ID=validate AWS_SECRET_ACCESS_KEY=validate "$sam_venv/bin/sam" validate --region us-east-1 --template template.yaml 2>&1 | grep -v "Feature Toggle Config" | tail -n 3
+"$sam_venv/bin/sam" validate --lint --region us-east-1 --template template.yaml | tail -n 1
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -75,7 +89,9 @@ echo "walkthrough: book.pdf downloaded"
 
 echo "== schemathesis: our OpenAPI document against that server (server errors, response schemas)"
 fuzz_user=$(python3 -c 'import uuid; print(uuid.uuid4())')
-timeout 900 st run openapi.json --url "http://127.0.0.1:$local_port" \
+# The kill switch is left out: switched on, it would answer every later book request with 503
+# for the rest of the run (its own tests cover it on both backends).
+timeout 900 st run openapi.json --url "http://127.0.0.1:$local_port" --exclude-path /v1/admin/kill-switch \
   --checks not_a_server_error,response_schema_conformance --max-examples 20 --seed 1 --request-timeout 10 \
   -H "X-User-Key: $fuzz_user" -H "Authorization: Bearer $admin_key" >"$moto_dir/schemathesis.log" 2>&1 \
   || { tail -80 "$moto_dir/schemathesis.log"; echo "schemathesis found a problem"; exit 1; }

@@ -14,6 +14,7 @@ pub mod adapters;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod deploy_check;
 pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]

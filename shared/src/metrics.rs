@@ -24,6 +24,8 @@ pub const CREDITS_REFUNDED: &str = "CreditsRefunded";
 pub const RATE_LIMITED: &str = "RateLimitedRequests";
 pub const BUDGET_REFUSED: &str = "BudgetRefusedRequests";
 pub const BOOK_LATENCY: &str = "BookLatency";
+/// 5xx answers of our own (not the kill switch's 503): what a release's canary watches.
+pub const SERVER_ERRORS: &str = "ServerErrors";
 
 /// A CloudWatch unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

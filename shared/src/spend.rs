@@ -13,6 +13,9 @@ use crate::ports::{Store, StoreError};
 use crate::providers::Usage;
 use std::sync::Arc;
 
+/// Who the budget guard is, in the kill switch's record.
+pub const BUDGET_GUARD: &str = "budget-guard";
+
 #[derive(Clone)]
 pub struct SpendGuard {
     store: Arc<dyn Store>,
@@ -102,6 +105,41 @@ impl SpendGuard {
             metrics::count(metrics::SPEND_LIMIT_REACHED);
         }
         Ok(cost)
+    }
+
+    /// The budget guard: the hard-limit alarm went to ALARM, so the kill switch goes on (unless
+    /// it is on already: an operator's reason is kept). Other states change nothing. Answers
+    /// whether it switched.
+    pub async fn on_spend_alarm(
+        &self,
+        alarm: &aws_lambda_events::event::cloudwatch_alarms::CloudWatchMetricAlarm,
+    ) -> Result<bool, StoreError> {
+        use aws_lambda_events::event::cloudwatch_alarms::CloudWatchAlarmStateValue;
+        let firing = alarm
+            .alarm_data
+            .state
+            .as_ref()
+            .is_some_and(|s| s.value == CloudWatchAlarmStateValue::Alarm);
+        if !firing {
+            tracing::info!(
+                alarm = alarm.alarm_data.alarm_name.as_str(),
+                "alarm not firing: nothing to do"
+            );
+            return Ok(false);
+        }
+        if self.store.kill_switch().await?.is_some_and(|s| s.on) {
+            return Ok(false);
+        }
+        self.switch(
+            true,
+            &format!(
+                "today's provider spend reached the hard limit (alarm {})",
+                alarm.alarm_data.alarm_name
+            ),
+            BUDGET_GUARD,
+        )
+        .await?;
+        Ok(true)
     }
 
     /// Turns the kill switch on or off, as `by` (an API key id, or the budget guard).

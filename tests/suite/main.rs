@@ -12,6 +12,7 @@ mod fuzz;
 mod lambda_events;
 mod local_mode;
 mod money;
+mod operations;
 mod providers;
 mod routes;
 mod security;

@@ -155,7 +155,11 @@ fn stateful_resources_are_retained_and_every_function_logs_to_a_group_with_a_ret
         let kind = resource["Type"].as_str().unwrap_or_default();
         if matches!(
             kind,
-            "AWS::DynamoDB::Table" | "AWS::S3::Bucket" | "AWS::SQS::Queue" | "AWS::Logs::LogGroup"
+            "AWS::DynamoDB::Table"
+                | "AWS::S3::Bucket"
+                | "AWS::SQS::Queue"
+                | "AWS::Logs::LogGroup"
+                | "AWS::SecretsManager::Secret"
         ) {
             for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
                 assert_eq!(
@@ -204,4 +208,152 @@ fn stateful_resources_are_retained_and_every_function_logs_to_a_group_with_a_ret
             .iter()
             .any(|r| !r["AbortIncompleteMultipartUpload"].is_null())
     );
+}
+
+/// `!Ref X` reads as a value tagged `Ref`.
+fn ref_to(value: &Yaml) -> Option<&str> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn alarms_reach_someone_releases_undo_themselves_and_no_secret_is_in_the_environment() {
+    let text = std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    assert!(
+        !text.contains("resolve:secretsmanager"),
+        "a secret resolved into a function's configuration shows in GetFunctionConfiguration"
+    );
+    assert!(
+        !text.contains("ReservedConcurrentExecutions"),
+        "reserved concurrency fails the stack on an account with a low concurrency quota"
+    );
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    assert_eq!(
+        template["Globals"]["Function"]["AutoPublishAlias"].as_str(),
+        Some("live"),
+        "every function is published under an alias"
+    );
+    let mut alarms = 0;
+    let mut hooks = BTreeSet::new();
+    for (name, resource) in resources {
+        let properties = &resource["Properties"];
+        match resource["Type"].as_str().unwrap_or_default() {
+            "AWS::CloudWatch::Alarm" => {
+                alarms += 1;
+                let actions = properties["AlarmActions"].as_sequence();
+                assert!(
+                    actions.is_some_and(|a| a.iter().any(|a| ref_to(a) == Some("AlertTopic"))),
+                    "{name:?} notifies no one"
+                );
+            }
+            "AWS::Serverless::Function" => {
+                assert!(
+                    properties["AutoPublishAlias"].is_null(),
+                    "{name:?} overrides the alias"
+                );
+                let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .unwrap();
+                let source = format!(
+                    "{}/../functions/src/bin/{binary}.rs",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                assert!(std::path::Path::new(&source).exists(), "{source}");
+                let serves_api = properties["Events"].as_mapping().is_some_and(|events| {
+                    events
+                        .values()
+                        .any(|e| e["Type"].as_str() == Some("HttpApi"))
+                });
+                if serves_api {
+                    let preference = &properties["DeploymentPreference"];
+                    assert!(
+                        !preference.is_null(),
+                        "{name:?} has no deployment preference"
+                    );
+                    assert!(
+                        preference["Alarms"]
+                            .as_sequence()
+                            .is_some_and(|a| a.len() >= 2),
+                        "{name:?}: the canary watches the 5xx and error alarms"
+                    );
+                    hooks.insert(
+                        ref_to(&preference["Hooks"]["PreTraffic"])
+                            .unwrap_or_else(|| panic!("{name:?} has no PreTraffic hook"))
+                            .to_owned(),
+                    );
+                } else {
+                    assert!(
+                        properties["DeploymentPreference"].is_null(),
+                        "{name:?}: only API functions shift by canary"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(alarms >= 8, "{alarms} alarms");
+    // One hook, which CodeDeploy's role may invoke (its name starts with CodeDeployHook_).
+    assert_eq!(hooks.len(), 1);
+    let hook = &template["Resources"][hooks.first().unwrap().as_str()];
+    assert_eq!(
+        hook["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("deploy-check")
+    );
+    let hook_name = serde_yaml::to_string(&hook["Properties"]["FunctionName"]).unwrap();
+    assert!(hook_name.contains("CodeDeployHook_"), "{hook_name}");
+    // The alarms read the metrics the code writes.
+    for alarm in ["SpendAlertAlarm", "SpendLimitAlarm", "ServerErrorsAlarm"] {
+        let metric = template["Resources"][alarm]["Properties"]["MetricName"]
+            .as_str()
+            .unwrap();
+        assert!(
+            [shared::metrics::SPEND_TODAY, shared::metrics::SERVER_ERRORS].contains(&metric),
+            "{alarm} reads {metric}"
+        );
+    }
+    // The hard limit also invokes the budget guard.
+    let limit_actions = serde_yaml::to_string(
+        &template["Resources"]["SpendLimitAlarm"]["Properties"]["AlarmActions"],
+    )
+    .unwrap();
+    assert!(
+        limit_actions.contains("BudgetGuardFunction"),
+        "{limit_actions}"
+    );
+    // The budget notifies at 80 and 100 percent.
+    let budget = &template["Resources"]["MonthlyBudget"]["Properties"];
+    let thresholds: Vec<u64> = budget["NotificationsWithSubscribers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|n| n["Notification"]["Threshold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(thresholds, [80, 100]);
+}
+
+#[test]
+fn every_generation_route_is_throttled_tighter_and_the_api_logs_its_access() {
+    let template = template();
+    let api = &template["Resources"]["HttpApi"]["Properties"];
+    assert!(!api["DefaultRouteSettings"]["ThrottlingRateLimit"].is_null());
+    assert!(!api["AccessLogSettings"]["DestinationArn"].is_null());
+    let format = api["AccessLogSettings"]["Format"].as_str().unwrap();
+    serde_json::from_str::<serde_json::Value>(format).expect("access log lines are JSON");
+    for entry in catalogue() {
+        let class = shared::http::limits::RouteClass::of(
+            &http::Method::from_bytes(entry.method.as_bytes()).unwrap(),
+            entry.path,
+        );
+        if class == shared::http::limits::RouteClass::Generation {
+            let key = format!("{} {}", entry.method, entry.path);
+            assert!(
+                !api["RouteSettings"][key.as_str()]["ThrottlingRateLimit"].is_null(),
+                "{key} has no throttle of its own"
+            );
+        }
+    }
 }

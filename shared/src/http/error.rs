@@ -192,9 +192,11 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Unavailable(source) => {
+                crate::metrics::count(crate::metrics::SERVER_ERRORS);
                 tracing::warn!(error = format!("{source:#}"), "dependency unavailable")
             }
             ApiError::Internal(source) => {
+                crate::metrics::count(crate::metrics::SERVER_ERRORS);
                 tracing::error!(error = format!("{source:#}"), "internal error")
             }
             _ => {}

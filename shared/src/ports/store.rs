@@ -207,9 +207,11 @@ pub trait BreakerStore: Send + Sync {
 
 #[async_trait]
 pub trait SpendStore: Send + Sync {
-    /// Adds one provider call's cost to its day's total and to its book's cost record (for the
-    /// day and in all), in one atomic step; answers the day's total after it. Concurrent adds
-    /// sum exactly.
+    /// Adds one provider call's cost to its day's total and to its book's cost records (for the
+    /// day and in all); answers the day's total just after this add. Each record moves
+    /// atomically and concurrent adds sum exactly; the day's total is written first, so a
+    /// crash can leave a call in the total (what the hard limit reads) without its book's
+    /// records, never the other way round.
     async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError>;
 
     /// The day's total alone: one read, on every book create and before every provider call.

@@ -1,9 +1,12 @@
 //! The AWS adapters: DynamoDB (single table, see `dynamodb.rs` for the access patterns), SQS and
 //! S3, through the AWS SDK for Rust. Clients are built once per process and reused.
 
+pub mod deploy;
 mod dynamodb;
 pub mod provision;
+pub mod restore;
 mod s3;
+pub mod secrets;
 mod sqs;
 
 pub use dynamodb::DynamoStore;

@@ -15,7 +15,8 @@ use crate::ports::{BlobKey, CreateOutcome};
 use crate::spend::SpendGuard;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -294,16 +295,35 @@ fn created(book: &Book) -> Json<Value> {
     )
 }
 
+/// Whether the request is a dry run (`X-Dry-Run: true`, our addition): checked like a real one
+/// and answered 204 when it would be made, with nothing charged, stored or enqueued. The
+/// release's smoke test asks this way.
+fn dry_run(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers
+        .get("x-dry-run")
+        .map(|v| v.to_str().unwrap_or_default())
+    {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::schema(Problem::new(
+            &["header", "x-dry-run"],
+            "Input should be true or false",
+            "bool_parsing",
+        ))),
+    }
+}
+
 /// Charges and creates in one atomic step, then enqueues the first step.
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppUser(user): AppUser,
     JsonBody(spec): JsonBody<BookSpec>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
     let request = spec.validate(state.settings.narration)?;
+    let dry_run = dry_run(&headers)?;
     let now = state.clock.now();
     // A retry must ask for the same book: the record keeps a fingerprint of the request.
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
@@ -326,6 +346,16 @@ pub async fn create(
             limit: limits.books_per_day,
             retry_after: today.reset_after(),
         });
+    }
+    if dry_run {
+        if user.credits < price {
+            return Err(ApiError::PaymentRequired {
+                reason: "insufficient_credits",
+                required: price,
+                balance: user.credits,
+            });
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let book = Book {
         id: BookId::generate(),
@@ -380,7 +410,7 @@ pub async fn create(
             );
             // Counted once made, so that refusals (no credits) do not use up the day.
             state.store.take(&books_today, u32::MAX, today).await?;
-            Ok(created(&stored.book))
+            Ok(created(&stored.book).into_response())
         }
         CreateOutcome::Replayed(stored) => {
             // A retry usually means the first answer was lost. If that was a crash between the
@@ -395,7 +425,7 @@ pub async fn create(
                     "unstarted book started again on a retry"
                 );
             }
-            Ok(created(&stored.book))
+            Ok(created(&stored.book).into_response())
         }
         CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {

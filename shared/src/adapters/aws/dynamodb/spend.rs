@@ -1,14 +1,16 @@
-//! Spend and the kill switch on DynamoDB. An add is one transaction of three updates (the day's
-//! total, the book's record for the day, the book's whole cost), guarded by the total it read:
-//! the total after it is then known exactly, so exactly one add sees the alert threshold
-//! crossed. A lost race reads again and retries ([`until_settled`]).
+//! Spend and the kill switch on DynamoDB. An add is an atomic `ADD` to the day's total that
+//! answers the total after it (so exactly one add sees a threshold crossed, and fifty workers on
+//! one hot item never retry), then one transaction of the book's two records (for the day, and
+//! its whole cost). A process that dies between the two leaves the call counted in the day's
+//! total (what the hard limit reads) but not in its book's records: the limit never misses a
+//! call.
 
 use super::{Attempt, DynamoStore, Item, describe, n, num, s, text, until_settled};
 use crate::domain::book::BookId;
 use crate::domain::spend::{BookSpend, DaySpend, KillSwitch, Microdollars, SpendCharge};
 use crate::ports::store::{SpendStore, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
 const TOTAL: &str = "TOTAL";
@@ -53,35 +55,17 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    async fn try_add(&self, charge: &SpendCharge) -> Result<Microdollars, Attempt> {
-        let pk = day_pk(charge.day);
-        let seen = match self.get(pk.clone(), TOTAL).await? {
-            Some(item) => micros(&item, "micros")?,
-            None => Microdollars::ZERO,
-        };
-        let guard = if seen == Microdollars::ZERO {
-            "attribute_not_exists(micros) OR micros = :seen"
-        } else {
-            "micros = :seen"
-        };
-        let total = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(pk.clone()))
-            .key("sk", s(TOTAL))
-            .update_expression("ADD micros :cost, calls :one")
-            .condition_expression(guard)
-            .expression_attribute_values(":cost", n(charge.cost.0 as i64))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(seen.0 as i64))
-            .build()
-            .map_err(StoreError::unavailable)?;
+    /// The book's two records, in one transaction (retried when it loses a race).
+    async fn try_add_to_book(&self, charge: &SpendCharge) -> Result<(), Attempt> {
         let items = vec![
-            TransactWriteItem::builder().update(total).build(),
-            self.add_update(pk, format!("BOOK#{}", charge.book.as_str()), charge.cost)?,
+            self.add_update(
+                day_pk(charge.day),
+                format!("BOOK#{}", charge.book.as_str()),
+                charge.cost,
+            )?,
             self.add_update(cost_pk(&charge.book), COST.into(), charge.cost)?,
         ];
-        self.transact(items).await?;
-        Ok(seen.saturating_add(charge.cost))
+        self.transact(items).await
     }
 
     async fn try_finish(&self, day: NaiveDate, book: &BookId) -> Result<bool, Attempt> {
@@ -121,7 +105,24 @@ impl DynamoStore {
 #[async_trait]
 impl SpendStore for DynamoStore {
     async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError> {
-        until_settled(|| self.try_add(charge)).await
+        // The day's total first, by one atomic ADD that answers the total after it (exact, and
+        // never a lost race, however many workers add at once); then the book's records.
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(day_pk(charge.day)))
+            .key("sk", s(TOTAL))
+            .update_expression("ADD micros :cost, calls :one")
+            .expression_attribute_values(":cost", n(charge.cost.0 as i64))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        let total = micros(&answer.attributes.unwrap_or_default(), "micros")?;
+        until_settled(|| self.try_add_to_book(charge)).await?;
+        Ok(total)
     }
 
     async fn spent_on(&self, day: NaiveDate) -> Result<Microdollars, StoreError> {
