@@ -10,6 +10,8 @@
 //!   per book the store writes, queue messages and blob writes that set its AWS cost: with the
 //!   offline providers, and with an OpenAI-compatible server on loopback answering after real
 //!   providers' latencies (story 3 s, pictures 5 s, narration 1 s), with its provider calls;
+//! - the cost of that book: provider spend from the price table, AWS spend from its counted store,
+//!   queue and blob operations and Lambda time at list prices, beside upstream's $0.22 a book;
 //! - the peak resident memory of a process streaming a 50 MB picture through the illustrate step.
 
 use axum::body::Body;
@@ -204,9 +206,9 @@ fn main() {
     runtime().block_on(async {
         balance_latency().await;
         println!();
-        book_pipeline().await;
+        let offline_compute = book_pipeline().await;
         println!();
-        book_with_provider_latencies().await;
+        book_with_provider_latencies(offline_compute).await;
     });
     println!();
     // The memory probe in a fresh process of this same binary, so that nothing above counts.
@@ -258,9 +260,44 @@ mod counting {
     }
 
     impl Counts {
-        /// What sets a book's AWS bill so far: store writes, queue messages, blob writes.
-        pub fn billed(&self) -> [u64; 3] {
-            [&self.store_writes, &self.queue_sends, &self.blob_writes].map(|c| c.load(Relaxed))
+        /// Every counter now.
+        pub fn tally(&self) -> Tally {
+            Tally {
+                store_reads: self.store_reads.load(Relaxed),
+                store_writes: self.store_writes.load(Relaxed),
+                queue_sends: self.queue_sends.load(Relaxed),
+                queue_receives: self.queue_receives.load(Relaxed),
+                queue_deletes: self.queue_deletes.load(Relaxed),
+                blob_writes: self.blob_writes.load(Relaxed),
+                blob_reads: self.blob_reads.load(Relaxed),
+            }
+        }
+    }
+
+    /// The counters at one moment; the difference of two is what happened between them.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Tally {
+        pub store_reads: u64,
+        pub store_writes: u64,
+        pub queue_sends: u64,
+        pub queue_receives: u64,
+        pub queue_deletes: u64,
+        pub blob_writes: u64,
+        pub blob_reads: u64,
+    }
+
+    impl std::ops::Sub for Tally {
+        type Output = Tally;
+        fn sub(self, before: Tally) -> Tally {
+            Tally {
+                store_reads: self.store_reads - before.store_reads,
+                store_writes: self.store_writes - before.store_writes,
+                queue_sends: self.queue_sends - before.queue_sends,
+                queue_receives: self.queue_receives - before.queue_receives,
+                queue_deletes: self.queue_deletes - before.queue_deletes,
+                blob_writes: self.blob_writes - before.blob_writes,
+                blob_reads: self.blob_reads - before.blob_reads,
+            }
         }
     }
 
@@ -700,15 +737,16 @@ async fn until_done(
 /// One 12-page narrated book through the local worker, timed from request to `done`, with what
 /// it cost in store writes, queue messages and blob writes; then the same book's steps one at a
 /// time, to compare the wall time with the ideal critical path (story, the reference, the slowest
-/// page step, assembly) measured in the same run.
-async fn book_pipeline() {
+/// page step, assembly) measured in the same run. Answers the sum of every step's time alone (our
+/// own work per book).
+async fn book_pipeline() -> Duration {
     use shared::domain::book::{Step, StepMessage};
     use shared::providers::Providers;
 
     let (_dir, mode) = local_mode();
     let TimedBook {
         wall,
-        billed,
+        tally,
         pipeline,
         router,
         user,
@@ -729,14 +767,21 @@ async fn book_pipeline() {
     let story = timed(Step::Story).await;
     let reference = timed(Step::Reference).await;
     let mut slowest_page = Duration::ZERO;
+    let mut pages = Duration::ZERO;
     for page in 0..=12u8 {
-        slowest_page = slowest_page.max(timed(Step::Illustrate { page }).await);
+        let picture = timed(Step::Illustrate { page }).await;
+        slowest_page = slowest_page.max(picture);
+        pages += picture;
         if page > 0 {
-            slowest_page = slowest_page.max(timed(Step::Narrate { page }).await);
+            let narration = timed(Step::Narrate { page }).await;
+            slowest_page = slowest_page.max(narration);
+            pages += narration;
         }
     }
     let assemble = timed(Step::Assemble).await;
     let ideal = story + reference + slowest_page + assemble;
+    // Every step's own work, one after another: what the worker bills beyond waiting on providers.
+    let offline_compute = story + reference + pages + assemble;
 
     println!("a 12-page narrated Korean book, local mode, offline providers");
     println!(
@@ -758,13 +803,14 @@ async fn book_pipeline() {
         "  ratio wall / ideal                      {:>10.2} x",
         wall.as_secs_f64() / ideal.as_secs_f64()
     );
-    print_billed(billed);
+    print_billed(tally);
+    offline_compute
 }
 
-fn print_billed(billed: [u64; 3]) {
+fn print_billed(tally: counting::Tally) {
     println!(
         "  per book: store writes {}, queue messages {}, blob writes {}",
-        billed[0], billed[1], billed[2]
+        tally.store_writes, tally.queue_sends, tally.blob_writes
     );
 }
 
@@ -773,8 +819,8 @@ struct TimedBook {
     book: shared::domain::book::Book,
     /// From the request to `done`.
     wall: Duration,
-    /// Store writes, queue messages and blob writes the book took.
-    billed: [u64; 3],
+    /// Every store, queue and blob operation the book took.
+    tally: counting::Tally,
     pipeline: std::sync::Arc<shared::pipeline::Pipeline>,
     router: axum::Router,
     user: String,
@@ -791,18 +837,18 @@ async fn time_one_book(
     let router = shared::http::app(state.clone(), shared::http::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;
-    let before = counts.billed();
+    let before = counts.tally();
     let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
     let started = Instant::now();
     let id = request_book(&router, &user).await;
     let book = until_done(&*mode.state.store, &id).await;
     let wall = started.elapsed();
     worker.abort();
-    let after = counts.billed();
+    let after = counts.tally();
     TimedBook {
         book,
         wall,
-        billed: [0, 1, 2].map(|i| after[i] - before[i]),
+        tally: after - before,
         pipeline,
         router,
         user,
@@ -818,7 +864,7 @@ const SPEECH_SECONDS: f64 = 1.0;
 /// pictures (the reference from generations, every page from edits with it) and narration after
 /// real providers' latencies: its wall time beside the ideal critical path (story + reference +
 /// the slowest page picture, or narration if slower, + assembly), and what it cost.
-async fn book_with_provider_latencies() {
+async fn book_with_provider_latencies(offline_compute: Duration) {
     use std::collections::HashMap;
     use wiremock::matchers::path;
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -894,7 +940,7 @@ async fn book_with_provider_latencies() {
 
     let (_dir, mode) = local_mode();
     let TimedBook {
-        book, wall, billed, ..
+        book, wall, tally, ..
     } = time_one_book(&mode, |state| {
         settings.build(state.store.clone(), state.clock.clone())
     })
@@ -929,7 +975,7 @@ async fn book_with_provider_latencies() {
         "  ratio wall / ideal                      {:>10.3} x",
         wall.as_secs_f64() / ideal.as_secs_f64()
     );
-    print_billed(billed);
+    print_billed(tally);
     println!(
         "  provider calls: {} (story {}, moderation {}, reference {}, pages and cover {}, narration {})",
         calls.len(),
@@ -938,6 +984,104 @@ async fn book_with_provider_latencies() {
         by_route("/v1/images/generations"),
         by_route("/v1/images/edits"),
         by_route("/v1/audio/speech"),
+    );
+    let images = by_route("/v1/images/generations") + by_route("/v1/images/edits");
+    let provider_seconds = STORY_SECONDS * by_route("/v1/chat/completions") as f64
+        + PICTURE_SECONDS * images as f64
+        + SPEECH_SECONDS * by_route("/v1/audio/speech") as f64;
+    let (provider, _) = mode.state.store.book_cost(&book.id).await.unwrap();
+    print_cost(
+        provider,
+        images as u64,
+        tally,
+        provider_seconds + offline_compute.as_secs_f64(),
+        wall,
+    );
+}
+
+/// AWS list prices (us-east-1, on demand, USD, late 2025).
+mod aws_prices {
+    pub const DYNAMODB_PER_MILLION_WRITE_UNITS: f64 = 0.625;
+    pub const DYNAMODB_PER_MILLION_READ_UNITS: f64 = 0.125;
+    /// Transactional writes cost two units per item, and a book document is a few KB: two
+    /// units per write and per (strongly consistent) read, an estimate on the high side.
+    pub const UNITS_PER_WRITE: f64 = 2.0;
+    pub const UNITS_PER_READ: f64 = 2.0;
+    pub const SQS_PER_MILLION_REQUESTS: f64 = 0.40;
+    pub const S3_PER_THOUSAND_PUTS: f64 = 0.005;
+    pub const S3_PER_THOUSAND_GETS: f64 = 0.0004;
+    pub const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
+    pub const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
+    pub const HTTP_API_PER_MILLION_REQUESTS: f64 = 1.00;
+    /// The step worker's memory (template.yaml) and the API functions'.
+    pub const WORKER_GB: f64 = 1.0;
+    pub const API_GB: f64 = 0.25;
+    /// What one API request is billed for (an assumption: the in-process figures above are a
+    /// fraction of a millisecond; a store round trip on AWS is a few).
+    pub const API_SECONDS_PER_REQUEST: f64 = 0.05;
+    /// Upstream's measured cost of one book.
+    pub const UPSTREAM_PER_BOOK: f64 = 0.22;
+}
+
+/// What one book costs: provider spend as the price table priced it (recorded by the pipeline),
+/// and AWS spend from its counted operations at list prices. Step worker time is an upper bound:
+/// every step billed alone for its provider's latency plus its own work (on Lambda, steps of one
+/// batch share an invocation). The app's requests: the create, a poll every 2 s, the detail and
+/// the PDF.
+fn print_cost(
+    provider: shared::domain::spend::Microdollars,
+    images: u64,
+    tally: counting::Tally,
+    worker_seconds: f64,
+    wall: Duration,
+) {
+    use aws_prices::*;
+    let dynamodb = (tally.store_writes as f64 * UNITS_PER_WRITE * DYNAMODB_PER_MILLION_WRITE_UNITS
+        + tally.store_reads as f64 * UNITS_PER_READ * DYNAMODB_PER_MILLION_READ_UNITS)
+        / 1e6;
+    let sqs_requests = tally.queue_sends + tally.queue_receives + tally.queue_deletes;
+    let sqs = sqs_requests as f64 * SQS_PER_MILLION_REQUESTS / 1e6;
+    let s3 = tally.blob_writes as f64 * S3_PER_THOUSAND_PUTS / 1e3
+        + tally.blob_reads as f64 * S3_PER_THOUSAND_GETS / 1e3;
+    let api_requests = 3 + (wall.as_secs_f64() / 2.0).ceil() as u64;
+    let lambda = worker_seconds * WORKER_GB * LAMBDA_ARM_PER_GB_SECOND
+        + api_requests as f64 * API_SECONDS_PER_REQUEST * API_GB * LAMBDA_ARM_PER_GB_SECOND
+        + (tally.queue_receives + api_requests) as f64 * LAMBDA_PER_MILLION_REQUESTS / 1e6;
+    let http_api = api_requests as f64 * HTTP_API_PER_MILLION_REQUESTS / 1e6;
+    let aws = dynamodb + sqs + s3 + lambda + http_api;
+    // The same book with fal's flux-dev for every picture instead of gpt-image-1.
+    let table = shared::domain::spend::PriceTable::default();
+    let picture = |model| {
+        table
+            .price(&shared::domain::spend::Consumption {
+                model,
+                images: 1,
+                image_size: Some("1536x1024"),
+                ..Default::default()
+            })
+            .usd()
+    };
+    let with_flux =
+        provider.usd() - images as f64 * (picture("gpt-image-1") - picture("fal-ai/flux/dev"));
+    println!("  cost of this book at list prices (USD)");
+    println!(
+        "    provider spend (price table, default models: gpt-4o-mini, gpt-image-1 medium, gpt-4o-mini-tts) {:>9.4}",
+        provider.usd()
+    );
+    println!(
+        "    AWS: DynamoDB {dynamodb:.5} ({} reads, {} writes), SQS {sqs:.5} ({sqs_requests} requests), S3 {s3:.5}, Lambda {lambda:.5} (worker {worker_seconds:.0} s at 1 GB, at most), HTTP API {http_api:.5} ({api_requests} requests)",
+        tally.store_reads, tally.store_writes
+    );
+    println!("    AWS total {aws:>9.4}");
+    println!(
+        "    book total {:>9.4}, beside upstream's measured {UPSTREAM_PER_BOOK:.2} ({:.2} x)",
+        provider.usd() + aws,
+        (provider.usd() + aws) / UPSTREAM_PER_BOOK
+    );
+    println!(
+        "    with fal flux-dev pictures instead: {:.4} ({:.2} x upstream)",
+        with_flux + aws,
+        (with_flux + aws) / UPSTREAM_PER_BOOK
     );
 }
 
