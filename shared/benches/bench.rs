@@ -560,8 +560,8 @@ mod counting {
     #[async_trait]
     impl SpendStore for Counted<S> {
         async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError> {
-            // A read of the day's total, then a transaction of three writes.
-            self.read();
+            // The day's total (an atomic ADD), then the book's two records in a transaction.
+            self.write();
             self.write();
             self.inner.add_spend(charge).await
         }

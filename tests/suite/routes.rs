@@ -357,3 +357,34 @@ fn every_generation_route_is_throttled_tighter_and_the_api_logs_its_access() {
         }
     }
 }
+
+#[test]
+fn the_dashboard_is_json_and_reads_the_metrics_the_code_writes() {
+    let template = template();
+    let body = match &template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"] {
+        Yaml::Tagged(tagged) if tagged.tag == "Sub" => tagged.value[0].as_str().unwrap().to_owned(),
+        other => panic!("DashboardBody is not a !Sub: {other:?}"),
+    };
+    // Every ${Name} substituted, as CloudFormation would.
+    let mut substituted = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        substituted.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        substituted.push('1');
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&substituted).expect("the dashboard body is JSON");
+    assert_eq!(dashboard["widgets"].as_array().unwrap().len(), 5);
+    for metric in [
+        shared::metrics::SPEND_TODAY,
+        shared::metrics::BOOKS_CREATED,
+        shared::metrics::BOOKS_FINISHED,
+        shared::metrics::BOOKS_FAILED,
+        shared::metrics::BOOK_LATENCY,
+    ] {
+        assert!(body.contains(&format!("\"{metric}\"")), "{metric}");
+    }
+}

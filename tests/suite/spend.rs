@@ -38,6 +38,15 @@ fn settings_with(limits: SpendLimits) -> Settings {
     }
 }
 
+/// An alert at 50 cents and a hard limit at one dollar a day.
+fn one_dollar_a_day(when_stopped: WhenStopped) -> SpendLimits {
+    SpendLimits {
+        alert: dollars(0.5),
+        hard_limit: dollars(1.0),
+        when_stopped,
+    }
+}
+
 fn dollars(usd: f64) -> Microdollars {
     Microdollars::from_usd(usd).unwrap()
 }
@@ -114,11 +123,7 @@ on_both_backends!(
 
 async fn the_hard_limit_refuses_new_books_and_stops_workers(backend: Backend) {
     let now: chrono::DateTime<chrono::Utc> = "2026-12-01T20:00:00Z".parse().unwrap();
-    let limits = SpendLimits {
-        alert: dollars(0.5),
-        hard_limit: dollars(1.0),
-        when_stopped: WhenStopped::Wait,
-    };
+    let limits = one_dollar_a_day(WhenStopped::Wait);
     let app = TestApp::with_clock(backend, settings_with(limits), Clock::manual(now)).await;
     let user = new_user_key();
     // A book admitted while under the limit; its story has not run yet.
@@ -183,11 +188,7 @@ on_both_backends!(
 );
 
 async fn a_stopped_book_fails_and_is_refunded_when_so_configured(backend: Backend) {
-    let limits = SpendLimits {
-        alert: dollars(0.5),
-        hard_limit: dollars(1.0),
-        when_stopped: WhenStopped::Fail,
-    };
+    let limits = one_dollar_a_day(WhenStopped::Fail);
     let app = TestApp::with_settings(backend, settings_with(limits)).await;
     let user = new_user_key();
     let job = start_book(&app, &user).await;
@@ -351,11 +352,7 @@ on_both_backends!(
 /// Fifty workers racing past the limit: each checks, then makes a 4-cent call. The day ends at
 /// the limit plus at most the calls in flight when it was reached.
 async fn racing_workers_overshoot_by_at_most_their_calls_in_flight(backend: Backend) {
-    let limits = SpendLimits {
-        alert: dollars(0.5),
-        hard_limit: dollars(1.0),
-        when_stopped: WhenStopped::Wait,
-    };
+    let limits = one_dollar_a_day(WhenStopped::Wait);
     let app = TestApp::with_settings(backend, settings_with(limits)).await;
     let guard = SpendGuard::new(&app.state);
     // An offline picture: 4 cents in these settings.
