@@ -187,6 +187,14 @@ pub fn envelope(status: StatusCode, code: &str, message: &str, details: Option<V
     (status, axum::Json(body)).into_response()
 }
 
+/// A refusal that says when to come back.
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -234,14 +242,11 @@ impl IntoResponse for ApiError {
             ),
             ApiError::RateLimited { limit, retry_after } => {
                 crate::metrics::count(crate::metrics::RATE_LIMITED);
-                let mut response = envelope(
-                    status,
-                    code,
-                    "Too many requests; try again later",
-                    Some(json!({"retry_after": retry_after})),
-                );
+                let details = json!({"retry_after": retry_after});
+                let message = "Too many requests; try again later";
+                let mut response =
+                    with_retry_after(envelope(status, code, message, Some(details)), retry_after);
                 let headers = response.headers_mut();
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 for (name, value) in [
                     ("x-ratelimit-limit", u64::from(limit)),
                     ("x-ratelimit-remaining", 0),
@@ -256,29 +261,15 @@ impl IntoResponse for ApiError {
             }
             ApiError::BudgetExceeded { retry_after } => {
                 crate::metrics::count(crate::metrics::BUDGET_REFUSED);
-                let mut response = envelope(
-                    status,
-                    code,
-                    "Book making is paused for today; try again tomorrow",
-                    Some(json!({"retry_after": retry_after})),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
+                let details = json!({"retry_after": retry_after});
+                let message = "Book making is paused for today; try again tomorrow";
+                with_retry_after(envelope(status, code, message, Some(details)), retry_after)
             }
             ApiError::DailyLimit { limit, retry_after } => {
+                crate::metrics::count(crate::metrics::RATE_LIMITED);
                 let details = json!({"limit": limit, "retry_after": retry_after});
-                let mut response = envelope(
-                    status,
-                    code,
-                    "Today's books are used up; more tomorrow",
-                    Some(details),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
+                let message = "Today's books are used up; more tomorrow";
+                with_retry_after(envelope(status, code, message, Some(details)), retry_after)
             }
             ApiError::TooManyPending { limit } => envelope(
                 status,
