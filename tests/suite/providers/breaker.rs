@@ -57,7 +57,10 @@ async fn a_dead_provider_is_skipped_and_the_fallback_serves(backend: Backend) {
     };
     // A name per test: both backends' stores may be shared by other tests.
     let fal_name = format!("fal-{}", uuid::Uuid::new_v4().simple());
-    let breakers = Breakers::new(app.state.store.clone(), policy, Clock::system());
+    // The breaker's own clock, moved by hand: a slow store (moto under the other tests' load)
+    // must not let the cooldown pass while the loop below still runs.
+    let clock = Clock::manual(chrono::Utc::now());
+    let breakers = Breakers::new(app.state.store.clone(), policy, clock.clone());
     let fal = FalImages::new(FalSettings {
         base_url: dead.uri(),
         key: ApiSecret::new("k"),
@@ -129,7 +132,7 @@ async fn a_dead_provider_is_skipped_and_the_fallback_serves(backend: Backend) {
         )
         .mount(&dead)
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    clock.set(clock.now() + chrono::Duration::milliseconds(500));
     for _ in 0..3 {
         chain.illustrate(&prompt()).await.unwrap();
     }
