@@ -63,7 +63,6 @@ impl SpendGuard {
         let charge = SpendCharge {
             day: spend_day(self.clock.now()).0,
             book: book.clone(),
-            provider: usage.provider.clone(),
             cost,
         };
         let total = self.store.add_spend(&charge).await?;

@@ -70,7 +70,6 @@ async fn concurrent_adds_sum_exactly(backend: Backend) {
         let charge = SpendCharge {
             day,
             book: books[(i % 5) as usize].clone(),
-            provider: "openai".into(),
             cost: Microdollars(1_000 + i),
         };
         tokio::spawn(async move { store.add_spend(&charge).await.unwrap() })
@@ -135,7 +134,6 @@ async fn the_hard_limit_refuses_new_books_and_stops_workers(backend: Backend) {
         .add_spend(&SpendCharge {
             day,
             book: BookId::generate(),
-            provider: "openai".into(),
             cost: dollars(1.0),
         })
         .await
@@ -197,7 +195,6 @@ async fn a_stopped_book_fails_and_is_refunded_when_so_configured(backend: Backen
         .add_spend(&SpendCharge {
             day: spend_day(app.state.clock.now()).0,
             book: BookId::generate(),
-            provider: "fal".into(),
             cost: dollars(2.0),
         })
         .await

@@ -250,7 +250,6 @@ pub fn spend_day(now: DateTime<Utc>) -> (NaiveDate, u64) {
 pub struct SpendCharge {
     pub day: NaiveDate,
     pub book: BookId,
-    pub provider: String,
     pub cost: Microdollars,
 }
 

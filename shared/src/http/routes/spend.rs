@@ -17,11 +17,6 @@ use serde_json::{Value, json};
 /// How many of the day's dearest books the report lists.
 const BOOKS_LISTED: usize = 20;
 
-/// Dollars rounded to the micro-dollar they are counted in.
-fn usd(amount: crate::domain::spend::Microdollars) -> f64 {
-    amount.usd()
-}
-
 fn switch_view(switch: Option<&KillSwitch>) -> Value {
     match switch {
         Some(s) => json!({
@@ -63,18 +58,18 @@ pub async fn report(
     let (spend, switch) = tokio::try_join!(state.store.day_spend(day), state.store.kill_switch())?;
     let limits = state.settings.spend;
     let average =
-        (spend.finished_books > 0).then(|| usd(spend.finished_cost) / spend.finished_books as f64);
+        (spend.finished_books > 0).then(|| spend.finished_cost.usd() / spend.finished_books as f64);
     let books: Vec<Value> = spend
         .books
         .iter()
         .take(BOOKS_LISTED)
-        .map(|b| json!({"book_id": b.book, "spent_usd": usd(b.cost), "provider_calls": b.calls}))
+        .map(|b| json!({"book_id": b.book, "spent_usd": b.cost.usd(), "provider_calls": b.calls}))
         .collect();
     Ok(Json(json!({
         "day": day.format("%Y-%m-%d").to_string(),
-        "spent_usd": usd(spend.total),
-        "alert_threshold_usd": usd(limits.alert),
-        "hard_limit_usd": usd(limits.hard_limit),
+        "spent_usd": spend.total.usd(),
+        "alert_threshold_usd": limits.alert.usd(),
+        "hard_limit_usd": limits.hard_limit.usd(),
         "alert_crossed": spend.total >= limits.alert,
         "hard_limit_reached": spend.total >= limits.hard_limit,
         "resets_in_seconds": if day == today { Some(resets_in) } else { None },
