@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every function for Lambda (provided.al2023, arm64) with `sam build` on any x86_64 or arm64
 # machine: cargo-lambda and zig (its cross-linker) come from PyPI, the Rust target from rustup.
-# Needs: the Rust toolchain, Python 3, and the SAM CLI (at least 1.100; `pip install aws-sam-cli`).
+# Needs: the Rust toolchain and Python 3; uses the SAM CLI on the PATH (at least 1.100) or installs
+# one into a virtual environment under ~/.cache/ai-story-book/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +11,19 @@ if ! command -v cargo-lambda >/dev/null || ! python3 -c "import ziglang" 2>/dev/
   python3 -m pip install --quiet --disable-pip-version-check "cargo-lambda>=1.6,<2" "ziglang>=0.13,<0.15"
 fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
-if ! command -v sam >/dev/null; then
-  echo "== installing the SAM CLI from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.100"
+# The SAM CLI on the PATH, or the one tests/run.sh keeps in a virtual environment of its own.
+sam=$(command -v sam || true)
+if [[ -z "$sam" ]]; then
+  sam_venv="${XDG_CACHE_HOME:-$HOME/.cache}/ai-story-book/sam-venv"
+  if [[ ! -x "$sam_venv/bin/sam" ]]; then
+    echo "== installing aws-sam-cli into $sam_venv"
+    python3 -m venv "$sam_venv"
+    "$sam_venv/bin/python" -m pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.100,<2"
+  fi
+  sam="$sam_venv/bin/sam"
 fi
-sam --version
-# rust-cargolambda is a beta build method (also set in samconfig.toml).
-sam build --beta-features "$@"
+export SAM_CLI_TELEMETRY=${SAM_CLI_TELEMETRY:-0}
+"$sam" --version
+# rust-cargolambda is a beta build method (also set in samconfig.toml). Arguments go to sam build
+# (a function's logical id builds that one alone).
+"$sam" build --beta-features "$@"
