@@ -5,7 +5,10 @@ conditional updates, rolled-back transactions). Served by one thread it handles 
 time, as DynamoDB serialises writes to one item. Prints the port on its first line of stdout.
 """
 
+import os
 import sys
+import threading
+import time
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -39,7 +42,25 @@ class RealS3Roots:
         return [body]
 
 
+def exit_with(parent: int) -> None:
+    """Ends this server when the process that started it is gone (a test binary cannot stop the
+    server it started when it exits)."""
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except OSError:
+                os._exit(0)
+            time.sleep(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
+    # `--parent PID`: stop when that process ends.
+    if len(sys.argv) == 3 and sys.argv[1] == "--parent":
+        exit_with(int(sys.argv[2]))
     app = RealS3Roots(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=False)
     print(server.port, flush=True)

@@ -41,9 +41,48 @@ pub fn test_settings() -> Settings {
     }
 }
 
+/// Where moto_server listens: `MOTO_ENDPOINT` (set by `tests/run.sh`), or a moto_server this
+/// test binary starts once, on a free loopback port, which ends when the binary does (so a plain
+/// `cargo test` runs the AWS half too when `moto[server]` is installed).
 pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts moto_server")
+    // The server's process is kept with its address: it ends by itself when this binary does.
+    static STARTED: std::sync::OnceLock<(String, std::sync::Mutex<std::process::Child>)> =
+        std::sync::OnceLock::new();
+    if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+        return endpoint;
+    }
+    STARTED.get_or_init(start_moto).0.clone()
+}
+
+fn start_moto() -> (String, std::sync::Mutex<std::process::Child>) {
+    use std::io::BufRead;
+    let script = format!("{}/moto_server.py", env!("CARGO_MANIFEST_DIR"));
+    let refuse = |why: String| -> ! {
+        panic!(
+            "moto_server did not start ({why}): run `bash tests/run.sh`, which installs it, or `pip install 'moto[server]>=5.1,<6'`"
+        )
+    };
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| refuse(e.to_string()));
+    let mut port = String::new();
+    let stdout = child.stdout.take().expect("piped");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut port)
+        .unwrap_or_else(|e| refuse(e.to_string()));
+    let port = port.trim();
+    if port.is_empty() {
+        refuse(format!("{script} printed no port"));
+    }
+    (
+        format!("http://127.0.0.1:{port}"),
+        std::sync::Mutex::new(child),
+    )
 }
 
 pub async fn moto_config() -> SdkConfig {

@@ -1,4 +1,5 @@
-//! Our answers against the app's contract (`../shared/contract/seed-openapi.json`): every answer
+//! Our answers against the app's contract (`contract/app-openapi.json`, the OpenAPI document the
+//! mobile app was built against; "seed" below means that document, not a random seed): every answer
 //! of a served seed operation validates against the seed's schema for its status, and our
 //! OpenAPI document keeps each seed operation exactly, adding only responses.
 
@@ -13,7 +14,7 @@ fn load(path: &str) -> Value {
 }
 
 pub fn seed() -> Value {
-    load("../shared/contract/seed-openapi.json")
+    load("contract/app-openapi.json")
 }
 
 pub fn ours() -> Value {
