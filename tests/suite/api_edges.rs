@@ -203,3 +203,40 @@ async fn capabilities_name_the_providers_configured() {
     let printed = answer.body.to_string();
     assert!(!printed.contains("sk-test") && !printed.contains("r8_test"));
 }
+
+/// A path parameter that is not UTF-8 once percent-decoded gets the envelope's 400, on every
+/// route that takes one (axum's own answer was plain text).
+async fn a_path_parameter_that_is_not_utf8_gets_the_envelope(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let admin = app.admin_key.clone();
+    let cases: [(Method, &str, &str, &str); 5] = [
+        (Method::GET, "/v1/books/%ff%fe", "x-user-key", &user),
+        (Method::GET, "/v1/books/%ff%fe/detail", "x-user-key", &user),
+        (Method::PATCH, "/v1/library/%c3%28", "x-user-key", &user),
+        (Method::GET, "/v1/admin/api-keys/%ff", "x-api-key", &admin),
+        (
+            Method::GET,
+            "/v1/admin/users/%fe/reconciliation",
+            "x-api-key",
+            &admin,
+        ),
+    ];
+    for (method, path, header, key) in cases {
+        let answer = app
+            .call(method.clone(), path, &[(header, key)], Some("{}"))
+            .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "BAD_REQUEST"),
+            "{method} {path}: {}",
+            answer.body
+        );
+        assert!(answer.body["request_id"].is_string(), "{}", answer.body);
+    }
+}
+crate::on_both_backends!(
+    #[tokio::test]
+    a_path_parameter_that_is_not_utf8_gets_the_envelope,
+    a_path_parameter_that_is_not_utf8_gets_the_envelope
+);

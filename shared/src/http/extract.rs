@@ -140,6 +140,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(parsed)
 }
 
+/// One path parameter as text. axum's own rejection (a parameter that is not UTF-8 once
+/// percent-decoded, like `/v1/books/%ff%fe`) is plain text; this one is the envelope's 400.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|_| ApiError::BadRequest("The path is not valid UTF-8 text".into()))
+    }
+}
+
 /// Query parameters that must match `T`; a mismatch is a 422 naming the parameter.
 pub struct QueryParams<T>(pub T);
 

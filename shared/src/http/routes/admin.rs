@@ -10,10 +10,10 @@ use crate::domain::credits::{
 use crate::http::AppState;
 use crate::http::auth::{AdminCaller, AuditContext, audit};
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{JsonBody, QueryParams, parse_json};
+use crate::http::extract::{JsonBody, PathParam, QueryParams, parse_json};
 use crate::ports::store::whole_ledger;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -215,7 +215,7 @@ async fn last_used(state: &AppState, key_id: &str) -> Result<Option<DateTime<Utc
 pub async fn get_key(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let record = key_by_id(&state, &key_id).await?;
     let mut answer = view(&record);
@@ -248,7 +248,7 @@ pub async fn update_key(
     State(state): State<AppState>,
     context: AuditContext,
     AdminCaller(caller): AdminCaller,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
     JsonBody(update): JsonBody<UpdateKey>,
 ) -> Result<Json<Value>, ApiError> {
     let mut record = key_by_id(&state, &key_id).await?;
@@ -282,7 +282,7 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     context: AuditContext,
     AdminCaller(caller): AdminCaller,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let mut record = key_by_id(&state, &key_id).await?;
     if record.revoked_at.is_none() {
@@ -313,7 +313,7 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     context: AuditContext,
     AdminCaller(caller): AdminCaller,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // The body is optional: no body, the configured grace period.
@@ -367,7 +367,7 @@ pub async fn rotate_key(
 pub async fn key_usage(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     key_by_id(&state, &key_id).await?;
     let usage = state.store.key_usage(&key_id).await?;
@@ -402,7 +402,7 @@ pub async fn adjust_credits(
     State(state): State<AppState>,
     context: AuditContext,
     AdminCaller(caller): AdminCaller,
-    Path(user_id): Path<String>,
+    PathParam(user_id): PathParam,
     JsonBody(request): JsonBody<AdjustCredits>,
 ) -> Result<Json<Value>, ApiError> {
     if request.amount == 0 || request.amount.abs() > MAX_GRANT {
@@ -473,7 +473,7 @@ pub async fn adjust_credits(
 pub async fn reconcile(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    Path(user_id): Path<String>,
+    PathParam(user_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound {
         resource: "user",

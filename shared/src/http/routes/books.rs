@@ -8,13 +8,13 @@ use crate::domain::book::{
 use crate::domain::user::User;
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{AppUser, JsonBody, check_profile_header};
+use crate::http::extract::{AppUser, JsonBody, PathParam, check_profile_header};
 use crate::http::routes::settings::settings_of;
 use crate::pipeline::{enqueue_step, record::fail_book};
 use crate::ports::{BlobKey, CreateOutcome};
 use crate::spend::SpendGuard;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -555,7 +555,7 @@ pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppUser(user): AppUser,
-    Path(job_id): Path<String>,
+    PathParam(job_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     check_profile_header(&headers)?;
     let book = owned_book(&state, &user, &job_id, "job").await?;
@@ -616,7 +616,7 @@ pub async fn detail(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppUser(user): AppUser,
-    Path(book_id): Path<String>,
+    PathParam(book_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let book = finished_book(&state, &headers, &user, &book_id).await?;
     Ok(Json(book_result(&state, &book).await?))
@@ -627,7 +627,7 @@ pub async fn pdf(
     State(state): State<AppState>,
     headers: HeaderMap,
     AppUser(user): AppUser,
-    Path(book_id): Path<String>,
+    PathParam(book_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let book = finished_book(&state, &headers, &user, &book_id).await?;
     let url = signed(&state, book.pdf_key.as_deref())

@@ -4,12 +4,12 @@ use super::books::owned_book;
 use crate::domain::book::{Book, Style, TargetAge};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{AppUser, JsonBody, QueryParams};
+use crate::http::extract::{AppUser, JsonBody, PathParam, QueryParams};
 use crate::pipeline::blob_keys;
 use crate::pipeline::record::{Change, update_book};
 use crate::ports::BlobKey;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -150,7 +150,7 @@ pub struct UpdateBookRequest {
 pub async fn rename(
     State(state): State<AppState>,
     AppUser(user): AppUser,
-    Path(book_id): Path<String>,
+    PathParam(book_id): PathParam,
     JsonBody(update): JsonBody<UpdateBookRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let title = update.title.trim().to_owned();
@@ -185,7 +185,7 @@ pub async fn rename(
 pub async fn delete(
     State(state): State<AppState>,
     AppUser(user): AppUser,
-    Path(book_id): Path<String>,
+    PathParam(book_id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     let book = owned_book(&state, &user, &book_id, "book").await?;
     // A swept book still in production is failed, so deletable; its steps then find it gone.
