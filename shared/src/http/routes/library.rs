@@ -162,6 +162,13 @@ pub async fn rename(
             "value_error",
         )));
     }
+    if crate::domain::book::contains_markup(&title) {
+        return Err(ApiError::schema(Problem::new(
+            &["body", "title"],
+            "The title may not contain markup or script",
+            "value_error",
+        )));
+    }
     let book = owned_book(&state, &user, &book_id, "book").await?;
     let updated = update_book(&*state.store, &book.id, |book| {
         if !book.is_readable() {
