@@ -419,6 +419,10 @@ mod counting {
             self.read();
             self.inner.peek(counter, window).await
         }
+        async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError> {
+            self.write();
+            self.inner.give_back(counter, window).await
+        }
         async fn take(
             &self,
             counter: &str,
@@ -585,6 +589,10 @@ mod counting {
             self.read();
             self.write();
             self.inner.record_finished_book(day, book).await
+        }
+        async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError> {
+            self.write();
+            self.inner.anonymise_book_spend(book).await
         }
         async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
             self.read();

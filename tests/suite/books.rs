@@ -24,6 +24,16 @@ pub async fn start_book(app: &TestApp, user: &str) -> String {
     created.body["job_id"].as_str().unwrap().to_owned()
 }
 
+/// A finished 4-page book of `user`'s, made by a worker that runs only meanwhile; answers its id.
+pub async fn finished_book(app: &TestApp, user: &str) -> String {
+    let job = start_book(app, user).await;
+    let worker = app.start_worker();
+    let done = poll(app, user, &job, Duration::from_secs(60)).await;
+    worker.abort();
+    assert_eq!(done.body["status"], "done", "{}", done.body);
+    job
+}
+
 /// Polls like the app until the job is done or failed.
 pub async fn poll(app: &TestApp, user: &str, job: &str, limit: Duration) -> Answer {
     let started = Instant::now();
@@ -719,4 +729,88 @@ on_both_backends!(
     #[tokio::test]
     parallel_page_steps_never_write_the_book_document,
     parallel_page_steps_never_write_the_book_document
+);
+
+/// The daily cap is counted before the book is made, atomically: twenty concurrent requests with
+/// a cap of 3 make 3 books (a check made before any of them counted let 17 or 18 through), and
+/// the refused ones are neither charged nor counted.
+async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
+    let settings = shared::config::Settings {
+        limits: shared::config::Limits {
+            books_per_day: 3,
+            ..crate::harness::test_settings().limits
+        },
+        ..crate::harness::test_settings()
+    };
+    let app = Arc::new(TestApp::with_settings(backend, settings).await);
+    let user = new_user_key();
+    assert_eq!(
+        app.grant(&user, 50, &format!("cap-{user}")).await.status,
+        200
+    );
+    let answers = join_all((0..20).map(|_| {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move {
+            app.post_json("/v1/books", &user, &korean_book(4), &[])
+                .await
+        })
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.into_iter().map(|a| a.unwrap().status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 429)),
+        "{statuses:?}"
+    );
+    let balance = app.get("/v1/credits/balance", &user).await.body["credits"].clone();
+    assert_eq!(balance, 3 + 50 - 3, "only the books made are charged");
+    let day_full = app
+        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .await;
+    assert_eq!(day_full.code(), "DAILY_LIMIT_EXCEEDED");
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_requests_never_pass_the_daily_cap,
+    concurrent_requests_never_pass_the_daily_cap
+);
+
+/// A refused request gives its place back: a user without credits can ask all day and still make
+/// the day's books once paid.
+async fn refused_requests_give_their_place_back(backend: Backend) {
+    let settings = shared::config::Settings {
+        opening_credits: 0,
+        limits: shared::config::Limits {
+            books_per_day: 2,
+            ..crate::harness::test_settings().limits
+        },
+        ..crate::harness::test_settings()
+    };
+    let app = TestApp::with_settings(backend, settings).await;
+    let user = new_user_key();
+    for _ in 0..4 {
+        let poor = app
+            .post_json("/v1/books", &user, &korean_book(4), &[])
+            .await;
+        assert_eq!(poor.code(), "PAYMENT_REQUIRED");
+    }
+    assert_eq!(
+        app.grant(&user, 5, &format!("back-{user}")).await.status,
+        200
+    );
+    for _ in 0..2 {
+        let made = app
+            .post_json("/v1/books", &user, &korean_book(4), &[])
+            .await;
+        assert_eq!(made.status, 200, "{}", made.body);
+    }
+}
+on_both_backends!(
+    #[tokio::test]
+    refused_requests_give_their_place_back,
+    refused_requests_give_their_place_back
 );

@@ -1185,6 +1185,28 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
     )
     .await;
     let job = book.body["job_id"].as_str().unwrap().to_owned();
+    // Only a finished book counts as reading: made here by a worker over this state.
+    let pipeline = std::sync::Arc::new(shared::pipeline::Pipeline {
+        first_retry: std::time::Duration::from_millis(20),
+        ..shared::pipeline::Pipeline::new(&state, shared::providers::Providers::offline())
+    });
+    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let id = shared::domain::book::BookId::parse(&job).unwrap();
+    for _ in 0..600 {
+        if state
+            .store
+            .find_book(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .book
+            .is_readable()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    worker.abort();
     call(
         Method::PATCH,
         "/v1/settings",

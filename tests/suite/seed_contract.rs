@@ -342,15 +342,7 @@ async fn every_answer_of_the_streak_and_settings_operations_matches_the_seed() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
     let headers = [("x-user-key", user.as_str())];
-    let created = app
-        .call(
-            Method::POST,
-            "/v1/books",
-            &headers,
-            Some(&crate::books::korean_book(4).to_string()),
-        )
-        .await;
-    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let job = crate::books::finished_book(&app, &user).await;
     let mut statuses = std::collections::BTreeSet::new();
     let mut check = |method: &str, path: &str, answer: Answer| {
         conforms(method, path, &answer);

@@ -110,6 +110,22 @@ async fn concurrent_adds_sum_exactly(backend: Backend) {
         Microdollars(expected),
         "finishing costs nothing"
     );
+    // An erased book's spend stays in the day under no book's name.
+    store.anonymise_book_spend(&books[1]).await.unwrap();
+    let after = store.day_spend(day).await.unwrap();
+    assert_eq!((after.total, after.calls), (spend.total, spend.calls));
+    assert_eq!(after.books.iter().map(|b| b.cost.0).sum::<u64>(), expected);
+    assert!(after.books.iter().all(|b| b.book != books[1].as_str()));
+    assert!(
+        after
+            .books
+            .iter()
+            .any(|b| b.book == shared::domain::spend::ERASED_BOOK)
+    );
+    assert_eq!(
+        store.book_cost(&books[1]).await.unwrap(),
+        (Microdollars::ZERO, 0)
+    );
     // Another day is empty.
     let tomorrow = day.succ_opt().unwrap();
     assert_eq!(store.spent_on(tomorrow).await.unwrap(), Microdollars::ZERO);

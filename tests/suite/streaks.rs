@@ -1,7 +1,7 @@
 //! Settings and reading streaks through the API, on a manual clock: local days in two time zones,
 //! midnight, daylight-saving changes, concurrent reads and milestone rewards.
 
-use crate::books::{korean_book, start_book};
+use crate::books::{finished_book, korean_book, start_book};
 use crate::harness::{Backend, TestApp, new_user_key, test_settings, whole_ledger};
 use crate::on_both_backends;
 use futures::future::join_all;
@@ -20,7 +20,7 @@ async fn app_at(backend: Backend, now: &str) -> (TestApp, Clock) {
     (app, clock)
 }
 
-/// A new user in `zone` (or the default) with one book to read.
+/// A new user in `zone` (or the default) with one finished book to read.
 async fn reader(app: &TestApp, zone: Option<&str>) -> (String, String) {
     let user = new_user_key();
     if let Some(zone) = zone {
@@ -28,7 +28,7 @@ async fn reader(app: &TestApp, zone: Option<&str>) -> (String, String) {
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(answer.body["timezone"], zone);
     }
-    let book = start_book(app, &user).await;
+    let book = finished_book(app, &user).await;
     (user, book)
 }
 
@@ -520,4 +520,82 @@ on_both_backends!(
     #[tokio::test]
     settings,
     settings_and_refusals
+);
+
+/// Moving the time zone east cannot make a new day out of the same hours: at 23:00 in Seoul a
+/// read counts 6 July; switched to Kiritimati (UTC+14) it is already 04:30 on 7 July there, but
+/// the read that counted 6 July also fell on 7 July in Kiritimati, so no day is gained.
+async fn moving_east_gains_no_day(backend: Backend) {
+    let (app, clock) = app_at(backend, "2026-07-06T14:00:00Z").await;
+    let (user, book) = reader(&app, Some("Asia/Seoul")).await;
+    let first = read_at(&app, &clock, "2026-07-06T14:00:00Z", &user, &book).await;
+    assert_eq!(
+        (
+            first["current_streak"].as_u64(),
+            first["new_streak_day"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+    let moved = patch_settings(&app, &user, &json!({"timezone": "Pacific/Kiritimati"})).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let again = read_at(&app, &clock, "2026-07-06T14:30:00Z", &user, &book).await;
+    assert_eq!(again["new_streak_day"], false, "{again}");
+    assert_eq!(
+        (
+            again["current_streak"].as_u64(),
+            again["total_days"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    // A real day later it is a new day in Kiritimati too.
+    let later = read_at(&app, &clock, "2026-07-07T15:00:00Z", &user, &book).await;
+    assert_eq!(
+        (
+            later["new_streak_day"].as_bool(),
+            later["total_days"].as_u64()
+        ),
+        (Some(true), Some(2))
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    moving_east_gains_no_day,
+    moving_east_gains_no_day
+);
+
+/// Only a finished book counts as reading: not one still being made, nor a failed and refunded
+/// one.
+async fn only_a_finished_book_counts_as_reading(backend: Backend) {
+    let (app, _clock) = app_at(backend, "2026-07-06T14:00:00Z").await;
+    let user = new_user_key();
+    let making = start_book(&app, &user).await;
+    let failed = start_book(&app, &user).await;
+    let failed_id = shared::domain::book::BookId::parse(&failed).unwrap();
+    shared::pipeline::record::fail_book(&*app.state.store, &failed_id, "UNKNOWN", None)
+        .await
+        .unwrap();
+    assert!(app.book(&failed).await.refunded);
+    for book in [&making, &failed] {
+        let answer = app
+            .post_json(
+                "/v1/streak/read",
+                &user,
+                &json!({"book_id": book, "reading_time": 300, "completed": true}),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "VALIDATION_ERROR"),
+            "{}",
+            answer.body
+        );
+    }
+    let streak = info(&app, &user).await;
+    assert_eq!(streak["current_streak"], 0, "{streak}");
+}
+on_both_backends!(
+    #[tokio::test]
+    only_a_finished_book_counts_as_reading,
+    only_a_finished_book_counts_as_reading
 );

@@ -245,6 +245,9 @@ pub fn spend_day(now: DateTime<Utc>) -> (NaiveDate, u64) {
     (day, (next - now).num_seconds().max(1) as u64)
 }
 
+/// What an erased book's spend records are kept under.
+pub const ERASED_BOOK: &str = "erased";
+
 /// One provider call's cost, added to its day and its book.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendCharge {

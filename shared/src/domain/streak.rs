@@ -1,6 +1,7 @@
 //! Reading streaks: consecutive local days on which a child read, and the milestones along them.
 
 use super::book::BookId;
+use super::settings::TimeZone;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,11 @@ pub struct Streak {
     pub total_days: u32,
     /// The last local day that counted.
     pub last_day: Option<NaiveDate>,
+    /// When the read that counted it happened: a later read counts a new day only if it falls on
+    /// a later day than this instant in the reader's zone of now, so that moving the time zone
+    /// east cannot make a new day out of the same hours.
+    #[serde(default)]
+    pub last_read_at: Option<DateTime<Utc>>,
 }
 
 impl Streak {
@@ -42,7 +48,24 @@ impl Streak {
             longest: self.longest.max(current),
             total_days: self.total_days + 1,
             last_day: Some(day),
+            last_read_at: self.last_read_at,
         })
+    }
+
+    /// The streak after a read at `at` by a reader in `zone`, or `None` when it counts no new
+    /// day: its local day counted already, or it is not a later day than the last counted read
+    /// in this same zone (the reader moved east of where that read counted).
+    pub fn after_read_in(&self, zone: &TimeZone, at: DateTime<Utc>) -> Option<Streak> {
+        let day = zone.day_of(at);
+        if self
+            .last_read_at
+            .is_some_and(|last| day <= zone.day_of(last))
+        {
+            return None;
+        }
+        let mut next = self.after_read(day)?;
+        next.last_read_at = Some(at);
+        Some(next)
     }
 
     /// How the streak stands on local `today`: it is broken once a whole local day passed without

@@ -140,6 +140,10 @@ pub trait LimitStore: Send + Sync {
 
     /// How many events `counter` holds in `window`, without counting one.
     async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError>;
+
+    /// Gives back one event [`LimitStore::take`] counted, when the work it was taken for did not
+    /// happen (refused, failed, or a replay); never below zero.
+    async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -227,6 +231,10 @@ pub trait SpendStore: Send + Sync {
     /// called; answers whether this call counted it.
     async fn record_finished_book(&self, day: NaiveDate, book: &BookId)
     -> Result<bool, StoreError>;
+
+    /// Moves an erased book's spend to an anonymous record (`erased`) of the same days, keeping
+    /// every sum, and drops its whole-cost record: no item names the book afterwards.
+    async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError>;
 
     async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError>;
 

@@ -912,6 +912,33 @@ impl LimitStore for DynamoStore {
         }
     }
 
+    async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError> {
+        let given = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                s(format!("LIMIT#{counter}#{}", window.start.timestamp())),
+            )
+            .key("sk", s("LIMIT"))
+            .update_expression("ADD #count :minus")
+            .condition_expression("#count > :zero")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match given {
+            Ok(_) => Ok(()),
+            // Nothing left to give back.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
     async fn take(
         &self,
         counter: &str,

@@ -3,7 +3,9 @@
 
 use super::SqliteStore;
 use crate::domain::book::BookId;
-use crate::domain::spend::{BookSpend, DaySpend, KillSwitch, Microdollars, SpendCharge};
+use crate::domain::spend::{
+    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
+};
 use crate::ports::store::{SpendStore, StoreError};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -147,6 +149,25 @@ impl SpendStore for SqliteStore {
             )?;
             tx.commit()?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError> {
+        let book = book.as_str().to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO spend_books (day, book_id, micros, calls)
+                 SELECT day, ?2, micros, calls FROM spend_books WHERE book_id = ?1
+                 ON CONFLICT (day, book_id) DO UPDATE SET micros = micros + excluded.micros,
+                     calls = calls + excluded.calls",
+                params![book, ERASED_BOOK],
+            )?;
+            tx.execute("DELETE FROM spend_books WHERE book_id = ?1", [&book])?;
+            tx.execute("DELETE FROM book_costs WHERE book_id = ?1", [&book])?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -495,6 +495,19 @@ impl LimitStore for SqliteStore {
         .await
     }
 
+    async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError> {
+        let counter = counter.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE limit_counters SET count = count - 1
+                 WHERE counter = ?1 AND window_start = ?2 AND count > 0",
+                params![counter, window.start.timestamp()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn take(
         &self,
         counter: &str,

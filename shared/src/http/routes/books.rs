@@ -341,12 +341,53 @@ pub async fn create(
     }
     let today = settings_of(&state, &user).await?.timezone.today(now);
     let books_today = format!("books-day:{}", user.id.as_str());
-    if state.store.peek(&books_today, today).await? >= limits.books_per_day {
+    // Counted before the book is made, atomically (so concurrent requests cannot all pass a
+    // check made before any of them counted), and given back when no book is made.
+    let taken = state
+        .store
+        .take(&books_today, limits.books_per_day, today)
+        .await?;
+    if !taken.allowed {
+        state.store.give_back(&books_today, today).await?;
         return Err(ApiError::DailyLimit {
             limit: limits.books_per_day,
             retry_after: today.reset_after(),
         });
     }
+    let outcome = create_counted(&state, &user, request, price, now, idempotency, dry_run).await;
+    let counted = matches!(&outcome, Ok(Made::New(_)));
+    if !counted {
+        state.store.give_back(&books_today, today).await?;
+    }
+    outcome.map(Made::into_response)
+}
+
+/// What a counted book request came to.
+enum Made {
+    /// A new book, charged and started: it keeps its place in the day's count.
+    New(Response),
+    /// A replay, or a dry run: no new book.
+    Nothing(Response),
+}
+
+impl Made {
+    fn into_response(self) -> Response {
+        match self {
+            Made::New(response) | Made::Nothing(response) => response,
+        }
+    }
+}
+
+/// The rest of a book request, once it has its place in the day's count.
+async fn create_counted(
+    state: &AppState,
+    user: &User,
+    request: BookRequest,
+    price: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    idempotency: Option<Idempotency>,
+    dry_run: bool,
+) -> Result<Made, ApiError> {
     if dry_run {
         if user.credits < price {
             return Err(ApiError::PaymentRequired {
@@ -355,7 +396,7 @@ pub async fn create(
                 balance: user.credits,
             });
         }
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(Made::Nothing(StatusCode::NO_CONTENT.into_response()));
     }
     let book = Book {
         id: BookId::generate(),
@@ -408,9 +449,7 @@ pub async fn create(
                 )],
                 &[],
             );
-            // Counted once made, so that refusals (no credits) do not use up the day.
-            state.store.take(&books_today, u32::MAX, today).await?;
-            Ok(created(&stored.book).into_response())
+            Ok(Made::New(created(&stored.book).into_response()))
         }
         CreateOutcome::Replayed(stored) => {
             // A retry usually means the first answer was lost. If that was a crash between the
@@ -425,7 +464,7 @@ pub async fn create(
                     "unstarted book started again on a retry"
                 );
             }
-            Ok(created(&stored.book).into_response())
+            Ok(Made::Nothing(created(&stored.book).into_response()))
         }
         CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {

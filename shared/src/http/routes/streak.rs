@@ -60,6 +60,10 @@ pub async fn read(
         MAX_READING_SECONDS,
     )?;
     let book = owned_book(&state, &user, &log.book_id, "book").await?;
+    // Only a book there is to read counts: not one still being made, nor a failed one.
+    if !book.is_readable() {
+        return Err(ApiError::Invalid("The book is not finished".into()));
+    }
     let zone = settings_of(&state, &user).await?.timezone;
     let now = state.clock.now();
     let reading = Reading {
@@ -72,7 +76,7 @@ pub async fn read(
     // A lost race means another read moved the streak; the next pass sees what it did.
     for _ in 0..8 {
         let stored = state.store.find_streak(&user.id).await?;
-        let Some(next) = stored.streak.after_read(reading.day) else {
+        let Some(next) = stored.streak.after_read_in(&zone, now) else {
             state.store.record_reading(&user.id, &reading, None).await?;
             return Ok(reading_result(&stored.streak, false, &[]));
         };

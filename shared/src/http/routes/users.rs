@@ -23,6 +23,10 @@ pub async fn erase_me(
             state.blobs.delete(&key).await?;
         }
     }
+    // What the books cost stays in the day's spend, under no book's name.
+    for book in &books {
+        state.store.anonymise_book_spend(&book.id).await?;
+    }
     let kept = state.store.erase_user(&user.id).await?;
     audit(
         &state,

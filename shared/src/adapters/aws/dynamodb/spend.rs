@@ -7,17 +7,23 @@
 
 use super::{Attempt, DynamoStore, Item, describe, n, num, s, text, until_settled};
 use crate::domain::book::BookId;
-use crate::domain::spend::{BookSpend, DaySpend, KillSwitch, Microdollars, SpendCharge};
+use crate::domain::spend::{
+    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
+};
 use crate::ports::store::{SpendStore, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use chrono::NaiveDate;
 
 const TOTAL: &str = "TOTAL";
 const COST: &str = "COST";
 
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
 fn day_pk(day: NaiveDate) -> String {
-    format!("SPEND#{}", day.format("%Y-%m-%d"))
+    format!("SPEND#{}", day_text(day))
 }
 
 fn cost_pk(book: &BookId) -> String {
@@ -57,13 +63,24 @@ impl DynamoStore {
 
     /// The book's two records, in one transaction (retried when it loses a race).
     async fn try_add_to_book(&self, charge: &SpendCharge) -> Result<(), Attempt> {
+        // The whole cost also remembers its days, so that erasure finds the day records.
+        let whole = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(cost_pk(&charge.book)))
+            .key("sk", s(COST))
+            .update_expression("ADD micros :cost, calls :one, days :day")
+            .expression_attribute_values(":cost", n(charge.cost.0 as i64))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":day", AttributeValue::Ss(vec![day_text(charge.day)]))
+            .build()
+            .map_err(StoreError::unavailable)?;
         let items = vec![
             self.add_update(
                 day_pk(charge.day),
                 format!("BOOK#{}", charge.book.as_str()),
                 charge.cost,
             )?,
-            self.add_update(cost_pk(&charge.book), COST.into(), charge.cost)?,
+            TransactWriteItem::builder().update(whole).build(),
         ];
         self.transact(items).await
     }
@@ -168,6 +185,56 @@ impl SpendStore for DynamoStore {
         book: &BookId,
     ) -> Result<bool, StoreError> {
         until_settled(|| self.try_finish(day, book)).await
+    }
+
+    async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError> {
+        let Some(whole) = self.get(cost_pk(book), COST).await? else {
+            return Ok(());
+        };
+        let days = match whole.get("days") {
+            Some(AttributeValue::Ss(days)) => days.clone(),
+            _ => Vec::new(),
+        };
+        for day in days {
+            let pk = format!("SPEND#{day}");
+            let sk = format!("BOOK#{}", book.as_str());
+            let Some(record) = self.get(pk.clone(), &sk).await? else {
+                continue;
+            };
+            let cost = micros(&record, "micros")?;
+            let calls = count(&record, "calls")?;
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(sk))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            let erased = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(format!("BOOK#{ERASED_BOOK}")))
+                .update_expression("ADD micros :cost, calls :calls")
+                .expression_attribute_values(":cost", n(cost.0 as i64))
+                .expression_attribute_values(":calls", n(calls as i64))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            self.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete).build())
+                .transact_items(TransactWriteItem::builder().update(erased).build())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(cost_pk(book)))
+            .key("sk", s(COST))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        Ok(())
     }
 
     async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
