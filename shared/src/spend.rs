@@ -34,6 +34,17 @@ impl SpendGuard {
         }
     }
 
+    /// What time it is for spend: the app's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Counts a finished book, with its whole cost, into today's spend report, once.
+    pub async fn record_finished(&self, book: &BookId) -> Result<bool, StoreError> {
+        let day = spend_day(self.clock.now()).0;
+        self.store.record_finished_book(day, book).await
+    }
+
     /// Why generation must not go on now, if it must not: two reads (the switch and today's
     /// total), made together. A store that cannot answer stops generation (fail closed).
     pub async fn stopped(&self) -> Result<Option<Stopped>, StoreError> {

@@ -13,7 +13,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
     RecordedAsset, Step, StepMessage,
 };
-use crate::domain::spend::{Stopped, WhenStopped, spend_day};
+use crate::domain::spend::{Stopped, WhenStopped};
 use crate::metrics::{self, Unit};
 use crate::ports::blobs::stream_of;
 use crate::ports::store::Settlement;
@@ -856,12 +856,8 @@ impl Pipeline {
 impl Pipeline {
     /// Counts a finished book into today's spend report (its whole cost), and its metrics.
     async fn count_finished(&self, book: &Book) {
-        let now = chrono::Utc::now();
-        match self
-            .store
-            .record_finished_book(spend_day(now).0, &book.id)
-            .await
-        {
+        let now = self.spend.now();
+        match self.spend.record_finished(&book.id).await {
             Ok(true) => {
                 let millis = (now - book.created_at).num_milliseconds().max(0) as f64;
                 metrics::emit(

@@ -895,16 +895,15 @@ impl AuditStore for DynamoStore {
     }
 }
 
+/// One counter's item for one window.
+fn limit_pk(counter: &str, window: Window) -> String {
+    format!("LIMIT#{counter}#{}", window.start.timestamp())
+}
+
 #[async_trait]
 impl LimitStore for DynamoStore {
     async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
-        match self
-            .get(
-                format!("LIMIT#{counter}#{}", window.start.timestamp()),
-                "LIMIT",
-            )
-            .await?
-        {
+        match self.get(limit_pk(counter, window), "LIMIT").await? {
             Some(item) if num(&item, "expires_at")? >= Utc::now().timestamp() => {
                 Ok(u32::try_from(num(&item, "count")?).unwrap_or(u32::MAX))
             }
@@ -917,10 +916,7 @@ impl LimitStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!("LIMIT#{counter}#{}", window.start.timestamp())),
-            )
+            .key("pk", s(limit_pk(counter, window)))
             .key("sk", s("LIMIT"))
             .update_expression("ADD #count :minus")
             .condition_expression("#count > :zero")
@@ -949,10 +945,7 @@ impl LimitStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!("LIMIT#{counter}#{}", window.start.timestamp())),
-            )
+            .key("pk", s(limit_pk(counter, window)))
             .key("sk", s("LIMIT"))
             .update_expression("ADD #count :one SET expires_at = :expires")
             .expression_attribute_names("#count", "count")
