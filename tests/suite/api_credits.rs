@@ -5,10 +5,10 @@ use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use serde_json::Value;
-use shared::config::{Environment, Settings};
-use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
-use shared::domain::credits::{EntryKind, LedgerEntry, ledger_reconciles};
 use std::sync::Arc;
+use storybook_core::config::{Environment, Settings};
+use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
+use storybook_core::domain::credits::{EntryKind, LedgerEntry, ledger_reconciles};
 
 /// The whole ledger through `GET /v1/credits/transactions`, oldest first, as domain entries.
 async fn ledger_over_http(app: &TestApp, user_key: &str) -> Vec<LedgerEntry> {
@@ -346,9 +346,14 @@ async fn a_test_key_is_refused_in_production() {
     };
     let app = TestApp::with_settings(Backend::Embedded, settings).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
-    shared::bootstrap::store_admin_key(&*app.state.store, &app.state.hasher, &test_key, "test")
-        .await
-        .unwrap();
+    storybook_core::bootstrap::store_admin_key(
+        &*app.state.store,
+        &app.state.hasher,
+        &test_key,
+        "test",
+    )
+    .await
+    .unwrap();
     let body = r#"{"amount": 2, "transaction_id": "t1"}"#;
     let user = new_user_key();
     let answer = app

@@ -2,9 +2,9 @@
 
 use crate::harness::{Answer, Backend, TestApp, new_user_key, state_over, test_settings};
 use http::Method;
-use shared::adapters::aws::provision::provision;
-use shared::config::AwsResources;
-use shared::http::{AppState, Family, app};
+use storybook_aws::provision::provision;
+use storybook_core::config::AwsResources;
+use storybook_http::{AppState, Family, app};
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn capabilities_follow_the_routes_served() {
     assert_eq!(answer.body["features"]["credits"], true);
     assert_eq!(
         answer.body["features"]["book_generation"],
-        shared::http::catalogue::serves("POST", "/v1/books")
+        storybook_core::catalogue::serves("POST", "/v1/books")
     );
     assert_eq!(answer.body["credits"]["opening_credits"], 3);
     // No key set: the offline providers make every book.
@@ -185,7 +185,7 @@ async fn capabilities_name_the_providers_configured() {
         ("IMAGE_PROVIDERS", "replicate,openai"),
         ("STORY_MODEL", "llama3.1"),
     ];
-    let settings = shared::config::Settings::from_lookup(&|name| {
+    let settings = storybook_core::config::Settings::from_lookup(&|name| {
         vars.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| (*v).to_owned())
@@ -272,7 +272,7 @@ async fn markup_in_a_topic_or_a_title_is_refused(backend: Backend) {
         3,
         "nothing charged"
     );
-    let book = shared::domain::book::BookId::generate();
+    let book = storybook_core::domain::book::BookId::generate();
     for title in [
         "<img src=x onerror=alert(1)>",
         "night onclick = steal()",

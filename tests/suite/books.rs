@@ -7,11 +7,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use futures::future::join_all;
 use http::Method;
 use serde_json::{Value, json};
-use shared::domain::book::{BookId, JobState, Step, StepMessage};
-use shared::domain::credits::{EntryKind, LedgerPage};
-use shared::pipeline::worker::sqs_batch;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use storybook_core::domain::book::{BookId, JobState, Step, StepMessage};
+use storybook_core::domain::credits::{EntryKind, LedgerPage};
+use storybook_pipeline::pipeline::worker::sqs_batch;
 
 pub fn korean_book(pages: u8) -> Value {
     json!({"topic": "어둠을 무서워하는 공룡", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": pages})
@@ -615,9 +615,9 @@ async fn assemble_with_missing_pictures(
         .iter_mut()
         .filter(|p| (1..=missing).contains(&p.number))
     {
-        page.image_state = shared::domain::book::ImageState::Missing;
+        page.image_state = storybook_core::domain::book::ImageState::Missing;
         page.image_key = Some(
-            shared::pipeline::image_key(&id, page.number)
+            storybook_pipeline::pipeline::image_key(&id, page.number)
                 .as_str()
                 .to_owned(),
         );
@@ -627,8 +627,10 @@ async fn assemble_with_missing_pictures(
         app.state
             .blobs
             .put(
-                &shared::pipeline::image_key(&id, page),
-                shared::ports::blobs::stream_of(shared::providers::offline::placeholder_png()),
+                &storybook_pipeline::pipeline::image_key(&id, page),
+                storybook_core::ports::blobs::stream_of(
+                    storybook_pipeline::providers::offline::placeholder_png(),
+                ),
             )
             .await
             .unwrap();
@@ -735,8 +737,8 @@ on_both_backends!(
 /// a cap of 3 make 3 books (a check made before any of them counted let 17 or 18 through), and
 /// the refused ones are neither charged nor counted.
 async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
-    let settings = shared::config::Settings {
-        limits: shared::config::Limits {
+    let settings = storybook_core::config::Settings {
+        limits: storybook_core::config::Limits {
             books_per_day: 3,
             ..crate::harness::test_settings().limits
         },
@@ -782,9 +784,9 @@ on_both_backends!(
 /// A refused request gives its place back: a user without credits can ask all day and still make
 /// the day's books once paid.
 async fn refused_requests_give_their_place_back(backend: Backend) {
-    let settings = shared::config::Settings {
+    let settings = storybook_core::config::Settings {
         opening_credits: 0,
-        limits: shared::config::Limits {
+        limits: storybook_core::config::Limits {
             books_per_day: 2,
             ..crate::harness::test_settings().limits
         },

@@ -4,10 +4,10 @@
 use crate::harness::{Answer, Backend, TestApp, new_user_key};
 use http::Method;
 use proptest::prelude::*;
-use shared::domain::api_key::ApiKeySecret;
-use shared::domain::book::{BookId, IdempotencyKey, Name, Topic};
-use shared::domain::user::UserKey;
-use shared::ports::BlobKey;
+use storybook_core::domain::api_key::ApiKeySecret;
+use storybook_core::domain::book::{BookId, IdempotencyKey, Name, Topic};
+use storybook_core::domain::user::UserKey;
+use storybook_core::ports::BlobKey;
 
 const CODES: &[&str] = &[
     "VALIDATION_ERROR",
@@ -44,7 +44,7 @@ proptest! {
         let _ = BookId::parse(&raw);
         let _ = IdempotencyKey::parse(&raw);
         let _ = BlobKey::parse(&raw);
-        let _ = shared::domain::api_key::parse_ip_rule(&raw);
+        let _ = storybook_core::domain::api_key::parse_ip_rule(&raw);
     }
 
     #[test]

@@ -8,14 +8,14 @@ use axum::body::Body;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use shared::adapters::aws::{adapters, provision::provision};
-use shared::clock::Clock;
-use shared::config::{LocalSettings, Settings};
-use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
-use shared::domain::credential::{CredentialHasher, Pepper};
-use shared::http::{AppState, Family, app};
-use shared::local::LocalMode;
 use std::sync::Arc;
+use storybook_aws::{adapters, provision::provision};
+use storybook_core::clock::Clock;
+use storybook_core::config::{LocalSettings, Settings};
+use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
+use storybook_core::domain::credential::{CredentialHasher, Pepper};
+use storybook_http::{AppState, Family, app};
+use storybook_local::LocalMode;
 use tower::ServiceExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,14 +28,14 @@ pub enum Backend {
 pub fn test_settings() -> Settings {
     Settings {
         account_creations_per_ip_per_hour: 100_000,
-        limits: shared::config::Limits {
+        limits: storybook_core::config::Limits {
             generation_per_minute: 100_000,
             writes_per_minute: 100_000,
             reads_per_minute: 100_000,
             books_per_day: 100_000,
             unfinished_books: 100_000,
             auth_failures_per_minute: 100_000,
-            ..shared::config::Limits::default()
+            ..storybook_core::config::Limits::default()
         },
         ..Settings::default()
     }
@@ -154,7 +154,7 @@ impl TestApp {
             }
         };
         let admin = ApiKeySecret::generate(KeyEnvironment::Live);
-        shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+        storybook_core::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
             .await
             .unwrap();
         TestApp {
@@ -206,16 +206,16 @@ impl TestApp {
     }
 
     /// The stored id of the user with device key `user_key`.
-    pub fn user_id(&self, user_key: &str) -> shared::domain::user::UserId {
+    pub fn user_id(&self, user_key: &str) -> storybook_core::domain::user::UserId {
         self.state.hasher.hash(
-            shared::domain::credential::CredentialKind::UserKey,
+            storybook_core::domain::credential::CredentialKind::UserKey,
             user_key,
         )
     }
 
     /// The stored book of job `job` (book ids are job ids), as the pipeline sees it.
-    pub async fn book(&self, job: &str) -> shared::domain::book::Book {
-        let id = shared::domain::book::BookId::parse(job).unwrap();
+    pub async fn book(&self, job: &str) -> storybook_core::domain::book::Book {
+        let id = storybook_core::domain::book::BookId::parse(job).unwrap();
         self.state.store.find_book(&id).await.unwrap().unwrap().book
     }
 
@@ -225,26 +225,28 @@ impl TestApp {
     }
 
     /// The step runner over this app's adapters, with the offline providers.
-    pub fn pipeline(&self) -> Arc<shared::pipeline::Pipeline> {
-        self.pipeline_with(shared::providers::Providers::offline())
+    pub fn pipeline(&self) -> Arc<storybook_pipeline::pipeline::Pipeline> {
+        self.pipeline_with(storybook_pipeline::providers::Providers::offline())
     }
 
     /// The step runner over this app's adapters, with `providers`.
     pub fn pipeline_with(
         &self,
-        providers: shared::providers::Providers,
-    ) -> Arc<shared::pipeline::Pipeline> {
-        Arc::new(shared::pipeline::Pipeline {
+        providers: storybook_pipeline::providers::Providers,
+    ) -> Arc<storybook_pipeline::pipeline::Pipeline> {
+        Arc::new(storybook_pipeline::pipeline::Pipeline {
             // Failed steps come back in milliseconds here, in seconds in production.
             first_retry: std::time::Duration::from_millis(20),
             circuit_patience: std::time::Duration::from_secs(5),
-            ..shared::pipeline::Pipeline::new(&self.state, providers)
+            ..storybook_pipeline::pipeline::Pipeline::new(&self.state, providers)
         })
     }
 
     /// Runs the generation steps in the background until the test ends.
     pub fn start_worker(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(shared::pipeline::worker::run_local(self.pipeline()))
+        tokio::spawn(storybook_pipeline::pipeline::worker::run_local(
+            self.pipeline(),
+        ))
     }
 
     pub async fn post_json(
@@ -288,7 +290,7 @@ async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {
-        let _ = shared::local::serve(listener, served).await;
+        let _ = storybook_local::serve(listener, served).await;
     });
     (
         mode.state,
@@ -313,7 +315,7 @@ pub async fn aws_state(settings: Settings) -> AppState {
 /// The app state over the AWS adapters for `resources`, with a fresh pepper.
 pub fn state_over(
     config: &SdkConfig,
-    resources: &shared::config::AwsResources,
+    resources: &storybook_core::config::AwsResources,
     settings: Settings,
 ) -> AppState {
     let (store, blobs, queue) = adapters(config, resources);
@@ -328,10 +330,10 @@ pub fn state_over(
 
 /// The user's whole ledger, oldest first.
 pub async fn whole_ledger(
-    store: &dyn shared::ports::Store,
-    user: &shared::domain::user::UserId,
-) -> Vec<shared::domain::credits::LedgerEntry> {
-    shared::ports::store::whole_ledger(store, user)
+    store: &dyn storybook_core::ports::Store,
+    user: &storybook_core::domain::user::UserId,
+) -> Vec<storybook_core::domain::credits::LedgerEntry> {
+    storybook_core::ports::store::whole_ledger(store, user)
         .await
         .unwrap()
 }
@@ -441,5 +443,5 @@ impl std::io::Write for TestLogWriter {
 /// Installs the product's JSON subscriber once for the whole test binary.
 pub fn capture_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| shared::telemetry::init_with(|| TestLogWriter));
+    ONCE.call_once(|| storybook_core::telemetry::init_with(|| TestLogWriter));
 }

@@ -3,12 +3,12 @@
 
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use http::Method;
-use shared::config::LocalSettings;
-use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
-use shared::local::LocalMode;
-use shared::ports::BlobKey;
-use shared::ports::blobs::stream_of;
 use std::time::Duration;
+use storybook_core::config::LocalSettings;
+use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
+use storybook_core::ports::BlobKey;
+use storybook_core::ports::blobs::stream_of;
+use storybook_local::LocalMode;
 use tower::ServiceExt;
 
 async fn call(
@@ -44,9 +44,14 @@ async fn a_restart_keeps_every_user_key_and_credit() {
     let grant = |id: &str| format!(r#"{{"amount": 4, "transaction_id": "{id}"}}"#);
     {
         let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
-        shared::bootstrap::store_admin_key(&*mode.state.store, &mode.state.hasher, &admin, "ops")
-            .await
-            .unwrap();
+        storybook_core::bootstrap::store_admin_key(
+            &*mode.state.store,
+            &mode.state.hasher,
+            &admin,
+            "ops",
+        )
+        .await
+        .unwrap();
         let headers = [
             ("x-user-key", user.as_str()),
             ("x-admin-key", admin.expose()),

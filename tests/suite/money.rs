@@ -7,13 +7,13 @@ use crate::on_both_backends;
 use chrono::Utc;
 use futures::future::join_all;
 use http::Method;
-use shared::clock::Clock;
-use shared::domain::book::{BookId, Step, StepMessage};
-use shared::domain::credential::CredentialKind;
-use shared::domain::credits::{EntryKind, ledger_reconciles};
-use shared::pipeline::record::sweep_stuck_books;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::book_records::sweep_stuck_books;
+use storybook_core::clock::Clock;
+use storybook_core::domain::book::{BookId, Step, StepMessage};
+use storybook_core::domain::credential::CredentialKind;
+use storybook_core::domain::credits::{EntryKind, ledger_reconciles};
 
 async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
     let app = Arc::new(TestApp::new(backend).await);
@@ -95,12 +95,12 @@ on_both_backends!(
 async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
     let config = crate::harness::moto_config().await;
     let mut resources =
-        shared::adapters::aws::provision::provision(&config, &crate::harness::unique_prefix())
+        storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
             .await
             .unwrap();
     resources.step_queue_url = format!("{}-gone", resources.step_queue_url);
     let state = state_over(&config, &resources, test_settings());
-    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
     let user = new_user_key();
     let call = |method: Method, path: &str, body: Option<String>| {
         let router = router.clone();
@@ -229,18 +229,19 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
     // A record past its day: made by the store directly, as a day-old request would have.
     let id = app.user_id(&user);
     let old_book = app.state.store.books_of(&id).await.unwrap().remove(0);
-    let stale_key = shared::domain::book::IdempotencyKey::parse("yesterday").unwrap();
+    let stale_key = storybook_core::domain::book::IdempotencyKey::parse("yesterday").unwrap();
     let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
-    let stale = shared::domain::book::Idempotency::new(stale_key, &old_book.request, day_ago);
+    let stale =
+        storybook_core::domain::book::Idempotency::new(stale_key, &old_book.request, day_ago);
     let mut yesterdays = old_book.clone();
-    yesterdays.id = shared::domain::book::BookId::generate();
+    yesterdays.id = storybook_core::domain::book::BookId::generate();
     assert!(matches!(
         app.state
             .store
             .create_book(&yesterdays, Some(&stale))
             .await
             .unwrap(),
-        shared::ports::CreateOutcome::Created(_)
+        storybook_core::ports::CreateOutcome::Created(_)
     ));
     let again = app
         .post_json(
@@ -265,7 +266,7 @@ on_both_backends!(
 
 #[tokio::test]
 async fn a_book_costs_what_its_page_count_is_priced() {
-    use shared::config::{PagePrice, Settings};
+    use storybook_core::config::{PagePrice, Settings};
     let prices = vec![
         PagePrice {
             min: 4,
@@ -336,7 +337,7 @@ async fn a_book_costs_what_its_page_count_is_priced() {
 }
 
 /// Waits for the book's PDF (the worker finishing it), at most a minute.
-async fn until_assembled(app: &TestApp, job: &str) -> shared::domain::book::Book {
+async fn until_assembled(app: &TestApp, job: &str) -> storybook_core::domain::book::Book {
     let started = std::time::Instant::now();
     loop {
         let book = app.book(job).await;
@@ -455,7 +456,7 @@ on_both_backends!(
 /// A clawback never takes a balance below zero: the refund was spent, so nothing is taken.
 #[tokio::test]
 async fn a_clawback_takes_only_what_the_balance_holds() {
-    let settings = shared::config::Settings {
+    let settings = storybook_core::config::Settings {
         opening_credits: 1,
         ..test_settings()
     };

@@ -5,17 +5,20 @@
 
 use crate::books::korean_book;
 use crate::harness::{Backend, TestApp, moto_config, new_user_key, test_settings};
+use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarmStateValue, CloudWatchMetricAlarm,
 };
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use http::Method;
-use shared::adapters::aws::deploy::{CodeDeployReporter, api_event};
-use shared::adapters::aws::secrets::{SecretIds, Secrets};
-use shared::deploy_check::{HttpTarget, SmokeRequest, Verdict, pre_traffic};
-use shared::http::{Family, app};
-use shared::spend::{BUDGET_GUARD, SpendGuard};
+use storybook_aws::deploy::{CodeDeployReporter, api_event};
+use storybook_aws::secrets::{SecretIds, Secrets};
+use storybook_core::deploy_check::{
+    SmokeRequest, SmokeResponse, SmokeTarget, Verdict, pre_traffic,
+};
+use storybook_core::spend::{BUDGET_GUARD, SpendGuard};
+use storybook_http::{Family, app};
 use tower::ServiceExt;
 use wiremock::matchers::{body_partial_json, header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -60,8 +63,10 @@ async fn secrets_are_read_from_secrets_manager_by_id() {
         Some(format!("sbk_live_{generated}").as_str()),
         "a generated secret becomes a live admin key"
     );
-    shared::domain::api_key::ApiKeySecret::parse(secrets.bootstrap_admin_key.as_deref().unwrap())
-        .expect("a well-formed admin key");
+    storybook_core::domain::api_key::ApiKeySecret::parse(
+        secrets.bootstrap_admin_key.as_deref().unwrap(),
+    )
+    .expect("a well-formed admin key");
     let lookup = secrets.provider_lookup();
     assert_eq!(
         lookup("OPENAI_API_KEY").as_deref(),
@@ -139,7 +144,7 @@ async fn the_pre_traffic_hook_passes_a_healthy_release() {
     assert_eq!(verdict, Verdict::Succeeded);
     server.verify().await;
     // The dry run charged nothing and made no book.
-    let smoke = shared::deploy_check::SMOKE_USER_KEY;
+    let smoke = storybook_core::deploy_check::SMOKE_USER_KEY;
     let user = app
         .state
         .store
@@ -158,7 +163,7 @@ async fn the_pre_traffic_hook_stops_a_release_whose_health_check_fails() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let server_task = tokio::spawn(async move {
-        let _ = shared::local::serve(listener, broken).await;
+        let _ = storybook_local::serve(listener, broken).await;
     });
     let (server, reporter) = codedeploy_expecting("Failed").await;
     let verdict = pre_traffic(lifecycle_event(), &HttpTarget::new(base_url), &reporter)
@@ -222,7 +227,7 @@ async fn a_dry_run_book_is_checked_but_never_made(backend: Backend) {
         .await;
     assert_eq!((maybe.status, maybe.code()), (422, "VALIDATION_ERROR"));
     let poor = new_user_key();
-    let settings = shared::config::Settings {
+    let settings = storybook_core::config::Settings {
         book_price: 5,
         ..test_settings()
     };
@@ -298,20 +303,19 @@ crate::on_both_backends!(
 
 #[tokio::test]
 async fn the_restore_drill_restores_the_table_and_reconciles_every_balance() {
-    use shared::adapters::aws::restore::restore_and_reconcile;
-    use shared::domain::credits::{EntryKind, Grant, GrantAmount, TransactionId};
-    use shared::ports::Store;
+    use storybook_aws::restore::restore_and_reconcile;
+    use storybook_core::domain::credits::{EntryKind, Grant, GrantAmount, TransactionId};
+    use storybook_core::ports::Store;
     let config = moto_config().await;
-    let resources =
-        shared::adapters::aws::provision::provision(&config, &crate::harness::unique_prefix())
-            .await
-            .unwrap();
+    let resources = storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
+        .await
+        .unwrap();
     let state = crate::harness::state_over(&config, &resources, test_settings());
     let store: &dyn Store = &*state.store;
     let users: Vec<_> = (0..3)
         .map(|_| {
             state.hasher.hash(
-                shared::domain::credential::CredentialKind::UserKey,
+                storybook_core::domain::credential::CredentialKind::UserKey,
                 &new_user_key(),
             )
         })
@@ -366,4 +370,44 @@ async fn the_restore_drill_restores_the_table_and_reconciles_every_balance() {
         .await
         .unwrap();
     assert_eq!(report.unreconciled, vec![users[1].truncated().to_owned()]);
+}
+
+/// A running API over HTTP (a local server in tests, or a stage's URL).
+pub struct HttpTarget {
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl HttpTarget {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .no_proxy()
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+}
+
+#[async_trait]
+impl SmokeTarget for HttpTarget {
+    async fn send(&self, request: &SmokeRequest) -> anyhow::Result<SmokeResponse> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+        let mut builder = self
+            .client
+            .request(method, format!("{}{}", self.base_url, request.path));
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let response = builder.send().await?;
+        Ok(SmokeResponse {
+            status: response.status().as_u16(),
+            body: response.text().await?,
+        })
+    }
 }

@@ -2,7 +2,12 @@
 //! paths name the same routes, and each route is served by the function of its family.
 
 use serde_yaml::Value as Yaml;
-use shared::http::{Family, catalogue};
+use storybook_http::{Endpoint, Family, endpoints};
+
+/// Every catalogued route with its handler (building them checks that each has one).
+fn catalogue() -> Vec<Endpoint> {
+    endpoints(Family::ALL)
+}
 use std::collections::BTreeSet;
 
 type Route = (String, String);
@@ -91,7 +96,7 @@ fn each_route_is_served_by_its_familys_function() {
     // And every family has its binary in functions/.
     for family in Family::ALL {
         let source = format!(
-            "{}/../functions/src/bin/{}.rs",
+            "{}/../functions/{}/src/main.rs",
             env!("CARGO_MANIFEST_DIR"),
             family.function()
         );
@@ -108,7 +113,7 @@ fn the_step_queue_dead_letters_after_five_receives_and_outlasts_functions() {
     let queue = &template["Resources"]["StepQueue"]["Properties"];
     assert_eq!(
         queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
-        Some(u64::from(shared::ports::queue::MAX_RECEIVES))
+        Some(u64::from(storybook_core::ports::queue::MAX_RECEIVES))
     );
     let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
     let longest = template["Resources"]
@@ -139,7 +144,7 @@ fn the_step_worker_is_bounded_by_its_event_source_and_outlasts_a_picture() {
     );
     let steps = &worker["Events"]["Steps"]["Properties"];
     assert!(!steps["ScalingConfig"]["MaximumConcurrency"].is_null());
-    let providers = shared::providers::settings::ProviderSettings::default();
+    let providers = storybook_pipeline::providers::settings::ProviderSettings::default();
     let picture = providers.image_timeout + providers.fetch.timeout;
     assert!(
         worker["Timeout"].as_u64().unwrap() >= picture.as_secs(),
@@ -259,7 +264,7 @@ fn alarms_reach_someone_releases_undo_themselves_and_no_secret_is_in_the_environ
                     .as_str()
                     .unwrap();
                 let source = format!(
-                    "{}/../functions/src/bin/{binary}.rs",
+                    "{}/../functions/{binary}/src/main.rs",
                     env!("CARGO_MANIFEST_DIR")
                 );
                 assert!(std::path::Path::new(&source).exists(), "{source}");
@@ -311,7 +316,11 @@ fn alarms_reach_someone_releases_undo_themselves_and_no_secret_is_in_the_environ
             .as_str()
             .unwrap();
         assert!(
-            [shared::metrics::SPEND_TODAY, shared::metrics::SERVER_ERRORS].contains(&metric),
+            [
+                storybook_core::metrics::SPEND_TODAY,
+                storybook_core::metrics::SERVER_ERRORS
+            ]
+            .contains(&metric),
             "{alarm} reads {metric}"
         );
     }
@@ -344,11 +353,11 @@ fn every_generation_route_is_throttled_tighter_and_the_api_logs_its_access() {
     let format = api["AccessLogSettings"]["Format"].as_str().unwrap();
     serde_json::from_str::<serde_json::Value>(format).expect("access log lines are JSON");
     for entry in catalogue() {
-        let class = shared::http::limits::RouteClass::of(
+        let class = storybook_core::catalogue::RouteClass::of(
             &http::Method::from_bytes(entry.method.as_bytes()).unwrap(),
             entry.path,
         );
-        if class == shared::http::limits::RouteClass::Generation {
+        if class == storybook_core::catalogue::RouteClass::Generation {
             let key = format!("{} {}", entry.method, entry.path);
             assert!(
                 !api["RouteSettings"][key.as_str()]["ThrottlingRateLimit"].is_null(),
@@ -379,11 +388,11 @@ fn the_dashboard_is_json_and_reads_the_metrics_the_code_writes() {
         serde_json::from_str(&substituted).expect("the dashboard body is JSON");
     assert_eq!(dashboard["widgets"].as_array().unwrap().len(), 5);
     for metric in [
-        shared::metrics::SPEND_TODAY,
-        shared::metrics::BOOKS_CREATED,
-        shared::metrics::BOOKS_FINISHED,
-        shared::metrics::BOOKS_FAILED,
-        shared::metrics::BOOK_LATENCY,
+        storybook_core::metrics::SPEND_TODAY,
+        storybook_core::metrics::BOOKS_CREATED,
+        storybook_core::metrics::BOOKS_FINISHED,
+        storybook_core::metrics::BOOKS_FAILED,
+        storybook_core::metrics::BOOK_LATENCY,
     ] {
         assert!(body.contains(&format!("\"{metric}\"")), "{metric}");
     }

@@ -5,10 +5,10 @@ use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use http::Method;
 use serde_json::{Value, json};
-use shared::config::{Environment, Limits, Settings};
-use shared::domain::api_key::{ApiKeySecret, KeyEnvironment};
-use shared::domain::credential::CredentialKind;
 use std::time::Duration;
+use storybook_core::config::{Environment, Limits, Settings};
+use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
+use storybook_core::domain::credential::CredentialKind;
 
 const KEYS: &str = "/v1/admin/api-keys";
 
@@ -69,9 +69,9 @@ fn refused(answer: &Answer, status: u16, code: &str) {
 
 #[tokio::test]
 async fn device_key_missing_is_422_and_malformed_is_400_without_a_store_read() {
-    let router = shared::http::app(
+    let router = storybook_http::app(
         crate::api_edges::unreachable_aws_state().await,
-        shared::http::Family::ALL,
+        storybook_http::Family::ALL,
     );
     let call = |headers: Vec<(&'static str, &'static str)>| {
         let router = router.clone();
@@ -123,9 +123,9 @@ on_both_backends!(
 
 #[tokio::test]
 async fn api_key_bad_format_is_401_without_a_store_read() {
-    let router = shared::http::app(
+    let router = storybook_http::app(
         crate::api_edges::unreachable_aws_state().await,
-        shared::http::Family::ALL,
+        storybook_http::Family::ALL,
     );
     use tower::ServiceExt;
     for key in [
@@ -329,9 +329,14 @@ async fn a_test_key_in_production_is_401_and_a_security_violation(backend: Backe
     };
     let app = TestApp::with_settings(backend, settings).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
-    shared::bootstrap::store_admin_key(&*app.state.store, &app.state.hasher, &test_key, "test")
-        .await
-        .unwrap();
+    storybook_core::bootstrap::store_admin_key(
+        &*app.state.store,
+        &app.state.hasher,
+        &test_key,
+        "test",
+    )
+    .await
+    .unwrap();
     refused(
         &with_key(&app, Method::GET, KEYS, test_key.expose(), None).await,
         401,
@@ -1021,7 +1026,8 @@ async fn injection_shaped_input_is_refused_or_stored_inert() {
         }
         assert_eq!(answer.status, 200, "{topic}: {}", answer.body);
         let id =
-            shared::domain::book::BookId::parse(answer.body["job_id"].as_str().unwrap()).unwrap();
+            storybook_core::domain::book::BookId::parse(answer.body["job_id"].as_str().unwrap())
+                .unwrap();
         let stored = app.state.store.find_book(&id).await.unwrap().unwrap().book;
         assert_eq!(stored.request.topic.as_str(), topic, "stored as sent");
     }
@@ -1136,12 +1142,11 @@ async fn no_log_line_carries_a_credential() {
 #[tokio::test]
 async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
     let config = crate::harness::moto_config().await;
-    let resources =
-        shared::adapters::aws::provision::provision(&config, &crate::harness::unique_prefix())
-            .await
-            .unwrap();
+    let resources = storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
+        .await
+        .unwrap();
     let state = crate::harness::state_over(&config, &resources, test_settings());
-    let router = shared::http::app(state.clone(), shared::http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
     let user = new_user_key();
     let hash = state.hasher.hash(CredentialKind::UserKey, &user);
     let call =
@@ -1163,7 +1168,7 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
             }
         };
     let admin = ApiKeySecret::generate(KeyEnvironment::Live);
-    shared::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+    storybook_core::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
         .await
         .unwrap();
     let me = || vec![("x-user-key", user.clone())];
@@ -1186,12 +1191,15 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
     .await;
     let job = book.body["job_id"].as_str().unwrap().to_owned();
     // Only a finished book counts as reading: made here by a worker over this state.
-    let pipeline = std::sync::Arc::new(shared::pipeline::Pipeline {
+    let pipeline = std::sync::Arc::new(storybook_pipeline::pipeline::Pipeline {
         first_retry: std::time::Duration::from_millis(20),
-        ..shared::pipeline::Pipeline::new(&state, shared::providers::Providers::offline())
+        ..storybook_pipeline::pipeline::Pipeline::new(
+            &state,
+            storybook_pipeline::providers::Providers::offline(),
+        )
     });
-    let worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
-    let id = shared::domain::book::BookId::parse(&job).unwrap();
+    let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
+    let id = storybook_core::domain::book::BookId::parse(&job).unwrap();
     for _ in 0..600 {
         if state
             .store

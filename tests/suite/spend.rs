@@ -6,17 +6,17 @@ use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
-use shared::clock::Clock;
-use shared::config::Settings;
-use shared::domain::book::{BookId, JobState, Step, StepMessage};
-use shared::domain::spend::{
-    Microdollars, PriceTable, SpendCharge, SpendLimits, WhenStopped, spend_day,
-};
-use shared::pipeline::StepError;
-use shared::providers::Usage;
-use shared::spend::SpendGuard;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::clock::Clock;
+use storybook_core::config::Settings;
+use storybook_core::domain::book::{BookId, JobState, Step, StepMessage};
+use storybook_core::domain::spend::{
+    Microdollars, PriceTable, SpendCharge, SpendLimits, WhenStopped, spend_day,
+};
+use storybook_core::spend::SpendGuard;
+use storybook_pipeline::pipeline::StepError;
+use storybook_pipeline::providers::Usage;
 
 /// Offline pictures priced at 4 cents each and narration at 1.5 cents per thousand characters,
 /// so that an offline book costs something.
@@ -120,7 +120,7 @@ async fn concurrent_adds_sum_exactly(backend: Backend) {
         after
             .books
             .iter()
-            .any(|b| b.book == shared::domain::spend::ERASED_BOOK)
+            .any(|b| b.book == storybook_core::domain::spend::ERASED_BOOK)
     );
     assert_eq!(
         store.book_cost(&books[1]).await.unwrap(),

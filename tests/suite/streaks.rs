@@ -7,8 +7,8 @@ use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use serde_json::{Value, json};
-use shared::clock::Clock;
-use shared::domain::credits::ledger_reconciles;
+use storybook_core::clock::Clock;
+use storybook_core::domain::credits::ledger_reconciles;
 
 fn at(raw: &str) -> chrono::DateTime<chrono::Utc> {
     raw.parse().unwrap()
@@ -570,8 +570,8 @@ async fn only_a_finished_book_counts_as_reading(backend: Backend) {
     let user = new_user_key();
     let making = start_book(&app, &user).await;
     let failed = start_book(&app, &user).await;
-    let failed_id = shared::domain::book::BookId::parse(&failed).unwrap();
-    shared::pipeline::record::fail_book(&*app.state.store, &failed_id, "UNKNOWN", None)
+    let failed_id = storybook_core::domain::book::BookId::parse(&failed).unwrap();
+    storybook_core::book_records::fail_book(&*app.state.store, &failed_id, "UNKNOWN", None)
         .await
         .unwrap();
     assert!(app.book(&failed).await.refunded);

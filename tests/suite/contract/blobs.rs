@@ -1,9 +1,9 @@
 use crate::harness::{Backend, TestApp};
 use crate::on_both_backends;
 use bytes::Bytes;
-use shared::ports::blobs::stream_of;
-use shared::ports::{BlobKey, BlobStream};
 use std::time::Duration;
+use storybook_core::ports::blobs::stream_of;
+use storybook_core::ports::{BlobKey, BlobStream};
 
 fn key(name: &str) -> BlobKey {
     BlobKey::parse(&format!("tests/{}/{name}", uuid::Uuid::new_v4())).unwrap()

@@ -1,7 +1,7 @@
 use crate::harness::{Backend, TestApp};
 use crate::on_both_backends;
-use shared::ports::queue::MAX_RECEIVES;
 use std::time::Duration;
+use storybook_core::ports::queue::MAX_RECEIVES;
 
 async fn a_message_is_delivered_hidden_then_deleted(backend: Backend) {
     let app = TestApp::new(backend).await;

@@ -2,19 +2,19 @@ use crate::harness::{Backend, TestApp, whole_ledger};
 use crate::on_both_backends;
 use chrono::{Duration as Days, Utc};
 use futures::future::join_all;
-use shared::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
-use shared::domain::book::BookId;
-use shared::domain::credential::{CredentialHash, CredentialKind};
-use shared::domain::credits::{
-    EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId, ledger_reconciles,
-};
-use shared::domain::settings::{TimeZone, UserSettings};
-use shared::domain::streak::{Reading, Streak};
-use shared::domain::user::UserId;
-use shared::ports::store::{StoredStreak, StreakAdvance, Window};
-use shared::ports::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use storybook_core::domain::book::BookId;
+use storybook_core::domain::credential::{CredentialHash, CredentialKind};
+use storybook_core::domain::credits::{
+    EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId, ledger_reconciles,
+};
+use storybook_core::domain::settings::{TimeZone, UserSettings};
+use storybook_core::domain::streak::{Reading, Streak};
+use storybook_core::domain::user::UserId;
+use storybook_core::ports::store::{StoredStreak, StreakAdvance, Window};
+use storybook_core::ports::{Store, StoreError};
 
 fn user_id(app: &TestApp) -> UserId {
     app.state
@@ -488,7 +488,7 @@ on_both_backends!(
 );
 
 async fn the_audit_log_pages_newest_first(backend: Backend) {
-    use shared::domain::audit::{AuditEntry, AuditEvent};
+    use storybook_core::domain::audit::{AuditEntry, AuditEvent};
     let app = TestApp::new(backend).await;
     let store = &*app.state.store;
     let mut written = Vec::new();
@@ -754,7 +754,7 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
     }
     let later = Utc::now() + Days::seconds(1);
     // The ids among this test's books, in the order the store answers.
-    let ours = |books: Vec<shared::ports::StoredBook>| -> Vec<String> {
+    let ours = |books: Vec<storybook_core::ports::StoredBook>| -> Vec<String> {
         books
             .into_iter()
             .map(|b| b.book.id.as_str().to_owned())
@@ -778,7 +778,7 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
         "none made an hour ago"
     );
     // Finished (failed here) books leave the index.
-    shared::pipeline::record::fail_book(store, &BookId::parse(first).unwrap(), "UNKNOWN", None)
+    storybook_core::book_records::fail_book(store, &BookId::parse(first).unwrap(), "UNKNOWN", None)
         .await
         .unwrap();
     assert_eq!(
@@ -827,7 +827,7 @@ on_both_backends!(
 );
 
 async fn a_breaker_is_replaced_only_at_its_version(backend: Backend) {
-    use shared::domain::breaker::BreakerRecord;
+    use storybook_core::domain::breaker::BreakerRecord;
     let app = TestApp::new(backend).await;
     let store = &*app.state.store;
     let provider = format!("p-{}", uuid::Uuid::new_v4().simple());

@@ -5,15 +5,15 @@ use super::{openai_at, png, quick_retries};
 use crate::harness::{Backend, TestApp};
 use crate::on_both_backends;
 use base64::Engine;
-use shared::clock::Clock;
-use shared::domain::breaker::BreakerPolicy;
-use shared::providers::chain::{Breakers, Guarded, IllustratorChain};
-use shared::providers::fal::{FalImages, FalSettings};
-use shared::providers::openai::OpenAiImages;
-use shared::providers::wire::ApiSecret;
-use shared::providers::{CharacterReference, Illustrator, ImagePrompt, PictureKind};
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::clock::Clock;
+use storybook_core::domain::breaker::BreakerPolicy;
+use storybook_pipeline::providers::chain::{Breakers, Guarded, IllustratorChain};
+use storybook_pipeline::providers::fal::{FalImages, FalSettings};
+use storybook_pipeline::providers::openai::OpenAiImages;
+use storybook_pipeline::providers::wire::ApiSecret;
+use storybook_pipeline::providers::{CharacterReference, Illustrator, ImagePrompt, PictureKind};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -21,7 +21,7 @@ fn prompt() -> ImagePrompt {
     ImagePrompt {
         prompt: "a green dinosaur".into(),
         negative_prompt: String::new(),
-        style: shared::domain::book::Style::Watercolor,
+        style: storybook_core::domain::book::Style::Watercolor,
         seed: 1,
         reference: CharacterReference {
             name: "Dino".into(),
@@ -69,7 +69,7 @@ async fn a_dead_provider_is_skipped_and_the_fallback_serves(backend: Backend) {
         image_size: "landscape_4_3".into(),
         poll_every: Duration::from_millis(5),
         timeout: Duration::from_secs(2),
-        retry: shared::providers::wire::RetryPolicy {
+        retry: storybook_pipeline::providers::wire::RetryPolicy {
             retries: 0,
             ..quick_retries()
         },

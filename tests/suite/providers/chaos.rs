@@ -7,12 +7,12 @@ use super::{chat_answer, png};
 use crate::harness::{Backend, TestApp, whole_ledger};
 use crate::on_both_backends;
 use base64::Engine;
-use shared::domain::book::JobState;
-use shared::domain::credits::{EntryKind, ledger_reconciles};
-use shared::providers::settings::ProviderSettings;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use storybook_core::domain::book::JobState;
+use storybook_core::domain::credits::{EntryKind, ledger_reconciles};
+use storybook_pipeline::providers::settings::ProviderSettings;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// A provider that answers like OpenAI when it feels like it.
@@ -101,7 +101,7 @@ async fn fifty_books_while_providers_misbehave(backend: Backend) {
     std::sync::Arc::get_mut(&mut pipeline)
         .expect("the only handle")
         .circuit_patience = Duration::from_secs(60);
-    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let _worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
 
     let users: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let mut jobs = Vec::new();

@@ -1,12 +1,12 @@
 //! fal's queue: submit, status URL, result URL; the NSFW flag.
 
 use super::quick_retries;
-use shared::providers::fal::{FalImages, FalSettings};
-use shared::providers::wire::ApiSecret;
-use shared::providers::{
+use std::time::Duration;
+use storybook_pipeline::providers::fal::{FalImages, FalSettings};
+use storybook_pipeline::providers::wire::ApiSecret;
+use storybook_pipeline::providers::{
     Artwork, CharacterReference, Illustrator, ImagePrompt, PictureKind, ProviderError,
 };
-use std::time::Duration;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,7 +27,7 @@ fn prompt() -> ImagePrompt {
     ImagePrompt {
         prompt: "a green dinosaur".into(),
         negative_prompt: "text".into(),
-        style: shared::domain::book::Style::Watercolor,
+        style: storybook_core::domain::book::Style::Watercolor,
         seed: 9,
         reference: CharacterReference {
             name: "Dino".into(),

@@ -3,8 +3,8 @@
 
 use super::png;
 use futures::StreamExt;
-use shared::providers::fetch::{Expected, FetchError, FetchPolicy, SafeFetcher};
 use std::time::Duration;
+use storybook_pipeline::providers::fetch::{Expected, FetchError, FetchPolicy, SafeFetcher};
 use tokio::io::AsyncWriteExt;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -147,7 +147,7 @@ async fn redirect(server: &MockServer, from: &str, to: &str) {
         .await;
 }
 
-async fn body_of(fetched: shared::providers::fetch::Fetched) -> Vec<u8> {
+async fn body_of(fetched: storybook_pipeline::providers::fetch::Fetched) -> Vec<u8> {
     let mut body = fetched.body;
     let mut all = Vec::new();
     while let Some(chunk) = body.next().await {
@@ -333,14 +333,15 @@ async fn wrong_types_are_refused() {
 /// The same table through the step that stores a provider's picture, on both adapters: every URL
 /// is refused before anything is stored.
 async fn hostile_urls_never_reach_blob_storage(backend: crate::harness::Backend) {
-    use shared::providers::Artwork;
+    use storybook_pipeline::providers::Artwork;
     let app = crate::harness::TestApp::new(backend).await;
     let fetcher = strict();
     for (i, url) in HOSTILE.iter().enumerate() {
         let key = |extension: &str| {
-            shared::ports::BlobKey::parse(&format!("tests/hostile/{i}.{extension}")).unwrap()
+            storybook_core::ports::BlobKey::parse(&format!("tests/hostile/{i}.{extension}"))
+                .unwrap()
         };
-        let stored = shared::pipeline::artwork::store(
+        let stored = storybook_pipeline::pipeline::artwork::store(
             &*app.state.blobs,
             &fetcher,
             Artwork::Url((*url).to_owned()),

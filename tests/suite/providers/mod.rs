@@ -10,9 +10,9 @@ mod openai;
 mod pipeline;
 mod replicate;
 
-use shared::domain::book::{BookRequest, Language, PageCount, Style, TargetAge, Topic};
-use shared::providers::wire::{ApiSecret, RetryPolicy};
 use std::time::Duration;
+use storybook_core::domain::book::{BookRequest, Language, PageCount, Style, TargetAge, Topic};
+use storybook_pipeline::providers::wire::{ApiSecret, RetryPolicy};
 
 /// Retries as in production, with millisecond waits.
 pub fn quick_retries() -> RetryPolicy {
@@ -24,8 +24,8 @@ pub fn quick_retries() -> RetryPolicy {
     }
 }
 
-pub fn openai_at(server: &wiremock::MockServer) -> shared::providers::openai::OpenAi {
-    shared::providers::openai::OpenAi {
+pub fn openai_at(server: &wiremock::MockServer) -> storybook_pipeline::providers::openai::OpenAi {
+    storybook_pipeline::providers::openai::OpenAi {
         base_url: format!("{}/v1", server.uri()),
         key: ApiSecret::new("sk-test-key"),
         retry: quick_retries(),
@@ -49,7 +49,7 @@ pub fn request(language: Language, pages: i64) -> BookRequest {
 
 /// A tiny real PNG.
 pub fn png() -> bytes::Bytes {
-    shared::providers::offline::placeholder_png()
+    storybook_pipeline::providers::offline::placeholder_png()
 }
 
 /// A story answer in the structured-output shape, `pages` pages long, in English.

@@ -2,15 +2,15 @@
 
 use super::{chat_answer, openai_at, png, request, story_json};
 use base64::Engine;
-use shared::domain::book::Language;
-use shared::providers::openai::{
+use std::time::Duration;
+use storybook_core::domain::book::Language;
+use storybook_pipeline::providers::openai::{
     ChatStoryWriter, ModerationEndpoint, OpenAiImages, OpenAiSpeech, VoiceChoice,
 };
-use shared::providers::{
+use storybook_pipeline::providers::{
     Artwork, CharacterReference, Illustrator, ImagePrompt, Moderator, Narrator, PictureKind,
     ProviderError, SpeechRequest, StoryBrief, StoryWriter, Verdict,
 };
-use std::time::Duration;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -268,7 +268,7 @@ fn image_prompt(reference: Option<bytes::Bytes>) -> ImagePrompt {
     ImagePrompt {
         prompt: "a green dinosaur".into(),
         negative_prompt: "text, watermark".into(),
-        style: shared::domain::book::Style::Watercolor,
+        style: storybook_core::domain::book::Style::Watercolor,
         seed: 42,
         reference: CharacterReference {
             name: "Dino".into(),
@@ -408,7 +408,7 @@ async fn speech_by_language_and_age() {
         .narrate(&SpeechRequest {
             text: "안녕하세요".into(),
             language: Language::Korean,
-            age: shared::domain::book::TargetAge::ThreeToFive,
+            age: storybook_core::domain::book::TargetAge::ThreeToFive,
         })
         .await
         .unwrap();
@@ -428,7 +428,7 @@ async fn speech_that_is_not_audio_is_malformed() {
         .narrate(&SpeechRequest {
             text: "hello".into(),
             language: Language::English,
-            age: shared::domain::book::TargetAge::Adult,
+            age: storybook_core::domain::book::TargetAge::Adult,
         })
         .await
         .unwrap_err();

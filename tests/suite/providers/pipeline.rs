@@ -6,11 +6,11 @@ use super::{chat_answer, png};
 use crate::books::{poll, start_book};
 use crate::harness::{Backend, TestApp};
 use crate::on_both_backends;
-use shared::domain::book::{BookId, Step, StepMessage};
-use shared::providers::fetch::FetchPolicy;
-use shared::providers::settings::ProviderSettings;
 use std::collections::HashMap;
 use std::time::Duration;
+use storybook_core::domain::book::{BookId, Step, StepMessage};
+use storybook_pipeline::providers::fetch::FetchPolicy;
+use storybook_pipeline::providers::settings::ProviderSettings;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -97,7 +97,11 @@ async fn fal_server() -> MockServer {
     server
 }
 
-fn providers(app: &TestApp, openai: &MockServer, fal: &MockServer) -> shared::providers::Providers {
+fn providers(
+    app: &TestApp,
+    openai: &MockServer,
+    fal: &MockServer,
+) -> storybook_pipeline::providers::Providers {
     let vars: HashMap<&str, String> = [
         ("OPENAI_API_KEY", "sk-test".to_owned()),
         ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
@@ -139,7 +143,9 @@ async fn a_book_through_real_wire_formats(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (openai, fal) = (openai_server(4).await, fal_server().await);
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
-    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline.clone()));
+    let _worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(
+        pipeline.clone(),
+    ));
     let user = uuid::Uuid::new_v4().to_string();
     let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(60)).await;
@@ -157,7 +163,8 @@ async fn a_book_through_real_wire_formats(backend: Backend) {
         .clone()
         .expect("the reference picture is kept with the book");
     for page in &book.pages {
-        let key = shared::ports::BlobKey::parse(page.image_key.as_deref().unwrap()).unwrap();
+        let key =
+            storybook_core::ports::BlobKey::parse(page.image_key.as_deref().unwrap()).unwrap();
         assert_eq!(
             app.state.blobs.get(&key).await.unwrap().unwrap(),
             png(),
@@ -238,7 +245,7 @@ async fn a_picture_refused_twice_becomes_a_placeholder_with_a_warning(backend: B
         Mock::given(method("POST")).and(body_string_contains("The cover of a picture book"));
     fal_request(&fal, "n", cover, 1, true).await;
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
-    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let _worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
     let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(60)).await;
@@ -289,7 +296,7 @@ async fn a_long_retry_after_puts_the_step_back_on_the_queue(backend: Backend) {
         .await;
     let fal = fal_server().await;
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
-    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let _worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
     let job = start_book(&app, &user).await;
     let started = std::time::Instant::now();
@@ -334,7 +341,7 @@ async fn a_narration_lost_for_good_leaves_the_book_done_with_a_warning(backend: 
         .mount(&openai)
         .await;
     let pipeline = app.pipeline_with(providers(&app, &openai, &fal));
-    let _worker = tokio::spawn(shared::pipeline::worker::run_local(pipeline));
+    let _worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
     let job = start_book(&app, &user).await;
     let done = poll(&app, &user, &job, Duration::from_secs(120)).await;

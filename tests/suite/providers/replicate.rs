@@ -1,12 +1,12 @@
 //! Replicate predictions: `Prefer: wait`, polling `urls.get`, output URLs, failures.
 
 use super::{png, quick_retries};
-use shared::providers::replicate::{ReplicateImages, ReplicateSettings};
-use shared::providers::wire::ApiSecret;
-use shared::providers::{
+use std::time::Duration;
+use storybook_pipeline::providers::replicate::{ReplicateImages, ReplicateSettings};
+use storybook_pipeline::providers::wire::ApiSecret;
+use storybook_pipeline::providers::{
     Artwork, CharacterReference, Illustrator, ImagePrompt, PictureKind, ProviderError,
 };
-use std::time::Duration;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,7 +27,7 @@ fn prompt(reference: Option<bytes::Bytes>) -> ImagePrompt {
     ImagePrompt {
         prompt: "a green dinosaur".into(),
         negative_prompt: "text".into(),
-        style: shared::domain::book::Style::Cartoon,
+        style: storybook_core::domain::book::Style::Cartoon,
         seed: 7,
         reference: CharacterReference {
             name: "Dino".into(),

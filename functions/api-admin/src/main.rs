@@ -1,0 +1,17 @@
+//! Lambda: `/v1/admin/*` (API keys, usage, credits for a user, the audit log).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    storybook_core::telemetry::init();
+    let start = storybook_aws::state::start()
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let first_admin_key = start.secrets.bootstrap_admin_key.clone();
+    let app = start.app();
+    storybook_http::lambda::serve(
+        app,
+        first_admin_key.as_deref(),
+        storybook_core::catalogue::Family::Admin,
+    )
+    .await
+}

@@ -1,0 +1,219 @@
+//! Changing a stored book safely: every change is a compare-and-swap on the book's version, so
+//! concurrent steps never overwrite each other, and a change that finds its work already done
+//! writes nothing (what makes redelivered steps harmless).
+
+use crate::domain::book::{Book, BookId, JobState};
+use crate::ports::store::Settlement;
+use crate::ports::{Store, StoreError};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a change to a book decided.
+pub enum Change {
+    Write,
+    /// Write, and settle the book's charge (refund or clawback) in the same atomic step.
+    WriteAndSettle(Settlement),
+    /// Nothing to do: the work was done already (or the book is past caring).
+    Unchanged,
+}
+
+#[derive(Debug)]
+enum Try {
+    Lost,
+    Failed(StoreError),
+}
+
+fn retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(200))
+        .with_jitter()
+        .with_max_times(100)
+}
+
+fn settle<T>(result: Result<T, Try>) -> Result<T, StoreError> {
+    result.map_err(|t| match t {
+        Try::Failed(e) => e,
+        Try::Lost => StoreError::unavailable(anyhow::anyhow!("too much contention on one book")),
+    })
+}
+
+/// Applies `change` to the current book until it sticks. Answers the book as it now stands and
+/// whether this call wrote it, or `None` when the book is gone (deleted).
+pub async fn update_book(
+    store: &dyn Store,
+    id: &BookId,
+    change: impl Fn(&mut Book) -> Change,
+) -> Result<Option<(Book, bool)>, StoreError> {
+    let attempt = || async {
+        let Some(stored) = store.find_book(id).await.map_err(Try::Failed)? else {
+            return Ok(None);
+        };
+        let mut book = stored.book;
+        let change = change(&mut book);
+        if matches!(change, Change::Unchanged) {
+            return Ok(Some((book, false)));
+        }
+        book.updated_at = chrono::Utc::now();
+        let written = match change {
+            Change::WriteAndSettle(settlement) => {
+                store
+                    .replace_and_settle(&book, stored.version, settlement, book.updated_at)
+                    .await
+            }
+            _ => store.replace_book(&book, stored.version).await,
+        };
+        match written.map_err(Try::Failed)? {
+            true => Ok(Some((book, true))),
+            false => Err(Try::Lost),
+        }
+    };
+    settle(
+        attempt
+            .retry(retries())
+            .when(|t: &Try| matches!(t, Try::Lost))
+            .await,
+    )
+}
+
+/// Marks the book failed with a seed `ErrorCode` and gives its charge back, exactly once however
+/// often it is called: a finished book (failed or done) is left as it is.
+pub async fn fail_book(
+    store: &dyn Store,
+    id: &BookId,
+    code: &str,
+    refusal: Option<&str>,
+) -> Result<(), StoreError> {
+    let changed = update_book(store, id, |book| {
+        if book.is_finished() {
+            return Change::Unchanged;
+        }
+        book.refusal = refusal.map(str::to_owned);
+        mark_failed(book, code)
+    })
+    .await?;
+    if let Some((book, true)) = changed {
+        count_failed(&book);
+    }
+    Ok(())
+}
+
+/// The metrics of a book that just failed: one failure, and the credits given back.
+fn count_failed(book: &Book) {
+    let refunded = if book.refunded { book.charged } else { 0 };
+    crate::metrics::emit(
+        &[
+            (
+                crate::metrics::BOOKS_FAILED,
+                1.0,
+                crate::metrics::Unit::Count,
+            ),
+            (
+                crate::metrics::CREDITS_REFUNDED,
+                refunded as f64,
+                crate::metrics::Unit::Count,
+            ),
+        ],
+        &[],
+    );
+}
+
+/// Fails an unfinished book and settles a refund, once: the one place a book becomes failed.
+fn mark_failed(book: &mut Book, code: &str) -> Change {
+    book.state = JobState::Failed;
+    book.failure = Some(code.to_owned());
+    if book.charged > 0 && !book.refunded {
+        book.refunded = true;
+        Change::WriteAndSettle(Settlement::Refund)
+    } else {
+        Change::Write
+    }
+}
+
+/// The internal failure of a book the sweep found stuck; the app is shown `UNKNOWN`.
+pub const STUCK: &str = "STUCK";
+
+/// How many unfinished books one sweep looks at; the next sweep takes the rest.
+const SWEEP_BATCH: u32 = 100;
+
+/// Fails and refunds the unfinished books that made no progress since `now - stuck_after`,
+/// each once however many sweeps run at once. Their steps may still finish them (see
+/// [`Book::in_production`]). Answers how many books this sweep failed.
+pub async fn sweep_stuck_books(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    stuck_after: chrono::Duration,
+) -> Result<u32, StoreError> {
+    let cutoff = now - stuck_after;
+    let mut swept = 0;
+    for stored in store.unfinished_books(cutoff, SWEEP_BATCH).await? {
+        if stored.book.updated_at > cutoff {
+            continue;
+        }
+        let changed = update_book(store, &stored.book.id, |book| {
+            // Progress since the index was read, or another sweep first: leave it.
+            if book.is_finished() || book.updated_at > cutoff {
+                return Change::Unchanged;
+            }
+            book.swept_at = Some(now);
+            mark_failed(book, STUCK)
+        })
+        .await?;
+        if let Some((book, true)) = changed {
+            swept += 1;
+            count_failed(&book);
+            tracing::warn!(
+                book = book.id.as_str(),
+                state_before = stored.book.state.as_str(),
+                stuck_since = %stored.book.updated_at,
+                "stuck book failed and refunded"
+            );
+        }
+    }
+    Ok(swept)
+}
+
+/// How often local mode sweeps for stuck books (on Lambda a schedule in `template.yaml` does).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Local mode's stuck-book sweep, until the process ends. The first sweep waits `stuck_after`,
+/// so that books resumed after a restart can show progress before they are judged.
+pub async fn sweep_local(store: Arc<dyn Store>, stuck_after: Duration) {
+    let first = tokio::time::Instant::now() + stuck_after;
+    let mut tick = tokio::time::interval_at(first, SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        sweep_logged(&*store, chrono::Utc::now(), stuck_after).await;
+    }
+}
+
+/// The sweep function's handler: a scheduled EventBridge event, swept as of the time it fired.
+pub async fn scheduled_sweep(
+    store: &dyn Store,
+    stuck_after: Duration,
+    event: EventBridgeEvent,
+) -> Result<serde_json::Value, crate::ports::StoreError> {
+    // The time the schedule fired, or now when the event carries none.
+    let now = event.time.unwrap_or_else(chrono::Utc::now);
+    let swept = sweep_stuck_books(store, now, chrono_duration(stuck_after)).await?;
+    Ok(serde_json::json!({ "swept": swept }))
+}
+
+async fn sweep_logged(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    stuck_after: Duration,
+) {
+    match sweep_stuck_books(store, now, chrono_duration(stuck_after)).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "stuck-book sweep"),
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "stuck-book sweep failed"),
+    }
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}

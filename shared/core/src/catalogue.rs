@@ -1,0 +1,182 @@
+//! The route catalogue's data: every route the API serves, its function family and its class.
+//! The HTTP layer maps each to its handler; a test checks that this list, `template.yaml` and
+//! `openapi.json` name the same routes.
+
+use crate::config::Limits;
+use http::Method;
+
+/// A group of routes served by one Lambda function (its own IAM policy and throttling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Health,
+    Credits,
+    Books,
+    Library,
+    Users,
+    Admin,
+}
+
+impl Family {
+    pub const ALL: &'static [Family] = &[
+        Family::Health,
+        Family::Credits,
+        Family::Books,
+        Family::Library,
+        Family::Users,
+        Family::Admin,
+    ];
+
+    /// The binary in `functions/` that serves the family.
+    pub fn function(self) -> &'static str {
+        match self {
+            Family::Health => "api-health",
+            Family::Credits => "api-credits",
+            Family::Books => "api-books",
+            Family::Library => "api-library",
+            Family::Users => "api-users",
+            Family::Admin => "api-admin",
+        }
+    }
+}
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub family: Family,
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+impl Route {
+    /// How expensive the route is, for the rate limits.
+    pub fn class(&self) -> RouteClass {
+        RouteClass::of(
+            &Method::from_bytes(self.method.as_bytes()).expect("catalogued methods are valid"),
+            self.path,
+        )
+    }
+}
+
+const fn route(family: Family, method: &'static str, path: &'static str) -> Route {
+    Route {
+        family,
+        method,
+        path,
+    }
+}
+
+/// Every route, in the order the router adds them.
+pub const ROUTES: &[Route] = {
+    use Family::*;
+    &[
+        route(Health, "GET", "/health"),
+        route(Health, "GET", "/health/live"),
+        route(Health, "GET", "/health/ready"),
+        route(Health, "GET", "/v1/config/capabilities"),
+        route(Credits, "GET", "/v1/credits/balance"),
+        route(Credits, "GET", "/v1/credits/status"),
+        route(Credits, "GET", "/v1/credits/check"),
+        route(Credits, "GET", "/v1/credits/transactions"),
+        route(Credits, "POST", "/v1/credits/add"),
+        route(Books, "POST", "/v1/books"),
+        route(Books, "GET", "/v1/books/{job_id}"),
+        route(Books, "GET", "/v1/books/{book_id}/detail"),
+        route(Books, "GET", "/v1/books/{book_id}/pdf"),
+        route(Library, "GET", "/v1/library"),
+        route(Library, "PATCH", "/v1/library/{book_id}"),
+        route(Library, "DELETE", "/v1/library/{book_id}"),
+        route(Users, "DELETE", "/v1/users/me"),
+        route(Users, "GET", "/v1/settings"),
+        route(Users, "PATCH", "/v1/settings"),
+        route(Users, "POST", "/v1/streak/read"),
+        route(Users, "GET", "/v1/streak/info"),
+        route(Users, "GET", "/v1/streak/calendar"),
+        route(Users, "GET", "/v1/streak/history"),
+        route(Admin, "POST", "/v1/admin/api-keys"),
+        route(Admin, "GET", "/v1/admin/api-keys"),
+        route(Admin, "GET", "/v1/admin/api-keys/{key_id}"),
+        route(Admin, "PATCH", "/v1/admin/api-keys/{key_id}"),
+        route(Admin, "DELETE", "/v1/admin/api-keys/{key_id}"),
+        route(Admin, "POST", "/v1/admin/api-keys/{key_id}/rotate"),
+        route(Admin, "GET", "/v1/admin/api-keys/{key_id}/usage"),
+        route(Admin, "POST", "/v1/admin/users/{user_id}/credits"),
+        route(Admin, "GET", "/v1/admin/audit-log"),
+        route(Admin, "GET", "/v1/admin/users/{user_id}/reconciliation"),
+        route(Admin, "GET", "/v1/admin/spend"),
+        route(Admin, "PUT", "/v1/admin/kill-switch"),
+    ]
+};
+
+/// True when the API serves `method path`; what the capabilities answer is derived from.
+pub fn serves(method: &str, path: &str) -> bool {
+    ROUTES.iter().any(|r| r.method == method && r.path == path)
+}
+
+/// How expensive a route is to serve; each class has its own limit per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Starts paid generation work.
+    Generation,
+    Write,
+    Read,
+}
+
+impl RouteClass {
+    const GENERATION: &'static [&'static str] = &[
+        "/v1/books",
+        "/v1/books/series",
+        "/v1/books/{job_id}/pages/{page_number}/regenerate",
+        "/v1/books/{book_id}/audio",
+    ];
+
+    pub fn of(method: &Method, route: &str) -> Self {
+        if *method == Method::POST && Self::GENERATION.contains(&route) {
+            RouteClass::Generation
+        } else if *method == Method::GET || *method == Method::HEAD {
+            RouteClass::Read
+        } else {
+            RouteClass::Write
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteClass::Generation => "generation",
+            RouteClass::Write => "write",
+            RouteClass::Read => "read",
+        }
+    }
+
+    pub fn limit(self, limits: &Limits) -> u32 {
+        match self {
+            RouteClass::Generation => limits.generation_per_minute,
+            RouteClass::Write => limits.writes_per_minute,
+            RouteClass::Read => limits.reads_per_minute,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(
+            RouteClass::of(&Method::POST, "/v1/books"),
+            RouteClass::Generation
+        );
+        assert_eq!(
+            RouteClass::of(&Method::POST, "/v1/credits/add"),
+            RouteClass::Write
+        );
+        assert_eq!(
+            RouteClass::of(&Method::DELETE, "/v1/library/{book_id}"),
+            RouteClass::Write
+        );
+        assert_eq!(
+            RouteClass::of(&Method::GET, "/v1/books/{job_id}"),
+            RouteClass::Read
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The release's smoke test, run by CodeDeploy's `PreTraffic` hook before any user reaches a new
+//! version: health, an authenticated read and a dry-run book (checked like a real one, charging
+//! and storing nothing). Its verdict is reported to CodeDeploy, which stops and rolls back the
+//! release on `Failed`.
+//!
+//! Two ports keep the handler testable without AWS: [`SmokeTarget`] (what the requests go to:
+//! the new function versions on Lambda, a running server in tests) and [`LifecycleReporter`]
+//! (CodeDeploy).
+
+use crate::catalogue::Family;
+use async_trait::async_trait;
+use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
+
+/// The device key of the smoke test's own user (the same user every release; it is never
+/// charged: its only book request is a dry run).
+pub const SMOKE_USER_KEY: &str = "5a0e5a0e-0000-4000-8000-00000000a11e";
+
+/// One request of the smoke test, to the function serving `family`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeRequest {
+    pub family: Family,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait SmokeTarget: Send + Sync {
+    async fn send(&self, request: &SmokeRequest) -> anyhow::Result<SmokeResponse>;
+}
+
+/// What the release is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Succeeded,
+    /// Which check failed, and how.
+    Failed(String),
+}
+
+impl Verdict {
+    /// CodeDeploy's `LifecycleEventStatus`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Verdict::Succeeded => "Succeeded",
+            Verdict::Failed(_) => "Failed",
+        }
+    }
+}
+
+#[async_trait]
+pub trait LifecycleReporter: Send + Sync {
+    async fn report(
+        &self,
+        event: &CodeDeployLifecycleEvent,
+        verdict: &Verdict,
+    ) -> anyhow::Result<()>;
+}
+
+/// The checks, in order: each names what it asks and which statuses pass.
+fn checks() -> Vec<(SmokeRequest, &'static [u16])> {
+    let user = || vec![("x-user-key", SMOKE_USER_KEY.to_owned())];
+    vec![
+        (
+            SmokeRequest {
+                family: Family::Health,
+                method: "GET",
+                path: "/health/ready",
+                headers: Vec::new(),
+                body: None,
+            },
+            &[200],
+        ),
+        (
+            SmokeRequest {
+                family: Family::Credits,
+                method: "GET",
+                path: "/v1/credits/balance",
+                headers: user(),
+                body: None,
+            },
+            &[200],
+        ),
+        (
+            SmokeRequest {
+                family: Family::Books,
+                method: "POST",
+                path: "/v1/books",
+                headers: [
+                    user(),
+                    vec![
+                        ("x-dry-run", "true".to_owned()),
+                        ("content-type", "application/json".to_owned()),
+                    ],
+                ]
+                .concat(),
+                body: Some(
+                    serde_json::json!({
+                        "topic": "a smoke test before a release",
+                        "target_age": "5-7",
+                        "style": "watercolor",
+                        "language": "en",
+                        "page_count": 4,
+                    })
+                    .to_string(),
+                ),
+            },
+            // 204: it would be made. A release that refuses books because generation is
+            // stopped (the kill switch, today's hard limit) is behaving, not broken.
+            &[204, 429, 503],
+        ),
+    ]
+}
+
+/// Runs every check against `target`; the first failure decides.
+pub async fn smoke_test(target: &dyn SmokeTarget) -> Verdict {
+    for (request, passing) in checks() {
+        let what = format!("{} {}", request.method, request.path);
+        match target.send(&request).await {
+            Ok(answer) if passing.contains(&answer.status) => {
+                if answer.status == 429 || answer.status == 503 {
+                    // Only the stopped-generation refusals pass, not any 429 or 503.
+                    let code = serde_json::from_str::<serde_json::Value>(&answer.body)
+                        .ok()
+                        .and_then(|b| b["error"]["code"].as_str().map(str::to_owned));
+                    if !matches!(
+                        code.as_deref(),
+                        Some("SERVICE_BUDGET_EXCEEDED" | "SERVICE_UNAVAILABLE")
+                    ) {
+                        return Verdict::Failed(format!("{what} answered {}", answer.status));
+                    }
+                }
+                tracing::info!(check = what, status = answer.status, "smoke check passed");
+            }
+            Ok(answer) => {
+                return Verdict::Failed(format!("{what} answered {}", answer.status));
+            }
+            Err(error) => return Verdict::Failed(format!("{what} failed: {error:#}")),
+        }
+    }
+    Verdict::Succeeded
+}
+
+/// The hook's handler: runs the smoke test and reports its verdict for `event`.
+pub async fn pre_traffic(
+    event: CodeDeployLifecycleEvent,
+    target: &dyn SmokeTarget,
+    reporter: &dyn LifecycleReporter,
+) -> anyhow::Result<Verdict> {
+    let verdict = smoke_test(target).await;
+    match &verdict {
+        Verdict::Succeeded => tracing::info!(
+            deployment = event.deployment_id.as_str(),
+            "smoke test passed"
+        ),
+        Verdict::Failed(reason) => tracing::error!(
+            deployment = event.deployment_id.as_str(),
+            reason,
+            "smoke test failed: the release is stopped"
+        ),
+    }
+    reporter.report(&event, &verdict).await?;
+    Ok(verdict)
+}

@@ -1,0 +1,724 @@
+//! Books: what a parent asks for (validated from the seed's `BookSpec`), the job that makes it,
+//! its pages and the generation steps.
+
+use super::Invalid;
+use super::user::UserId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                match raw {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(Invalid::new(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), other
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Who the book is written for; sets sentence length and vocabulary.
+    TargetAge { ThreeToFive = "3-5", FiveToSeven = "5-7", SevenToNine = "7-9", Adult = "adult" }
+);
+wire_enum!(
+    /// The illustration style.
+    Style {
+        Watercolor = "watercolor",
+        Cartoon = "cartoon",
+        ThreeD = "3d",
+        Pixel = "pixel",
+        OilPainting = "oil_painting",
+        Claymation = "claymation",
+        Realistic = "realistic",
+    }
+);
+wire_enum!(
+    /// The book's language.
+    Language { Korean = "ko", English = "en", Japanese = "ja", Chinese = "zh", Spanish = "es" }
+);
+wire_enum!(
+    /// Where a job is: the app polls for these four.
+    JobState { Queued = "queued", Running = "running", Failed = "failed", Done = "done" }
+);
+
+/// Whether `text` holds markup or script a page could run: a tag (`<` then a letter, `/`, `!` or
+/// `?`), an event attribute (`on` and three or more letters at a word's start, then `=`, spaces
+/// allowed between), or a script URL (`javascript:`, `vbscript:`, `data:text/html`, spaces and
+/// case ignored). Read as a parser would, not as a list of substrings: `onerror =x`, `<svg>`,
+/// `<a href>` are all caught, while `3 < 5` and Korean text pass.
+pub fn contains_markup(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied();
+        if c == '<' && next.is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?'))
+        {
+            return true;
+        }
+        let word_start = i == 0 || !chars[i - 1].is_alphanumeric();
+        if word_start
+            && c.eq_ignore_ascii_case(&'o')
+            && next.is_some_and(|n| n.eq_ignore_ascii_case(&'n'))
+        {
+            let letters = chars[i + 2..]
+                .iter()
+                .take_while(|l| l.is_ascii_alphabetic())
+                .count();
+            let rest = chars[i + 2 + letters..].iter().find(|r| !r.is_whitespace());
+            if letters >= 3 && rest == Some(&'=') {
+                return true;
+            }
+        }
+    }
+    let squeezed: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    ["javascript:", "vbscript:", "data:text/html"]
+        .iter()
+        .any(|scheme| squeezed.contains(scheme))
+}
+
+/// A book's subject, 1–200 characters, no markup or script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic(String);
+
+impl Topic {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if length == 0 || length > 200 {
+            return Err(Invalid::new("String should have 1 to 200 characters"));
+        }
+        if contains_markup(trimmed) {
+            return Err(Invalid::new("The topic may not contain markup or script"));
+        }
+        if trimmed.chars().any(|c| c.is_control()) {
+            return Err(Invalid::new("The topic may not contain control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Story pages in a book: 4 to 12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageCount(u8);
+
+impl PageCount {
+    pub const DEFAULT: PageCount = PageCount(8);
+    pub const MIN: u8 = 4;
+    pub const MAX: u8 = 12;
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if !(i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&raw) {
+            return Err(Invalid::new("Input should be between 4 and 12"));
+        }
+        Ok(Self(raw as u8))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// A short name (protagonist, character): 1–40 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        let length = trimmed.chars().count();
+        if length == 0
+            || length > 40
+            || trimmed
+                .chars()
+                .any(|c| c.is_control() || c == '<' || c == '>')
+        {
+            return Err(Invalid::new(
+                "String should have 1 to 40 characters, without markup",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A parent's validated request for a book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookRequest {
+    pub topic: Topic,
+    pub target_age: TargetAge,
+    pub style: Style,
+    pub language: Language,
+    pub page_count: PageCount,
+    pub protagonist: Option<Name>,
+    /// The recurring character's look, as the parent described it.
+    pub character_appearance: Option<String>,
+    /// Things the story and pictures must leave out.
+    pub forbidden_elements: Vec<String>,
+    pub theme: Option<String>,
+    pub narration: bool,
+}
+
+impl BookRequest {
+    /// The name the story is about: the protagonist, else a friendly default per language.
+    pub fn hero(&self) -> &str {
+        match &self.protagonist {
+            Some(name) => name.as_str(),
+            None => match self.language {
+                Language::Korean => "토리",
+                _ => "Tori",
+            },
+        }
+    }
+}
+
+/// Book ids double as job ids: the app polls `/v1/books/{job_id}` and reads
+/// `/v1/books/{book_id}/detail` with the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BookId(String);
+
+impl BookId {
+    pub fn generate() -> Self {
+        Self(format!("bk_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// Any id a client sends: unknown ids are simply not found, but malformed ones never reach
+    /// the store (keys are built from them).
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let valid = (1..=60).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(Invalid::new("not a book id"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The work that makes a book, one queue message each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Story,
+    /// The hero's reference picture, which every page and the cover then pass to the
+    /// illustrator.
+    Reference,
+    /// Page 0 is the cover.
+    Illustrate {
+        page: u8,
+    },
+    Narrate {
+        page: u8,
+    },
+    Assemble,
+}
+
+impl Step {
+    /// Unique per book: what makes a redelivered step a no-op.
+    pub fn key(self) -> String {
+        match self {
+            Step::Story => "story".into(),
+            Step::Reference => "reference".into(),
+            Step::Illustrate { page } => format!("illustrate-{page:02}"),
+            Step::Narrate { page } => format!("narrate-{page:02}"),
+            Step::Assemble => "assemble".into(),
+        }
+    }
+}
+
+/// A queue message: one step of one book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub book_id: BookId,
+    #[serde(flatten)]
+    pub step: Step,
+    /// Since when the step has been sent again to wait for an open circuit (each time a new
+    /// message, whose deliveries start again): bounded, so that a provider that stays down ends
+    /// the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
+}
+
+impl StepMessage {
+    pub fn new(book_id: BookId, step: Step) -> Self {
+        Self {
+            book_id,
+            step,
+            deferred_since: None,
+        }
+    }
+}
+
+/// How a page's picture turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageState {
+    Pending,
+    Generated,
+    Degraded,
+    Missing,
+}
+
+/// How a page's narration turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioState {
+    NotRequested,
+    Pending,
+    Available,
+    Missing,
+}
+
+/// One page as stored; page 0 is the cover (no text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub number: u8,
+    pub text: String,
+    /// What the illustrator draws (English), from the story.
+    #[serde(default)]
+    pub scene: String,
+    /// The named characters in the scene.
+    #[serde(default)]
+    pub characters: Vec<String>,
+    pub image_key: Option<String>,
+    pub image_state: ImageState,
+    pub audio_key: Option<String>,
+    pub audio_state: AudioState,
+}
+
+/// One page's picture or narration as a step recorded it: kept apart from the book document
+/// while the book is made, so that parallel steps never contend on one item, and recorded once
+/// per page and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PageAsset {
+    Image {
+        key: String,
+        state: ImageState,
+        warning: Option<GenerationWarning>,
+    },
+    Audio {
+        key: Option<String>,
+        state: AudioState,
+        warning: Option<GenerationWarning>,
+    },
+}
+
+impl PageAsset {
+    /// `image` or `audio`: one of each per page.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PageAsset::Image { .. } => "image",
+            PageAsset::Audio { .. } => "audio",
+        }
+    }
+}
+
+/// A page asset as stored, with its page and when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAsset {
+    pub page: u8,
+    pub asset: PageAsset,
+    pub at: DateTime<Utc>,
+}
+
+/// A warning of a book delivered with something missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationWarning {
+    pub code: String,
+    pub message: String,
+    pub asset: String,
+    pub page_number: u8,
+}
+
+/// A book and its job, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Book {
+    pub id: BookId,
+    pub user: UserId,
+    pub request: BookRequest,
+    pub state: JobState,
+    pub title: Option<String>,
+    /// Pages 1..=page_count once the story is written, plus the cover as page 0.
+    pub pages: Vec<Page>,
+    /// Asset steps still to finish before assembly.
+    pub pending_assets: u32,
+    /// Asset steps in all (pictures, cover, narration).
+    pub total_assets: u32,
+    pub pdf_key: Option<String>,
+    /// The character sheets the story gave, the hero's first: every picture is drawn from them.
+    #[serde(default)]
+    pub characters: Vec<CharacterSheet>,
+    #[serde(default)]
+    pub cover_scene: String,
+    /// Where the hero's reference picture is, once made; kept for page regeneration and series.
+    #[serde(default)]
+    pub reference_key: Option<String>,
+    /// Whether the reference step is over (made, or given up: pages are then drawn from the
+    /// sheet and the seed alone).
+    #[serde(default)]
+    pub reference_done: bool,
+    pub warnings: Vec<GenerationWarning>,
+    /// One of the seed's `ErrorCode`s when failed.
+    pub failure: Option<String>,
+    /// What moderation refused, shown to the parent (only for `SAFETY_INPUT`).
+    #[serde(default)]
+    pub refusal: Option<String>,
+    /// Credits taken for the book, and whether they were given back.
+    pub charged: i64,
+    pub refunded: bool,
+    /// When the stuck-book sweep failed the book. Its steps may still finish it; it then stays
+    /// failed, is readable in the library, and its refund is taken back once.
+    #[serde(default)]
+    pub swept_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Book {
+    /// The book with the page assets recorded apart from it laid over its pages: their keys,
+    /// states and warnings; what is still pending counted again; the last progress its time.
+    pub fn with_assets(mut self, recorded: impl IntoIterator<Item = RecordedAsset>) -> Self {
+        let mut any = false;
+        for RecordedAsset { page, asset, at } in recorded {
+            let Some(target) = self.pages.iter_mut().find(|p| p.number == page) else {
+                continue;
+            };
+            any = true;
+            let warning = match asset {
+                PageAsset::Image {
+                    key,
+                    state,
+                    warning,
+                } => {
+                    target.image_key = Some(key);
+                    target.image_state = state;
+                    warning
+                }
+                PageAsset::Audio {
+                    key,
+                    state,
+                    warning,
+                } => {
+                    target.audio_key = key;
+                    target.audio_state = state;
+                    warning
+                }
+            };
+            if let Some(warning) = warning
+                && !self.warnings.contains(&warning)
+            {
+                self.warnings.push(warning);
+            }
+            self.updated_at = self.updated_at.max(at);
+        }
+        if any {
+            self.warnings
+                .sort_by_key(|w| (w.page_number, w.asset.clone()));
+            self.pending_assets = self.count_pending();
+        }
+        self
+    }
+
+    /// Asset steps not yet over: pictures and narrations still pending, and the reference where
+    /// the book has one to wait for.
+    fn count_pending(&self) -> u32 {
+        let pictures = self.pages.len() as u32;
+        let narrations = self
+            .pages
+            .iter()
+            .filter(|p| p.audio_state != AudioState::NotRequested)
+            .count() as u32;
+        // A book whose story was written before reference pictures existed counts none.
+        let has_reference = self.total_assets > pictures + narrations;
+        let pending = self
+            .pages
+            .iter()
+            .map(|p| {
+                u32::from(p.image_state == ImageState::Pending)
+                    + u32::from(p.audio_state == AudioState::Pending)
+            })
+            .sum::<u32>();
+        pending + u32::from(has_reference && !self.reference_done)
+    }
+
+    /// Progress 0–100, derived from where the job is.
+    pub fn progress(&self) -> u8 {
+        match self.state {
+            JobState::Queued => 0,
+            JobState::Done => 100,
+            JobState::Failed | JobState::Running => {
+                if self.title.is_none() {
+                    5
+                } else if self.total_assets == 0 {
+                    90
+                } else {
+                    let done = self.total_assets - self.pending_assets.min(self.total_assets);
+                    (15 + 75 * done / self.total_assets) as u8
+                }
+            }
+        }
+    }
+
+    /// What the app shows under the progress bar.
+    pub fn current_step(&self) -> &'static str {
+        match self.state {
+            JobState::Queued => "queued",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Running if self.title.is_none() => "writing_story",
+            JobState::Running if self.pending_assets > 0 && self.request.narration => {
+                "illustrating_and_narrating"
+            }
+            JobState::Running if self.pending_assets > 0 => "illustrating",
+            JobState::Running => "assembling_pdf",
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, JobState::Done | JobState::Failed)
+    }
+
+    /// Whether generation steps still work on the book: while it is queued or running, and after
+    /// the sweep failed it for being stuck, until its PDF exists.
+    pub fn in_production(&self) -> bool {
+        match self.state {
+            JobState::Queued | JobState::Running => true,
+            JobState::Failed => self.swept_at.is_some() && self.pdf_key.is_none(),
+            JobState::Done => false,
+        }
+    }
+
+    /// Whether the sweep failed and refunded the book and its steps finished it anyway: its refund
+    /// is then taken back (once: the finishing write is the only one that sets the PDF).
+    pub fn clawed_back(&self) -> bool {
+        self.swept_at.is_some() && self.refunded && self.pdf_key.is_some()
+    }
+
+    /// Whether the parent can read it: done, or finished after the sweep failed it.
+    pub fn is_readable(&self) -> bool {
+        self.pdf_key.is_some()
+    }
+
+    pub fn story_pages(&self) -> impl Iterator<Item = &Page> {
+        self.pages.iter().filter(|p| p.number > 0)
+    }
+
+    pub fn cover(&self) -> Option<&Page> {
+        self.pages.iter().find(|p| p.number == 0)
+    }
+}
+
+/// How long a request's idempotency record answers retries.
+pub const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// A create's idempotency record: the client's key, a fingerprint of what was asked (a retry must
+/// ask the same), and when the record stops answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Idempotency {
+    /// The record for `key` and the validated request, expiring [`IDEMPOTENCY_TTL`] from `now`.
+    pub fn new(key: IdempotencyKey, request: &impl Serialize, now: DateTime<Utc>) -> Self {
+        use sha2::Digest;
+        let canonical = serde_json::to_vec(request).expect("requests serialise");
+        let fingerprint = hex::encode(sha2::Sha256::digest(&canonical));
+        Self {
+            key,
+            fingerprint,
+            expires_at: now + IDEMPOTENCY_TTL,
+        }
+    }
+}
+
+/// A client's `X-Idempotency-Key`: up to 80 printable ASCII characters, scoped per user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() || raw.len() > 80 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Invalid::new(
+                "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A named character as the illustrator must draw it, on every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterSheet {
+    pub name: String,
+    /// An English master description, at most 60 words.
+    pub description: String,
+    /// 2 to 4 distinctive features (a red scarf, one floppy ear).
+    pub features: Vec<String>,
+}
+
+impl CharacterSheet {
+    /// The sheet as one line of a prompt.
+    pub fn prompt_line(&self) -> String {
+        format!(
+            "{}: {} Distinctive: {}.",
+            self.name,
+            self.description,
+            self.features.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics() {
+        assert!(Topic::parse("어둠을 무서워하는 공룡").is_ok());
+        assert!(Topic::parse(&"가".repeat(200)).is_ok());
+        assert!(Topic::parse(&"가".repeat(201)).is_err());
+        assert!(Topic::parse("   ").is_err());
+        for bad in [
+            "<script>alert(1)</script>",
+            "a JavaScript:void",
+            "x onerror=1",
+            "<IFRAME src=x>",
+            "tab\u{0}",
+            // What a list of five substrings let through.
+            "a cat onerror =alert(1)",
+            "<svg onload =alert(1)>",
+            "onmouseover=alert(1)",
+            "<img src=x>",
+            "<a href=x>home</a>",
+            "<object data=x>",
+            "<embed src=x>",
+            "<style>body{}</style>",
+            "vbscript:msgbox(1)",
+            "DATA: text/html,<b>",
+            "java script:void(0)",
+            "</p>",
+            "<!-- x -->",
+        ] {
+            assert!(Topic::parse(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "3 < 5 사과",
+            "once upon a time",
+            "the online dragon",
+            "a moon on = the sea",
+            "공룡 <3",
+            "data: the friendly robot",
+        ] {
+            assert!(Topic::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn page_counts_and_enums() {
+        assert!(PageCount::parse(3).is_err() && PageCount::parse(13).is_err());
+        assert_eq!(PageCount::parse(12).unwrap().get(), 12);
+        assert_eq!(Style::parse("oil_painting").unwrap(), Style::OilPainting);
+        assert!(Style::parse("crayon").is_err());
+        assert_eq!(TargetAge::parse("5-7").unwrap().as_str(), "5-7");
+        assert!(Language::parse("fr").is_err());
+    }
+
+    #[test]
+    fn step_messages_round_trip() {
+        let message = StepMessage::new(BookId::generate(), Step::Illustrate { page: 3 });
+        let json = serde_json::to_string(&message).unwrap();
+        assert!(
+            json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
+        assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
+    }
+
+    #[test]
+    fn pending_assets_are_counted_from_the_pages_and_the_reference() {
+        let page = |number, image, audio| Page {
+            number,
+            text: String::new(),
+            scene: String::new(),
+            characters: vec![],
+            image_key: None,
+            image_state: image,
+            audio_key: None,
+            audio_state: audio,
+        };
+        let at = Utc::now();
+        let mut book: Book = serde_json::from_value(serde_json::json!({
+            "id": "bk_1", "user": "u", "state": "running", "title": "T",
+            "request": {"topic": "t", "target_age": "5-7", "style": "cartoon", "language": "en",
+                "page_count": 4, "protagonist": null, "character_appearance": null,
+                "forbidden_elements": [], "theme": null, "narration": true},
+            "pages": [], "pending_assets": 0, "total_assets": 0, "pdf_key": null, "warnings": [],
+            "failure": null, "charged": 1, "refunded": false, "created_at": at, "updated_at": at,
+        }))
+        .unwrap();
+        book.pages = vec![
+            page(0, ImageState::Generated, AudioState::NotRequested),
+            page(1, ImageState::Pending, AudioState::Available),
+        ];
+        // Two pictures, one narration, and the reference.
+        book.total_assets = 4;
+        assert_eq!(book.count_pending(), 2);
+        book.reference_done = true;
+        assert_eq!(book.count_pending(), 1);
+        // Written before references existed: nothing to wait for but the picture.
+        book.reference_done = false;
+        book.total_assets = 3;
+        assert_eq!(book.count_pending(), 1);
+    }
+
+    #[test]
+    fn ids() {
+        assert!(BookId::parse("bk_0123").is_ok());
+        for bad in ["", "a/b", "../x", "a b", &"x".repeat(61)] {
+            assert!(BookId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(IdempotencyKey::parse(&"k".repeat(81)).is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Each catalogued route's handler. The route data (method, path, family, class) lives in
+//! [`crate::catalogue`] (the core crate's), apart from the handlers, so reading it builds no handler.
+
+use super::AppState;
+use super::routes::{
+    admin, books, config, credits, health, library, settings, spend, streak, users,
+};
+use crate::catalogue::{Family, ROUTES, Route};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+
+/// One route and its handler.
+pub struct Endpoint {
+    pub family: Family,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// The handler of `route`; `None` for a route no handler serves (a test keeps there being none).
+fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
+    Some(match (route.method, route.path) {
+        ("GET", "/health") => get(health::health),
+        ("GET", "/health/live") => get(health::live),
+        ("GET", "/health/ready") => get(health::ready),
+        ("GET", "/v1/config/capabilities") => get(config::capabilities),
+        ("GET", "/v1/credits/balance") => get(credits::balance),
+        ("GET", "/v1/credits/status") => get(credits::status),
+        ("GET", "/v1/credits/check") => get(credits::check),
+        ("GET", "/v1/credits/transactions") => get(credits::transactions),
+        ("POST", "/v1/credits/add") => post(credits::add),
+        ("POST", "/v1/books") => post(books::create),
+        ("GET", "/v1/books/{job_id}") => get(books::status),
+        ("GET", "/v1/books/{book_id}/detail") => get(books::detail),
+        ("GET", "/v1/books/{book_id}/pdf") => get(books::pdf),
+        ("GET", "/v1/library") => get(library::list),
+        ("PATCH", "/v1/library/{book_id}") => patch(library::rename),
+        ("DELETE", "/v1/library/{book_id}") => delete(library::delete),
+        ("DELETE", "/v1/users/me") => delete(users::erase_me),
+        ("GET", "/v1/settings") => get(settings::get),
+        ("PATCH", "/v1/settings") => patch(settings::patch),
+        ("POST", "/v1/streak/read") => post(streak::read),
+        ("GET", "/v1/streak/info") => get(streak::info),
+        ("GET", "/v1/streak/calendar") => get(streak::calendar),
+        ("GET", "/v1/streak/history") => get(streak::history),
+        ("POST", "/v1/admin/api-keys") => post(admin::create_key),
+        ("GET", "/v1/admin/api-keys") => get(admin::list_keys),
+        ("GET", "/v1/admin/api-keys/{key_id}") => get(admin::get_key),
+        ("PATCH", "/v1/admin/api-keys/{key_id}") => patch(admin::update_key),
+        ("DELETE", "/v1/admin/api-keys/{key_id}") => delete(admin::revoke_key),
+        ("POST", "/v1/admin/api-keys/{key_id}/rotate") => post(admin::rotate_key),
+        ("GET", "/v1/admin/api-keys/{key_id}/usage") => get(admin::key_usage),
+        ("POST", "/v1/admin/users/{user_id}/credits") => post(admin::adjust_credits),
+        ("GET", "/v1/admin/audit-log") => get(admin::audit_log),
+        ("GET", "/v1/admin/users/{user_id}/reconciliation") => get(admin::reconcile),
+        ("GET", "/v1/admin/spend") => get(spend::report),
+        ("PUT", "/v1/admin/kill-switch") => put(spend::kill_switch),
+        _ => return None,
+    })
+}
+
+/// The routes of `families` with their handlers.
+pub fn endpoints(families: &[Family]) -> Vec<Endpoint> {
+    ROUTES
+        .iter()
+        .filter(|route| families.contains(&route.family))
+        .map(|route| Endpoint {
+            family: route.family,
+            method: route.method,
+            path: route.path,
+            handler: handler(route).unwrap_or_else(|| {
+                panic!(
+                    "{} {} is catalogued without a handler",
+                    route.method, route.path
+                )
+            }),
+        })
+        .collect()
+}

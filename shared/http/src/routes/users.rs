@@ -1,0 +1,45 @@
+//! `DELETE /v1/users/me`: a parent erases everything we hold about them.
+
+use crate::AppState;
+use crate::auth::{AuditContext, audit};
+use crate::book_files::blob_keys;
+use crate::domain::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::extract::AppUser;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+/// Deletes the user's books with their pictures, audio and PDFs, then the user; the ledger is
+/// kept without the user, as the accounts must be. The same key afterwards starts afresh.
+pub async fn erase_me(
+    State(state): State<AppState>,
+    context: AuditContext,
+    AppUser(user): AppUser,
+) -> Result<Json<Value>, ApiError> {
+    let books = state.store.books_of(&user.id).await?;
+    for book in &books {
+        for key in blob_keys(book) {
+            state.blobs.delete(&key).await?;
+        }
+    }
+    // What the books cost stays in the day's spend, under no book's name.
+    for book in &books {
+        state.store.anonymise_book_spend(&book.id).await?;
+    }
+    let kept = state.store.erase_user(&user.id).await?;
+    audit(
+        &state,
+        AuditEvent::UserErased,
+        Some(user.id.truncated().to_owned()),
+        &context.ip,
+        &context.route,
+        None,
+    )
+    .await;
+    Ok(Json(json!({
+        "status": "deleted",
+        "deleted": {"books": books.len()},
+        "kept_anonymised": {"ledger_entries": kept},
+    })))
+}

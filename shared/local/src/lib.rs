@@ -1,0 +1,225 @@
+//! Local mode: the whole API from one process, on SQLite and a folder under `DATA_DIR`, with its
+//! own signed blob URLs. No AWS account, no keys.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Deserialize;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use storybook_core::config::{LocalSettings, Settings, pepper_from_env};
+use storybook_core::domain::book::Step;
+use storybook_core::domain::credential::{CredentialHasher, Pepper};
+use storybook_core::ports::{BlobKey, BlobStore};
+use storybook_embedded::LOCAL_BLOB_PATH;
+use storybook_embedded::{Database, FolderBlobs, LocalUrlSigner, SqliteQueue, SqliteStore};
+use storybook_http::error::ApiError;
+use storybook_http::extract::QueryParams;
+use storybook_http::{AppState, Family, api, with_edges};
+use storybook_pipeline::pipeline::{Pipeline, enqueue_step, worker};
+use storybook_pipeline::providers::settings::ProviderSettings;
+use tokio::net::TcpListener;
+
+/// The pepper from `KEY_PEPPER`, else the one kept in the data folder (made on first start), so
+/// that users and keys survive restarts.
+pub fn local_pepper(data_dir: &FsPath) -> anyhow::Result<Pepper> {
+    if let Some(pepper) = pepper_from_env()? {
+        return Ok(pepper);
+    }
+    let path = data_dir.join("pepper");
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Pepper::new(bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pepper = Pepper::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, pepper.as_bytes())?;
+            Ok(pepper)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Local mode's state over a data folder.
+pub struct LocalMode {
+    pub state: AppState,
+    pub signer: LocalUrlSigner,
+    pub pipeline: Arc<Pipeline>,
+    store: SqliteStore,
+    queue: SqliteQueue,
+}
+
+impl LocalMode {
+    /// Local mode over `local.data_dir`, making books with `providers` (offline where no key is
+    /// set).
+    pub fn open(
+        settings: Settings,
+        local: &LocalSettings,
+        providers: &ProviderSettings,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&local.data_dir)?;
+        let hasher = CredentialHasher::new(local_pepper(&local.data_dir)?);
+        let db = Database::open(&local.data_dir.join("storybook.sqlite3"))?;
+        let signer = LocalUrlSigner::new(hasher.clone(), &local.public_base_url);
+        let blobs = FolderBlobs::new(local.data_dir.join("blobs"), signer.clone())?;
+        let store = SqliteStore::new(db.clone());
+        let queue = SqliteQueue::new(db);
+        let state = AppState::new(
+            Arc::new(store.clone()),
+            Arc::new(blobs),
+            Arc::new(queue.clone()),
+            hasher,
+            settings,
+        );
+        let providers = providers.build(state.store.clone(), state.clock.clone());
+        let pipeline = Arc::new(Pipeline::new(&state, providers));
+        Ok(Self {
+            state,
+            signer,
+            pipeline,
+            store,
+            queue,
+        })
+    }
+
+    /// Picks up where an earlier run stopped, then runs the generation steps and the stuck-book
+    /// sweep in the background.
+    pub async fn start_worker(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let released = self.queue.release_in_flight().await?;
+        let queued = self.store.queued_books().await?;
+        for id in &queued {
+            enqueue_step(&*self.state.queue, id, Step::Story).await?;
+        }
+        if released > 0 || !queued.is_empty() {
+            tracing::info!(
+                released,
+                requeued = queued.len(),
+                "resuming unfinished books"
+            );
+        }
+        tokio::spawn(storybook_core::book_records::sweep_local(
+            self.state.store.clone(),
+            self.state.settings.stuck_book_after,
+        ));
+        Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
+    }
+
+    /// Every API route, plus the signed blob route only local mode has.
+    pub fn router(&self) -> Router {
+        let blobs = Router::new()
+            .route(&format!("{LOCAL_BLOB_PATH}/{{*key}}"), get(serve_blob))
+            .with_state(BlobRoute {
+                blobs: self.state.blobs.clone(),
+                signer: self.signer.clone(),
+            });
+        with_edges(
+            api(self.state.clone(), Family::ALL).merge(blobs),
+            &self.state.settings,
+        )
+    }
+}
+
+#[derive(Clone)]
+struct BlobRoute {
+    blobs: Arc<dyn BlobStore>,
+    signer: LocalUrlSigner,
+}
+
+#[derive(Deserialize)]
+struct Signature {
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+async fn serve_blob(
+    State(route): State<BlobRoute>,
+    Path(key): Path<String>,
+    QueryParams(signature): QueryParams<Signature>,
+) -> Result<impl IntoResponse, ApiError> {
+    let not_found = || ApiError::NotFound {
+        resource: "blob",
+        id: key.clone(),
+    };
+    let key_parsed = BlobKey::parse(&key).map_err(|_| not_found())?;
+    let (Some(expires), Some(signature)) = (signature.expires, signature.signature) else {
+        return Err(ApiError::Forbidden("A signed URL is required".into()));
+    };
+    if !route
+        .signer
+        .verify(&key_parsed, expires, &signature, chrono::Utc::now())
+    {
+        return Err(ApiError::Forbidden(
+            "The URL's signature is invalid or has expired".into(),
+        ));
+    }
+    let bytes = route.blobs.get(&key_parsed).await?.ok_or_else(not_found)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, key_parsed.content_type()),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        bytes,
+    ))
+}
+
+/// Serves `router` on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
+
+/// The local server's whole start-up: settings, data folder, admin key, listen.
+pub async fn run() -> anyhow::Result<()> {
+    storybook_core::telemetry::init();
+    let settings = Settings::from_env()?;
+    let local = LocalSettings::from_env()?;
+    let mode = LocalMode::open(settings, &local, &ProviderSettings::from_env()?)?;
+    let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    if let Some(fresh) = storybook_core::bootstrap::seed_admin_key(
+        &*mode.state.store,
+        &mode.state.hasher,
+        configured.as_deref(),
+    )
+    .await?
+    {
+        // Printed once, to the terminal only (never to the log stream): it is the operator's key.
+        eprintln!(
+            "\nAdmin API key (shown once; set BOOTSTRAP_ADMIN_KEY to choose your own):\n  {}\n",
+            fresh.expose()
+        );
+    }
+    let _worker = mode.start_worker().await?;
+    let listener = TcpListener::bind(("127.0.0.1", local.port)).await?;
+    tracing::info!(address = %listener.local_addr()?, data_dir = %local.data_dir.display(), "local mode listening");
+    serve(listener, mode.router()).await
+}

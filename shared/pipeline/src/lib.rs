@@ -1,0 +1,14 @@
+//! A book's generation: the providers (real ones over their wire formats, offline ones without
+//! keys) and the pipeline of queue steps that calls them, down to the PDF.
+//!
+//! Module map:
+//! - [`providers`]: the provider ports, OpenAI-compatible, Replicate, fal and offline providers,
+//!   fallback chains behind circuit breakers, SSRF-safe fetching, provider settings.
+//! - [`pipeline`]: the steps (story, reference, pages, narration, assembly), the PDF, the SQS
+//!   batch handler and local mode's worker.
+
+pub mod pipeline;
+pub mod providers;
+
+// The core's modules under the names the pipeline uses (`crate::domain`, `crate::ports`, ...).
+use storybook_core::{app, book_files, book_records, clock, config, domain, metrics, ports, spend};

@@ -1,0 +1,209 @@
+//! Cold start of our Lambda functions beside a hello-world `lambda_http` function, measured side by
+//! side in one run: each binary is started as Lambda starts it, against a Lambda Runtime API
+//! served here on loopback, and timed from spawn to its first poll for work (init) and to its
+//! answer to a first API Gateway event (a cold request).
+//!
+//! `cargo bench -p storybook-tests --bench startup`: builds each function's package on its own
+//! with the release profile (so each links only its own dependencies' features), then measures.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the fake Runtime API saw, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    FirstPoll,
+    Answer,
+}
+
+#[derive(Clone)]
+struct Runtime {
+    seen: mpsc::UnboundedSender<Seen>,
+    event: String,
+    polls: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// `GET /runtime/invocation/next`: the first poll gets the event; later polls wait forever
+/// (the process is stopped first).
+async fn next(State(runtime): State<Runtime>) -> axum::response::Response {
+    let poll = runtime
+        .polls
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if poll > 0 {
+        std::future::pending::<()>().await;
+    }
+    let _ = runtime.seen.send(Seen::FirstPoll);
+    let mut headers = HeaderMap::new();
+    headers.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
+    let deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        deadline.to_string().parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:bench"
+            .parse()
+            .unwrap(),
+    );
+    headers.insert("content-type", "application/json".parse().unwrap());
+    (headers, runtime.event.clone()).into_response()
+}
+
+async fn answer(State(runtime): State<Runtime>) -> &'static str {
+    let _ = runtime.seen.send(Seen::Answer);
+    ""
+}
+
+/// One cold start of `binary`: (init, first answer).
+async fn cold_start(binary: &str, event: &str) -> (Duration, Duration) {
+    let (seen, mut events) = mpsc::unbounded_channel();
+    let runtime = Runtime {
+        seen,
+        event: event.to_owned(),
+        polls: Default::default(),
+    };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer))
+        .route("/2018-06-01/runtime/init/error", post(answer))
+        .with_state(runtime);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        // What the template gives our functions; nothing here is reached before the first
+        // request needs it, and the health route needs none of it.
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("TABLE_NAME", "bench")
+        .env("BUCKET_NAME", "bench")
+        .env("STEP_QUEUE_URL", "http://127.0.0.1:9/queue")
+        .env("STEP_DLQ_URL", "http://127.0.0.1:9/dlq")
+        .env("KEY_PEPPER", "0123456789abcdef0123456789abcdef")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the function binary starts");
+    let mut init = None;
+    let mut first = None;
+    while let Ok(Some(seen)) = tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+        match seen {
+            Seen::FirstPoll => init = Some(started.elapsed()),
+            Seen::Answer => {
+                first = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    (
+        init.expect("the function polled for work"),
+        first.expect("the function answered"),
+    )
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Builds `package` alone with the release profile and answers its binary's path.
+fn release_binary(package: &str) -> String {
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", package])
+        .current_dir(workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {package} failed");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{workspace}/target"));
+    format!("{target}/release/{package}")
+}
+
+fn main() {
+    const RUNS: usize = 30;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/apigw-v2-request.json")).unwrap();
+    let mut event = fixture;
+    event["rawPath"] = "/health".into();
+    event["requestContext"]["http"]["path"] = "/health".into();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    let event = event.to_string();
+    let names = [
+        "hello-lambda",
+        "api-health",
+        "api-credits",
+        "api-books",
+        "api-library",
+        "api-users",
+        "api-admin",
+    ];
+    let binaries: Vec<(&str, String)> = names
+        .iter()
+        .map(|name| (*name, release_binary(name)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Interleaved, so that the machine's noise falls on every binary alike.
+    let mut samples: Vec<(Vec<Duration>, Vec<Duration>)> = vec![Default::default(); binaries.len()];
+    runtime.block_on(async {
+        for _ in 0..RUNS {
+            for (i, (_, binary)) in binaries.iter().enumerate() {
+                let (init, first) = cold_start(binary, &event).await;
+                samples[i].0.push(init);
+                samples[i].1.push(first);
+            }
+        }
+    });
+    println!(
+        "cold start, median of {RUNS} (spawn to first poll; spawn to the answer of a first GET /health)"
+    );
+    let (hello_init, hello_first) = (median(samples[0].0.clone()), median(samples[0].1.clone()));
+    for ((name, binary), (inits, firsts)) in binaries.iter().zip(samples) {
+        let name = if *name == "hello-lambda" {
+            "hello-world lambda_http"
+        } else {
+            name
+        };
+        let (init, first) = (median(inits), median(firsts));
+        let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "  {name:<26} init {:>7.2} ms ({:.2} x)   first answer {:>7.2} ms ({:.2} x)   binary {:.1} MB",
+            millis(init),
+            millis(init) / millis(hello_init),
+            millis(first),
+            millis(first) / millis(hello_first),
+            size as f64 / 1e6,
+        );
+    }
+}
