@@ -28,6 +28,22 @@ export SAM_CLI_TELEMETRY=0
 AWS_ACCESS_KEY_ID=validate AWS_SECRET_ACCESS_KEY=validate "$sam_venv/bin/sam" validate --region us-east-1 --template template.yaml 2>&1 | grep -v "Feature Toggle Config" | tail -n 3
 "$sam_venv/bin/sam" validate --lint --region us-east-1 --template template.yaml | tail -n 1
 
+echo "== layers: no module imports one that imports it back; each function links only what it runs"
+python3 tests/module_cycles.py
+# What a function links, by package name, from cargo's own resolution of that function alone.
+links() { cargo tree --quiet -p "$1" -e normal --prefix none | awk '{print $1}' | sort -u; }
+for function in api-health api-credits api-books api-library api-users api-admin; do
+  if found=$(links "$function" | grep -xE 'rusqlite|libsqlite3-sys|krilla|png|image|hound'); then
+    echo "$function links $(echo $found)"; exit 1
+  fi
+done
+for function in api-credits api-admin; do
+  if found=$(links "$function" | grep -xE 'aws-sdk-s3|aws-sdk-sqs'); then
+    echo "$function links $(echo $found)"; exit 1
+  fi
+done
+echo "the API functions link no SQLite, PDF or image crate; credits and admin no S3 or SQS client"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -166,8 +166,16 @@ fn main() {
         "api-users",
         "api-admin",
     ];
+    // `cargo bench --bench startup -- api-health` measures only the functions named.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let binaries: Vec<(&str, String)> = names
         .iter()
+        .filter(|name| {
+            only.is_empty() || **name == "hello-lambda" || only.iter().any(|o| o == *name)
+        })
         .map(|name| (*name, release_binary(name)))
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()

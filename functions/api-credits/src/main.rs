@@ -7,7 +7,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         .await
         .map_err(|e| format!("{e:#}"))?;
     let first_admin_key = start.secrets.bootstrap_admin_key.clone();
-    let app = start.app();
+    // No blob store and no queue: nothing these routes do needs them.
+    let app = start.app_over_store();
     storybook_http::lambda::serve(
         app,
         first_admin_key.as_deref(),

@@ -2,9 +2,9 @@
 //! `Invoke` with an API Gateway v2 event, before the alias points at them), and the verdict goes
 //! to CodeDeploy.
 
-use super::describe;
 use crate::catalogue::Family;
 use crate::deploy_check::{LifecycleReporter, SmokeRequest, SmokeResponse, SmokeTarget, Verdict};
+use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use serde_json::{Value, json};

@@ -31,7 +31,6 @@
 //! `ledger_seq` (optimistic concurrency: a lost race re-reads and tries again). Items past their
 //! `expires_at` are treated as absent when read: DynamoDB deletes them days late, moto never.
 
-use super::describe;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
@@ -46,6 +45,7 @@ use crate::ports::store::{
     LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
     StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
+use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;

@@ -1,8 +1,8 @@
 //! Creates the table, bucket and queues as `template.yaml` declares them, for tests against
 //! `moto_server` (in AWS, SAM creates them).
 
-use super::{describe, s3_client};
 use crate::config::AwsResources;
+use crate::sdk::{describe, s3_client};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,

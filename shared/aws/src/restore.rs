@@ -3,11 +3,11 @@
 //! runs for one user, here for all). Run by `cargo run -p functions --bin restore-drill`.
 
 use super::DynamoStore;
-use super::describe;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::ledger_reconciles;
 use crate::ports::store::UserStore;
 use crate::ports::store::whole_ledger;
+use crate::sdk::describe;
 use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
 use chrono::{DateTime, Utc};
 use std::time::Duration;

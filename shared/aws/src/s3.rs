@@ -1,5 +1,5 @@
-use super::describe;
 use crate::ports::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;

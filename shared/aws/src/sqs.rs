@@ -1,5 +1,5 @@
-use super::describe;
 use crate::ports::queue::{QueueError, QueuedMessage, StepQueue};
+use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};

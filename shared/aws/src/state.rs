@@ -2,26 +2,25 @@
 //! given (by id: `*_SECRET_ID`, read from Secrets Manager), then only the clients it uses. Clients
 //! are created once per cold start and reused by every request.
 
-use crate::secrets::{SecretIds, Secrets};
-use aws_config::SdkConfig;
-use storybook_core::config::{AwsResources, Settings, pepper_from_env};
-use storybook_core::domain::credential::CredentialHasher;
-
 /// What every function reads before it builds its clients.
+#[cfg(feature = "secrets")]
 pub struct Start {
-    pub config: SdkConfig,
-    pub settings: Settings,
-    pub resources: AwsResources,
-    pub secrets: Secrets,
-    pub hasher: CredentialHasher,
+    pub config: aws_config::SdkConfig,
+    pub settings: storybook_core::config::Settings,
+    pub resources: storybook_core::config::AwsResources,
+    pub secrets: crate::secrets::Secrets,
+    pub hasher: storybook_core::domain::credential::CredentialHasher,
 }
 
 /// Reads the settings, the SDK configuration and the secrets.
+#[cfg(feature = "secrets")]
 pub async fn start() -> anyhow::Result<Start> {
+    use crate::secrets::{SecretIds, Secrets};
+    use storybook_core::config::{AwsResources, Settings, pepper_from_env};
     storybook_core::metrics::init();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
-    let config = crate::sdk_config().await;
+    let config = crate::sdk::sdk_config().await;
     let secrets = Secrets::load(
         &aws_sdk_secretsmanager::Client::new(&config),
         &SecretIds::from_env(),
@@ -39,12 +38,12 @@ pub async fn start() -> anyhow::Result<Start> {
         settings,
         resources,
         secrets,
-        hasher: CredentialHasher::new(pepper),
+        hasher: storybook_core::domain::credential::CredentialHasher::new(pepper),
     })
 }
 
+#[cfg(all(feature = "secrets", feature = "dynamodb"))]
 impl Start {
-    #[cfg(feature = "dynamodb")]
     pub fn store(&self) -> crate::DynamoStore {
         crate::DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&self.config),
@@ -52,11 +51,25 @@ impl Start {
         )
     }
 
+    /// The application over the store alone, for functions given no blob store and no queue
+    /// (credits, admin).
+    pub fn app_over_store(self) -> storybook_core::app::App {
+        use std::sync::Arc;
+        use storybook_core::ports::NotGiven;
+        storybook_core::app::App::new(
+            Arc::new(self.store()),
+            Arc::new(NotGiven),
+            Arc::new(NotGiven),
+            self.hasher,
+            self.settings,
+        )
+    }
+
     /// The application over DynamoDB, S3 and SQS.
-    #[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs"))]
+    #[cfg(all(feature = "s3", feature = "sqs"))]
     pub fn app(self) -> storybook_core::app::App {
         use std::sync::Arc;
-        let (store, blobs, queue) = crate::adapters(&self.config, &self.resources);
+        let (store, blobs, queue) = adapters(&self.config, &self.resources);
         storybook_core::app::App::new(
             Arc::new(store),
             Arc::new(blobs),
@@ -65,4 +78,21 @@ impl Start {
             self.settings,
         )
     }
+}
+
+/// The three adapters over one SDK configuration and one set of resources.
+#[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs"))]
+pub fn adapters(
+    config: &aws_config::SdkConfig,
+    resources: &storybook_core::config::AwsResources,
+) -> (crate::DynamoStore, crate::S3Blobs, crate::SqsQueue) {
+    (
+        crate::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &resources.table),
+        crate::S3Blobs::new(crate::sdk::s3_client(config), &resources.bucket),
+        crate::SqsQueue::new(
+            aws_sdk_sqs::Client::new(config),
+            &resources.step_queue_url,
+            &resources.step_dead_letter_url,
+        ),
+    )
 }

@@ -26,6 +26,12 @@ impl Family {
         Family::Admin,
     ];
 
+    /// Whether the family's routes use blob storage and the step queue: the credits and admin
+    /// functions are given neither (nor link their clients).
+    pub fn uses_blobs_and_queue(self) -> bool {
+        !matches!(self, Family::Credits | Family::Admin)
+    }
+
     /// The binary in `functions/` that serves the family.
     pub fn function(self) -> &'static str {
         match self {
@@ -39,12 +45,27 @@ impl Family {
     }
 }
 
+/// Who may call a route, checked by the HTTP layer before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health and capabilities.
+    Public,
+    /// An app user by `X-User-Key` (an unknown well-formed key makes the user).
+    User,
+    /// An admin-scoped API key by `Authorization: Bearer` or `X-API-Key` (`/v1/admin/...`).
+    AdminApiKey,
+    /// The app contract's `X-Admin-Key`, then the app user it acts for: checked in that order,
+    /// so an unauthenticated call makes no user.
+    AdminForUser,
+}
+
 /// One route of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub family: Family,
     pub method: &'static str,
     pub path: &'static str,
+    pub access: Access,
 }
 
 impl Route {
@@ -57,53 +78,75 @@ impl Route {
     }
 }
 
-const fn route(family: Family, method: &'static str, path: &'static str) -> Route {
+const fn route(family: Family, method: &'static str, path: &'static str, access: Access) -> Route {
     Route {
         family,
         method,
         path,
+        access,
     }
 }
 
 /// Every route, in the order the router adds them.
 pub const ROUTES: &[Route] = {
+    use Access::{AdminApiKey, AdminForUser, Public, User};
     use Family::*;
     &[
-        route(Health, "GET", "/health"),
-        route(Health, "GET", "/health/live"),
-        route(Health, "GET", "/health/ready"),
-        route(Health, "GET", "/v1/config/capabilities"),
-        route(Credits, "GET", "/v1/credits/balance"),
-        route(Credits, "GET", "/v1/credits/status"),
-        route(Credits, "GET", "/v1/credits/check"),
-        route(Credits, "GET", "/v1/credits/transactions"),
-        route(Credits, "POST", "/v1/credits/add"),
-        route(Books, "POST", "/v1/books"),
-        route(Books, "GET", "/v1/books/{job_id}"),
-        route(Books, "GET", "/v1/books/{book_id}/detail"),
-        route(Books, "GET", "/v1/books/{book_id}/pdf"),
-        route(Library, "GET", "/v1/library"),
-        route(Library, "PATCH", "/v1/library/{book_id}"),
-        route(Library, "DELETE", "/v1/library/{book_id}"),
-        route(Users, "DELETE", "/v1/users/me"),
-        route(Users, "GET", "/v1/settings"),
-        route(Users, "PATCH", "/v1/settings"),
-        route(Users, "POST", "/v1/streak/read"),
-        route(Users, "GET", "/v1/streak/info"),
-        route(Users, "GET", "/v1/streak/calendar"),
-        route(Users, "GET", "/v1/streak/history"),
-        route(Admin, "POST", "/v1/admin/api-keys"),
-        route(Admin, "GET", "/v1/admin/api-keys"),
-        route(Admin, "GET", "/v1/admin/api-keys/{key_id}"),
-        route(Admin, "PATCH", "/v1/admin/api-keys/{key_id}"),
-        route(Admin, "DELETE", "/v1/admin/api-keys/{key_id}"),
-        route(Admin, "POST", "/v1/admin/api-keys/{key_id}/rotate"),
-        route(Admin, "GET", "/v1/admin/api-keys/{key_id}/usage"),
-        route(Admin, "POST", "/v1/admin/users/{user_id}/credits"),
-        route(Admin, "GET", "/v1/admin/audit-log"),
-        route(Admin, "GET", "/v1/admin/users/{user_id}/reconciliation"),
-        route(Admin, "GET", "/v1/admin/spend"),
-        route(Admin, "PUT", "/v1/admin/kill-switch"),
+        route(Health, "GET", "/health", Public),
+        route(Health, "GET", "/health/live", Public),
+        route(Health, "GET", "/health/ready", Public),
+        route(Health, "GET", "/v1/config/capabilities", Public),
+        route(Credits, "GET", "/v1/credits/balance", User),
+        route(Credits, "GET", "/v1/credits/status", User),
+        route(Credits, "GET", "/v1/credits/check", User),
+        route(Credits, "GET", "/v1/credits/transactions", User),
+        route(Credits, "POST", "/v1/credits/add", AdminForUser),
+        route(Books, "POST", "/v1/books", User),
+        route(Books, "GET", "/v1/books/{job_id}", User),
+        route(Books, "GET", "/v1/books/{book_id}/detail", User),
+        route(Books, "GET", "/v1/books/{book_id}/pdf", User),
+        route(Library, "GET", "/v1/library", User),
+        route(Library, "PATCH", "/v1/library/{book_id}", User),
+        route(Library, "DELETE", "/v1/library/{book_id}", User),
+        route(Users, "DELETE", "/v1/users/me", User),
+        route(Users, "GET", "/v1/settings", User),
+        route(Users, "PATCH", "/v1/settings", User),
+        route(Users, "POST", "/v1/streak/read", User),
+        route(Users, "GET", "/v1/streak/info", User),
+        route(Users, "GET", "/v1/streak/calendar", User),
+        route(Users, "GET", "/v1/streak/history", User),
+        route(Admin, "POST", "/v1/admin/api-keys", AdminApiKey),
+        route(Admin, "GET", "/v1/admin/api-keys", AdminApiKey),
+        route(Admin, "GET", "/v1/admin/api-keys/{key_id}", AdminApiKey),
+        route(Admin, "PATCH", "/v1/admin/api-keys/{key_id}", AdminApiKey),
+        route(Admin, "DELETE", "/v1/admin/api-keys/{key_id}", AdminApiKey),
+        route(
+            Admin,
+            "POST",
+            "/v1/admin/api-keys/{key_id}/rotate",
+            AdminApiKey,
+        ),
+        route(
+            Admin,
+            "GET",
+            "/v1/admin/api-keys/{key_id}/usage",
+            AdminApiKey,
+        ),
+        route(
+            Admin,
+            "POST",
+            "/v1/admin/users/{user_id}/credits",
+            AdminApiKey,
+        ),
+        route(Admin, "GET", "/v1/admin/audit-log", AdminApiKey),
+        route(
+            Admin,
+            "GET",
+            "/v1/admin/users/{user_id}/reconciliation",
+            AdminApiKey,
+        ),
+        route(Admin, "GET", "/v1/admin/spend", AdminApiKey),
+        route(Admin, "PUT", "/v1/admin/kill-switch", AdminApiKey),
     ]
 };
 

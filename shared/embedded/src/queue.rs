@@ -1,4 +1,4 @@
-use super::Database;
+use crate::database::Database;
 use crate::ports::queue::{MAX_RECEIVES, QueueError, QueuedMessage, StepQueue};
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};

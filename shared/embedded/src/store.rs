@@ -1,4 +1,4 @@
-use super::Database;
+use crate::database::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};

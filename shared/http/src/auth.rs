@@ -4,17 +4,21 @@
 //! truncated hash of what was presented (never the key), and failed authentications are limited
 //! per client IP so that keys cannot be guessed.
 
-use super::AppState;
-use super::error::ApiError;
-use super::extract::ClientIp;
-use super::limits::route_of;
+use crate::catalogue::Access;
 use crate::config::Environment;
+use crate::context::{audit, client_ip, route_of};
 use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope};
-use crate::domain::audit::{AuditEntry, AuditEvent};
+use crate::domain::audit::AuditEvent;
 use crate::domain::credential::CredentialKind;
+use crate::domain::user::{User, UserKey};
+use crate::error::{ApiError, Problem};
+use crate::limits::enforce;
 use crate::ports::store::Window;
-use axum::extract::FromRequestParts;
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -46,42 +50,6 @@ impl KeyHeader {
     }
 }
 
-/// Where a request came from, for its audit entries: the client IP and the route.
-pub struct AuditContext {
-    pub ip: String,
-    pub route: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(AuditContext {
-            ip: super::extract::client_ip(parts).unwrap_or_else(|| "unknown".into()),
-            route: route_of(parts),
-        })
-    }
-}
-
-/// Records an audit entry; an audit that cannot be written is logged, never fatal to the answer.
-pub async fn audit(
-    state: &AppState,
-    event: AuditEvent,
-    credential: Option<String>,
-    ip: &str,
-    route: &str,
-    detail: Option<String>,
-) {
-    let entry = AuditEntry::new(event, credential, ip, route, detail);
-    if let Err(error) = state.store.append_audit(&entry).await {
-        tracing::error!(
-            error = format!("{error:#}"),
-            event = event.as_str(),
-            "audit entry not written"
-        );
-    }
-}
-
 /// Verifies the key `header` carries for `needed`. Answers the key's record, or the refusal.
 pub async fn verify(
     state: &AppState,
@@ -89,11 +57,9 @@ pub async fn verify(
     header: KeyHeader,
     needed: Scope,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
-        .await
-        .unwrap_or_else(|never| match never {});
+    let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
     let route = route_of(parts);
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     let failures = format!("authfail:{ip}");
     let limits = &state.settings.limits;
     let raw = header.read(parts);
@@ -118,7 +84,7 @@ pub async fn verify(
                 !matches!(event, AuditEvent::IpRefused | AuditEvent::ScopeRefused);
             if is_authentication {
                 // Best effort, like the audit: a refusal stands even when it cannot be counted.
-                let window = Window::fixed(MINUTE, chrono::Utc::now());
+                let window = Window::fixed(MINUTE, state.clock.now());
                 if let Err(error) = state.store.take(&failures, u32::MAX, window).await {
                     tracing::warn!(
                         error = format!("{error:#}"),
@@ -210,18 +176,136 @@ pub async fn verify(
     Ok(record)
 }
 
-/// A caller of `/v1/admin/…` with an active admin-scoped API key.
-pub struct AdminCaller(pub ApiKeyRecord);
-
-impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let record = verify(state, parts, KeyHeader::ApiHeaders, Scope::Admin).await?;
-        super::limits::enforce(state, parts, &format!("key:{}", record.key_id)).await?;
-        Ok(AdminCaller(record))
+/// Authentication as a layer on every route that needs it, by the route's [`Access`]: it runs
+/// before the handler and its extractors, so the order of a handler's arguments never decides
+/// who is let in (nor whether a user is made for a caller who is then refused).
+pub async fn authenticate(
+    State((state, access)): State<(AppState, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match let_in(&state, access, &mut parts).await {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(error) => error.into_response(),
     }
 }
+
+/// Checks `access` and leaves who was let in in the request's extensions.
+async fn let_in(state: &AppState, access: Access, parts: &mut Parts) -> Result<(), ApiError> {
+    match access {
+        Access::Public => {}
+        Access::User => {
+            let user = app_user(state, parts).await?;
+            parts.extensions.insert(AppUser(user));
+        }
+        Access::AdminApiKey => {
+            let record = verify(state, parts, KeyHeader::ApiHeaders, Scope::Admin).await?;
+            enforce(state, parts, &format!("key:{}", record.key_id)).await?;
+            parts.extensions.insert(AdminCaller(record));
+        }
+        Access::AdminForUser => {
+            let record = verify(state, parts, KeyHeader::AdminHeader, Scope::Admin).await?;
+            parts.extensions.insert(AdminKey(record));
+            let user = app_user(state, parts).await?;
+            parts.extensions.insert(AppUser(user));
+        }
+    }
+    Ok(())
+}
+
+pub const USER_KEY_HEADER: &str = "x-user-key";
+
+/// The app user behind `X-User-Key`. A missing key is a schema error (422), a malformed one a
+/// 400, both before any store read; an unknown well-formed key creates the user.
+async fn app_user(state: &AppState, parts: &Parts) -> Result<User, ApiError> {
+    let Some(raw) = parts.headers.get(USER_KEY_HEADER) else {
+        return Err(ApiError::schema(Problem::new(
+            &["header", USER_KEY_HEADER],
+            "Field required",
+            "missing",
+        )));
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .and_then(|raw| UserKey::parse(raw).ok())
+        .ok_or_else(|| ApiError::BadRequest("Invalid X-User-Key format".into()))?;
+    let id = state.hasher.hash(CredentialKind::UserKey, key.expose());
+    let caller = format!("user:{}", id.as_str());
+    if let Some(user) = state.store.find_user(&id).await? {
+        enforce(state, parts, &caller).await?;
+        return Ok(user);
+    }
+    // Making accounts is limited per client IP, so one client cannot mint free credits.
+    let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
+    let now = state.clock.now();
+    let decision = state
+        .store
+        .take(
+            &format!("signup:{ip}"),
+            state.settings.account_creations_per_ip_per_hour,
+            Window::fixed(Duration::from_secs(3600), now),
+        )
+        .await?;
+    if !decision.allowed {
+        tracing::warn!(client_ip = %ip, "account creation limited");
+        return Err(ApiError::RateLimited {
+            limit: decision.limit,
+            retry_after: decision.reset_after,
+        });
+    }
+    let lookup = state
+        .store
+        .create_user(&id, state.settings.opening_credits, now)
+        .await?;
+    if lookup.created {
+        tracing::info!(user = lookup.user.id.truncated(), "user created");
+        audit(
+            state,
+            AuditEvent::UserCreated,
+            Some(id.truncated().to_owned()),
+            &ip,
+            &route_of(parts),
+            None,
+        )
+        .await;
+    }
+    enforce(state, parts, &caller).await?;
+    Ok(lookup.user)
+}
+
+/// The app user the route's layer let in.
+#[derive(Clone)]
+pub struct AppUser(pub User);
+
+/// The admin-scoped API key (`Authorization`/`X-API-Key`) the route's layer let in.
+#[derive(Clone)]
+pub struct AdminCaller(pub ApiKeyRecord);
+
+/// The admin key in `X-Admin-Key` (the app contract's header for admin calls) the route's layer
+/// let in. Anything but an active admin key of this environment answers 403 `FORBIDDEN`.
+#[derive(Clone)]
+pub struct AdminKey(pub ApiKeyRecord);
+
+/// Each identity is read from what the layer left; a handler asking for one its route's access
+/// does not give is a wiring mistake, answered 500 (every route's test would show it).
+macro_rules! let_in_by_layer {
+    ($($identity:ident),*) => {$(
+        impl<S: Send + Sync> FromRequestParts<S> for $identity {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+                parts.extensions.get::<$identity>().cloned().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!(
+                        "{} asks for {} without the access that gives it",
+                        route_of(parts),
+                        stringify!($identity)
+                    ))
+                })
+            }
+        }
+    )*};
+}
+
+let_in_by_layer!(AppUser, AdminCaller, AdminKey);

@@ -1,16 +1,17 @@
 //! Each catalogued route's handler. The route data (method, path, family, class) lives in
 //! [`crate::catalogue`] (the core crate's), apart from the handlers, so reading it builds no handler.
 
-use super::AppState;
-use super::routes::{
+use crate::catalogue::{Access, Family, ROUTES, Route};
+use crate::routes::{
     admin, books, config, credits, health, library, settings, spend, streak, users,
 };
-use crate::catalogue::{Family, ROUTES, Route};
+use crate::state::AppState;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 /// One route and its handler.
 pub struct Endpoint {
     pub family: Family,
+    pub access: Access,
     pub method: &'static str,
     pub path: &'static str,
     pub handler: MethodRouter<AppState>,
@@ -65,6 +66,7 @@ pub fn endpoints(families: &[Family]) -> Vec<Endpoint> {
         .filter(|route| families.contains(&route.family))
         .map(|route| Endpoint {
             family: route.family,
+            access: route.access,
             method: route.method,
             path: route.path,
             handler: handler(route).unwrap_or_else(|| {

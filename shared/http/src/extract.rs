@@ -1,19 +1,12 @@
 //! Extractors that turn a request into validated domain values, refusing with [`ApiError`].
 
-use super::AppState;
-use super::error::{ApiError, Problem};
-use crate::domain::api_key::{ApiKeyRecord, Scope};
-use crate::domain::audit::AuditEvent;
-use crate::domain::credential::CredentialKind;
-use crate::domain::user::{User, UserKey};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use crate::error::{ApiError, Problem};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 /// A JSON body that must match `T` exactly; every mismatch is a 422 with its location.
 pub struct JsonBody<T>(pub T);
@@ -199,133 +192,6 @@ pub fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// The caller's address: API Gateway's source IP on Lambda, the socket's peer locally.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            client_ip(parts).unwrap_or_else(|| "unknown".to_owned()),
-        ))
-    }
-}
-
-/// API Gateway's source IP on Lambda, the socket's peer locally, if either is known.
-pub fn client_ip(parts: &Parts) -> Option<String> {
-    use lambda_http::request::RequestContext;
-    if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
-        && let Some(ip) = &context.http.source_ip
-    {
-        return Some(ip.clone());
-    }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip().to_string())
-}
-
-/// The app user behind `X-User-Key`. A missing key is a schema error (422), a malformed one a
-/// 400, both before any store read; an unknown well-formed key creates the user.
-pub struct AppUser(pub User);
-
-pub const USER_KEY_HEADER: &str = "x-user-key";
-
-impl FromRequestParts<AppState> for AppUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(raw) = parts.headers.get(USER_KEY_HEADER) else {
-            return Err(ApiError::schema(Problem::new(
-                &["header", USER_KEY_HEADER],
-                "Field required",
-                "missing",
-            )));
-        };
-        let key = raw
-            .to_str()
-            .ok()
-            .and_then(|raw| UserKey::parse(raw).ok())
-            .ok_or_else(|| ApiError::BadRequest("Invalid X-User-Key format".into()))?;
-        let id = state.hasher.hash(CredentialKind::UserKey, key.expose());
-        let caller = format!("user:{}", id.as_str());
-        if let Some(user) = state.store.find_user(&id).await? {
-            super::limits::enforce(state, parts, &caller).await?;
-            return Ok(AppUser(user));
-        }
-        // Making accounts is limited per client IP, so one client cannot mint free credits.
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let now = chrono::Utc::now();
-        let decision = state
-            .store
-            .take(
-                &format!("signup:{ip}"),
-                state.settings.account_creations_per_ip_per_hour,
-                crate::ports::store::Window::fixed(Duration::from_secs(3600), now),
-            )
-            .await?;
-        if !decision.allowed {
-            tracing::warn!(client_ip = %ip, "account creation limited");
-            return Err(ApiError::RateLimited {
-                limit: decision.limit,
-                retry_after: decision.reset_after,
-            });
-        }
-        let lookup = state
-            .store
-            .create_user(&id, state.settings.opening_credits, now)
-            .await?;
-        if lookup.created {
-            tracing::info!(user = lookup.user.id.truncated(), "user created");
-        }
-        if lookup.created {
-            let route = super::limits::route_of(parts);
-            super::auth::audit(
-                state,
-                AuditEvent::UserCreated,
-                Some(id.truncated().to_owned()),
-                &ip,
-                &route,
-                None,
-            )
-            .await;
-        }
-        super::limits::enforce(state, parts, &caller).await?;
-        Ok(AppUser(lookup.user))
-    }
-}
-
-/// An admin API key in `X-Admin-Key` (the app contract's header for admin calls). Anything but an
-/// active admin key of this environment answers 403 `FORBIDDEN`, as the app expects.
-pub struct AdminKey(pub ApiKeyRecord);
-
-pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
-
-impl FromRequestParts<AppState> for AdminKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let record = super::auth::verify(
-            state,
-            parts,
-            super::auth::KeyHeader::AdminHeader,
-            Scope::Admin,
-        )
-        .await?;
-        Ok(AdminKey(record))
-    }
 }
 
 #[cfg(test)]

@@ -2,79 +2,26 @@
 //! shares one count), with a per-process in-memory limiter in front as a cheap first line, and
 //! the `RateLimit-*` / `X-RateLimit-*` headers on the answer.
 
-use super::AppState;
-use super::error::ApiError;
 use crate::catalogue::RouteClass;
-use crate::config::Limits;
+use crate::context::{audit, client_ip, path_of, route_of};
 use crate::domain::audit::AuditEvent;
+use crate::error::ApiError;
 use crate::ports::LimitDecision;
 use crate::ports::store::Window;
-use axum::extract::{MatchedPath, Request};
+use crate::state::AppState;
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// The per-process first line: refuses what the store would refuse anyway, without a write.
-pub struct LocalLimiter {
-    classes: [DefaultKeyedRateLimiter<String>; 3],
-    /// One audit entry per limited caller per minute is enough to see who was limited.
-    audits: DefaultKeyedRateLimiter<String>,
-}
-
-impl LocalLimiter {
-    pub fn new(limits: &Limits) -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
-        Self {
-            classes: [
-                RateLimiter::keyed(quota(limits.generation_per_minute)),
-                RateLimiter::keyed(quota(limits.writes_per_minute)),
-                RateLimiter::keyed(quota(limits.reads_per_minute)),
-            ],
-            audits: RateLimiter::keyed(quota(1)),
-        }
-    }
-
-    fn allows(&self, class: RouteClass, caller: &str) -> bool {
-        let limiter = &self.classes[class as usize];
-        // Forget idle callers now and then so the map stays small.
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
-        }
-        limiter.check_key(&caller.to_owned()).is_ok()
-    }
-
-    fn should_audit(&self, caller: &str) -> bool {
-        if self.audits.len() > 10_000 {
-            self.audits.retain_recent();
-        }
-        self.audits.check_key(&caller.to_owned()).is_ok()
-    }
-}
-
 /// Where the limit decision of a request waits for its answer's headers.
 #[derive(Clone, Default)]
 struct DecisionSlot(Arc<Mutex<Option<LimitDecision>>>);
-
-/// The route as the log and the audit name it: `METHOD /path/{param}`.
-pub fn route_of(parts: &Parts) -> String {
-    format!("{} {}", parts.method, path_of(parts))
-}
-
-/// The route's path pattern (`/v1/books/{job_id}`), or the raw path when no route matched.
-fn path_of(parts: &Parts) -> &str {
-    parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|p| p.as_str())
-        .unwrap_or_else(|| parts.uri.path())
-}
 
 /// Counts one request of `caller` against its route class; refuses past the limit. When the store
 /// cannot count, reads go through if so configured, everything else is refused (fail closed).
@@ -129,10 +76,10 @@ async fn refuse(
     retry_after: u64,
 ) -> ApiError {
     if state.limiter.should_audit(caller) {
-        let ip = super::extract::client_ip(parts).unwrap_or_else(|| "unknown".into());
+        let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
         let label: String = caller.chars().take(17).collect();
         let detail = Some(format!("{} limit {limit}/min", class.name()));
-        super::auth::audit(
+        audit(
             state,
             AuditEvent::RateLimited,
             Some(label),
@@ -171,24 +118,4 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
         }
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_line_counts_per_caller_and_class() {
-        let limiter = LocalLimiter::new(&Limits {
-            generation_per_minute: 2,
-            ..Limits::default()
-        });
-        assert!(
-            limiter.allows(RouteClass::Generation, "a")
-                && limiter.allows(RouteClass::Generation, "a")
-        );
-        assert!(!limiter.allows(RouteClass::Generation, "a"));
-        assert!(limiter.allows(RouteClass::Generation, "b"));
-        assert!(limiter.allows(RouteClass::Read, "a"));
-    }
 }

@@ -2,13 +2,14 @@
 //! own signed blob URLs. No AWS account, no keys.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Deserialize;
 use std::path::Path as FsPath;
 use std::sync::Arc;
+use std::time::Duration;
 use storybook_core::config::{LocalSettings, Settings, pepper_from_env};
 use storybook_core::domain::book::Step;
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
@@ -21,6 +22,8 @@ use storybook_http::{AppState, Family, api, with_edges};
 use storybook_pipeline::pipeline::{Pipeline, enqueue_step, worker};
 use storybook_pipeline::providers::settings::ProviderSettings;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 /// The pepper from `KEY_PEPPER`, else the one kept in the data folder (made on first start), so
 /// that users and keys survive restarts.
@@ -166,12 +169,104 @@ async fn serve_blob(
     ))
 }
 
+/// What one client may hold of the local server: it is reachable from a laptop's network, so a
+/// client that trickles its headers or body, or keeps a connection idle, must not hold a
+/// connection forever, and connections are capped.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a request's headers may take to arrive, counted from when the connection starts
+    /// waiting for them (so an idle keep-alive connection is closed after it too).
+    pub headers: Duration,
+    /// How long a request may take once its headers are in, its body included (408 after).
+    pub request: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            headers: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+            max_connections: 256,
+        }
+    }
+}
+
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve_with(
+        listener,
+        router,
+        ConnectionLimits::default(),
+        shutdown_signal(),
+    )
+    .await
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets the
+/// connections being served finish (at most `limits.request`).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let router = router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(limits.request, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => storybook_http::error::envelope(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "REQUEST_TIMEOUT",
+                    "The request took too long to arrive",
+                    None,
+                )
+                .into_response(),
+            }
+        },
+    ));
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // A free slot first, then a connection: past the cap, clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit?,
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(error = %error, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        connections.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.headers)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection closed");
+            }
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(limits.request, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }
 

@@ -5,12 +5,13 @@
 //! total (what the hard limit reads) but not in its book's records: the limit never misses a
 //! call.
 
-use super::{Attempt, DynamoStore, Item, describe, n, num, s, text, until_settled};
+use super::{Attempt, DynamoStore, Item, n, num, s, text, until_settled};
 use crate::domain::book::BookId;
 use crate::domain::spend::{
     BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
 };
 use crate::ports::store::{SpendStore, StoreError};
+use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use chrono::NaiveDate;

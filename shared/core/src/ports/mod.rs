@@ -1,10 +1,12 @@
 //! The ports the domain talks through. Each has an `embedded` and an `aws` adapter
-//! (`crate::adapters`), and one contract test suite (`tests/suite/contract`) run against both.
+//! (the `storybook-embedded` and `storybook-aws` crates), and one contract test suite (`tests/suite/contract`) run against both.
 
 pub mod blobs;
+pub mod not_given;
 pub mod queue;
 pub mod store;
 
 pub use blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+pub use not_given::NotGiven;
 pub use queue::{QueueError, QueuedMessage, StepQueue};
 pub use store::{CreateOutcome, LimitDecision, Store, StoreError, StoredBook};

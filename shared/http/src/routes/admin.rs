@@ -1,8 +1,8 @@
 //! Our additions for operators and servers, under `/v1/admin/`, with admin-scoped API keys:
 //! the API key lifecycle, per-key usage, credits for a user, the audit log.
 
-use crate::AppState;
-use crate::auth::{AdminCaller, AuditContext, audit};
+use crate::auth::AdminCaller;
+use crate::context::{AuditContext, audit};
 use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope, parse_ip_rule};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credential::{CredentialHash, CredentialKind};
@@ -12,6 +12,7 @@ use crate::domain::credits::{
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams, parse_json};
 use crate::ports::store::whole_ledger;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;

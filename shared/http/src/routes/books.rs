@@ -1,7 +1,7 @@
 //! Making a book and following it: `POST /v1/books`, `GET /v1/books/{job_id}`, the detail and
 //! the PDF.
 
-use crate::AppState;
+use crate::auth::AppUser;
 use crate::book_files::enqueue_step;
 use crate::book_records::fail_book;
 use crate::domain::book::{
@@ -10,10 +10,11 @@ use crate::domain::book::{
 };
 use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
-use crate::extract::{AppUser, JsonBody, PathParam, check_profile_header};
+use crate::extract::{JsonBody, PathParam, check_profile_header};
 use crate::ports::{BlobKey, CreateOutcome};
 use crate::routes::settings::settings_of;
 use crate::spend::SpendGuard;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

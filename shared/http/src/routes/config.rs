@@ -1,6 +1,6 @@
-use crate::AppState;
 use crate::catalogue::serves;
 use crate::domain::book::PageCount;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};

@@ -1,11 +1,12 @@
-use crate::AppState;
-use crate::auth::{AuditContext, audit};
+use crate::auth::{AdminKey, AppUser};
+use crate::context::{AuditContext, audit};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credits::{
     EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId,
 };
 use crate::error::{ApiError, Problem};
-use crate::extract::{AdminKey, AppUser, JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;

@@ -1,13 +1,14 @@
 //! The parent's library of finished books: list, rename, delete.
 
 use super::books::owned_book;
-use crate::AppState;
+use crate::auth::AppUser;
 use crate::book_files::blob_keys;
 use crate::book_records::{Change, update_book};
 use crate::domain::book::{Book, Style, TargetAge};
 use crate::error::{ApiError, Problem};
-use crate::extract::{AppUser, JsonBody, PathParam, QueryParams};
+use crate::extract::{JsonBody, PathParam, QueryParams};
 use crate::ports::BlobKey;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;

@@ -1,11 +1,12 @@
 //! `GET`/`PATCH /v1/settings`: the parent's app settings, above all the time zone their days are
 //! counted in.
 
-use crate::AppState;
+use crate::auth::AppUser;
 use crate::domain::settings::{UserSettings, UserSettingsPatch};
 use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
-use crate::extract::{AppUser, JsonBody};
+use crate::extract::JsonBody;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 

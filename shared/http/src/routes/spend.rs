@@ -1,13 +1,14 @@
 //! Our additions for operators: today's provider spend against its limits, and the kill switch
 //! that stops generation (admin-scoped API keys; switching is audited).
 
-use crate::AppState;
-use crate::auth::{AdminCaller, AuditContext, audit};
+use crate::auth::AdminCaller;
+use crate::context::{AuditContext, audit};
 use crate::domain::audit::AuditEvent;
 use crate::domain::spend::{KillSwitch, spend_day};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::spend::SpendGuard;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use chrono::NaiveDate;

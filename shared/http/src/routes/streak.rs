@@ -3,11 +3,12 @@
 
 use super::books::owned_book;
 use super::settings::settings_of;
-use crate::AppState;
+use crate::auth::AppUser;
 use crate::domain::streak::{MAX_READING_SECONDS, Milestone, Reading, Streak, milestones_reached};
 use crate::error::ApiError;
-use crate::extract::{AppUser, JsonBody, QueryParams, check_profile_header};
+use crate::extract::{JsonBody, QueryParams, check_profile_header};
 use crate::ports::store::StreakAdvance;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -1,11 +1,11 @@
 //! `DELETE /v1/users/me`: a parent erases everything we hold about them.
 
-use crate::AppState;
-use crate::auth::{AuditContext, audit};
+use crate::auth::AppUser;
 use crate::book_files::blob_keys;
+use crate::context::{AuditContext, audit};
 use crate::domain::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::extract::AppUser;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};

@@ -125,6 +125,9 @@ fn provider_code(error: &ProviderError, text: bool) -> &'static str {
     }
 }
 
+/// How long a step that failed once waits before it comes back.
+pub const FIRST_RETRY: Duration = Duration::from_secs(2);
+
 /// How long a step waits for an open circuit (sent again after each cooldown) before it fails as
 /// usual and spends its deliveries: well within the stuck-book period.
 pub const CIRCUIT_PATIENCE: Duration = Duration::from_secs(5 * 60);
@@ -158,7 +161,7 @@ impl Pipeline {
             blobs: state.blobs.clone(),
             queue: state.queue.clone(),
             providers,
-            first_retry: worker::FIRST_RETRY,
+            first_retry: FIRST_RETRY,
             circuit_patience: CIRCUIT_PATIENCE,
             spend: SpendGuard::new(state),
         }

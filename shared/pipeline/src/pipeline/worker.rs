@@ -14,9 +14,6 @@ use std::time::Duration;
 /// longest step (a picture: the provider's 90 s and its download), as on Lambda.
 pub const VISIBILITY: Duration = Duration::from_secs(180);
 
-/// How long a step that failed once waits before it comes back.
-pub const FIRST_RETRY: Duration = Duration::from_secs(2);
-
 /// When a failed step comes back: `first` after a first failure, twice as long after each next
 /// one, at most five minutes (not after the whole visibility timeout, which is sized for the
 /// longest step).

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod offline;
 pub mod openai;
 pub mod replicate;
+pub mod set;
 pub mod settings;
 pub mod story;
 pub mod wire;
@@ -24,12 +25,12 @@ use crate::domain::book::{BookRequest, Language, Style, TargetAge};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::ProviderNames;
 pub use crate::domain::book::CharacterSheet;
 pub use crate::domain::spend::Usage;
+pub use set::Providers;
 pub use story::{StoryPage, WrittenStory};
 
 /// Why a provider call failed, classified once where the answer is read.
@@ -185,33 +186,6 @@ pub struct Speech {
 #[async_trait]
 pub trait Narrator: Send + Sync {
     async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError>;
-}
-
-/// The providers a pipeline runs with.
-#[derive(Clone)]
-pub struct Providers {
-    pub writer: Arc<dyn StoryWriter>,
-    pub moderator: Arc<dyn Moderator>,
-    pub illustrator: Arc<dyn Illustrator>,
-    pub narrator: Arc<dyn Narrator>,
-    /// Fetches the URLs illustrators answer with.
-    pub fetcher: fetch::SafeFetcher,
-    /// Which provider serves each capability, for the capabilities route and the logs.
-    pub names: ProviderNames,
-}
-
-impl Providers {
-    /// Deterministic, network-free providers that make real text, PNGs and WAVs.
-    pub fn offline() -> Self {
-        Self {
-            writer: Arc::new(offline::OfflineWriter),
-            moderator: Arc::new(offline::OfflineModerator),
-            illustrator: Arc::new(offline::OfflineIllustrator),
-            narrator: Arc::new(offline::OfflineNarrator),
-            fetcher: fetch::SafeFetcher::new(fetch::FetchPolicy::default()),
-            names: ProviderNames::offline(),
-        }
-    }
 }
 
 /// A stable 64-bit seed from text (FNV-1a): the same name always gives the same look.

@@ -1,0 +1,67 @@
+//! A port a function is not given: the credits and admin functions have no blob store and no
+//! queue (their IAM policies allow neither, and they link neither client). Every call fails as
+//! an unreachable dependency would; the route catalogue keeps such functions to routes that make
+//! no such call, and a test runs every one of their routes over this port.
+
+use super::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+use super::queue::{QueueError, QueuedMessage, StepQueue};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotGiven;
+
+fn not_given(port: &str) -> anyhow::Error {
+    anyhow::anyhow!("this function is not given a {port}")
+}
+
+#[async_trait]
+impl BlobStore for NotGiven {
+    async fn put(&self, _: &BlobKey, _: BlobStream) -> Result<(), BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+
+    async fn get(&self, _: &BlobKey) -> Result<Option<Bytes>, BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+
+    async fn delete(&self, _: &BlobKey) -> Result<(), BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+
+    async fn signed_url(&self, _: &BlobKey, _: Duration) -> Result<String, BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+
+    async fn ping(&self) -> Result<(), BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+}
+
+#[async_trait]
+impl StepQueue for NotGiven {
+    async fn send_delayed(&self, _: &str, _: Duration) -> Result<String, QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+
+    async fn receive(&self, _: u32, _: Duration) -> Result<Vec<QueuedMessage>, QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+
+    async fn delete(&self, _: &str) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+
+    async fn postpone(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+
+    async fn dead_letters(&self, _: u32) -> Result<Vec<QueuedMessage>, QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable(not_given("step queue")))
+    }
+}

@@ -1,0 +1,63 @@
+//! The per-process first line of the rate limits: a keyed in-memory limiter per route class.
+
+use crate::catalogue::RouteClass;
+use crate::config::Limits;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+
+/// The per-process first line: refuses what the store would refuse anyway, without a write.
+pub struct LocalLimiter {
+    classes: [DefaultKeyedRateLimiter<String>; 3],
+    /// One audit entry per limited caller per minute is enough to see who was limited.
+    audits: DefaultKeyedRateLimiter<String>,
+}
+
+impl LocalLimiter {
+    pub fn new(limits: &Limits) -> Self {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
+        Self {
+            classes: [
+                RateLimiter::keyed(quota(limits.generation_per_minute)),
+                RateLimiter::keyed(quota(limits.writes_per_minute)),
+                RateLimiter::keyed(quota(limits.reads_per_minute)),
+            ],
+            audits: RateLimiter::keyed(quota(1)),
+        }
+    }
+
+    pub fn allows(&self, class: RouteClass, caller: &str) -> bool {
+        let limiter = &self.classes[class as usize];
+        // Forget idle callers now and then so the map stays small.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&caller.to_owned()).is_ok()
+    }
+
+    pub fn should_audit(&self, caller: &str) -> bool {
+        if self.audits.len() > 10_000 {
+            self.audits.retain_recent();
+        }
+        self.audits.check_key(&caller.to_owned()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_line_counts_per_caller_and_class() {
+        let limiter = LocalLimiter::new(&Limits {
+            generation_per_minute: 2,
+            ..Limits::default()
+        });
+        assert!(
+            limiter.allows(RouteClass::Generation, "a")
+                && limiter.allows(RouteClass::Generation, "a")
+        );
+        assert!(!limiter.allows(RouteClass::Generation, "a"));
+        assert!(limiter.allows(RouteClass::Generation, "b"));
+        assert!(limiter.allows(RouteClass::Read, "a"));
+    }
+}

@@ -1,0 +1,73 @@
+//! The router: the catalogued routes of some families, each behind the authentication its
+//! access needs (a layer, so no handler's argument order decides who is let in), and the edges
+//! every answer passes through.
+
+use crate::auth;
+use crate::catalogue::{Access, Family};
+use crate::config;
+use crate::edges;
+use crate::endpoints::endpoints;
+use crate::error::{ApiError, envelope};
+use crate::limits;
+use crate::request_id;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+
+/// The routes of `families`, with the API's fallbacks, not yet wrapped in [`with_edges`].
+pub fn api(state: AppState, families: &[Family]) -> Router {
+    let mut router = Router::new();
+    for endpoint in endpoints(families) {
+        let handler = match endpoint.access {
+            Access::Public => endpoint.handler,
+            access => endpoint
+                .handler
+                .route_layer(axum::middleware::from_fn_with_state(
+                    (state.clone(), access),
+                    auth::authenticate,
+                )),
+        };
+        router = router.route(endpoint.path, handler);
+    }
+    router
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::NotFound {
+                resource: "route",
+                id: uri.path().to_owned(),
+            }
+        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// What every answer passes through: request id and log span, panic catching, body limit.
+pub fn with_edges(router: Router, settings: &config::Settings) -> Router {
+    let router = router
+        .layer(axum::middleware::from_fn(limits::headers))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                envelope(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "Something went wrong on our side",
+                    None,
+                )
+                .into_response()
+            },
+        ))
+        .layer(axum::middleware::from_fn(edges::security_headers))
+        .layer(axum::middleware::from_fn(request_id::middleware));
+    match edges::cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The whole API for `families`, ready to serve.
+pub fn app(state: AppState, families: &[Family]) -> Router {
+    let settings = state.settings.clone();
+    with_edges(api(state, families), &settings)
+}
