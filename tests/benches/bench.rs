@@ -445,9 +445,10 @@ mod counting {
             &self,
             book: &Book,
             key: Option<&Idempotency>,
+            unfinished_cap: u32,
         ) -> Result<CreateOutcome, StoreError> {
             self.write();
-            self.inner.create_book(book, key).await
+            self.inner.create_book(book, key, unfinished_cap).await
         }
         async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
             self.read();

@@ -816,3 +816,131 @@ on_both_backends!(
     refused_requests_give_their_place_back,
     refused_requests_give_their_place_back
 );
+
+/// The unfinished-books cap is counted in the same atomic step that makes the book: 20
+/// concurrent requests with a cap of 2 make 2 books (a count read before any of them was made
+/// let 16 to 19 through), and the refused ones are neither charged nor counted for the day.
+async fn concurrent_requests_never_pass_the_unfinished_cap(backend: Backend) {
+    let settings = storybook_core::config::Settings {
+        limits: storybook_core::config::Limits {
+            unfinished_books: 2,
+            ..crate::harness::test_settings().limits
+        },
+        ..crate::harness::test_settings()
+    };
+    let app = Arc::new(TestApp::with_settings(backend, settings).await);
+    let user = new_user_key();
+    assert_eq!(
+        app.grant(&user, 50, &format!("cap-{user}")).await.status,
+        200
+    );
+    // No worker runs: every book made stays unfinished.
+    let answers = join_all((0..20).map(|_| {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move {
+            app.post_json("/v1/books", &user, &korean_book(4), &[])
+                .await
+        })
+    }))
+    .await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+    let made = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        made,
+        2,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == 200 || a.code() == "TOO_MANY_PENDING_JOBS"),
+        "{:?}",
+        answers
+            .iter()
+            .map(|a| a.code().to_owned())
+            .collect::<Vec<_>>()
+    );
+    let balance = app.get("/v1/credits/balance", &user).await.body["credits"].clone();
+    assert_eq!(balance, 3 + 50 - 2, "only the books made are charged");
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_requests_never_pass_the_unfinished_cap,
+    concurrent_requests_never_pass_the_unfinished_cap
+);
+
+/// An illustrator that tells when it is drawing and waits to be let go: a step held mid-way.
+struct HeldIllustrator {
+    inner: Arc<dyn storybook_pipeline::providers::Illustrator>,
+    drawing: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl storybook_pipeline::providers::Illustrator for HeldIllustrator {
+    async fn illustrate(
+        &self,
+        prompt: &storybook_pipeline::providers::ImagePrompt,
+    ) -> Result<
+        storybook_pipeline::providers::Metered<storybook_pipeline::providers::Artwork>,
+        storybook_pipeline::providers::ProviderError,
+    > {
+        self.drawing.notify_one();
+        self.go.notified().await;
+        self.inner.illustrate(prompt).await
+    }
+}
+
+/// A user erased while a page is being drawn: the step finishes after the erasure and leaves no
+/// picture behind (before, it stored one the erasure had no record of).
+async fn a_step_finishing_after_erasure_leaves_no_file(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let job = start_book(&app, &user).await;
+    let plain = app.pipeline();
+    for step in [Step::Story, Step::Reference] {
+        plain.handle(&body(&job, step), false).await.unwrap();
+    }
+    let (drawing, go) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let mut providers = storybook_pipeline::providers::Providers::offline();
+    providers.illustrator = Arc::new(HeldIllustrator {
+        inner: providers.illustrator.clone(),
+        drawing: drawing.clone(),
+        go: go.clone(),
+    });
+    let held = app.pipeline_with(providers);
+    let message = body(&job, Step::Illustrate { page: 1 });
+    let step = tokio::spawn(async move { held.handle(&message, false).await });
+    drawing.notified().await;
+    let erased = app
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &[("x-user-key", &user)],
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    go.notify_one();
+    let _ = step.await.unwrap();
+    let id = BookId::parse(&job).unwrap();
+    assert!(app.state.store.find_book(&id).await.unwrap().is_none());
+    for extension in ["png", "jpg", "webp"] {
+        let key = storybook_pipeline::pipeline::image_key_as(&id, 1, extension);
+        assert_eq!(
+            app.state.blobs.get(&key).await.unwrap(),
+            None,
+            "{} outlived the erasure",
+            key.as_str()
+        );
+    }
+}
+on_both_backends!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_step_finishing_after_erasure_leaves_no_file,
+    a_step_finishing_after_erasure_leaves_no_file
+);

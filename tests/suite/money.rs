@@ -238,7 +238,7 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
     assert!(matches!(
         app.state
             .store
-            .create_book(&yesterdays, Some(&stale))
+            .create_book(&yesterdays, Some(&stale), u32::MAX)
             .await
             .unwrap(),
         storybook_core::ports::CreateOutcome::Created(_)

@@ -65,14 +65,17 @@ const PROFILE: &str = "PROFILE";
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: crate::sdk::LazyClient<Client>,
     table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::sdk::LazyClient<Client>>,
+        table: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -270,6 +273,14 @@ fn optional_text(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Some(value.clone()),
         _ => None,
+    }
+}
+
+/// A number attribute that older items may not have.
+fn optional_num(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => num(item, name).map(Some),
     }
 }
 
@@ -1154,6 +1165,7 @@ impl BookStore for DynamoStore {
         &self,
         book: &Book,
         idempotency: Option<&Idempotency>,
+        unfinished_cap: u32,
     ) -> Result<CreateOutcome, StoreError> {
         let idempotency_sk = idempotency.map(|r| idempotency_sk(&r.key));
         let attempt = || async {
@@ -1176,14 +1188,19 @@ impl BookStore for DynamoStore {
                     .ok_or(StoreError::Missing("book"))?;
                 return Ok(CreateOutcome::Replayed(stored));
             }
-            let (user, seq) = self
-                .read_user(&book.user)
+            let profile = self
+                .get(user_pk(&book.user), PROFILE)
                 .await?
                 .ok_or(StoreError::Missing("user"))?;
-            if user.credits < book.charged {
-                return Ok(CreateOutcome::InsufficientCredits {
-                    balance: user.credits,
-                });
+            let (credits, seq) = (num(&profile, "credits")?, num(&profile, "ledger_seq")?);
+            // The count is read after the user's item, and the write below is guarded by that
+            // item (its ledger sequence, or for a free book its count of books made), so a book
+            // another request made in between makes this attempt lose and count again.
+            if self.count_unfinished_books(&book.user).await? >= unfinished_cap {
+                return Ok(CreateOutcome::TooManyUnfinished);
+            }
+            if credits < book.charged {
+                return Ok(CreateOutcome::InsufficientCredits { balance: credits });
             }
             let mut items = vec![
                 self.book_put(book, 1, None)?,
@@ -1217,12 +1234,27 @@ impl BookStore for DynamoStore {
                     &book.user,
                     seq,
                     -book.charged,
-                    user.credits - book.charged,
+                    credits - book.charged,
                     entry,
                     items,
                 )
                 .await?;
             } else {
+                let made = optional_num(&profile, "books_made")?.unwrap_or(0);
+                let guard = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(user_pk(&book.user)))
+                    .key("sk", s(PROFILE))
+                    .update_expression("SET books_made = :next")
+                    .condition_expression(
+                        "ledger_seq = :seq AND (attribute_not_exists(books_made) OR books_made = :made)",
+                    )
+                    .expression_attribute_values(":next", n(made + 1))
+                    .expression_attribute_values(":made", n(made))
+                    .expression_attribute_values(":seq", n(seq))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                items.push(TransactWriteItem::builder().update(guard).build());
                 self.transact(items).await?;
             }
             Ok(CreateOutcome::Created(StoredBook {
@@ -1268,9 +1300,16 @@ impl BookStore for DynamoStore {
         recorded: &RecordedAsset,
     ) -> Result<bool, StoreError> {
         let doc = serde_json::to_string(&recorded.asset).map_err(StoreError::unavailable)?;
-        let put = self
-            .client
-            .put_item()
+        // Only beside a book that still exists: a step finishing after its book was deleted
+        // (its user erased) must leave no item naming it.
+        let book_exists = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(book_pk(book)))
+            .key("sk", s("BOOK"))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(book_pk(book)))
             .item("sk", s(asset_sk(recorded.page, recorded.asset.kind())))
@@ -1278,12 +1317,21 @@ impl BookStore for DynamoStore {
             .item("doc", s(doc))
             .item("at", s(recorded.at.to_rfc3339()))
             .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
+            .build()
+            .map_err(StoreError::unavailable)?;
+        match self
+            .transact(vec![
+                TransactWriteItem::builder()
+                    .condition_check(book_exists)
+                    .build(),
+                TransactWriteItem::builder().put(put).build(),
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            // The book is gone or the asset was recorded before: either way nothing to record.
+            Err(Attempt::Lost) => Ok(false),
+            Err(Attempt::Failed(error)) => Err(error),
         }
     }
 

@@ -15,14 +15,17 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Blobs in one private S3 bucket, reached by presigned URLs.
 #[derive(Clone)]
 pub struct S3Blobs {
-    client: Client,
+    client: crate::sdk::LazyClient<Client>,
     bucket: String,
 }
 
 impl S3Blobs {
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::sdk::LazyClient<Client>>,
+        bucket: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

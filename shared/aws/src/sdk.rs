@@ -6,9 +6,29 @@ use aws_config::{BehaviorVersion, SdkConfig};
 /// `moto_server` or other emulators, `AWS_ENDPOINT_URL`), over [`https_client`].
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+        .http_client(HttpsOnFirstUse::default())
         .load()
         .await
+}
+
+/// The HTTPS client, made when the first request goes out: its TLS setup (the roots parsed) is
+/// the costliest part of making an SDK client, and a function's first answer may need no AWS
+/// call at all.
+#[derive(Debug, Clone, Default)]
+struct HttpsOnFirstUse(
+    std::sync::Arc<std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>>,
+);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for HttpsOnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0
+            .get_or_init(https_client)
+            .http_connector(settings, components)
+    }
 }
 
 /// The SDK's HTTPS client, trusting the web PKI's roots compiled into the binary. The SDK's
@@ -68,4 +88,50 @@ pub(crate) fn describe<E: std::error::Error + Send + Sync + 'static>(error: E) -
         "{}",
         aws_smithy_types::error::display::DisplayErrorContext(&error)
     )
+}
+
+/// An SDK client made on first use. Making one costs a millisecond or more (its TLS setup, its
+/// runtime plugins), so a function answers its first request having made only the clients that
+/// request needs, and the health check none.
+pub struct LazyClient<C> {
+    make: std::sync::Arc<dyn Fn() -> C + Send + Sync>,
+    client: std::sync::Arc<std::sync::OnceLock<C>>,
+}
+
+impl<C> Clone for LazyClient<C> {
+    fn clone(&self) -> Self {
+        Self {
+            make: self.make.clone(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl<C: Clone + Send + Sync + 'static> LazyClient<C> {
+    /// A client made from `config` by `make` when first used.
+    pub fn from_config(config: &SdkConfig, make: fn(&SdkConfig) -> C) -> Self {
+        let config = config.clone();
+        Self {
+            make: std::sync::Arc::new(move || make(&config)),
+            client: Default::default(),
+        }
+    }
+}
+
+/// A client already made (SDK clients are cheap handles to share).
+impl<C: Clone + Send + Sync + 'static> From<C> for LazyClient<C> {
+    fn from(client: C) -> Self {
+        Self {
+            make: std::sync::Arc::new(move || client.clone()),
+            client: Default::default(),
+        }
+    }
+}
+
+impl<C> std::ops::Deref for LazyClient<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        self.client.get_or_init(|| (self.make)())
+    }
 }

@@ -9,19 +9,19 @@ use std::time::Duration;
 /// set in `template.yaml` and by [`super::provision`]).
 #[derive(Clone)]
 pub struct SqsQueue {
-    client: Client,
+    client: crate::sdk::LazyClient<Client>,
     queue_url: String,
     dead_letter_url: String,
 }
 
 impl SqsQueue {
     pub fn new(
-        client: Client,
+        client: impl Into<crate::sdk::LazyClient<Client>>,
         queue_url: impl Into<String>,
         dead_letter_url: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            client: client.into(),
             queue_url: queue_url.into(),
             dead_letter_url: dead_letter_url.into(),
         }

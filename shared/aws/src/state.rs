@@ -1,6 +1,9 @@
 //! A Lambda function's start: settings, the SDK's configuration and the secrets this function is
 //! given (by id: `*_SECRET_ID`, read from Secrets Manager), then only the clients it uses. Clients
-//! are created once per cold start and reused by every request.
+//! are made on first use (see [`LazyClient`]) and reused by every request.
+
+#[allow(unused_imports)]
+use crate::sdk::LazyClient;
 
 /// What every function reads before it builds its clients.
 #[cfg(feature = "secrets")]
@@ -21,11 +24,13 @@ pub async fn start() -> anyhow::Result<Start> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let config = crate::sdk::sdk_config().await;
-    let secrets = Secrets::load(
-        &aws_sdk_secretsmanager::Client::new(&config),
-        &SecretIds::from_env(),
-    )
-    .await?;
+    // A Secrets Manager client only where there are secrets to read.
+    let ids = SecretIds::from_env();
+    let secrets = if ids == SecretIds::default() {
+        Secrets::default()
+    } else {
+        Secrets::load(&aws_sdk_secretsmanager::Client::new(&config), &ids).await?
+    };
     tracing::info!(?secrets, "secrets read");
     // `KEY_PEPPER` itself only where no secret is configured (`sam local`, `cargo lambda`).
     let pepper = match secrets.pepper.clone() {
@@ -46,7 +51,7 @@ pub async fn start() -> anyhow::Result<Start> {
 impl Start {
     pub fn store(&self) -> crate::DynamoStore {
         crate::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&self.config),
+            LazyClient::from_config(&self.config, aws_sdk_dynamodb::Client::new),
             &self.resources.table,
         )
     }
@@ -87,10 +92,16 @@ pub fn adapters(
     resources: &storybook_core::config::AwsResources,
 ) -> (crate::DynamoStore, crate::S3Blobs, crate::SqsQueue) {
     (
-        crate::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &resources.table),
-        crate::S3Blobs::new(crate::sdk::s3_client(config), &resources.bucket),
+        crate::DynamoStore::new(
+            LazyClient::from_config(config, aws_sdk_dynamodb::Client::new),
+            &resources.table,
+        ),
+        crate::S3Blobs::new(
+            LazyClient::from_config(config, crate::sdk::s3_client),
+            &resources.bucket,
+        ),
         crate::SqsQueue::new(
-            aws_sdk_sqs::Client::new(config),
+            LazyClient::from_config(config, aws_sdk_sqs::Client::new),
             &resources.step_queue_url,
             &resources.step_dead_letter_url,
         ),

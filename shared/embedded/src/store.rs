@@ -663,6 +663,7 @@ impl BookStore for SqliteStore {
         &self,
         book: &Book,
         idempotency: Option<&Idempotency>,
+        unfinished_cap: u32,
     ) -> Result<CreateOutcome, StoreError> {
         let book = book.clone();
         let idempotency = idempotency.cloned();
@@ -692,6 +693,15 @@ impl BookStore for SqliteStore {
                     }
                     None => {}
                 }
+            }
+            // Counted inside the write transaction: SQLite runs one at a time.
+            let unfinished: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM books WHERE user_id = ?1 AND unfinished",
+                params![user],
+                |r| r.get(0),
+            )?;
+            if unfinished >= i64::from(unfinished_cap) {
+                return Ok(CreateOutcome::TooManyUnfinished);
             }
             let balance = read_user(&tx, user)?.ok_or(StoreError::Missing("user"))?.credits;
             if balance < book.charged {
@@ -823,7 +833,8 @@ impl BookStore for SqliteStore {
         let at = recorded.at.to_rfc3339();
         self.run(move |c| {
             Ok(c.execute(
-                "INSERT INTO page_assets (book_id, page, kind, doc, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO page_assets (book_id, page, kind, doc, at)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM books WHERE id = ?1)
                  ON CONFLICT (book_id, page, kind) DO NOTHING",
                 params![id, page, kind, doc, at],
             )? == 1)

@@ -71,7 +71,11 @@ pub async fn verify(
             .truncated()
             .to_owned()
     });
-    let refuse = |event: AuditEvent, message: &'static str| {
+    let window = Window::fixed(MINUTE, now);
+    // A refusal is audited; an authentication failure counts against the address (once: a
+    // refusal after the lookup already holds its slot), and a slot is given back when the
+    // refusal is not an authentication failure (a refused IP or scope).
+    let refuse = |event: AuditEvent, message: &'static str, holding_slot: bool| {
         let (ip, route, presented, failures) = (
             ip.clone(),
             route.clone(),
@@ -82,15 +86,21 @@ pub async fn verify(
             audit(state, event, presented, &ip, &route, None).await;
             let is_authentication =
                 !matches!(event, AuditEvent::IpRefused | AuditEvent::ScopeRefused);
-            if is_authentication {
-                // Best effort, like the audit: a refusal stands even when it cannot be counted.
-                let window = Window::fixed(MINUTE, state.clock.now());
-                if let Err(error) = state.store.take(&failures, u32::MAX, window).await {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "failed authentication not counted"
-                    );
-                }
+            // Best effort, like the audit: a refusal stands even when it cannot be counted.
+            let counted = match (is_authentication, holding_slot) {
+                (true, false) => state
+                    .store
+                    .take(&failures, u32::MAX, window)
+                    .await
+                    .map(|_| ()),
+                (false, true) => state.store.give_back(&failures, window).await,
+                _ => Ok(()),
+            };
+            if let Err(error) = counted {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "failed authentication not counted"
+                );
             }
             Err(match (header, is_authentication) {
                 (KeyHeader::AdminHeader, _) => ApiError::Forbidden("Admin access required".into()),
@@ -101,10 +111,10 @@ pub async fn verify(
     };
     // Cheapest checks first, before any read: presence, format, environment.
     let Some(raw) = raw else {
-        return refuse(AuditEvent::MissingKey, "An API key is required").await;
+        return refuse(AuditEvent::MissingKey, "An API key is required", false).await;
     };
     let Ok(secret) = ApiKeySecret::parse(raw) else {
-        return refuse(AuditEvent::BadFormat, "The API key is not valid").await;
+        return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
     };
     if secret.environment() == KeyEnvironment::Test
         && state.settings.environment == Environment::Prod
@@ -119,15 +129,22 @@ pub async fn verify(
             Some("test key used in production".into()),
         )
         .await;
-        return refuse(AuditEvent::BadFormat, "The API key is not valid").await;
+        return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
     }
-    // An address that failed too often is refused before its key is even looked up.
-    if state
-        .store
-        .peek(&failures, Window::fixed(MINUTE, now))
-        .await?
-        >= limits.auth_failures_per_minute
+    // An address that failed too often is refused before its key is even looked up. The lookup
+    // takes a slot of the address's failed-authentication count first, atomically, and gives it
+    // back when the key is good: concurrent guesses cannot all pass a count none of them is in
+    // yet. A key this process verified within the minute needs no slot.
+    let hash = state.hasher.hash(CredentialKind::ApiKey, secret.expose());
+    let holding_slot = !state.limiter.recently_verified(hash.as_str());
+    if holding_slot
+        && !state
+            .store
+            .take(&failures, limits.auth_failures_per_minute, window)
+            .await?
+            .allowed
     {
+        state.store.give_back(&failures, window).await?;
         audit(
             state,
             AuditEvent::RateLimited,
@@ -142,20 +159,35 @@ pub async fn verify(
             retry_after: 60,
         });
     }
-    let hash = state.hasher.hash(CredentialKind::ApiKey, secret.expose());
     let Some(record) = state.store.find_api_key(&hash).await? else {
-        return refuse(AuditEvent::UnknownKey, "The API key is not valid").await;
+        return refuse(
+            AuditEvent::UnknownKey,
+            "The API key is not valid",
+            holding_slot,
+        )
+        .await;
     };
     if record.revoked_at.is_some_and(|at| at <= now) {
-        return refuse(AuditEvent::RevokedKey, "The API key has been revoked").await;
+        return refuse(
+            AuditEvent::RevokedKey,
+            "The API key has been revoked",
+            holding_slot,
+        )
+        .await;
     }
     if record.expires_at.is_some_and(|at| at <= now) {
-        return refuse(AuditEvent::ExpiredKey, "The API key has expired").await;
+        return refuse(
+            AuditEvent::ExpiredKey,
+            "The API key has expired",
+            holding_slot,
+        )
+        .await;
     }
     if !record.allows_ip(&ip) {
         return refuse(
             AuditEvent::IpRefused,
             "The API key may not be used from this address",
+            holding_slot,
         )
         .await;
     }
@@ -163,9 +195,15 @@ pub async fn verify(
         return refuse(
             AuditEvent::ScopeRefused,
             "The API key lacks the scope this needs",
+            holding_slot,
         )
         .await;
     }
+    // A good key: its slot goes back, and its next requests here need none.
+    if holding_slot {
+        state.store.give_back(&failures, window).await?;
+    }
+    state.limiter.mark_verified(hash.as_str());
     if let Err(error) = state
         .store
         .record_key_use(&record.key_id, &route, now)

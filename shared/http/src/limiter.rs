@@ -3,14 +3,23 @@
 use crate::catalogue::RouteClass;
 use crate::config::Limits;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The per-process first line: refuses what the store would refuse anyway, without a write.
 pub struct LocalLimiter {
     classes: [DefaultKeyedRateLimiter<String>; 3],
     /// One audit entry per limited caller per minute is enough to see who was limited.
     audits: DefaultKeyedRateLimiter<String>,
+    /// API keys (by keyed hash) this process verified in the last minute: their next requests
+    /// need no slot of their address's failed-authentication count, so a client sending many
+    /// requests at once with a good key is not refused while its first ones are checked.
+    verified: Mutex<HashMap<String, Instant>>,
 }
+
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
 
 impl LocalLimiter {
     pub fn new(limits: &Limits) -> Self {
@@ -22,7 +31,24 @@ impl LocalLimiter {
                 RateLimiter::keyed(quota(limits.reads_per_minute)),
             ],
             audits: RateLimiter::keyed(quota(1)),
+            verified: Mutex::default(),
         }
+    }
+
+    /// Whether the key with `hash` was verified by this process within the last minute.
+    pub fn recently_verified(&self, hash: &str) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    pub fn mark_verified(&self, hash: &str) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() > 10_000 {
+            verified.retain(|_, at| at.elapsed() < VERIFIED_FOR);
+        }
+        verified.insert(hash.to_owned(), Instant::now());
     }
 
     pub fn allows(&self, class: RouteClass, caller: &str) -> bool {

@@ -277,23 +277,29 @@ pub enum CreateOutcome {
     KeyReused,
     /// Nothing stored, nothing charged.
     InsufficientCredits { balance: i64 },
+    /// The user already has `unfinished_cap` unfinished books: nothing stored or charged.
+    TooManyUnfinished,
 }
 
 #[async_trait]
 pub trait BookStore: Send + Sync {
     /// Charges `book.charged` credits (a `usage` ledger entry), stores the book and, with a key,
-    /// the idempotency record, all in one atomic step. The user must exist.
+    /// the idempotency record, all in one atomic step, unless the user already has
+    /// `unfinished_cap` unfinished books: the count and the creation are one step, so concurrent
+    /// requests cannot all pass a count none of them is in yet. The user must exist.
     async fn create_book(
         &self,
         book: &Book,
         idempotency: Option<&Idempotency>,
+        unfinished_cap: u32,
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError>;
 
     /// Records one page's picture or narration, apart from the book document (so parallel steps
-    /// never contend on it), if none of its kind is recorded for that page yet; answers whether
-    /// this call recorded it. [`BookStore::find_book`] lays recorded assets over the book's pages.
+    /// never contend on it), if none of its kind is recorded for that page yet and the book
+    /// still exists (a step finishing after its book was deleted records nothing); answers
+    /// whether this call recorded it. [`BookStore::find_book`] lays recorded assets over the book's pages.
     async fn record_page_asset(
         &self,
         book: &BookId,

@@ -331,12 +331,6 @@ pub async fn create(
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
     let price = state.settings.book_price(request.page_count.get());
     let limits = &state.settings.limits;
-    let unfinished = state.store.count_unfinished_books(&user.id).await?;
-    if unfinished >= limits.unfinished_books {
-        return Err(ApiError::TooManyPending {
-            limit: limits.unfinished_books,
-        });
-    }
     // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
     if let Some(stopped) = SpendGuard::new(&state).stopped().await? {
         return Err(stopped.into());
@@ -423,7 +417,12 @@ async fn create_counted(
         created_at: now,
         updated_at: now,
     };
-    match state.store.create_book(&book, idempotency.as_ref()).await? {
+    let unfinished_cap = state.settings.limits.unfinished_books;
+    match state
+        .store
+        .create_book(&book, idempotency.as_ref(), unfinished_cap)
+        .await?
+    {
         CreateOutcome::Created(stored) => {
             if let Err(error) = enqueue_step(&*state.queue, &stored.book.id, Step::Story).await {
                 // Nothing will make this book: give the credit back now rather than leave it stuck,
@@ -469,6 +468,9 @@ async fn create_counted(
             Ok(Made::Nothing(created(&stored.book).into_response()))
         }
         CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
+        CreateOutcome::TooManyUnfinished => Err(ApiError::TooManyPending {
+            limit: unfinished_cap,
+        }),
         CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {
             reason: "insufficient_credits",
             required: book.charged,

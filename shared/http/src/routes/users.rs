@@ -18,16 +18,23 @@ pub async fn erase_me(
     AppUser(user): AppUser,
 ) -> Result<Json<Value>, ApiError> {
     let books = state.store.books_of(&user.id).await?;
-    for book in &books {
-        for key in blob_keys(book) {
-            state.blobs.delete(&key).await?;
+    let delete_files = || async {
+        for book in &books {
+            for key in blob_keys(book) {
+                state.blobs.delete(&key).await?;
+            }
         }
-    }
+        Ok::<_, ApiError>(())
+    };
+    delete_files().await?;
     // What the books cost stays in the day's spend, under no book's name.
     for book in &books {
         state.store.anonymise_book_spend(&book.id).await?;
     }
     let kept = state.store.erase_user(&user.id).await?;
+    // Again, now that no step can record to these books: a step that was running stored its
+    // file after the first pass (and removes one stored under another name itself).
+    delete_files().await?;
     audit(
         &state,
         AuditEvent::UserErased,

@@ -489,7 +489,7 @@ impl Pipeline {
         }
         // Also on a redelivery after the story was recorded: the crash may have come before these.
         let Some(stored) = self.store.find_book(id).await? else {
-            return Ok(());
+            return self.drop_orphan(id, None).await;
         };
         let book = stored.book;
         if !book.in_production() {
@@ -562,7 +562,11 @@ impl Pipeline {
                 self.enqueue_pictures(&book).await?;
                 self.assemble_when_ready(&book).await
             }
-            _ => Ok(()),
+            Some(_) => Ok(()),
+            None => {
+                self.drop_orphan(id, key.as_ref().map(BlobKey::as_str))
+                    .await
+            }
         }
     }
 
@@ -713,6 +717,10 @@ impl Pipeline {
                 warning,
             },
         };
+        let stored_key = match &asset {
+            PageAsset::Image { key, .. } => Some(key.clone()),
+            PageAsset::Audio { key, .. } => key.clone(),
+        };
         let recorded = RecordedAsset {
             page,
             asset,
@@ -722,8 +730,23 @@ impl Pipeline {
         // Recorded now or by an earlier delivery: either way the last one starts assembly.
         match self.store.find_book(id).await? {
             Some(stored) => self.assemble_when_ready(&stored.book).await,
-            None => Ok(()),
+            None => self.drop_orphan(id, stored_key.as_deref()).await,
         }
+    }
+
+    /// A step whose book was deleted (its user erased) while it ran removes what it stored: the
+    /// erasure may have swept the book's files before this step wrote its own.
+    async fn drop_orphan(&self, id: &BookId, key: Option<&str>) -> Result<(), StepError> {
+        if let Some(key) = key.and_then(|k| BlobKey::parse(k).ok()) {
+            self.blobs.delete(&key).await?;
+        }
+        tracing::info!(
+            book = id.as_str(),
+            "book deleted while a step ran; what it left removed"
+        );
+        // What this step's provider call cost stays in the day, under no book's name.
+        self.store.anonymise_book_spend(id).await?;
+        Ok(())
     }
 
     async fn assemble_when_ready(&self, book: &Book) -> Result<(), StepError> {
@@ -772,6 +795,9 @@ impl Pipeline {
             Change::Write
         })
         .await?;
+        if finished.is_none() {
+            return self.drop_orphan(id, Some(key.as_str())).await;
+        }
         if let Some((book, true)) = &finished
             && book.state == JobState::Done
         {
