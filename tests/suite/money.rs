@@ -131,11 +131,9 @@ async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
     let id = state.hasher.hash(CredentialKind::UserKey, &user);
     let books = state.store.books_of(&id).await.unwrap();
     assert_eq!(books.len(), 2);
-    assert!(
-        books
-            .iter()
-            .all(|b| b.failure.as_deref() == Some("QUEUE_FAILED") && b.refunded)
-    );
+    assert!(books.iter().all(|b| b.failure
+        == Some(storybook_core::domain::failure::FailureCode::QueueFailed)
+        && b.refunded));
     let ledger = whole_ledger(&*state.store, &id).await;
     let kinds: Vec<EntryKind> = ledger.iter().map(|e| e.kind).collect();
     assert_eq!(

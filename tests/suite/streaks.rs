@@ -571,9 +571,14 @@ async fn only_a_finished_book_counts_as_reading(backend: Backend) {
     let making = start_book(&app, &user).await;
     let failed = start_book(&app, &user).await;
     let failed_id = storybook_core::domain::book::BookId::parse(&failed).unwrap();
-    storybook_core::book_records::fail_book(&*app.state.store, &failed_id, "UNKNOWN", None)
-        .await
-        .unwrap();
+    storybook_core::book_records::fail_book(
+        &*app.state.store,
+        &failed_id,
+        storybook_core::domain::failure::FailureCode::Unknown,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(app.book(&failed).await.refunded);
     for book in [&making, &failed] {
         let answer = app

@@ -3,6 +3,7 @@
 //! writes nothing (what makes redelivered steps harmless).
 
 use crate::domain::book::{Book, BookId, JobState};
+use crate::domain::failure::FailureCode;
 use crate::ports::store::Settlement;
 use crate::ports::{Store, StoreError};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -84,7 +85,7 @@ pub async fn update_book(
 pub async fn fail_book(
     store: &dyn Store,
     id: &BookId,
-    code: &str,
+    code: FailureCode,
     refusal: Option<&str>,
 ) -> Result<(), StoreError> {
     let changed = update_book(store, id, |book| {
@@ -122,9 +123,9 @@ fn count_failed(book: &Book) {
 }
 
 /// Fails an unfinished book and settles a refund, once: the one place a book becomes failed.
-fn mark_failed(book: &mut Book, code: &str) -> Change {
+fn mark_failed(book: &mut Book, code: FailureCode) -> Change {
     book.state = JobState::Failed;
-    book.failure = Some(code.to_owned());
+    book.failure = Some(code);
     if book.charged > 0 && !book.refunded {
         book.refunded = true;
         Change::WriteAndSettle(Settlement::Refund)
@@ -132,9 +133,6 @@ fn mark_failed(book: &mut Book, code: &str) -> Change {
         Change::Write
     }
 }
-
-/// The internal failure of a book the sweep found stuck; the app is shown `UNKNOWN`.
-pub const STUCK: &str = "STUCK";
 
 /// How many unfinished books one sweep looks at; the next sweep takes the rest.
 const SWEEP_BATCH: u32 = 100;
@@ -159,7 +157,7 @@ pub async fn sweep_stuck_books(
                 return Change::Unchanged;
             }
             book.swept_at = Some(now);
-            mark_failed(book, STUCK)
+            mark_failed(book, FailureCode::Stuck)
         })
         .await?;
         if let Some((book, true)) = changed {

@@ -778,9 +778,14 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
         "none made an hour ago"
     );
     // Finished (failed here) books leave the index.
-    storybook_core::book_records::fail_book(store, &BookId::parse(first).unwrap(), "UNKNOWN", None)
-        .await
-        .unwrap();
+    storybook_core::book_records::fail_book(
+        store,
+        &BookId::parse(first).unwrap(),
+        storybook_core::domain::failure::FailureCode::Unknown,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         ours(store.unfinished_books(later, 1000).await.unwrap()),
         jobs[1..]

@@ -393,7 +393,7 @@ pub struct Book {
     pub reference_done: bool,
     pub warnings: Vec<GenerationWarning>,
     /// One of the seed's `ErrorCode`s when failed.
-    pub failure: Option<String>,
+    pub failure: Option<super::failure::FailureCode>,
     /// What moderation refused, shown to the parent (only for `SAFETY_INPUT`).
     #[serde(default)]
     pub refusal: Option<String>,

@@ -7,6 +7,7 @@ pub mod book;
 pub mod breaker;
 pub mod credential;
 pub mod credits;
+pub mod failure;
 pub mod settings;
 pub mod spend;
 pub mod streak;

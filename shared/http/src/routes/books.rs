@@ -8,6 +8,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, BookRequest, Idempotency, IdempotencyKey, ImageState, JobState,
     Language, Name, PageCount, Step, Style, TargetAge, Topic,
 };
+use crate::domain::failure::FailureCode;
 use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, check_profile_header};
@@ -427,7 +428,13 @@ async fn create_counted(
             if let Err(error) = enqueue_step(&*state.queue, &stored.book.id, Step::Story).await {
                 // Nothing will make this book: give the credit back now rather than leave it stuck,
                 // and free the key so that the app's retry with it tries again.
-                fail_book(&*state.store, &stored.book.id, "QUEUE_FAILED", None).await?;
+                fail_book(
+                    &*state.store,
+                    &stored.book.id,
+                    FailureCode::QueueFailed,
+                    None,
+                )
+                .await?;
                 if let Some(record) = &idempotency {
                     state
                         .store
@@ -578,15 +585,15 @@ pub async fn book_result(state: &AppState, book: &Book) -> Result<Value, ApiErro
 
 /// The friendly sentence for a failed job; only moderation of the request says what it refused.
 fn failure_message(book: &Book) -> String {
-    match book.failure.as_deref() {
-        Some("SAFETY_INPUT") => book
+    match book.failure {
+        Some(FailureCode::SafetyInput) => book
             .refusal
             .clone()
             .unwrap_or_else(|| "This topic is not suitable for a children's book.".into())
             .chars()
             .take(300)
             .collect(),
-        Some("SAFETY_OUTPUT") => {
+        Some(FailureCode::SafetyOutput) => {
             "The story did not pass our safety check. Your credit was returned.".into()
         }
         _ => "We could not finish this book. Your credit was returned; please try again.".into(),
@@ -603,23 +610,7 @@ pub async fn status(
     check_profile_header(&headers)?;
     let book = owned_book(&state, &user, &job_id, "job").await?;
     let error = (book.state == JobState::Failed).then(|| {
-        const KNOWN: &[&str] = &[
-            "SAFETY_INPUT",
-            "SAFETY_OUTPUT",
-            "LLM_TIMEOUT",
-            "LLM_JSON_INVALID",
-            "IMAGE_TIMEOUT",
-            "IMAGE_RATE_LIMIT",
-            "IMAGE_FAILED",
-            "STORAGE_UPLOAD_FAILED",
-            "DB_WRITE_FAILED",
-            "QUEUE_FAILED",
-        ];
-        let code = book
-            .failure
-            .as_deref()
-            .filter(|c| KNOWN.contains(c))
-            .unwrap_or("UNKNOWN");
+        let code = book.failure.map_or("UNKNOWN", FailureCode::for_app);
         json!({"code": code, "message": failure_message(&book)})
     });
     let result = match book.state {

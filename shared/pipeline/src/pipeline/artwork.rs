@@ -112,7 +112,10 @@ pub async fn store(
     key_for: impl Fn(&str) -> BlobKey,
 ) -> Result<BlobKey, super::StepError> {
     let unusable = |why: String| {
-        super::StepError::retry("IMAGE_FAILED", anyhow::anyhow!("the picture: {why}"))
+        super::StepError::retry(
+            crate::domain::failure::FailureCode::ImageFailed,
+            anyhow::anyhow!("the picture: {why}"),
+        )
     };
     match artwork {
         Artwork::Bytes(bytes) => {

@@ -16,6 +16,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
     RecordedAsset, Step, StepMessage,
 };
+use crate::domain::failure::FailureCode;
 use crate::domain::spend::{Stopped, WhenStopped};
 use crate::metrics::{self, Unit};
 use crate::ports::blobs::stream_of;
@@ -36,7 +37,7 @@ pub enum StepError {
     #[error("retry later: {source}")]
     Retry {
         /// The seed `ErrorCode` the book fails with if this was its last chance.
-        code: &'static str,
+        code: FailureCode,
         /// How long the provider asked us to wait, when longer than is slept in process: the
         /// message comes back after it (its visibility is set to the wait).
         wait: Option<Duration>,
@@ -52,7 +53,7 @@ pub enum StepError {
         /// The message to send again (its count of deferrals moved on).
         again: String,
         /// The seed `ErrorCode` the book fails with if the step ends up failing for good.
-        code: &'static str,
+        code: FailureCode,
     },
     /// Generation is stopped (the kill switch, today's hard limit) and books wait: the step
     /// comes back after `wait` as a new message, without spending a delivery or the circuit's
@@ -69,7 +70,7 @@ pub enum StepError {
 }
 
 impl StepError {
-    fn retry(code: &'static str, source: impl Into<anyhow::Error>) -> Self {
+    fn retry(code: FailureCode, source: impl Into<anyhow::Error>) -> Self {
         StepError::Retry {
             code,
             wait: None,
@@ -78,7 +79,7 @@ impl StepError {
     }
 
     /// A provider failure, with the wait it asked for.
-    fn provider(code: &'static str, error: ProviderError) -> Self {
+    fn provider(code: FailureCode, error: ProviderError) -> Self {
         if let ProviderError::CircuitOpen { for_at_least } = error {
             return StepError::Deferred {
                 wait: for_at_least,
@@ -96,32 +97,32 @@ impl StepError {
 
 impl From<crate::ports::StoreError> for StepError {
     fn from(error: crate::ports::StoreError) -> Self {
-        StepError::retry("DB_WRITE_FAILED", error)
+        StepError::retry(FailureCode::DbWriteFailed, error)
     }
 }
 
 impl From<crate::ports::QueueError> for StepError {
     fn from(error: crate::ports::QueueError) -> Self {
-        StepError::retry("QUEUE_FAILED", error)
+        StepError::retry(FailureCode::QueueFailed, error)
     }
 }
 
 impl From<crate::ports::BlobError> for StepError {
     fn from(error: crate::ports::BlobError) -> Self {
-        StepError::retry("STORAGE_UPLOAD_FAILED", error)
+        StepError::retry(FailureCode::StorageUploadFailed, error)
     }
 }
 
 /// The seed `ErrorCode` of a provider failure in a story or picture step.
-fn provider_code(error: &ProviderError, text: bool) -> &'static str {
+fn provider_code(error: &ProviderError, text: bool) -> FailureCode {
     match (error, text) {
-        (ProviderError::Timeout, true) => "LLM_TIMEOUT",
-        (ProviderError::Malformed(_), true) => "LLM_JSON_INVALID",
-        (ProviderError::Refused(_), true) => "SAFETY_OUTPUT",
-        (_, true) => "UNKNOWN",
-        (ProviderError::Timeout, false) => "IMAGE_TIMEOUT",
-        (ProviderError::RateLimited { .. }, false) => "IMAGE_RATE_LIMIT",
-        (_, false) => "IMAGE_FAILED",
+        (ProviderError::Timeout, true) => FailureCode::LlmTimeout,
+        (ProviderError::Malformed(_), true) => FailureCode::LlmJsonInvalid,
+        (ProviderError::Refused(_), true) => FailureCode::SafetyOutput,
+        (_, true) => FailureCode::Unknown,
+        (ProviderError::Timeout, false) => FailureCode::ImageTimeout,
+        (ProviderError::RateLimited { .. }, false) => FailureCode::ImageRateLimit,
+        (_, false) => FailureCode::ImageFailed,
     }
 }
 
@@ -134,10 +135,6 @@ pub const CIRCUIT_PATIENCE: Duration = Duration::from_secs(5 * 60);
 
 /// How often a step waiting for the kill switch to go off looks again.
 const STOPPED_RECHECK: Duration = Duration::from_secs(60);
-
-/// The internal failure of a book stopped by the kill switch or the hard limit (the app is
-/// shown `UNKNOWN`, and the book is refunded).
-pub const GENERATION_STOPPED: &str = "GENERATION_STOPPED";
 
 /// The step runner: the same code on Lambda (SQS events) and in local mode (the SQLite queue).
 pub struct Pipeline {
@@ -233,7 +230,7 @@ impl Pipeline {
     /// The end of a step that will not be retried: pictures and narration fall back to a
     /// placeholder or nothing (the book can still be delivered), the reference to none (pages are
     /// drawn from the sheet alone); story and assembly fail the book.
-    async fn give_up(&self, message: &StepMessage, code: &'static str) -> Result<(), StepError> {
+    async fn give_up(&self, message: &StepMessage, code: FailureCode) -> Result<(), StepError> {
         let id = &message.book_id;
         match message.step {
             Step::Illustrate { page } => {
@@ -302,7 +299,7 @@ impl Pipeline {
                 },
             }),
             WhenStopped::Fail => {
-                fail_book(&*self.store, id, GENERATION_STOPPED, None).await?;
+                fail_book(&*self.store, id, FailureCode::GenerationStopped, None).await?;
                 Err(StepError::Halted)
             }
         }
@@ -360,7 +357,7 @@ impl Pipeline {
             providers.moderator.check(text),
         )
         .await?
-        .map_err(|e| StepError::provider("UNKNOWN", e))
+        .map_err(|e| StepError::provider(FailureCode::Unknown, e))
     }
 
     async fn write_story(&self, id: &BookId) -> Result<(), StepError> {
@@ -379,7 +376,7 @@ impl Pipeline {
             asked.extend(request.theme.as_deref());
             asked.extend(request.forbidden_elements.iter().map(String::as_str));
             if let Verdict::Refused(reason) = self.moderate(id, &asked.join("\n")).await? {
-                fail_book(&*self.store, id, "SAFETY_INPUT", Some(&reason)).await?;
+                fail_book(&*self.store, id, FailureCode::SafetyInput, Some(&reason)).await?;
                 return Ok(());
             }
             let mut story = None;
@@ -410,7 +407,7 @@ impl Pipeline {
                     || candidate.pages.iter().any(|p| p.text.trim().is_empty())
                 {
                     return Err(StepError::retry(
-                        "LLM_JSON_INVALID",
+                        FailureCode::LlmJsonInvalid,
                         anyhow::anyhow!("the story does not have one text per page"),
                     ));
                 }
@@ -429,7 +426,7 @@ impl Pipeline {
                 }
             }
             let Some(story) = story else {
-                fail_book(&*self.store, id, "SAFETY_OUTPUT", None).await?;
+                fail_book(&*self.store, id, FailureCode::SafetyOutput, None).await?;
                 return Ok(());
             };
             let narration = request.narration;
@@ -622,7 +619,8 @@ impl Pipeline {
         }
         let reference = match &book.reference_key {
             Some(key) => {
-                let key = BlobKey::parse(key).map_err(|e| StepError::retry("IMAGE_FAILED", e))?;
+                let key = BlobKey::parse(key)
+                    .map_err(|e| StepError::retry(FailureCode::ImageFailed, e))?;
                 self.blobs.get(&key).await?
             }
             None => None,
@@ -685,7 +683,7 @@ impl Pipeline {
                 providers.narrator.narrate(&request),
             )
             .await?
-            .map_err(|e| StepError::provider("UNKNOWN", e))?;
+            .map_err(|e| StepError::provider(FailureCode::Unknown, e))?;
         let key = audio_key(id, page, speech.format);
         self.blobs.put(&key, stream_of(speech.audio)).await?;
         self.record_asset(
@@ -770,12 +768,12 @@ impl Pipeline {
             .filter(|p| p.image_state == ImageState::Missing)
             .count() as u32;
         if missing > (pages / 4).max(1) {
-            fail_book(&*self.store, id, "IMAGE_FAILED", None).await?;
+            fail_book(&*self.store, id, FailureCode::ImageFailed, None).await?;
             return Ok(());
         }
         let document = pdf::render(&book, &*self.blobs)
             .await
-            .map_err(|e| StepError::retry("UNKNOWN", e))?;
+            .map_err(|e| StepError::retry(FailureCode::Unknown, e))?;
         let key = pdf_key(id);
         self.blobs.put(&key, stream_of(document)).await?;
         let finished = update_book(&*self.store, id, |book| {
