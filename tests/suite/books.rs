@@ -733,17 +733,12 @@ on_both_backends!(
     parallel_page_steps_never_write_the_book_document
 );
 
-/// The daily cap is counted before the book is made, atomically: twenty concurrent requests with
-/// a cap of 3 make 3 books (a check made before any of them counted let 17 or 18 through), and
-/// the refused ones are neither charged nor counted.
-async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
-    let settings = storybook_core::config::Settings {
-        limits: storybook_core::config::Limits {
-            books_per_day: 3,
-            ..crate::harness::test_settings().limits
-        },
-        ..crate::harness::test_settings()
-    };
+/// A user granted 50 credits asks for 20 books at once, under `settings`: the app, the user's
+/// key and the answers.
+async fn twenty_books_at_once(
+    backend: Backend,
+    settings: storybook_core::config::Settings,
+) -> (Arc<TestApp>, String, Vec<Answer>) {
     let app = Arc::new(TestApp::with_settings(backend, settings).await);
     let user = new_user_key();
     assert_eq!(
@@ -758,7 +753,23 @@ async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
         })
     }))
     .await;
-    let statuses: Vec<u16> = answers.into_iter().map(|a| a.unwrap().status).collect();
+    let answers = answers.into_iter().map(|a| a.unwrap()).collect();
+    (app, user, answers)
+}
+
+/// The daily cap is counted before the book is made, atomically: twenty concurrent requests with
+/// a cap of 3 make 3 books (a check made before any of them counted let 17 or 18 through), and
+/// the refused ones are neither charged nor counted.
+async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
+    let settings = storybook_core::config::Settings {
+        limits: storybook_core::config::Limits {
+            books_per_day: 3,
+            ..crate::harness::test_settings().limits
+        },
+        ..crate::harness::test_settings()
+    };
+    let (app, user, answers) = twenty_books_at_once(backend, settings).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         3,
@@ -828,22 +839,8 @@ async fn concurrent_requests_never_pass_the_unfinished_cap(backend: Backend) {
         },
         ..crate::harness::test_settings()
     };
-    let app = Arc::new(TestApp::with_settings(backend, settings).await);
-    let user = new_user_key();
-    assert_eq!(
-        app.grant(&user, 50, &format!("cap-{user}")).await.status,
-        200
-    );
     // No worker runs: every book made stays unfinished.
-    let answers = join_all((0..20).map(|_| {
-        let (app, user) = (app.clone(), user.clone());
-        tokio::spawn(async move {
-            app.post_json("/v1/books", &user, &korean_book(4), &[])
-                .await
-        })
-    }))
-    .await;
-    let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+    let (app, user, answers) = twenty_books_at_once(backend, settings).await;
     let made = answers.iter().filter(|a| a.status == 200).count();
     assert_eq!(
         made,

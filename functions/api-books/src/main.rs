@@ -1,17 +1,13 @@
 //! Lambda: `POST /v1/books`, `GET /v1/books/{job_id}`, the detail and the PDF.
 
+use storybook_core::catalogue::Family;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     storybook_core::telemetry::init();
-    let start = storybook_aws::state::start()
+    let (app, first_admin_key) = storybook_aws::state::start()
         .await
+        .and_then(|start| start.for_family(Family::Books))
         .map_err(|e| format!("{e:#}"))?;
-    let first_admin_key = start.secrets.bootstrap_admin_key.clone();
-    let app = start.app();
-    storybook_http::lambda::serve(
-        app,
-        first_admin_key.as_deref(),
-        storybook_core::catalogue::Family::Books,
-    )
-    .await
+    storybook_http::lambda::serve(app, first_admin_key.as_deref(), Family::Books).await
 }

@@ -1,17 +1,13 @@
 //! Lambda: `/health*` and `/v1/config/capabilities`.
 
+use storybook_core::catalogue::Family;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     storybook_core::telemetry::init();
-    let start = storybook_aws::state::start()
+    let (app, first_admin_key) = storybook_aws::state::start()
         .await
+        .and_then(|start| start.for_family(Family::Health))
         .map_err(|e| format!("{e:#}"))?;
-    let first_admin_key = start.secrets.bootstrap_admin_key.clone();
-    let app = start.app();
-    storybook_http::lambda::serve(
-        app,
-        first_admin_key.as_deref(),
-        storybook_core::catalogue::Family::Health,
-    )
-    .await
+    storybook_http::lambda::serve(app, first_admin_key.as_deref(), Family::Health).await
 }

@@ -70,6 +70,26 @@ impl Start {
         )
     }
 
+    /// What an API function serving `family` runs over, and the first admin key it stores
+    /// before serving: the store alone for a family that uses no blob store and no queue
+    /// (credits, admin), the three clients for the others. A family that uses them, built
+    /// without this crate's `s3` and `sqs` features, is refused at start.
+    pub fn for_family(
+        self,
+        family: storybook_core::catalogue::Family,
+    ) -> anyhow::Result<(storybook_core::app::App, Option<String>)> {
+        let first_admin_key = self.secrets.bootstrap_admin_key.clone();
+        if !family.uses_blobs_and_queue() {
+            return Ok((self.app_over_store(), first_admin_key));
+        }
+        #[cfg(all(feature = "s3", feature = "sqs"))]
+        return Ok((self.app(), first_admin_key));
+        #[cfg(not(all(feature = "s3", feature = "sqs")))]
+        anyhow::bail!(
+            "{family:?} uses blob storage and the step queue: build storybook-aws with s3 and sqs"
+        )
+    }
+
     /// The application over DynamoDB, S3 and SQS.
     #[cfg(all(feature = "s3", feature = "sqs"))]
     pub fn app(self) -> storybook_core::app::App {
