@@ -111,14 +111,9 @@ async fn balance_latency() {
     let admin = storybook_core::domain::api_key::ApiKeySecret::generate(
         storybook_core::domain::api_key::KeyEnvironment::Live,
     );
-    storybook_core::bootstrap::store_admin_key(
-        &*mode.state.store,
-        &mode.state.hasher,
-        &admin,
-        "bench",
-    )
-    .await
-    .unwrap();
+    storybook_core::bootstrap::store_admin_key(&mode.state, &admin, "bench")
+        .await
+        .unwrap();
     let bearer = format!("Bearer {}", admin.expose());
     let admin_request = || {
         Request::get("/v1/admin/api-keys")

@@ -346,14 +346,9 @@ async fn a_test_key_is_refused_in_production() {
     };
     let app = TestApp::with_settings(Backend::Embedded, settings).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
-    storybook_core::bootstrap::store_admin_key(
-        &*app.state.store,
-        &app.state.hasher,
-        &test_key,
-        "test",
-    )
-    .await
-    .unwrap();
+    storybook_core::bootstrap::store_admin_key(&app.state, &test_key, "test")
+        .await
+        .unwrap();
     let body = r#"{"amount": 2, "transaction_id": "t1"}"#;
     let user = new_user_key();
     let answer = app

@@ -154,7 +154,7 @@ impl TestApp {
             }
         };
         let admin = ApiKeySecret::generate(KeyEnvironment::Live);
-        storybook_core::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+        storybook_core::bootstrap::store_admin_key(&state, &admin, "tests")
             .await
             .unwrap();
         TestApp {

@@ -153,16 +153,21 @@ async fn the_sweep_function_handles_a_scheduled_event() {
     let mut event: EventBridgeEvent = serde_json::from_str(fixture).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
     let stuck_after = app.state.settings.stuck_book_after;
-    let answer = scheduled_sweep(&*app.state.store, stuck_after, event.clone())
-        .await
-        .unwrap();
+    let answer = scheduled_sweep(
+        &*app.state.store,
+        &app.state.clock,
+        stuck_after,
+        event.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         answer,
         serde_json::json!({"swept": 0}),
         "the fixture fired in 2015"
     );
     event.time = Some(chrono::Utc::now() + chrono::Duration::minutes(20));
-    let answer = scheduled_sweep(&*app.state.store, stuck_after, event)
+    let answer = scheduled_sweep(&*app.state.store, &app.state.clock, stuck_after, event)
         .await
         .unwrap();
     assert_eq!(answer, serde_json::json!({"swept": 1}));

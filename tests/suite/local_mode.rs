@@ -44,14 +44,9 @@ async fn a_restart_keeps_every_user_key_and_credit() {
     let grant = |id: &str| format!(r#"{{"amount": 4, "transaction_id": "{id}"}}"#);
     {
         let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
-        storybook_core::bootstrap::store_admin_key(
-            &*mode.state.store,
-            &mode.state.hasher,
-            &admin,
-            "ops",
-        )
-        .await
-        .unwrap();
+        storybook_core::bootstrap::store_admin_key(&mode.state, &admin, "ops")
+            .await
+            .unwrap();
         let headers = [
             ("x-user-key", user.as_str()),
             ("x-admin-key", admin.expose()),

@@ -329,14 +329,9 @@ async fn a_test_key_in_production_is_401_and_a_security_violation(backend: Backe
     };
     let app = TestApp::with_settings(backend, settings).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
-    storybook_core::bootstrap::store_admin_key(
-        &*app.state.store,
-        &app.state.hasher,
-        &test_key,
-        "test",
-    )
-    .await
-    .unwrap();
+    storybook_core::bootstrap::store_admin_key(&app.state, &test_key, "test")
+        .await
+        .unwrap();
     refused(
         &with_key(&app, Method::GET, KEYS, test_key.expose(), None).await,
         401,
@@ -1168,7 +1163,7 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
             }
         };
     let admin = ApiKeySecret::generate(KeyEnvironment::Live);
-    storybook_core::bootstrap::store_admin_key(&*state.store, &state.hasher, &admin, "tests")
+    storybook_core::bootstrap::store_admin_key(&state, &admin, "tests")
         .await
         .unwrap();
     let me = || vec![("x-user-key", user.clone())];

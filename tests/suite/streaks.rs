@@ -573,6 +573,7 @@ async fn only_a_finished_book_counts_as_reading(backend: Backend) {
     let failed_id = storybook_core::domain::book::BookId::parse(&failed).unwrap();
     storybook_core::book_records::fail_book(
         &*app.state.store,
+        app.state.clock.now(),
         &failed_id,
         storybook_core::domain::failure::FailureCode::Unknown,
         None,

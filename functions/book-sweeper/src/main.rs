@@ -4,6 +4,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
 use storybook_core::book_records::scheduled_sweep;
+use storybook_core::clock::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,7 +17,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
         let store = store.clone();
         async move {
-            scheduled_sweep(&*store, stuck_after, event.payload)
+            scheduled_sweep(&*store, &Clock::system(), stuck_after, event.payload)
                 .await
                 .map_err(|e| Error::from(format!("{e:#}")))
         }

@@ -50,12 +50,16 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValue, TransactWriteItem, Update,
+};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
+use storybook_core::clock::Clock;
+use storybook_core::documents::Document;
 
 mod audit;
 mod book_items;
@@ -76,6 +80,9 @@ const PROFILE: &str = "PROFILE";
 pub struct DynamoStore {
     client: crate::sdk::LazyClient<Client>,
     table: String,
+    /// What "now" is when an item's time to live is read (DynamoDB deletes expired items only
+    /// eventually, so reads check it themselves).
+    clock: Clock,
 }
 
 impl DynamoStore {
@@ -86,7 +93,13 @@ impl DynamoStore {
         Self {
             client: client.into(),
             table: table.into(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The store reading time from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -191,24 +204,59 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                ) =>
-            {
-                Err(Attempt::Lost)
-            }
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    Err(Attempt::cancelled(cancelled.cancellation_reasons()))
+                }
+                _ => Err(Attempt::Failed(StoreError::Unavailable(describe(
+                    SdkError::ServiceError(e),
+                )))),
+            },
             Err(e) => Err(Attempt::Failed(StoreError::Unavailable(describe(e)))),
         }
     }
 }
 
-/// One try of an optimistic write: lost a race (read again and retry) or failed for good.
+/// One try of a conditional write: lost a race (read again and retry) or failed for good.
 #[derive(Debug)]
 enum Attempt {
-    Lost,
+    /// Another writer came first: the items (by their place in the transaction) whose
+    /// condition failed, empty when DynamoDB did not say (a conflict with a transaction in
+    /// flight, or throttling, which are retried the same way).
+    Lost(Vec<usize>),
     Failed(StoreError),
+}
+
+impl Attempt {
+    /// What a cancelled transaction means, from its cancellation reasons (one per item, in
+    /// order; `None` for an item that was not the cause): failed conditions and conflicts are
+    /// races worth another try; a validation error or an item collection past its size limit
+    /// will fail again however often it is tried.
+    fn cancelled(reasons: &[CancellationReason]) -> Self {
+        let mut failed_conditions = Vec::new();
+        for (place, reason) in reasons.iter().enumerate() {
+            match reason.code().unwrap_or("None") {
+                "None" => {}
+                "ConditionalCheckFailed" => failed_conditions.push(place),
+                "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded" => {}
+                permanent => {
+                    let message = reason.message().unwrap_or_default();
+                    return Attempt::Failed(StoreError::unavailable(anyhow::anyhow!(
+                        "transaction cancelled for item {place}: {permanent} {message}"
+                    )));
+                }
+            }
+        }
+        Attempt::Lost(failed_conditions)
+    }
+
+    /// Whether the condition of the item at `place` is known to have failed.
+    fn condition_failed_at(&self, place: usize) -> bool {
+        matches!(self, Attempt::Lost(failed) if failed.contains(&place))
+    }
 }
 
 impl From<StoreError> for Attempt {
@@ -217,7 +265,8 @@ impl From<StoreError> for Attempt {
     }
 }
 
-/// Retries for lost races: short, jittered, bounded. Fifty writers on one balance settle within it.
+/// The adapter's one retry policy, for lost races: short, jittered, bounded. Fifty writers on one
+/// balance settle within it.
 fn race_retries() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(2))
@@ -227,7 +276,7 @@ fn race_retries() -> ExponentialBuilder {
         .with_max_times(200)
 }
 
-/// Runs an optimistic write until it stops losing races (within [`race_retries`]).
+/// Runs a conditional write until it stops losing races (within [`race_retries`]).
 async fn until_settled<T, F, Fut>(attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
@@ -235,11 +284,11 @@ where
 {
     attempt
         .retry(race_retries())
-        .when(|a: &Attempt| matches!(a, Attempt::Lost))
+        .when(|a: &Attempt| matches!(a, Attempt::Lost(_)))
         .await
         .map_err(|attempt| match attempt {
             Attempt::Failed(error) => error,
-            Attempt::Lost => {
+            Attempt::Lost(_) => {
                 StoreError::unavailable(anyhow::anyhow!("too much contention on one item"))
             }
         })
@@ -420,7 +469,52 @@ impl DynamoStore {
 
 #[async_trait]
 impl Store for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         self.get("HEALTH".into(), "HEALTH").await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|code| CancellationReason::builder().code(*code).build())
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_condition_is_a_race_that_names_its_item() {
+        let lost = Attempt::cancelled(&reasons(&["None", "ConditionalCheckFailed", "None"]));
+        assert!(matches!(&lost, Attempt::Lost(failed) if failed == &[1]));
+        assert!(lost.condition_failed_at(1) && !lost.condition_failed_at(0));
+    }
+
+    #[test]
+    fn conflicts_and_throttling_are_retried_without_naming_an_item() {
+        for code in [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+        ] {
+            let attempt = Attempt::cancelled(&reasons(&["None", code]));
+            assert!(
+                matches!(&attempt, Attempt::Lost(failed) if failed.is_empty()),
+                "{code}"
+            );
+        }
+        // Reasons DynamoDB left out say nothing either way.
+        assert!(matches!(Attempt::cancelled(&[]), Attempt::Lost(failed) if failed.is_empty()));
+    }
+
+    #[test]
+    fn a_validation_error_fails_for_good() {
+        for code in ["ValidationError", "ItemCollectionSizeLimitExceeded"] {
+            let attempt = Attempt::cancelled(&reasons(&["ConditionalCheckFailed", code]));
+            assert!(matches!(attempt, Attempt::Failed(_)), "{code}");
+        }
     }
 }

@@ -121,6 +121,7 @@ impl S3Blobs {
 
 #[async_trait]
 impl BlobStore for S3Blobs {
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn put(&self, key: &BlobKey, mut body: BlobStream) -> Result<(), BlobError> {
         let mut buffer = BytesMut::new();
         while let Some(chunk) = body.next().await {
@@ -141,6 +142,7 @@ impl BlobStore for S3Blobs {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>, BlobError> {
         match self
             .client
@@ -163,6 +165,7 @@ impl BlobStore for S3Blobs {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         self.client
             .delete_object()
@@ -174,6 +177,7 @@ impl BlobStore for S3Blobs {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn signed_url(&self, key: &BlobKey, ttl: Duration) -> Result<String, BlobError> {
         let config = PresigningConfig::expires_in(ttl).map_err(BlobError::unavailable)?;
         let request = self
@@ -187,6 +191,7 @@ impl BlobStore for S3Blobs {
         Ok(request.uri().to_owned())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), BlobError> {
         self.client
             .head_bucket()

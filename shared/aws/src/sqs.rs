@@ -67,6 +67,7 @@ impl SqsQueue {
 
 #[async_trait]
 impl StepQueue for SqsQueue {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let seconds = delay
             .min(crate::ports::queue::MAX_DELAY)
@@ -84,6 +85,7 @@ impl StepQueue for SqsQueue {
         Ok(answer.message_id.unwrap_or_default())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn receive(
         &self,
         max: u32,
@@ -92,6 +94,7 @@ impl StepQueue for SqsQueue {
         self.receive_from(&self.queue_url, max, visibility).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.client
             .delete_message()
@@ -103,6 +106,7 @@ impl StepQueue for SqsQueue {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
         let seconds = delay
             .min(crate::ports::queue::MAX_POSTPONE)
@@ -119,12 +123,14 @@ impl StepQueue for SqsQueue {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
         // A zero visibility timeout leaves them where they are for the next look.
         self.receive_from(&self.dead_letter_url, max, Duration::ZERO)
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), QueueError> {
         self.client
             .get_queue_attributes()

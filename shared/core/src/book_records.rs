@@ -2,6 +2,7 @@
 //! concurrent steps never overwrite each other, and a change that finds its work already done
 //! writes nothing (what makes redelivered steps harmless).
 
+use crate::clock::Clock;
 use crate::domain::book::{Book, BookId, JobState};
 use crate::domain::failure::FailureCode;
 use crate::ports::store::Settlement;
@@ -46,6 +47,7 @@ fn settle<T>(result: Result<T, Try>) -> Result<T, StoreError> {
 /// whether this call wrote it, or `None` when the book is gone (deleted).
 pub async fn update_book(
     store: &dyn Store,
+    now: DateTime<Utc>,
     id: &BookId,
     change: impl Fn(&mut Book) -> Change,
 ) -> Result<Option<(Book, bool)>, StoreError> {
@@ -58,7 +60,7 @@ pub async fn update_book(
         if matches!(change, Change::Unchanged) {
             return Ok(Some((book, false)));
         }
-        book.updated_at = chrono::Utc::now();
+        book.updated_at = now;
         let written = match change {
             Change::WriteAndSettle(settlement) => {
                 store
@@ -84,11 +86,12 @@ pub async fn update_book(
 /// often it is called: a finished book (failed or done) is left as it is.
 pub async fn fail_book(
     store: &dyn Store,
+    now: DateTime<Utc>,
     id: &BookId,
     code: FailureCode,
     refusal: Option<&str>,
 ) -> Result<(), StoreError> {
-    let changed = update_book(store, id, |book| {
+    let changed = update_book(store, now, id, |book| {
         if book.is_finished() {
             return Change::Unchanged;
         }
@@ -151,7 +154,7 @@ pub async fn sweep_stuck_books(
         if stored.book.updated_at > cutoff {
             continue;
         }
-        let changed = update_book(store, &stored.book.id, |book| {
+        let changed = update_book(store, now, &stored.book.id, |book| {
             // Progress since the index was read, or another sweep first: leave it.
             if book.is_finished() || book.updated_at > cutoff {
                 return Change::Unchanged;
@@ -179,23 +182,24 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Local mode's stuck-book sweep, until the process ends. The first sweep waits `stuck_after`,
 /// so that books resumed after a restart can show progress before they are judged.
-pub async fn sweep_local(store: Arc<dyn Store>, stuck_after: Duration) {
+pub async fn sweep_local(store: Arc<dyn Store>, clock: Clock, stuck_after: Duration) {
     let first = tokio::time::Instant::now() + stuck_after;
     let mut tick = tokio::time::interval_at(first, SWEEP_EVERY);
     loop {
         tick.tick().await;
-        sweep_logged(&*store, chrono::Utc::now(), stuck_after).await;
+        sweep_logged(&*store, clock.now(), stuck_after).await;
     }
 }
 
 /// The sweep function's handler: a scheduled EventBridge event, swept as of the time it fired.
 pub async fn scheduled_sweep(
     store: &dyn Store,
+    clock: &Clock,
     stuck_after: Duration,
     event: EventBridgeEvent,
 ) -> Result<serde_json::Value, crate::ports::StoreError> {
     // The time the schedule fired, or now when the event carries none.
-    let now = event.time.unwrap_or_else(chrono::Utc::now);
+    let now = event.time.unwrap_or_else(|| clock.now());
     let swept = sweep_stuck_books(store, now, chrono_duration(stuck_after)).await?;
     Ok(serde_json::json!({ "swept": swept }))
 }

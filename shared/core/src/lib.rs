@@ -4,9 +4,12 @@
 //! Module map:
 //! - [`domain`]: the product's types (users, credentials, credits, API keys, books, spend),
 //!   validated on parse.
+//! - [`documents`]: what the stores keep, each stored document its own versioned type.
 //! - [`ports`]: the traits storage, blobs and the step queue are reached through; adapters live
 //!   in the `storybook-aws` and `storybook-embedded` crates.
 //! - [`app`]: the ports, settings and clock that operations run over.
+//! - [`usecases`]: one function per thing the product does (make a book, grant credits, rotate
+//!   a key, erase a user, record a reading...), over the ports; the HTTP layer calls them.
 //! - [`catalogue`]: every API route's data (method, path, function family, class).
 //! - [`book_records`], [`book_files`]: changing a stored book safely (and the stuck-book sweep);
 //!   where a book's files live and how its steps are queued.
@@ -30,8 +33,10 @@ pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod deploy_check;
+pub mod documents;
 pub mod domain;
 pub mod metrics;
 pub mod ports;
 pub mod spend;
 pub mod telemetry;
+pub mod usecases;

@@ -86,6 +86,7 @@ impl FolderBlobs {
 
 #[async_trait]
 impl BlobStore for FolderBlobs {
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn put(&self, key: &BlobKey, mut body: BlobStream) -> Result<(), BlobError> {
         let path = self.path(key);
         let parent = path.parent().expect("a blob path has a parent").to_owned();
@@ -115,6 +116,7 @@ impl BlobStore for FolderBlobs {
             .map_err(BlobError::unavailable)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn get(&self, key: &BlobKey) -> Result<Option<Bytes>, BlobError> {
         match tokio::fs::read(self.path(key)).await {
             Ok(bytes) => Ok(Some(Bytes::from(bytes))),
@@ -123,6 +125,7 @@ impl BlobStore for FolderBlobs {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.path(key)).await {
             Ok(()) => Ok(()),
@@ -131,10 +134,12 @@ impl BlobStore for FolderBlobs {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn signed_url(&self, key: &BlobKey, ttl: Duration) -> Result<String, BlobError> {
         Ok(self.signer.sign(key, ttl, chrono::Utc::now()))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), BlobError> {
         tokio::fs::metadata(&self.root)
             .await

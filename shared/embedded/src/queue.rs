@@ -51,6 +51,7 @@ impl SqliteQueue {
 
 #[async_trait]
 impl StepQueue for SqliteQueue {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let body = body.to_owned();
         let delay = delay.min(crate::ports::queue::MAX_DELAY).as_millis() as i64;
@@ -72,10 +73,12 @@ impl StepQueue for SqliteQueue {
         Ok(message_id)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn until_sent(&self, up_to: Duration) {
         let _ = tokio::time::timeout(up_to, self.sent.notified()).await;
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn receive(
         &self,
         max: u32,
@@ -115,6 +118,7 @@ impl StepQueue for SqliteQueue {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         let receipt = receipt.to_owned();
         self.run(move |c| {
@@ -124,6 +128,7 @@ impl StepQueue for SqliteQueue {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
         let receipt = receipt.to_owned();
         let delay = delay.min(crate::ports::queue::MAX_POSTPONE);
@@ -137,6 +142,7 @@ impl StepQueue for SqliteQueue {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError> {
         self.run(move |c| {
             let rows = c
@@ -157,6 +163,7 @@ impl StepQueue for SqliteQueue {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), QueueError> {
         self.run(|c| {
             Ok(

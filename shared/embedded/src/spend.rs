@@ -10,6 +10,7 @@ use crate::ports::store::{SpendStore, StoreError};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use storybook_core::documents::Document;
 
 const KILL_SWITCH: &str = "kill-switch";
 
@@ -19,6 +20,7 @@ fn day_text(day: NaiveDate) -> String {
 
 #[async_trait]
 impl SpendStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(book = ?charge.book))]
     async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError> {
         let day = day_text(charge.day);
         let book = charge.book.as_str().to_owned();
@@ -48,6 +50,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day))]
     async fn spent_on(&self, day: NaiveDate) -> Result<Microdollars, StoreError> {
         let day = day_text(day);
         self.run(move |c| {
@@ -61,6 +64,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day))]
     async fn day_spend(&self, day: NaiveDate) -> Result<DaySpend, StoreError> {
         let day = day_text(day);
         self.run(move |c| {
@@ -98,6 +102,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn book_cost(&self, book: &BookId) -> Result<(Microdollars, u64), StoreError> {
         let book = book.as_str().to_owned();
         self.run(move |c| {
@@ -114,6 +119,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day, book = %book.as_str()))]
     async fn record_finished_book(
         &self,
         day: NaiveDate,
@@ -153,6 +159,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError> {
         let book = book.as_str().to_owned();
         self.run(move |c| {
@@ -172,6 +179,7 @@ impl SpendStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
         self.run(|c| {
             let doc: Option<String> = c
@@ -181,16 +189,14 @@ impl SpendStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
-            Ok(doc
-                .map(|doc| serde_json::from_str(&doc))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("kill switch: {e}")))?)
+            Ok(doc.map(|doc| Document::read(&doc)).transpose()?)
         })
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn put_kill_switch(&self, switch: &KillSwitch) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(switch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc = Document::write(switch);
         self.run(move |c| {
             c.execute(
                 "INSERT INTO switches (name, doc) VALUES (?1, ?2)

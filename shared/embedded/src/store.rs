@@ -1,7 +1,7 @@
 use crate::database::Database;
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
+use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, PageAsset, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -17,6 +17,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use storybook_core::clock::Clock;
+use storybook_core::documents::Document;
 
 mod audit;
 mod books;
@@ -31,11 +33,21 @@ mod users;
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Database,
+    /// What "now" is when an entry's time to live is read.
+    clock: Clock,
 }
 
 impl SqliteStore {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            clock: Clock::system(),
+        }
+    }
+
+    /// The store reading time from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     pub(super) async fn run<T: Send + 'static>(
@@ -60,6 +72,7 @@ fn time(raw: String) -> anyhow::Result<DateTime<Utc>> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|c| {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

@@ -1,27 +1,21 @@
-//! API keys on the way in, cheapest check first: presence, format and environment (no read), then
-//! the failed-attempts limit of the client IP and the keyed-hash lookup (one read each), then
-//! revoked, expired, IP allow-list and scope. Every refusal is audited with a
-//! truncated hash of what was presented (never the key), and failed authentications are limited
-//! per client IP so that keys cannot be guessed.
+//! API keys and app users on the way in, as a layer by each route's [`Access`]. The checks
+//! themselves are the use cases' ([`storybook_core::usecases::access`]): cheapest first, every
+//! refusal audited with a truncated hash of what was presented (never the key), and failed
+//! authentications limited per client IP so that keys cannot be guessed.
 
 use crate::catalogue::Access;
-use crate::config::Environment;
-use crate::context::{audit, client_ip, route_of};
-use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope};
-use crate::domain::audit::AuditEvent;
-use crate::domain::credential::CredentialKind;
+use crate::context::{request_of, route_of};
+use crate::domain::api_key::{ApiKeyRecord, Scope};
 use crate::domain::user::{User, UserKey};
 use crate::error::{ApiError, Problem};
 use crate::limits::enforce;
-use crate::ports::store::Window;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::time::Duration;
-
-const MINUTE: Duration = Duration::from_secs(60);
+use storybook_core::usecases::access::{user_for_key, verify_key};
+use storybook_core::usecases::{self, Refusal};
 
 /// Which header carried the key, which decides how a refusal is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,168 +44,23 @@ impl KeyHeader {
     }
 }
 
-/// Verifies the key `header` carries for `needed`. Answers the key's record, or the refusal.
+/// Verifies the key `header` carries for `needed`. Answers the key's record, or the refusal:
+/// for `X-Admin-Key`, every refusal but the rate limit is the one 403 the app expects.
 pub async fn verify(
     state: &AppState,
-    parts: &mut Parts,
+    parts: &Parts,
     header: KeyHeader,
     needed: Scope,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
-    let route = route_of(parts);
-    let now = state.clock.now();
-    let failures = format!("authfail:{ip}");
-    let limits = &state.settings.limits;
-    let raw = header.read(parts);
-    // What was presented, as a truncated keyed hash: enough to correlate, useless to an attacker.
-    let presented = raw.map(|r| {
-        state
-            .hasher
-            .hash(CredentialKind::ApiKey, r)
-            .truncated()
-            .to_owned()
-    });
-    let window = Window::fixed(MINUTE, now);
-    // A refusal is audited; an authentication failure counts against the address (once: a
-    // refusal after the lookup already holds its slot), and a slot is given back when the
-    // refusal is not an authentication failure (a refused IP or scope).
-    let refuse = |event: AuditEvent, message: &'static str, holding_slot: bool| {
-        let (ip, route, presented, failures) = (
-            ip.clone(),
-            route.clone(),
-            presented.clone(),
-            failures.clone(),
-        );
-        async move {
-            audit(state, event, presented, &ip, &route, None).await;
-            let is_authentication =
-                !matches!(event, AuditEvent::IpRefused | AuditEvent::ScopeRefused);
-            // Best effort, like the audit: a refusal stands even when it cannot be counted.
-            let counted = match (is_authentication, holding_slot) {
-                (true, false) => state
-                    .store
-                    .take(&failures, u32::MAX, window)
-                    .await
-                    .map(|_| ()),
-                (false, true) => state.store.give_back(&failures, window).await,
-                _ => Ok(()),
-            };
-            if let Err(error) = counted {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "failed authentication not counted"
-                );
-            }
-            Err(match (header, is_authentication) {
-                (KeyHeader::AdminHeader, _) => ApiError::Forbidden("Admin access required".into()),
-                (KeyHeader::ApiHeaders, true) => ApiError::Unauthorized(message.into()),
-                (KeyHeader::ApiHeaders, false) => ApiError::Forbidden(message.into()),
-            })
-        }
-    };
-    // Cheapest checks first, before any read: presence, format, environment.
-    let Some(raw) = raw else {
-        return refuse(AuditEvent::MissingKey, "An API key is required", false).await;
-    };
-    let Ok(secret) = ApiKeySecret::parse(raw) else {
-        return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
-    };
-    if secret.environment() == KeyEnvironment::Test
-        && state.settings.environment == Environment::Prod
-    {
-        tracing::warn!(key_prefix = %secret.display_prefix(), client_ip = %ip, "security violation: a test key in production");
-        audit(
-            state,
-            AuditEvent::SecurityViolation,
-            presented.clone(),
-            &ip,
-            &route,
-            Some("test key used in production".into()),
-        )
-        .await;
-        return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
-    }
-    // An address that failed too often is refused before its key is even looked up. The lookup
-    // takes a slot of the address's failed-authentication count first, atomically, and gives it
-    // back when the key is good: concurrent guesses cannot all pass a count none of them is in
-    // yet. A key this process verified within the minute needs no slot.
-    let hash = state.hasher.hash(CredentialKind::ApiKey, secret.expose());
-    let holding_slot = !state.limiter.recently_verified(hash.as_str());
-    if holding_slot
-        && !state
-            .store
-            .take(&failures, limits.auth_failures_per_minute, window)
-            .await?
-            .allowed
-    {
-        state.store.give_back(&failures, window).await?;
-        audit(
-            state,
-            AuditEvent::RateLimited,
-            presented,
-            &ip,
-            &route,
-            Some("failed authentications".into()),
-        )
-        .await;
-        return Err(ApiError::RateLimited {
-            limit: limits.auth_failures_per_minute,
-            retry_after: 60,
-        });
-    }
-    let Some(record) = state.store.find_api_key(&hash).await? else {
-        return refuse(
-            AuditEvent::UnknownKey,
-            "The API key is not valid",
-            holding_slot,
-        )
-        .await;
-    };
-    if record.revoked_at.is_some_and(|at| at <= now) {
-        return refuse(
-            AuditEvent::RevokedKey,
-            "The API key has been revoked",
-            holding_slot,
-        )
-        .await;
-    }
-    if record.expires_at.is_some_and(|at| at <= now) {
-        return refuse(
-            AuditEvent::ExpiredKey,
-            "The API key has expired",
-            holding_slot,
-        )
-        .await;
-    }
-    if !record.allows_ip(&ip) {
-        return refuse(
-            AuditEvent::IpRefused,
-            "The API key may not be used from this address",
-            holding_slot,
-        )
-        .await;
-    }
-    if !record.allows(needed) {
-        return refuse(
-            AuditEvent::ScopeRefused,
-            "The API key lacks the scope this needs",
-            holding_slot,
-        )
-        .await;
-    }
-    // A good key: its slot goes back, and its next requests here need none.
-    if holding_slot {
-        state.store.give_back(&failures, window).await?;
-    }
-    state.limiter.mark_verified(hash.as_str());
-    if let Err(error) = state
-        .store
-        .record_key_use(&record.key_id, &route, now)
+    let request = request_of(state, parts, header.read(parts));
+    verify_key(state, &*state.limiter, &request, needed)
         .await
-    {
-        tracing::warn!(error = format!("{error:#}"), key_id = %record.key_id, "key use not counted");
-    }
-    Ok(record)
+        .map_err(|refusal| match (header, refusal) {
+            (KeyHeader::AdminHeader, Refusal::Unauthorized(_) | Refusal::Forbidden(_)) => {
+                Refusal::Forbidden("Admin access required".into()).into()
+            }
+            (_, refusal) => refusal.into(),
+        })
 }
 
 /// Authentication as a layer on every route that needs it, by the route's [`Access`]: it runs
@@ -269,81 +118,70 @@ async fn app_user(state: &AppState, parts: &Parts) -> Result<User, ApiError> {
         .ok()
         .and_then(|raw| UserKey::parse(raw).ok())
         .ok_or_else(|| ApiError::BadRequest("Invalid X-User-Key format".into()))?;
-    let id = state.hasher.hash(CredentialKind::UserKey, key.expose());
-    let caller = format!("user:{}", id.as_str());
-    if let Some(user) = state.store.find_user(&id).await? {
-        enforce(state, parts, &caller).await?;
-        return Ok(user);
-    }
-    // Making accounts is limited per client IP, so one client cannot mint free credits.
-    let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
-    let now = state.clock.now();
-    let decision = state
-        .store
-        .take(
-            &format!("signup:{ip}"),
-            state.settings.account_creations_per_ip_per_hour,
-            Window::fixed(Duration::from_secs(3600), now),
-        )
-        .await?;
-    if !decision.allowed {
-        tracing::warn!(client_ip = %ip, "account creation limited");
-        return Err(ApiError::RateLimited {
-            limit: decision.limit,
-            retry_after: decision.reset_after,
-        });
-    }
-    let lookup = state
-        .store
-        .create_user(&id, state.settings.opening_credits, now)
-        .await?;
-    if lookup.created {
-        tracing::info!(user = lookup.user.id.truncated(), "user created");
-        audit(
-            state,
-            AuditEvent::UserCreated,
-            Some(id.truncated().to_owned()),
-            &ip,
-            &route_of(parts),
-            None,
-        )
-        .await;
-    }
-    enforce(state, parts, &caller).await?;
-    Ok(lookup.user)
+    let user = user_for_key(state, &request_of(state, parts, &key)).await?;
+    enforce(state, parts, &format!("user:{}", user.id.as_str())).await?;
+    Ok(user)
 }
 
 /// The app user the route's layer let in.
 #[derive(Clone)]
-pub struct AppUser(pub User);
+struct AppUser(User);
 
 /// The admin-scoped API key (`Authorization`/`X-API-Key`) the route's layer let in.
 #[derive(Clone)]
-pub struct AdminCaller(pub ApiKeyRecord);
+struct AdminCaller(ApiKeyRecord);
 
 /// The admin key in `X-Admin-Key` (the app contract's header for admin calls) the route's layer
 /// let in. Anything but an active admin key of this environment answers 403 `FORBIDDEN`.
 #[derive(Clone)]
-pub struct AdminKey(pub ApiKeyRecord);
+struct AdminKey(ApiKeyRecord);
 
-/// Each identity is read from what the layer left; a handler asking for one its route's access
-/// does not give is a wiring mistake, answered 500 (every route's test would show it).
-macro_rules! let_in_by_layer {
-    ($($identity:ident),*) => {$(
-        impl<S: Send + Sync> FromRequestParts<S> for $identity {
-            type Rejection = ApiError;
-
-            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-                parts.extensions.get::<$identity>().cloned().ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!(
-                        "{} asks for {} without the access that gives it",
-                        route_of(parts),
-                        stringify!($identity)
-                    ))
-                })
-            }
-        }
-    )*};
+/// Who the layer let in, for a handler: the use cases' request by that caller.
+fn let_in_as<C: Clone + Send + Sync + 'static>(parts: &Parts, name: &str) -> Result<C, ApiError> {
+    parts.extensions.get::<C>().cloned().ok_or_else(|| {
+        // A handler asking for a caller its route's access does not give is a wiring mistake,
+        // answered 500 (every route's test would show it).
+        Refusal::internal(format!(
+            "{} asks for {name} without the access that gives it",
+            route_of(parts)
+        ))
+        .into()
+    })
 }
 
-let_in_by_layer!(AppUser, AdminCaller, AdminKey);
+/// The request of the app user the layer let in.
+pub struct UserRequest(pub usecases::Request<User>);
+
+/// The request of the admin-scoped API key the layer let in.
+pub struct AdminRequest(pub usecases::Request<ApiKeyRecord>);
+
+/// The request of an admin key acting for the app user in `X-User-Key`.
+pub struct AdminForUserRequest(pub usecases::Request<(ApiKeyRecord, User)>);
+
+impl FromRequestParts<AppState> for UserRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AppUser(user) = let_in_as(parts, "an app user")?;
+        Ok(UserRequest(request_of(state, parts, user)))
+    }
+}
+
+impl FromRequestParts<AppState> for AdminRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AdminCaller(key) = let_in_as(parts, "an admin API key")?;
+        Ok(AdminRequest(request_of(state, parts, key)))
+    }
+}
+
+impl FromRequestParts<AppState> for AdminForUserRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AdminKey(key) = let_in_as(parts, "an admin key")?;
+        let AppUser(user) = let_in_as(parts, "an app user")?;
+        Ok(AdminForUserRequest(request_of(state, parts, (key, user))))
+    }
+}

@@ -7,6 +7,7 @@ use crate::ports::{BlobError, QueueError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use storybook_core::usecases::Refusal;
 
 /// One problem with a request, as the seed's `ValidationError` has it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,61 +31,64 @@ impl Problem {
     }
 }
 
-/// Every refusal the API makes. Each maps to one status and one stable code.
+/// Every refusal the API makes: the use cases' [`Refusal`]s, and what only HTTP can get wrong
+/// (the schema, a malformed header, the method). Each maps to one status and one [`ErrorCode`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request does not fit the schema (422 `VALIDATION_ERROR` with the problems).
     #[error("request validation failed")]
     Schema(Vec<Problem>),
-    /// A malformed credential header (400 `BAD_REQUEST`).
+    /// A malformed credential or path (400 `BAD_REQUEST`).
     #[error("{0}")]
     BadRequest(String),
-    /// Well-formed but refused on its meaning (400 `VALIDATION_ERROR`).
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
-    /// A missing, malformed, unknown, revoked or expired API key (401 `UNAUTHORIZED`).
-    #[error("{0}")]
-    Unauthorized(String),
-    /// Not enough credits (402 `PAYMENT_REQUIRED`).
-    #[error("Not enough credits")]
-    PaymentRequired {
-        reason: &'static str,
-        required: i64,
-        balance: i64,
-    },
-    /// An idempotency key sent again with a different request (422 `IDEMPOTENCY_KEY_REUSED`).
-    #[error("This X-Idempotency-Key was already used for a different request")]
-    IdempotencyKeyReused,
-    /// The resource is not in a state that allows this (409 `CONFLICT`).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{resource} not found")]
-    NotFound { resource: &'static str, id: String },
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("rate limit exceeded")]
-    RateLimited { limit: u32, retry_after: u64 },
-    /// The user's books for their local day are used up (429 `DAILY_LIMIT_EXCEEDED`).
-    #[error("Today's books are used up; more tomorrow")]
-    DailyLimit { limit: u32, retry_after: u64 },
-    /// The user has as many unfinished books as allowed (429 `TOO_MANY_PENDING_JOBS`).
-    #[error("Too many books are still being made; wait for one to finish")]
-    TooManyPending { limit: u32 },
-    /// Today's provider spend reached the hard limit (429 `SERVICE_BUDGET_EXCEEDED`), until the
-    /// next UTC day.
-    #[error("Book making is paused for today; try again tomorrow")]
-    BudgetExceeded { retry_after: u64 },
-    /// An operator switched generation off (503 `SERVICE_UNAVAILABLE`).
-    #[error("Book making is paused for now; try again later")]
-    GenerationOff,
-    /// A dependency (store, queue, blobs) cannot be reached; the client may retry.
-    #[error("the service is temporarily unavailable")]
-    Unavailable(#[source] anyhow::Error),
-    /// Never planned: logged in full, answered with a message that says nothing of internals.
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// The stable upper-case codes of the error envelope, as the app's contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ValidationError,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    PaymentRequired,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    RequestTimeout,
+    IdempotencyKeyReused,
+    RateLimitExceeded,
+    DailyLimitExceeded,
+    TooManyPendingJobs,
+    ServiceBudgetExceeded,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::PaymentRequired => "PAYMENT_REQUIRED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::DailyLimitExceeded => "DAILY_LIMIT_EXCEEDED",
+            ErrorCode::TooManyPendingJobs => "TOO_MANY_PENDING_JOBS",
+            ErrorCode::ServiceBudgetExceeded => "SERVICE_BUDGET_EXCEEDED",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
 }
 
 impl ApiError {
@@ -104,82 +108,87 @@ impl ApiError {
         )))
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        use ErrorCode as C;
         match self {
-            ApiError::Schema(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            ApiError::DailyLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "DAILY_LIMIT_EXCEEDED"),
-            ApiError::TooManyPending { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_PENDING_JOBS")
-            }
-            ApiError::PaymentRequired { .. } => (StatusCode::PAYMENT_REQUIRED, "PAYMENT_REQUIRED"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
-            ApiError::IdempotencyKeyReused => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
-            }
-            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),
-            ApiError::BudgetExceeded { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "SERVICE_BUDGET_EXCEEDED")
-            }
-            ApiError::GenerationOff | ApiError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
-            }
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+            ApiError::Schema(_) => (StatusCode::UNPROCESSABLE_ENTITY, C::ValidationError),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, C::BadRequest),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
+            ApiError::Refused(refusal) => match refusal {
+                Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, C::ValidationError),
+                Refusal::Forbidden(_) => (StatusCode::FORBIDDEN, C::Forbidden),
+                Refusal::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+                Refusal::DailyLimit { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, C::DailyLimitExceeded)
+                }
+                Refusal::TooManyPending { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, C::TooManyPendingJobs)
+                }
+                Refusal::PaymentRequired { .. } => {
+                    (StatusCode::PAYMENT_REQUIRED, C::PaymentRequired)
+                }
+                Refusal::Conflict(_) => (StatusCode::CONFLICT, C::Conflict),
+                Refusal::IdempotencyKeyReused => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, C::IdempotencyKeyReused)
+                }
+                Refusal::NotFound { .. } => (StatusCode::NOT_FOUND, C::NotFound),
+                Refusal::RateLimited { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, C::RateLimitExceeded)
+                }
+                Refusal::BudgetExceeded { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, C::ServiceBudgetExceeded)
+                }
+                Refusal::GenerationOff | Refusal::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, C::ServiceUnavailable)
+                }
+                Refusal::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError),
+            },
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(source) => ApiError::Unavailable(source),
-            other => ApiError::Internal(other.into()),
-        }
-    }
-}
-
-impl From<crate::domain::spend::Stopped> for ApiError {
-    fn from(stopped: crate::domain::spend::Stopped) -> Self {
-        match stopped {
-            crate::domain::spend::Stopped::Switched { .. } => ApiError::GenerationOff,
-            crate::domain::spend::Stopped::OverBudget { retry_after, .. } => {
-                ApiError::BudgetExceeded { retry_after }
-            }
-        }
+        ApiError::Refused(error.into())
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
-        ApiError::Unavailable(error.into())
+        ApiError::Refused(error.into())
     }
 }
 
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
-        ApiError::Unavailable(error.into())
+        ApiError::Refused(error.into())
     }
 }
 
 /// The 422 envelope: `detail` and `error.details` are the list of problems.
-fn problem_list(status: StatusCode, code: &str, message: &str, problems: &[Problem]) -> Response {
+fn problem_list(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    problems: &[Problem],
+) -> Response {
     let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
     let body = json!({
         "detail": list,
-        "error": {"code": code, "message": message, "details": list},
+        "error": {"code": code.as_str(), "message": message, "details": list},
         "request_id": current_request_id(),
     });
     (status, axum::Json(body)).into_response()
 }
 
 /// The envelope for a status, code and message, with optional details.
-pub fn envelope(status: StatusCode, code: &str, message: &str, details: Option<Value>) -> Response {
-    let mut error = json!({"code": code, "message": message});
+pub fn envelope(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    details: Option<Value>,
+) -> Response {
+    let mut error = json!({"code": code.as_str(), "message": message});
     if let Some(details) = details {
         error["details"] = details;
     }
@@ -199,11 +208,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         match &self {
-            ApiError::Unavailable(source) => {
+            ApiError::Refused(Refusal::Unavailable(source)) => {
                 crate::metrics::count(crate::metrics::SERVER_ERRORS);
                 tracing::warn!(error = format!("{source:#}"), "dependency unavailable")
             }
-            ApiError::Internal(source) => {
+            ApiError::Refused(Refusal::Internal(source)) => {
                 crate::metrics::count(crate::metrics::SERVER_ERRORS);
                 tracing::error!(error = format!("{source:#}"), "internal error")
             }
@@ -214,7 +223,7 @@ impl IntoResponse for ApiError {
                 problem_list(status, code, "Request validation failed", &problems)
             }
             // A 422 like every other: the seed's `HTTPValidationError` shape, its own code.
-            ApiError::IdempotencyKeyReused => problem_list(
+            ApiError::Refused(Refusal::IdempotencyKeyReused) => problem_list(
                 status,
                 code,
                 "This X-Idempotency-Key was already used for a different request",
@@ -224,23 +233,23 @@ impl IntoResponse for ApiError {
                     "idempotency_key_reused",
                 )],
             ),
-            ApiError::NotFound { resource, id } => envelope(
+            ApiError::Refused(Refusal::NotFound { resource, id }) => envelope(
                 status,
                 code,
                 &format!("{resource} not found"),
                 Some(json!({"resource": resource, "id": id})),
             ),
-            ApiError::PaymentRequired {
+            ApiError::Refused(Refusal::PaymentRequired {
                 reason,
                 required,
                 balance,
-            } => envelope(
+            }) => envelope(
                 status,
                 code,
                 "Not enough credits",
                 Some(json!({"reason": reason, "required": required, "balance": balance})),
             ),
-            ApiError::RateLimited { limit, retry_after } => {
+            ApiError::Refused(Refusal::RateLimited { limit, retry_after }) => {
                 crate::metrics::count(crate::metrics::RATE_LIMITED);
                 let details = json!({"retry_after": retry_after});
                 let message = "Too many requests; try again later";
@@ -259,31 +268,31 @@ impl IntoResponse for ApiError {
                 }
                 response
             }
-            ApiError::BudgetExceeded { retry_after } => {
+            ApiError::Refused(Refusal::BudgetExceeded { retry_after }) => {
                 crate::metrics::count(crate::metrics::BUDGET_REFUSED);
                 let details = json!({"retry_after": retry_after});
                 let message = "Book making is paused for today; try again tomorrow";
                 with_retry_after(envelope(status, code, message, Some(details)), retry_after)
             }
-            ApiError::DailyLimit { limit, retry_after } => {
+            ApiError::Refused(Refusal::DailyLimit { limit, retry_after }) => {
                 crate::metrics::count(crate::metrics::RATE_LIMITED);
                 let details = json!({"limit": limit, "retry_after": retry_after});
                 let message = "Today's books are used up; more tomorrow";
                 with_retry_after(envelope(status, code, message, Some(details)), retry_after)
             }
-            ApiError::TooManyPending { limit } => envelope(
+            ApiError::Refused(Refusal::TooManyPending { limit }) => envelope(
                 status,
                 code,
                 "Too many books are still being made; wait for one to finish",
                 Some(json!({"limit": limit})),
             ),
-            ApiError::Unavailable(_) => envelope(
+            ApiError::Refused(Refusal::Unavailable(_)) => envelope(
                 status,
                 code,
                 "The service is temporarily unavailable; try again shortly",
                 None,
             ),
-            ApiError::Internal(_) => {
+            ApiError::Refused(Refusal::Internal(_)) => {
                 envelope(status, code, "Something went wrong on our side", None)
             }
             other => {

@@ -21,6 +21,4 @@ pub use state::AppState;
 pub use storybook_core::catalogue::Family;
 
 // The layers below, under the names the handlers use (`crate::domain`, `crate::ports`, ...).
-use storybook_core::{
-    app, book_files, book_records, catalogue, config, domain, metrics, ports, spend,
-};
+use storybook_core::{app, catalogue, config, domain, metrics, ports};

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use storybook_core::usecases::access::VerifiedKeys;
 
 /// The per-process first line: refuses what the store would refuse anyway, without a write.
 pub struct LocalLimiter {
@@ -35,22 +36,6 @@ impl LocalLimiter {
         }
     }
 
-    /// Whether the key with `hash` was verified by this process within the last minute.
-    pub fn recently_verified(&self, hash: &str) -> bool {
-        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        verified
-            .get(hash)
-            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
-    }
-
-    pub fn mark_verified(&self, hash: &str) {
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if verified.len() > 10_000 {
-            verified.retain(|_, at| at.elapsed() < VERIFIED_FOR);
-        }
-        verified.insert(hash.to_owned(), Instant::now());
-    }
-
     pub fn allows(&self, class: RouteClass, caller: &str) -> bool {
         let limiter = &self.classes[class as usize];
         // Forget idle callers now and then so the map stays small.
@@ -65,6 +50,24 @@ impl LocalLimiter {
             self.audits.retain_recent();
         }
         self.audits.check_key(&caller.to_owned()).is_ok()
+    }
+}
+
+impl VerifiedKeys for LocalLimiter {
+    /// Whether the key with `hash` was verified by this process within the last minute.
+    fn recently_verified(&self, hash: &str) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    fn mark_verified(&self, hash: &str) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() > 10_000 {
+            verified.retain(|_, at| at.elapsed() < VERIFIED_FOR);
+        }
+        verified.insert(hash.to_owned(), Instant::now());
     }
 }
 

@@ -3,7 +3,7 @@
 //! the `RateLimit-*` / `X-RateLimit-*` headers on the answer.
 
 use crate::catalogue::RouteClass;
-use crate::context::{audit, client_ip, path_of, route_of};
+use crate::context::{path_of, request_of};
 use crate::domain::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::ports::LimitDecision;
@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use storybook_core::usecases::{Refusal, audit};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -35,7 +36,7 @@ pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<()
     let counter = format!("rate:{}:{caller}", class.name());
     match state
         .store
-        .take(&counter, limit, Window::fixed(MINUTE, chrono::Utc::now()))
+        .take(&counter, limit, Window::fixed(MINUTE, state.clock.now()))
         .await
     {
         Ok(decision) => {
@@ -76,20 +77,19 @@ async fn refuse(
     retry_after: u64,
 ) -> ApiError {
     if state.limiter.should_audit(caller) {
-        let ip = client_ip(parts).unwrap_or_else(|| "unknown".into());
         let label: String = caller.chars().take(17).collect();
         let detail = Some(format!("{} limit {limit}/min", class.name()));
+        let request = request_of(state, parts, ());
         audit(
             state,
+            &request,
             AuditEvent::RateLimited,
             Some(label),
-            &ip,
-            &route_of(parts),
             detail,
         )
         .await;
     }
-    ApiError::RateLimited { limit, retry_after }
+    Refusal::RateLimited { limit, retry_after }.into()
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {

@@ -7,13 +7,14 @@ use crate::catalogue::{Access, Family};
 use crate::config;
 use crate::edges;
 use crate::endpoints::endpoints;
-use crate::error::{ApiError, envelope};
+use crate::error::{ApiError, ErrorCode, envelope};
 use crate::limits;
 use crate::request_id;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use storybook_core::usecases::Refusal;
 
 /// The routes of `families`, with the API's fallbacks, not yet wrapped in [`with_edges`].
 pub fn api(state: AppState, families: &[Family]) -> Router {
@@ -32,10 +33,7 @@ pub fn api(state: AppState, families: &[Family]) -> Router {
     }
     router
         .fallback(|uri: axum::http::Uri| async move {
-            ApiError::NotFound {
-                resource: "route",
-                id: uri.path().to_owned(),
-            }
+            ApiError::from(Refusal::not_found("route", uri.path()))
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -51,7 +49,7 @@ pub fn with_edges(router: Router, settings: &config::Settings) -> Router {
                 tracing::error!("a handler panicked");
                 envelope(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
+                    ErrorCode::InternalError,
                     "Something went wrong on our side",
                     None,
                 )

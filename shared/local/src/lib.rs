@@ -14,6 +14,7 @@ use storybook_core::config::{LocalSettings, Settings, pepper_from_env};
 use storybook_core::domain::book::Step;
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
 use storybook_core::ports::{BlobKey, BlobStore};
+use storybook_core::usecases::Refusal;
 use storybook_embedded::LOCAL_BLOB_PATH;
 use storybook_embedded::{Database, FolderBlobs, LocalUrlSigner, SqliteQueue, SqliteStore};
 use storybook_http::error::ApiError;
@@ -106,6 +107,7 @@ impl LocalMode {
         }
         tokio::spawn(storybook_core::book_records::sweep_local(
             self.state.store.clone(),
+            self.state.clock.clone(),
             self.state.settings.stuck_book_after,
         ));
         Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
@@ -143,21 +145,18 @@ async fn serve_blob(
     Path(key): Path<String>,
     QueryParams(signature): QueryParams<Signature>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let not_found = || ApiError::NotFound {
-        resource: "blob",
-        id: key.clone(),
-    };
+    let not_found = || ApiError::from(Refusal::not_found("blob", key.clone()));
     let key_parsed = BlobKey::parse(&key).map_err(|_| not_found())?;
     let (Some(expires), Some(signature)) = (signature.expires, signature.signature) else {
-        return Err(ApiError::Forbidden("A signed URL is required".into()));
+        return Err(Refusal::Forbidden("A signed URL is required".into()).into());
     };
     if !route
         .signer
         .verify(&key_parsed, expires, &signature, chrono::Utc::now())
     {
-        return Err(ApiError::Forbidden(
-            "The URL's signature is invalid or has expired".into(),
-        ));
+        return Err(
+            Refusal::Forbidden("The URL's signature is invalid or has expired".into()).into(),
+        );
     }
     let bytes = route.blobs.get(&key_parsed).await?.ok_or_else(not_found)?;
     Ok((
@@ -218,7 +217,7 @@ pub async fn serve_with(
                 Ok(response) => response,
                 Err(_) => storybook_http::error::envelope(
                     StatusCode::REQUEST_TIMEOUT,
-                    "REQUEST_TIMEOUT",
+                    storybook_http::error::ErrorCode::RequestTimeout,
                     "The request took too long to arrive",
                     None,
                 )
@@ -300,12 +299,8 @@ pub async fn run() -> anyhow::Result<()> {
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());
-    if let Some(fresh) = storybook_core::bootstrap::seed_admin_key(
-        &*mode.state.store,
-        &mode.state.hasher,
-        configured.as_deref(),
-    )
-    .await?
+    if let Some(fresh) =
+        storybook_core::bootstrap::seed_admin_key(&mode.state, configured.as_deref()).await?
     {
         // Printed once, to the terminal only (never to the log stream): it is the operator's key.
         eprintln!(

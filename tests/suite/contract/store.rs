@@ -507,6 +507,7 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
             "198.51.100.1",
             "POST /v1/admin/api-keys",
             None,
+            chrono::Utc::now(),
         );
         store.append_audit(&entry).await.unwrap();
         written.push(entry);
@@ -780,6 +781,7 @@ async fn unfinished_books_are_indexed_until_finished(backend: Backend) {
     // Finished (failed here) books leave the index.
     storybook_core::book_records::fail_book(
         store,
+        chrono::Utc::now(),
         &BookId::parse(first).unwrap(),
         storybook_core::domain::failure::FailureCode::Unknown,
         None,
@@ -881,4 +883,65 @@ on_both_backends!(
     #[tokio::test]
     a_breaker_is_replaced_only_at_its_version,
     a_breaker_is_replaced_only_at_its_version
+);
+
+/// A buffer the span test's subscriber writes to.
+#[derive(Clone, Default)]
+struct SpanLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SpanLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every store call is a span named after it, with the ids it touches as fields (a user's
+/// truncated) and nothing of a credential: no key, no full keyed hash.
+async fn store_calls_are_spans_with_ids_and_no_secrets(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = &*app.state.store;
+    let log = SpanLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("storybook_aws=debug,storybook_embedded=debug")
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let user = user_id(&app);
+    let book = BookId::generate();
+    let secret = storybook_core::domain::api_key::ApiKeySecret::generate(KeyEnvironment::Live);
+    let hash = app
+        .state
+        .hasher
+        .hash(CredentialKind::ApiKey, secret.expose());
+    {
+        let _default = tracing::subscriber::set_default(subscriber);
+        store.create_user(&user, 3, Utc::now()).await.unwrap();
+        assert!(store.find_book(&book).await.unwrap().is_none());
+        assert!(store.find_api_key(&hash).await.unwrap().is_none());
+    }
+    let lines = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let span = |name: &str| {
+        lines
+            .lines()
+            .find(|line| line.contains(&format!("\"name\":\"{name}\"")))
+            .unwrap_or_else(|| panic!("no {name} span in {lines}"))
+            .to_owned()
+    };
+    assert!(span("create_user").contains(user.truncated()));
+    assert!(span("find_book").contains(book.as_str()));
+    span("find_api_key");
+    for secret in [secret.expose(), hash.as_str(), user.as_str()] {
+        assert!(!lines.contains(secret), "{secret} in {lines}");
+    }
+}
+on_both_backends!(
+    #[tokio::test]
+    store_calls_are_spans_with_ids_and_no_secrets,
+    store_calls_are_spans_with_ids_and_no_secrets
 );

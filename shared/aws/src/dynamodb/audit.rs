@@ -8,6 +8,7 @@ pub(super) fn audit_day_pk(day: chrono::NaiveDate) -> String {
 
 #[async_trait]
 impl AuditStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         let expires =
             (e.at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
@@ -34,13 +35,14 @@ impl AuditStore for DynamoStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_log(
         &self,
         limit: u32,
         before: Option<&str>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         // One partition a day; walk back day by day from the cursor's day (or today).
-        let now = Utc::now();
+        let now = self.clock.now();
         let start_day = before
             .and_then(|id| chrono::NaiveDate::parse_from_str(id.get(..8)?, "%Y%m%d").ok())
             .unwrap_or_else(|| now.date_naive());

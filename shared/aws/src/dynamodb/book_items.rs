@@ -35,10 +35,7 @@ impl DynamoStore {
             .item("pk", s(book_pk(&book.id)))
             .item("sk", s("BOOK"))
             .item("user", s(book.user.as_str()))
-            .item(
-                "doc",
-                s(serde_json::to_string(book).map_err(StoreError::unavailable)?),
-            )
+            .item("doc", s(Document::write(book)))
             .item("version", n(version as i64));
         put = match condition {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -123,8 +120,7 @@ impl DynamoStore {
     }
 
     pub(super) fn parse_book(item: &Item) -> Result<StoredBook, StoreError> {
-        let book = serde_json::from_str(&text(item, "doc")?)
-            .map_err(|e| StoreError::Corrupt(format!("book: {e}")))?;
+        let book = Document::read(&text(item, "doc")?)?;
         Ok(StoredBook {
             book,
             version: num(item, "version")? as u64,
@@ -135,7 +131,7 @@ impl DynamoStore {
     pub(super) async fn swap(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            Err(Attempt::Lost) => Ok(false),
+            Err(Attempt::Lost(_)) => Ok(false),
             Err(Attempt::Failed(e)) => Err(e),
         }
     }

@@ -5,6 +5,7 @@ use super::*;
 
 #[async_trait]
 impl BookStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn create_book(
         &self,
         book: &Book,
@@ -13,7 +14,7 @@ impl BookStore for DynamoStore {
     ) -> Result<CreateOutcome, StoreError> {
         let idempotency_sk = idempotency.map(|r| idempotency_sk(&r.key));
         let attempt = || async {
-            let now = Utc::now().timestamp();
+            let now = self.clock.now().timestamp();
             if let (Some(sk), Some(record)) = (&idempotency_sk, idempotency)
                 && let Some(earlier) = self.get(user_pk(&book.user), sk).await?
                 // Past its 24 hours the record is as good as absent (TTL deletes it days late).
@@ -109,6 +110,7 @@ impl BookStore for DynamoStore {
         until_settled(attempt).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %id.as_str()))]
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
         // The book and its recorded page assets share a partition: one Query reads them all.
         let items = self.query_all(book_pk(id), "", false).await?;
@@ -126,8 +128,7 @@ impl BookStore for DynamoStore {
                 Ok(RecordedAsset {
                     page: u8::try_from(num(item, "page")?)
                         .map_err(|_| StoreError::Corrupt("a page number".into()))?,
-                    asset: serde_json::from_str(&text(item, "doc")?)
-                        .map_err(|e| StoreError::Corrupt(format!("page asset: {e}")))?,
+                    asset: Document::read(&text(item, "doc")?)?,
                     at: DateTime::parse_from_rfc3339(&text(item, "at")?)
                         .map_err(|e| StoreError::Corrupt(format!("page asset time: {e}")))?
                         .with_timezone(&Utc),
@@ -138,12 +139,13 @@ impl BookStore for DynamoStore {
         Ok(Some(stored))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn record_page_asset(
         &self,
         book: &BookId,
         recorded: &RecordedAsset,
     ) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(&recorded.asset).map_err(StoreError::unavailable)?;
+        let doc = Document::write(&recorded.asset);
         // Only beside a book that still exists: a step finishing after its book was deleted
         // (its user erased) must leave no item naming it.
         let book_exists = aws_sdk_dynamodb::types::ConditionCheck::builder()
@@ -174,11 +176,12 @@ impl BookStore for DynamoStore {
         {
             Ok(()) => Ok(true),
             // The book is gone or the asset was recorded before: either way nothing to record.
-            Err(Attempt::Lost) => Ok(false),
+            Err(Attempt::Lost(_)) => Ok(false),
             Err(Attempt::Failed(error)) => Err(error),
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn forget_idempotency(
         &self,
         user: &UserId,
@@ -195,11 +198,13 @@ impl BookStore for DynamoStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
         self.swap(self.book_writes(book, expected_version + 1, Some(expected_version))?)
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn replace_and_settle(
         &self,
         book: &Book,
@@ -228,10 +233,13 @@ impl BookStore for DynamoStore {
             };
             match written {
                 Ok(()) => Ok(true),
-                // Lost to a balance change, or to another writer of the book: only the first is
-                // worth another try.
-                Err(Attempt::Lost) => match self.find_book(&book.id).await? {
-                    Some(now) if now.version == expected_version => Err(Attempt::Lost),
+                // Lost to another writer of the book (its put comes first), or only to a balance
+                // change: only the second is worth another try. When DynamoDB named no failed
+                // condition, the book's version tells.
+                Err(lost) if lost.condition_failed_at(0) => Ok(false),
+                Err(Attempt::Lost(failed)) if !failed.is_empty() => Err(Attempt::Lost(failed)),
+                Err(Attempt::Lost(failed)) => match self.find_book(&book.id).await? {
+                    Some(now) if now.version == expected_version => Err(Attempt::Lost(failed)),
                     _ => Ok(false),
                 },
                 Err(failed) => Err(failed),
@@ -240,6 +248,7 @@ impl BookStore for DynamoStore {
         until_settled(attempt).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
         let ids = self
             .query_all(user_pk(user), "BOOK#", true)
@@ -289,6 +298,7 @@ impl BookStore for DynamoStore {
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError> {
         let answer = self
             .client
@@ -305,6 +315,7 @@ impl BookStore for DynamoStore {
         Ok(answer.count.max(0) as u32)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
         let delete = |pk: String, sk: String| {
             aws_sdk_dynamodb::types::Delete::builder()
@@ -343,6 +354,7 @@ impl BookStore for DynamoStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn unfinished_books(
         &self,
         created_before: DateTime<Utc>,

@@ -4,24 +4,25 @@ use super::*;
 
 #[async_trait]
 impl BreakerStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError> {
         match self.get(format!("BREAKER#{provider}"), "BREAKER").await? {
             Some(item) => {
-                let record = serde_json::from_str(&text(&item, "doc")?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let record = Document::read(&text(&item, "doc")?)?;
                 Ok((record, num(&item, "version")? as u64))
             }
             None => Ok((BreakerRecord::default(), 0)),
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     async fn put_breaker(
         &self,
         provider: &str,
         record: &BreakerRecord,
         expected: u64,
     ) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc = Document::write(record);
         let put = self
             .client
             .put_item()

@@ -80,6 +80,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl ApiKeyStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn put_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
         let record = self
             .api_key_put(r)
@@ -104,6 +105,7 @@ impl ApiKeyStore for DynamoStore {
         .map(|_| ())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_api_key(
         &self,
         hash: &CredentialHash,
@@ -115,6 +117,7 @@ impl ApiKeyStore for DynamoStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn find_api_key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let Some(index) = self
             .get(KEY_INDEX_PK.into(), &format!("KEY#{key_id}"))
@@ -126,6 +129,7 @@ impl ApiKeyStore for DynamoStore {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let mut keys = Vec::new();
         for index in self.query_all(KEY_INDEX_PK.into(), "KEY#", false).await? {
@@ -144,6 +148,7 @@ impl ApiKeyStore for DynamoStore {
         Ok(keys)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
         let put = self
             .api_key_put(r)
@@ -164,6 +169,7 @@ impl ApiKeyStore for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn record_key_use(
         &self,
         key_id: &str,
@@ -188,8 +194,9 @@ impl ApiKeyStore for DynamoStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
-        let now = Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let mut usage = Vec::new();
         for item in self.query_all(format!("USAGE#{key_id}"), "", true).await? {
             if num(&item, "expires_at")? < now {

@@ -9,15 +9,17 @@ pub(super) fn limit_pk(counter: &str, window: Window) -> String {
 
 #[async_trait]
 impl LimitStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
         match self.get(limit_pk(counter, window), "LIMIT").await? {
-            Some(item) if num(&item, "expires_at")? >= Utc::now().timestamp() => {
+            Some(item) if num(&item, "expires_at")? >= self.clock.now().timestamp() => {
                 Ok(u32::try_from(num(&item, "count")?).unwrap_or(u32::MAX))
             }
             _ => Ok(0),
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError> {
         let given = self
             .client
@@ -42,6 +44,7 @@ impl LimitStore for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn take(
         &self,
         counter: &str,

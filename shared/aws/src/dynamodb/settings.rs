@@ -4,18 +4,17 @@ use super::*;
 
 #[async_trait]
 impl SettingsStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError> {
         self.get(user_pk(user), "SETTINGS")
             .await?
-            .map(|item| {
-                serde_json::from_str(&text(&item, "doc")?)
-                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))
-            })
+            .map(|item| Document::read(&text(&item, "doc")?))
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
+        let doc = Document::write(settings);
         self.client
             .put_item()
             .table_name(&self.table)

@@ -5,7 +5,7 @@
 //! total (what the hard limit reads) but not in its book's records: the limit never misses a
 //! call.
 
-use super::{Attempt, DynamoStore, Item, n, num, s, text, until_settled};
+use super::{Attempt, Document, DynamoStore, Item, n, num, s, text, until_settled};
 use crate::domain::book::BookId;
 use crate::domain::spend::{
     BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
@@ -122,6 +122,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl SpendStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(book = ?charge.book))]
     async fn add_spend(&self, charge: &SpendCharge) -> Result<Microdollars, StoreError> {
         // The day's total first, by one atomic ADD that answers the total after it (exact, and
         // never a lost race, however many workers add at once); then the book's records.
@@ -143,6 +144,7 @@ impl SpendStore for DynamoStore {
         Ok(total)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day))]
     async fn spent_on(&self, day: NaiveDate) -> Result<Microdollars, StoreError> {
         match self.get(day_pk(day), TOTAL).await? {
             Some(item) => micros(&item, "micros"),
@@ -150,6 +152,7 @@ impl SpendStore for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day))]
     async fn day_spend(&self, day: NaiveDate) -> Result<DaySpend, StoreError> {
         let mut spend = DaySpend::default();
         for item in self.query_all(day_pk(day), "", false).await? {
@@ -173,6 +176,7 @@ impl SpendStore for DynamoStore {
         Ok(spend)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn book_cost(&self, book: &BookId) -> Result<(Microdollars, u64), StoreError> {
         match self.get(cost_pk(book), COST).await? {
             Some(item) => Ok((micros(&item, "micros")?, count(&item, "calls")?)),
@@ -180,6 +184,7 @@ impl SpendStore for DynamoStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(%day, book = %book.as_str()))]
     async fn record_finished_book(
         &self,
         day: NaiveDate,
@@ -188,6 +193,7 @@ impl SpendStore for DynamoStore {
         until_settled(|| self.try_finish(day, book)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn anonymise_book_spend(&self, book: &BookId) -> Result<(), StoreError> {
         let Some(whole) = self.get(cost_pk(book), COST).await? else {
             return Ok(());
@@ -238,17 +244,17 @@ impl SpendStore for DynamoStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
         match self.get("SWITCH#kill".into(), "SWITCH").await? {
-            Some(item) => serde_json::from_str(&text(&item, "doc")?)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("kill switch: {e}"))),
+            Some(item) => Document::read(&text(&item, "doc")?).map(Some),
             None => Ok(None),
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn put_kill_switch(&self, switch: &KillSwitch) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(switch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc = Document::write(switch);
         self.client
             .put_item()
             .table_name(&self.table)

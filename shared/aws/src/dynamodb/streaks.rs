@@ -8,17 +8,18 @@ pub(super) fn reading_sk(reading: &Reading, id: &str) -> String {
 
 #[async_trait]
 impl StreakStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
         let Some(item) = self.get(user_pk(user), "STREAK").await? else {
             return Ok(StoredStreak::default());
         };
         Ok(StoredStreak {
-            streak: serde_json::from_str(&text(&item, "doc")?)
-                .map_err(|e| StoreError::Corrupt(format!("streak: {e}")))?,
+            streak: Document::read(&text(&item, "doc")?)?,
             version: num(&item, "version")? as u64,
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn record_reading(
         &self,
         user: &UserId,
@@ -52,10 +53,7 @@ impl StreakStore for DynamoStore {
             .table_name(&self.table)
             .item("pk", s(user_pk(user)))
             .item("sk", s("STREAK"))
-            .item(
-                "doc",
-                s(serde_json::to_string(&advance.streak).map_err(StoreError::unavailable)?),
-            )
+            .item("doc", s(Document::write(&advance.streak)))
             .item("version", n(expected + 1));
         let streak_put = if expected == 0 {
             streak_put.condition_expression("attribute_not_exists(pk)")
@@ -90,20 +88,24 @@ impl StreakStore for DynamoStore {
             };
             match written {
                 Ok(()) => Ok(true),
-                // Lost to another read of this streak (theirs counts the day), or only to a
-                // balance change: only the second is worth another try.
-                Err(Attempt::Lost)
-                    if self.find_streak(user).await?.version == advance.expected_version =>
+                // Lost to another read of this streak (its put comes first: theirs counts the
+                // day), or only to a balance change: only the second is worth another try. When
+                // DynamoDB named no failed condition, the streak's version tells.
+                Err(lost) if lost.condition_failed_at(0) => Ok(false),
+                Err(Attempt::Lost(failed))
+                    if !failed.is_empty()
+                        || self.find_streak(user).await?.version == advance.expected_version =>
                 {
-                    Err(Attempt::Lost)
+                    Err(Attempt::Lost(failed))
                 }
-                Err(Attempt::Lost) => Ok(false),
+                Err(Attempt::Lost(_)) => Ok(false),
                 Err(failed) => Err(failed),
             }
         };
         until_settled(attempt).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn readings(
         &self,
         user: &UserId,

@@ -5,6 +5,7 @@ use super::*;
 
 #[async_trait]
 impl UserStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError> {
         use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
         let anonymous = format!("ERASED#{}", uuid::Uuid::new_v4().simple());
@@ -57,10 +58,12 @@ impl UserStore for DynamoStore {
         Ok(kept)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         Ok(self.read_user(id).await?.map(|(user, _)| user))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn create_user(
         &self,
         id: &UserId,
@@ -95,7 +98,7 @@ impl UserStore for DynamoStore {
                 Ok(()) => Ok(true),
                 // Cancelled: another request made this user first (theirs stands), or a
                 // transaction conflict that the next attempt settles.
-                Err(Attempt::Lost) if self.read_user(id).await?.is_some() => Ok(false),
+                Err(Attempt::Lost(_)) if self.read_user(id).await?.is_some() => Ok(false),
                 Err(other) => Err(other),
             }
         };
@@ -110,6 +113,7 @@ impl UserStore for DynamoStore {
 
 #[async_trait]
 impl CreditStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %grant.user.truncated()))]
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError> {
         let grant_pk = format!("GRANT#{}", grant.transaction_id.as_str());
         let description = grant.description();
@@ -160,6 +164,7 @@ impl CreditStore for DynamoStore {
         until_settled(attempt).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn ledger(
         &self,
         user: &UserId,

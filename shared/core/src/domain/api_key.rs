@@ -200,6 +200,17 @@ impl ApiKeyRecord {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
     }
+
+    /// `revoked`, `expired` or `active`, as operators see it at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            "revoked"
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
 }
 
 #[cfg(test)]

@@ -94,8 +94,8 @@ impl AuditEntry {
         client_ip: &str,
         route: &str,
         detail: Option<String>,
+        at: DateTime<Utc>,
     ) -> Self {
-        let at = Utc::now();
         // Sortable: the time to the nanosecond, then a random tail against ties.
         let id = format!(
             "{}-{}",
@@ -129,6 +129,7 @@ mod tests {
             "1.2.3.4",
             "/v1/admin/api-keys",
             None,
+            Utc::now(),
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
         let second = AuditEntry::new(
@@ -137,6 +138,7 @@ mod tests {
             "1.2.3.4",
             "/v1/admin/api-keys",
             None,
+            Utc::now(),
         );
         assert!(second.id > first.id);
     }

@@ -170,8 +170,9 @@ impl Name {
     }
 }
 
-/// A parent's validated request for a book.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A parent's validated request for a book. Its JSON is what an idempotency key's fingerprint
+/// hashes: a retry within the key's day must serialise the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BookRequest {
     pub topic: Topic,
     pub target_age: TargetAge,
@@ -303,15 +304,13 @@ pub enum AudioState {
 }
 
 /// One page as stored; page 0 is the cover (no text).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub number: u8,
     pub text: String,
     /// What the illustrator draws (English), from the story.
-    #[serde(default)]
     pub scene: String,
     /// The named characters in the scene.
-    #[serde(default)]
     pub characters: Vec<String>,
     pub image_key: Option<String>,
     pub image_state: ImageState,
@@ -322,8 +321,7 @@ pub struct Page {
 /// One page's picture or narration as a step recorded it: kept apart from the book document
 /// while the book is made, so that parallel steps never contend on one item, and recorded once
 /// per page and kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageAsset {
     Image {
         key: String,
@@ -356,7 +354,7 @@ pub struct RecordedAsset {
 }
 
 /// A warning of a book delivered with something missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerationWarning {
     pub code: String,
     pub message: String,
@@ -365,7 +363,7 @@ pub struct GenerationWarning {
 }
 
 /// A book and its job, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Book {
     pub id: BookId,
     pub user: UserId,
@@ -380,35 +378,56 @@ pub struct Book {
     pub total_assets: u32,
     pub pdf_key: Option<String>,
     /// The character sheets the story gave, the hero's first: every picture is drawn from them.
-    #[serde(default)]
     pub characters: Vec<CharacterSheet>,
-    #[serde(default)]
     pub cover_scene: String,
     /// Where the hero's reference picture is, once made; kept for page regeneration and series.
-    #[serde(default)]
     pub reference_key: Option<String>,
     /// Whether the reference step is over (made, or given up: pages are then drawn from the
     /// sheet and the seed alone).
-    #[serde(default)]
     pub reference_done: bool,
     pub warnings: Vec<GenerationWarning>,
     /// One of the seed's `ErrorCode`s when failed.
     pub failure: Option<super::failure::FailureCode>,
     /// What moderation refused, shown to the parent (only for `SAFETY_INPUT`).
-    #[serde(default)]
     pub refusal: Option<String>,
     /// Credits taken for the book, and whether they were given back.
     pub charged: i64,
     pub refunded: bool,
     /// When the stuck-book sweep failed the book. Its steps may still finish it; it then stays
     /// failed, is readable in the library, and its refund is taken back once.
-    #[serde(default)]
     pub swept_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Book {
+    /// A new book for `user`, queued, charged `charged` credits.
+    pub fn new(user: UserId, request: BookRequest, charged: i64, now: DateTime<Utc>) -> Self {
+        Book {
+            id: BookId::generate(),
+            user,
+            request,
+            state: JobState::Queued,
+            title: None,
+            pages: Vec::new(),
+            pending_assets: 0,
+            total_assets: 0,
+            pdf_key: None,
+            characters: Vec::new(),
+            cover_scene: String::new(),
+            reference_key: None,
+            reference_done: false,
+            warnings: Vec::new(),
+            failure: None,
+            refusal: None,
+            charged,
+            refunded: false,
+            swept_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The book with the page assets recorded apart from it laid over its pages: their keys,
     /// states and warnings; what is still pending counted again; the last progress its time.
     pub fn with_assets(mut self, recorded: impl IntoIterator<Item = RecordedAsset>) -> Self {
@@ -587,7 +606,8 @@ impl IdempotencyKey {
     }
 }
 
-/// A named character as the illustrator must draw it, on every page.
+/// A named character as the illustrator must draw it, on every page. Its JSON is how the story
+/// model writes it (stored books keep their own copy, `documents`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterSheet {
     pub name: String,
@@ -689,15 +709,15 @@ mod tests {
             audio_state: audio,
         };
         let at = Utc::now();
-        let mut book: Book = serde_json::from_value(serde_json::json!({
+        let doc = serde_json::json!({
             "id": "bk_1", "user": "u", "state": "running", "title": "T",
             "request": {"topic": "t", "target_age": "5-7", "style": "cartoon", "language": "en",
                 "page_count": 4, "protagonist": null, "character_appearance": null,
                 "forbidden_elements": [], "theme": null, "narration": true},
             "pages": [], "pending_assets": 0, "total_assets": 0, "pdf_key": null, "warnings": [],
             "failure": null, "charged": 1, "refunded": false, "created_at": at, "updated_at": at,
-        }))
-        .unwrap();
+        });
+        let mut book = <Book as crate::documents::Document>::read(&doc.to_string()).unwrap();
         book.pages = vec![
             page(0, ImageState::Generated, AudioState::NotRequested),
             page(1, ImageState::Pending, AudioState::Available),

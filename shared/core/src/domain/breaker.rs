@@ -3,7 +3,6 @@
 //! window the provider is skipped for a cooldown; then one caller probes, and its call decides.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// The breaker's tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +26,7 @@ impl Default for BreakerPolicy {
 }
 
 /// One provider's breaker as stored. The default is closed with no failures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BreakerRecord {
     pub failures: u32,
     pub window_started: Option<DateTime<Utc>>,

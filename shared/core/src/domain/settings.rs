@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for TimeZone {
 }
 
 /// Everything `PATCH /v1/settings` can set, with the values a new parent starts with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(default)]
 pub struct UserSettings {
     pub timezone: TimeZone,

@@ -276,7 +276,7 @@ pub struct BookSpend {
 }
 
 /// Generation switched off by an operator (or the budget guard), and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillSwitch {
     pub on: bool,
     pub reason: String,

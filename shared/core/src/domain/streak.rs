@@ -3,7 +3,7 @@
 use super::book::BookId;
 use super::settings::TimeZone;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// One reading session, on the local day it counted for (the user's time zone when it happened).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct Reading {
 pub const MAX_READING_SECONDS: i64 = 86_400;
 
 /// A user's streak as stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Streak {
     pub current: u32,
     pub longest: u32,
@@ -30,7 +30,6 @@ pub struct Streak {
     /// When the read that counted it happened: a later read counts a new day only if it falls on
     /// a later day than this instant in the reader's zone of now, so that moving the time zone
     /// east cannot make a new day out of the same hours.
-    #[serde(default)]
     pub last_read_at: Option<DateTime<Utc>>,
 }
 

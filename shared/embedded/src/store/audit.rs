@@ -4,6 +4,7 @@ use super::*;
 
 #[async_trait]
 impl AuditStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let e = entry.clone();
         self.run(move |c| {
@@ -18,19 +19,21 @@ impl AuditStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_log(
         &self,
         limit: u32,
         before: Option<&str>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let before = before.map(str::to_owned).unwrap_or_else(|| "~".into());
+        let now = self.clock.now().timestamp();
         self.run(move |c| {
             let rows: Vec<[Option<String>; 7]> = c
                 .prepare_cached(
                     "SELECT id, at, event, credential, client_ip, route, detail FROM audit_log
                      WHERE id < ?1 AND expires_at > ?2 ORDER BY id DESC LIMIT ?3",
                 )?
-                .query_map(params![before, Utc::now().timestamp(), limit], |r| {
+                .query_map(params![before, now, limit], |r| {
                     let mut values: [Option<String>; 7] = Default::default();
                     for (i, value) in values.iter_mut().enumerate() {
                         *value = r.get(i)?;

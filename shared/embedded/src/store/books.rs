@@ -28,8 +28,7 @@ pub(super) fn read_book(connection: &Connection, id: &str) -> anyhow::Result<Opt
         })
         .optional()?;
     row.map(|(doc, version)| {
-        let book: Book = serde_json::from_str(&doc)
-            .map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?;
+        let book = Book::read(&doc).map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?;
         let recorded = connection
             .prepare_cached("SELECT page, doc, at FROM page_assets WHERE book_id = ?1")?
             .query_map([id], |r| {
@@ -43,7 +42,7 @@ pub(super) fn read_book(connection: &Connection, id: &str) -> anyhow::Result<Opt
                 let (page, doc, at) = row?;
                 Ok(RecordedAsset {
                     page: u8::try_from(page)?,
-                    asset: serde_json::from_str(&doc)?,
+                    asset: PageAsset::read(&doc)?,
                     at: DateTime::parse_from_rfc3339(&at)?.with_timezone(&Utc),
                 })
             })
@@ -62,7 +61,7 @@ pub(super) fn swap_book(
     book: &Book,
     expected: u64,
 ) -> anyhow::Result<bool> {
-    let doc = serde_json::to_string(book)?;
+    let doc = book.write();
     Ok(connection.execute(
         "UPDATE books SET doc = ?2, version = version + 1, unfinished = ?4 WHERE id = ?1 AND version = ?3",
         params![book.id.as_str(), doc, expected as i64, !book.is_finished()],
@@ -71,6 +70,7 @@ pub(super) fn swap_book(
 
 #[async_trait]
 impl BookStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn create_book(
         &self,
         book: &Book,
@@ -79,6 +79,7 @@ impl BookStore for SqliteStore {
     ) -> Result<CreateOutcome, StoreError> {
         let book = book.clone();
         let idempotency = idempotency.cloned();
+        let now = self.clock.now().timestamp();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let user = book.user.as_str();
@@ -92,7 +93,7 @@ impl BookStore for SqliteStore {
                     )
                     .optional()?;
                 match earlier {
-                    Some((_, _, expires)) if expires <= Utc::now().timestamp() => {
+                    Some((_, _, expires)) if expires <= now => {
                         // Past its 24 hours the key is free again.
                         tx.execute("DELETE FROM idempotency WHERE user_id = ?1 AND key = ?2", params![user, key])?;
                     }
@@ -124,7 +125,7 @@ impl BookStore for SqliteStore {
             }
             tx.execute(
                 "INSERT INTO books (id, user_id, doc, version, created_at, unfinished) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
-                params![book.id.as_str(), user, serde_json::to_string(&book)?, book.created_at.to_rfc3339(), !book.is_finished()],
+                params![book.id.as_str(), user, book.write(), book.created_at.to_rfc3339(), !book.is_finished()],
             )?;
             if let Some(record) = &idempotency {
                 tx.execute(
@@ -138,11 +139,13 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %id.as_str()))]
     async fn find_book(&self, id: &BookId) -> Result<Option<StoredBook>, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |c| read_book(c, &id)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn forget_idempotency(
         &self,
         user: &UserId,
@@ -159,12 +162,14 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn replace_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
         let book = book.clone();
         self.run(move |c| swap_book(c, &book, expected_version))
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn replace_and_settle(
         &self,
         book: &Book,
@@ -200,6 +205,7 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn books_of(&self, user: &UserId) -> Result<Vec<Book>, StoreError> {
         let user = user.as_str().to_owned();
         self.run(move |c| {
@@ -208,14 +214,15 @@ impl BookStore for SqliteStore {
                 .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             docs.into_iter()
-                .map(|(id, doc)| {
-                    serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")).into())
+                .map(|(id, doc): (String, String)| {
+                    Book::read(&doc).map_err(|e| anyhow::anyhow!("book {id}: {e}"))
                 })
                 .collect()
         })
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.id.as_str()))]
     async fn delete_book(&self, book: &Book, expected_version: u64) -> Result<bool, StoreError> {
         let id = book.id.as_str().to_owned();
         self.run(move |c| {
@@ -233,6 +240,7 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(book = %book.as_str()))]
     async fn record_page_asset(
         &self,
         book: &BookId,
@@ -240,8 +248,7 @@ impl BookStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let id = book.as_str().to_owned();
         let (page, kind) = (recorded.page, recorded.asset.kind());
-        let doc = serde_json::to_string(&recorded.asset)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc = Document::write(&recorded.asset);
         let at = recorded.at.to_rfc3339();
         self.run(move |c| {
             Ok(c.execute(
@@ -254,6 +261,7 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn count_unfinished_books(&self, user: &UserId) -> Result<u32, StoreError> {
         let user = user.as_str().to_owned();
         self.run(move |c| {
@@ -266,6 +274,7 @@ impl BookStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn unfinished_books(
         &self,
         created_before: DateTime<Utc>,
@@ -282,9 +291,9 @@ impl BookStore for SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(id, doc, version)| {
+                .map(|(id, doc, version): (String, String, i64)| {
                     Ok(StoredBook {
-                        book: serde_json::from_str(&doc)
+                        book: Book::read(&doc)
                             .map_err(|e| StoreError::Corrupt(format!("book {id}: {e}")))?,
                         version: version as u64,
                     })

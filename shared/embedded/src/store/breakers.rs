@@ -4,6 +4,7 @@ use super::*;
 
 #[async_trait]
 impl BreakerStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     async fn breaker(&self, provider: &str) -> Result<(BreakerRecord, u64), StoreError> {
         let provider = provider.to_owned();
         self.run(move |c| {
@@ -15,13 +16,14 @@ impl BreakerStore for SqliteStore {
                 )
                 .optional()?;
             Ok(match row {
-                Some((doc, version)) => (serde_json::from_str(&doc)?, version as u64),
+                Some((doc, version)) => (BreakerRecord::read(&doc)?, version as u64),
                 None => (BreakerRecord::default(), 0),
             })
         })
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     async fn put_breaker(
         &self,
         provider: &str,
@@ -29,7 +31,7 @@ impl BreakerStore for SqliteStore {
         expected: u64,
     ) -> Result<bool, StoreError> {
         let provider = provider.to_owned();
-        let doc = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc = Document::write(record);
         self.run(move |c| {
             let changed = if expected == 0 {
                 c.execute(

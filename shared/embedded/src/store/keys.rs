@@ -92,6 +92,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %record.key_id))]
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let values = key_params(record);
         self.run(move |c| {
@@ -105,6 +106,7 @@ impl ApiKeyStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_api_key(
         &self,
         hash: &CredentialHash,
@@ -115,6 +117,7 @@ impl ApiKeyStore for SqliteStore {
             .pop())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn find_api_key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(self
             .keys_where("key_id = ?1", key_id.to_owned())
@@ -122,10 +125,12 @@ impl ApiKeyStore for SqliteStore {
             .pop())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.keys_where("?1 = ?1", String::new()).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %record.key_id))]
     async fn update_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let values = key_params(record);
         self.run(move |c| {
@@ -143,6 +148,7 @@ impl ApiKeyStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn record_key_use(
         &self,
         key_id: &str,
@@ -161,11 +167,13 @@ impl ApiKeyStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
         let key_id = key_id.to_owned();
-        let oldest = (Utc::now() - chrono::Duration::days(crate::domain::audit::RETENTION_DAYS))
-            .format("%Y-%m-%d")
-            .to_string();
+        let oldest = (self.clock.now()
+            - chrono::Duration::days(crate::domain::audit::RETENTION_DAYS))
+        .format("%Y-%m-%d")
+        .to_string();
         self.run(move |c| {
             let rows: Vec<(String, String, i64, String)> = c
                 .prepare_cached(

@@ -4,6 +4,7 @@ use super::*;
 
 #[async_trait]
 impl LimitStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn peek(&self, counter: &str, window: Window) -> Result<u32, StoreError> {
         let counter = counter.to_owned();
         self.run(move |c| {
@@ -19,6 +20,7 @@ impl LimitStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn give_back(&self, counter: &str, window: Window) -> Result<(), StoreError> {
         let counter = counter.to_owned();
         self.run(move |c| {
@@ -32,6 +34,7 @@ impl LimitStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn take(
         &self,
         counter: &str,
@@ -39,10 +42,11 @@ impl LimitStore for SqliteStore {
         window: Window,
     ) -> Result<LimitDecision, StoreError> {
         let counter = counter.to_owned();
+        let now = self.clock.now().timestamp();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Old windows are dead weight; sweeping them here keeps the table small without a job.
-            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [Utc::now().timestamp()])?;
+            tx.execute("DELETE FROM limit_counters WHERE expires_at < ?1", [now])?;
             let count: u32 = tx.query_row(
                 "INSERT INTO limit_counters (counter, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (counter, window_start) DO UPDATE SET count = count + 1

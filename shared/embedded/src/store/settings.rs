@@ -4,6 +4,7 @@ use super::*;
 
 #[async_trait]
 impl SettingsStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn find_settings(&self, user: &UserId) -> Result<Option<UserSettings>, StoreError> {
         let user = user.as_str().to_owned();
         self.run(move |c| {
@@ -12,18 +13,16 @@ impl SettingsStore for SqliteStore {
                     r.get(0)
                 })
                 .optional()?;
-            doc.map(|doc| {
-                serde_json::from_str(&doc)
-                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")).into())
-            })
-            .transpose()
+            doc.map(|doc| UserSettings::read(&doc).map_err(anyhow::Error::from))
+                .transpose()
         })
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError> {
         let user = user.as_str().to_owned();
-        let doc = serde_json::to_string(settings).map_err(StoreError::unavailable)?;
+        let doc = Document::write(settings);
         self.run(move |c| {
             c.execute(
                 "INSERT INTO settings (user_id, doc) VALUES (?1, ?2)

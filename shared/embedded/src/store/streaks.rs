@@ -14,8 +14,7 @@ pub(super) fn read_streak(connection: &Connection, user: &str) -> anyhow::Result
     match row {
         None => Ok(StoredStreak::default()),
         Some((doc, version)) => Ok(StoredStreak {
-            streak: serde_json::from_str(&doc)
-                .map_err(|e| StoreError::Corrupt(format!("streak: {e}")))?,
+            streak: Document::read(&doc)?,
             version: version as u64,
         }),
     }
@@ -23,11 +22,13 @@ pub(super) fn read_streak(connection: &Connection, user: &str) -> anyhow::Result
 
 #[async_trait]
 impl StreakStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
         let user = user.as_str().to_owned();
         self.run(move |c| read_streak(c, &user)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn record_reading(
         &self,
         user: &UserId,
@@ -46,7 +47,7 @@ impl StreakStore for SqliteStore {
                 tx.execute(
                     "INSERT INTO streaks (user_id, doc, version) VALUES (?1, ?2, ?3)
                      ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc, version = excluded.version",
-                    params![user, serde_json::to_string(&advance.streak)?, advance.expected_version as i64 + 1],
+                    params![user, advance.streak.write(), advance.expected_version as i64 + 1],
                 )?;
                 if advance.reward > 0 {
                     append_entry(&tx, &user, advance.reward, EntryKind::Bonus, &advance.reward_description, None, reading.read_at)?;
@@ -71,6 +72,7 @@ impl StreakStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn readings(
         &self,
         user: &UserId,

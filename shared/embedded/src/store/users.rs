@@ -53,6 +53,7 @@ pub(super) fn append_entry(
 
 #[async_trait]
 impl UserStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn erase_user(&self, id: &UserId) -> Result<u64, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |c| {
@@ -86,11 +87,13 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |c| read_user(c, &id)).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %id.truncated()))]
     async fn create_user(
         &self,
         id: &UserId,
@@ -118,6 +121,7 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl CreditStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %grant.user.truncated()))]
     async fn grant(&self, grant: &Grant) -> Result<GrantOutcome, StoreError> {
         let grant = grant.clone();
         self.run(move |c| {
@@ -153,6 +157,7 @@ impl CreditStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn ledger(
         &self,
         user: &UserId,

@@ -1,25 +1,20 @@
 //! Our additions for operators and servers, under `/v1/admin/`, with admin-scoped API keys:
 //! the API key lifecycle, per-key usage, credits for a user, the audit log.
 
-use crate::auth::AdminCaller;
-use crate::context::{AuditContext, audit};
-use crate::domain::api_key::{ApiKeyRecord, ApiKeySecret, KeyEnvironment, Scope, parse_ip_rule};
-use crate::domain::audit::AuditEvent;
-use crate::domain::credential::{CredentialHash, CredentialKind};
-use crate::domain::credits::{
-    EntryKind, Grant, GrantOutcome, MAX_GRANT, TransactionId, ledger_reconciles,
-};
+use crate::auth::AdminRequest;
+use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope, parse_ip_rule};
+use crate::domain::audit::AuditEntry;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams, parse_json};
-use crate::ports::store::whole_ledger;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use storybook_core::usecases::keys::{self, KeyChange, MadeKey, NewKey};
+use storybook_core::usecases::{self, credits};
 
 fn problem(field: &str, msg: impl Into<String>) -> ApiError {
     ApiError::schema(Problem::new(&["body", field], msg, "value_error"))
@@ -63,38 +58,68 @@ fn ips_of(raw: &[String]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-fn expiry_of(raw: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn expiry_of(
+    raw: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     match raw {
-        Some(at) if at <= Utc::now() => {
-            Err(problem("expires_at", "The expiry must be in the future"))
-        }
+        Some(at) if at <= now => Err(problem("expires_at", "The expiry must be in the future")),
         other => Ok(other),
     }
 }
 
 /// A key as operators see it: everything but the secret and its hash.
-fn view(record: &ApiKeyRecord) -> Value {
-    let now = Utc::now();
-    let status = if record.revoked_at.is_some_and(|at| at <= now) {
-        "revoked"
-    } else if record.expires_at.is_some_and(|at| at <= now) {
-        "expired"
-    } else {
-        "active"
-    };
-    json!({
-        "key_id": record.key_id,
-        "name": record.name,
-        "prefix": record.display_prefix,
-        "environment": record.environment.as_str(),
-        "scopes": record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "allowed_ips": record.allowed_ips,
-        "created_at": record.created_at.to_rfc3339(),
-        "expires_at": record.expires_at.map(|t| t.to_rfc3339()),
-        "revoked_at": record.revoked_at.map(|t| t.to_rfc3339()),
-        "rotated_to": record.rotated_to,
-        "status": status,
-    })
+#[derive(Serialize)]
+pub struct KeyView {
+    key_id: String,
+    name: String,
+    prefix: String,
+    environment: &'static str,
+    scopes: Vec<&'static str>,
+    allowed_ips: Vec<String>,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    rotated_to: Option<String>,
+    status: &'static str,
+    /// Only in the answer that made the key, and there once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// Only when one key is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<Option<String>>,
+    /// Only in a rotation's answer: the key it replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_key: Option<Box<KeyView>>,
+}
+
+impl KeyView {
+    fn of(record: ApiKeyRecord, now: DateTime<Utc>) -> Self {
+        KeyView {
+            status: record.status(now),
+            environment: record.environment.as_str(),
+            scopes: record.scopes.iter().map(|s| s.as_str()).collect(),
+            created_at: record.created_at.to_rfc3339(),
+            expires_at: record.expires_at.map(|t| t.to_rfc3339()),
+            revoked_at: record.revoked_at.map(|t| t.to_rfc3339()),
+            key_id: record.key_id,
+            name: record.name,
+            prefix: record.display_prefix,
+            allowed_ips: record.allowed_ips,
+            rotated_to: record.rotated_to,
+            key: None,
+            last_used_at: None,
+            previous_key: None,
+        }
+    }
+
+    /// A key just made, with its secret.
+    fn made(made: MadeKey, now: DateTime<Utc>) -> Self {
+        KeyView {
+            key: Some(made.secret.expose().to_owned()),
+            ..KeyView::of(made.record, now)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -110,118 +135,58 @@ pub struct CreateKey {
     allowed_ips: Vec<String>,
 }
 
-async fn store_new_key(
-    state: &AppState,
-    template: ApiKeyRecord,
-    environment: KeyEnvironment,
-) -> Result<(ApiKeySecret, ApiKeyRecord), ApiError> {
-    let secret = ApiKeySecret::generate(environment);
-    let record = ApiKeyRecord {
-        key_id: ApiKeyRecord::new_id(),
-        hash: state.hasher.hash(CredentialKind::ApiKey, secret.expose()),
-        display_prefix: secret.display_prefix(),
-        environment,
-        created_at: Utc::now(),
-        revoked_at: None,
-        rotated_to: None,
-        ..template
-    };
-    state.store.put_api_key(&record).await?;
-    Ok((secret, record))
-}
-
 /// Makes a key; its secret is in this answer and nowhere else, ever.
 pub async fn create_key(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
-    JsonBody(request): JsonBody<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let environment = match request.environment.as_deref() {
+    AdminRequest(request): AdminRequest,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    let environment = match body.environment.as_deref() {
         None => KeyEnvironment::Live,
         Some(raw) => KeyEnvironment::parse(raw).map_err(|e| problem("environment", e.0))?,
     };
-    let template = ApiKeyRecord {
-        key_id: String::new(),
-        name: name_of(&request.name)?,
-        hash: CredentialHash::from_stored(String::new()),
-        display_prefix: String::new(),
+    let key = NewKey {
+        name: name_of(&body.name)?,
+        scopes: scopes_of(&body.scopes)?,
         environment,
-        scopes: scopes_of(&request.scopes)?,
-        created_at: Utc::now(),
-        expires_at: expiry_of(request.expires_at)?,
-        revoked_at: None,
-        allowed_ips: ips_of(&request.allowed_ips)?,
-        rotated_to: None,
+        expires_at: expiry_of(body.expires_at, request.now)?,
+        allowed_ips: ips_of(&body.allowed_ips)?,
     };
-    let (secret, record) = store_new_key(&state, template, environment).await?;
-    audit(
-        &state,
-        AuditEvent::KeyCreated,
-        Some(record.key_id.clone()),
-        &context.ip,
-        &context.route,
-        Some(format!("by {}", caller.key_id)),
-    )
-    .await;
-    let mut answer = view(&record);
-    answer["key"] = json!(secret.expose());
-    Ok((StatusCode::CREATED, Json(answer)))
+    let made = keys::create_key(&state, &request, key).await?;
+    Ok((StatusCode::CREATED, Json(KeyView::made(made, request.now))))
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    keys: Vec<KeyView>,
+    total: usize,
 }
 
 pub async fn list_keys(
     State(state): State<AppState>,
-    _caller: AdminCaller,
-) -> Result<Json<Value>, ApiError> {
-    let keys: Vec<Value> = state
-        .store
-        .list_api_keys()
+    AdminRequest(request): AdminRequest,
+) -> Result<Json<KeyList>, ApiError> {
+    let keys: Vec<KeyView> = keys::list_keys(&state)
         .await?
-        .iter()
-        .map(view)
+        .into_iter()
+        .map(|record| KeyView::of(record, request.now))
         .collect();
-    Ok(Json(json!({"keys": keys, "total": keys.len()})))
-}
-
-async fn key_by_id(state: &AppState, key_id: &str) -> Result<ApiKeyRecord, ApiError> {
-    let not_found = || ApiError::NotFound {
-        resource: "api_key",
-        id: key_id.to_owned(),
-    };
-    if key_id.len() > 40
-        || !key_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        return Err(not_found());
-    }
-    state
-        .store
-        .find_api_key_by_id(key_id)
-        .await?
-        .ok_or_else(not_found)
-}
-
-/// The last use of a key, from its usage counters.
-async fn last_used(state: &AppState, key_id: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    Ok(state
-        .store
-        .key_usage(key_id)
-        .await?
-        .iter()
-        .map(|u| u.last_used_at)
-        .max())
+    Ok(Json(KeyList {
+        total: keys.len(),
+        keys,
+    }))
 }
 
 pub async fn get_key(
     State(state): State<AppState>,
-    _caller: AdminCaller,
+    AdminRequest(request): AdminRequest,
     PathParam(key_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    let record = key_by_id(&state, &key_id).await?;
-    let mut answer = view(&record);
-    answer["last_used_at"] = json!(last_used(&state, &key_id).await?.map(|t| t.to_rfc3339()));
-    Ok(Json(answer))
+) -> Result<Json<KeyView>, ApiError> {
+    let (record, last_used) = keys::key_with_last_use(&state, &key_id).await?;
+    Ok(Json(KeyView {
+        last_used_at: Some(last_used.map(|t| t.to_rfc3339())),
+        ..KeyView::of(record, request.now)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -247,59 +212,31 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 pub async fn update_key(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
+    AdminRequest(request): AdminRequest,
     PathParam(key_id): PathParam,
     JsonBody(update): JsonBody<UpdateKey>,
-) -> Result<Json<Value>, ApiError> {
-    let mut record = key_by_id(&state, &key_id).await?;
-    if let Some(name) = &update.name {
-        record.name = name_of(name)?;
-    }
-    if let Some(scopes) = &update.scopes {
-        record.scopes = scopes_of(scopes)?;
-    }
-    if let Some(expires_at) = update.expires_at {
-        record.expires_at = expiry_of(expires_at)?;
-    }
-    if let Some(ips) = &update.allowed_ips {
-        record.allowed_ips = ips_of(ips)?;
-    }
-    state.store.update_api_key(&record).await?;
-    audit(
-        &state,
-        AuditEvent::KeyUpdated,
-        Some(key_id),
-        &context.ip,
-        &context.route,
-        Some(format!("by {}", caller.key_id)),
-    )
-    .await;
-    Ok(Json(view(&record)))
+) -> Result<Json<KeyView>, ApiError> {
+    let change = KeyChange {
+        name: update.name.as_deref().map(name_of).transpose()?,
+        scopes: update.scopes.as_deref().map(scopes_of).transpose()?,
+        expires_at: update
+            .expires_at
+            .map(|at| expiry_of(at, request.now))
+            .transpose()?,
+        allowed_ips: update.allowed_ips.as_deref().map(ips_of).transpose()?,
+    };
+    let record = keys::update_key(&state, &request, &key_id, change).await?;
+    Ok(Json(KeyView::of(record, request.now)))
 }
 
 /// Revokes a key at once.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
+    AdminRequest(request): AdminRequest,
     PathParam(key_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    let mut record = key_by_id(&state, &key_id).await?;
-    if record.revoked_at.is_none() {
-        record.revoked_at = Some(Utc::now());
-        state.store.update_api_key(&record).await?;
-        audit(
-            &state,
-            AuditEvent::KeyRevoked,
-            Some(key_id),
-            &context.ip,
-            &context.route,
-            Some(format!("by {}", caller.key_id)),
-        )
-        .await;
-    }
-    Ok(Json(view(&record)))
+) -> Result<Json<KeyView>, ApiError> {
+    let record = keys::revoke_key(&state, &request, &key_id).await?;
+    Ok(Json(KeyView::of(record, request.now)))
 }
 
 #[derive(Deserialize, Default)]
@@ -312,81 +249,74 @@ pub struct Rotate {
 /// Replaces a key: the new secret is shown once; the old key keeps working for the grace period.
 pub async fn rotate_key(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
+    AdminRequest(request): AdminRequest,
     PathParam(key_id): PathParam,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     // The body is optional: no body, the configured grace period.
     let rotate: Rotate = if body.is_empty() {
         Rotate::default()
     } else {
         parse_json(&body)?
     };
-    let grace = match rotate.grace_period_seconds {
-        None => state.settings.rotation_grace.as_secs() as i64,
-        Some(seconds) => {
-            ApiError::unless_between(&["body", "grace_period_seconds"], seconds, 0, 30 * 86_400)?;
-            seconds
-        }
-    };
-    let mut old = key_by_id(&state, &key_id).await?;
-    let now = Utc::now();
-    if !old.is_active(now) || old.rotated_to.is_some() {
-        return Err(ApiError::Conflict(
-            "Only an active key that was not rotated yet can be rotated".into(),
-        ));
+    if let Some(seconds) = rotate.grace_period_seconds {
+        ApiError::unless_between(&["body", "grace_period_seconds"], seconds, 0, 30 * 86_400)?;
     }
-    let environment = old.environment;
-    let (secret, new) = store_new_key(&state, ApiKeyRecord { ..old.clone() }, environment).await?;
-    let grace_end = now + chrono::Duration::seconds(grace);
-    old.expires_at = Some(old.expires_at.map_or(grace_end, |at| at.min(grace_end)));
-    old.rotated_to = Some(new.key_id.clone());
-    state.store.update_api_key(&old).await?;
-    let detail = format!(
-        "by {}; replaced by {}; old key works until {}",
-        caller.key_id,
-        new.key_id,
-        grace_end.to_rfc3339()
-    );
-    audit(
-        &state,
-        AuditEvent::KeyRotated,
-        Some(key_id),
-        &context.ip,
-        &context.route,
-        Some(detail),
-    )
-    .await;
-    let mut answer = view(&new);
-    answer["key"] = json!(secret.expose());
-    answer["previous_key"] = view(&old);
-    Ok((StatusCode::CREATED, Json(answer)))
+    let rotated = keys::rotate_key(&state, &request, &key_id, rotate.grace_period_seconds).await?;
+    let now = request.now;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyView {
+            previous_key: Some(Box::new(KeyView::of(rotated.previous, now))),
+            ..KeyView::made(rotated.new, now)
+        }),
+    ))
 }
 
 /// Requests per day and per route, for the last 90 days.
+#[derive(Serialize)]
+pub struct KeyUsage {
+    key_id: String,
+    last_used_at: Option<String>,
+    days: Vec<UsageDay>,
+}
+
+#[derive(Serialize)]
+struct UsageDay {
+    day: String,
+    requests: u64,
+    routes: BTreeMap<String, u64>,
+}
+
 pub async fn key_usage(
     State(state): State<AppState>,
-    _caller: AdminCaller,
+    _caller: AdminRequest,
     PathParam(key_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    key_by_id(&state, &key_id).await?;
-    let usage = state.store.key_usage(&key_id).await?;
+) -> Result<Json<KeyUsage>, ApiError> {
+    let usage = keys::key_usage(&state, &key_id).await?;
     let mut days: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
     for entry in &usage {
         let day = days.entry(entry.day.clone()).or_default();
         day.0 += entry.count;
         day.1.insert(entry.route.clone(), entry.count);
     }
-    let days: Vec<Value> = days
-        .into_iter()
-        .rev()
-        .map(|(day, (total, routes))| json!({"day": day, "requests": total, "routes": routes}))
-        .collect();
-    let last_used = usage.iter().map(|u| u.last_used_at).max();
-    Ok(Json(
-        json!({"key_id": key_id, "last_used_at": last_used.map(|t| t.to_rfc3339()), "days": days}),
-    ))
+    Ok(Json(KeyUsage {
+        last_used_at: usage
+            .iter()
+            .map(|u| u.last_used_at)
+            .max()
+            .map(|t| t.to_rfc3339()),
+        days: days
+            .into_iter()
+            .rev()
+            .map(|(day, (requests, routes))| UsageDay {
+                day,
+                requests,
+                routes,
+            })
+            .collect(),
+        key_id,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -398,102 +328,66 @@ pub struct AdjustCredits {
     transaction_id: Option<String>,
 }
 
+/// An operator's adjustment of a user's credits.
+#[derive(Serialize)]
+pub struct Adjusted {
+    status: &'static str,
+    user_id: String,
+    new_balance: i64,
+}
+
 /// Grants (positive) or deducts (negative) credits with a reason; audited.
 pub async fn adjust_credits(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
+    AdminRequest(request): AdminRequest,
     PathParam(user_id): PathParam,
-    JsonBody(request): JsonBody<AdjustCredits>,
-) -> Result<Json<Value>, ApiError> {
-    if request.amount == 0 || request.amount.abs() > MAX_GRANT {
-        return Err(ApiError::Invalid(format!(
-            "amount must be non-zero and at most {MAX_GRANT} either way"
-        )));
-    }
-    let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
-        return Err(ApiError::Invalid(
-            "reason must be 1 to 200 characters".into(),
-        ));
-    }
-    let not_found = || ApiError::NotFound {
-        resource: "user",
-        id: user_id.clone(),
-    };
-    if user_id.len() != 64 || !user_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(not_found());
-    }
-    let id = CredentialHash::from_stored(user_id.to_ascii_lowercase());
-    state.store.find_user(&id).await?.ok_or_else(not_found)?;
-    let transaction = request
-        .transaction_id
-        .unwrap_or_else(|| format!("admin-{}", uuid::Uuid::new_v4()));
-    let grant = Grant {
-        user: id.clone(),
-        delta: request.amount,
-        transaction_id: TransactionId::parse(&transaction).map_err(|e| ApiError::Invalid(e.0))?,
-        kind: if request.amount > 0 {
-            EntryKind::Bonus
+    JsonBody(body): JsonBody<AdjustCredits>,
+) -> Result<Json<Adjusted>, ApiError> {
+    let granted = credits::adjust_credits(
+        &state,
+        &request,
+        &user_id,
+        body.amount,
+        &body.reason,
+        body.transaction_id,
+    )
+    .await?;
+    Ok(Json(Adjusted {
+        status: if granted.applied_now {
+            "success"
         } else {
-            EntryKind::Clawback
+            "already_processed"
         },
-        reason: Some(format!("admin: {reason}")),
-        at: Utc::now(),
-    };
-    let status = match state.store.grant(&grant).await? {
-        GrantOutcome::Applied { balance } => {
-            let detail = format!("{:+} by {}: {reason}", request.amount, caller.key_id);
-            audit(
-                &state,
-                AuditEvent::CreditsGranted,
-                Some(id.truncated().to_owned()),
-                &context.ip,
-                &context.route,
-                Some(detail),
-            )
-            .await;
-            json!({"status": "success", "user_id": user_id, "new_balance": balance})
-        }
-        GrantOutcome::AlreadyProcessed { balance } => {
-            json!({"status": "already_processed", "user_id": user_id, "new_balance": balance})
-        }
-        GrantOutcome::InsufficientCredits { balance } => {
-            return Err(ApiError::PaymentRequired {
-                reason: "insufficient_credits",
-                required: -request.amount,
-                balance,
-            });
-        }
-    };
-    Ok(Json(status))
+        user_id,
+        new_balance: granted.balance,
+    }))
+}
+
+/// A user's balance against their ledger.
+#[derive(Serialize)]
+pub struct Reconciliation {
+    user_id: String,
+    balance: i64,
+    ledger_sum: i64,
+    entries: usize,
+    reconciled: bool,
 }
 
 /// Proves a user's balance: it must equal the sum of their ledger, and every entry's
 /// `balance_after` the running sum.
 pub async fn reconcile(
     State(state): State<AppState>,
-    _caller: AdminCaller,
+    _caller: AdminRequest,
     PathParam(user_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    let not_found = || ApiError::NotFound {
-        resource: "user",
-        id: user_id.clone(),
-    };
-    if user_id.len() != 64 || !user_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(not_found());
-    }
-    let id = CredentialHash::from_stored(user_id.to_ascii_lowercase());
-    let user = state.store.find_user(&id).await?.ok_or_else(not_found)?;
-    let entries = whole_ledger(&*state.store, &id).await?;
-    let sum: i64 = entries.iter().map(|e| e.delta).sum();
-    Ok(Json(json!({
-        "user_id": user_id,
-        "balance": user.credits,
-        "ledger_sum": sum,
-        "entries": entries.len(),
-        "reconciled": ledger_reconciles(user.credits, &entries),
-    })))
+) -> Result<Json<Reconciliation>, ApiError> {
+    let proof = credits::reconcile(&state, &user_id).await?;
+    Ok(Json(Reconciliation {
+        user_id,
+        balance: proof.balance,
+        ledger_sum: proof.ledger_sum,
+        entries: proof.entries,
+        reconciled: proof.reconciled,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -509,32 +403,49 @@ fn fifty() -> i64 {
 }
 
 /// The audit log, newest first, paged by `before` (the last entry's id).
+#[derive(Serialize)]
+pub struct AuditPage {
+    entries: Vec<AuditView>,
+    next_before: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    id: String,
+    at: String,
+    event: &'static str,
+    credential: Option<String>,
+    client_ip: String,
+    route: String,
+    detail: Option<String>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(entry: AuditEntry) -> Self {
+        AuditView {
+            id: entry.id,
+            at: entry.at.to_rfc3339(),
+            event: entry.event.as_str(),
+            credential: entry.credential,
+            client_ip: entry.client_ip,
+            route: entry.route,
+            detail: entry.detail,
+        }
+    }
+}
+
 pub async fn audit_log(
     State(state): State<AppState>,
-    _caller: AdminCaller,
+    _caller: AdminRequest,
     QueryParams(query): QueryParams<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     ApiError::unless_between(&["query", "limit"], query.limit, 1, 200)?;
-    let entries = state
-        .store
-        .audit_log(query.limit as u32, query.before.as_deref())
-        .await?;
-    let next = (entries.len() == query.limit as usize)
+    let entries = usecases::audit_log(&state, query.limit as u32, query.before.as_deref()).await?;
+    let next_before = (entries.len() == query.limit as usize)
         .then(|| entries.last().map(|e| e.id.clone()))
         .flatten();
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": e.at.to_rfc3339(),
-                "event": e.event.as_str(),
-                "credential": e.credential,
-                "client_ip": e.client_ip,
-                "route": e.route,
-                "detail": e.detail,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"entries": entries, "next_before": next})))
+    Ok(Json(AuditPage {
+        entries: entries.into_iter().map(AuditView::from).collect(),
+        next_before,
+    }))
 }

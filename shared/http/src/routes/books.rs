@@ -1,27 +1,22 @@
 //! Making a book and following it: `POST /v1/books`, `GET /v1/books/{job_id}`, the detail and
 //! the PDF.
 
-use crate::auth::AppUser;
-use crate::book_files::enqueue_step;
-use crate::book_records::fail_book;
+use crate::auth::UserRequest;
 use crate::domain::book::{
-    AudioState, Book, BookId, BookRequest, Idempotency, IdempotencyKey, ImageState, JobState,
-    Language, Name, PageCount, Step, Style, TargetAge, Topic,
+    AudioState, Book, BookRequest, GenerationWarning, IdempotencyKey, ImageState, JobState,
+    Language, Name, PageCount, Style, TargetAge, Topic,
 };
 use crate::domain::failure::FailureCode;
-use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, check_profile_header};
-use crate::ports::{BlobKey, CreateOutcome};
-use crate::routes::settings::settings_of;
-use crate::spend::SpendGuard;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use storybook_core::usecases::Refusal;
+use storybook_core::usecases::books::{self, BookLinks, Created};
 
 /// The seed's `BookSpec`, as sent; [`BookSpec::validate`] turns it into a [`BookRequest`].
 #[derive(Deserialize)]
@@ -239,10 +234,7 @@ impl BookSpec {
             .character_id
             .or_else(|| self.character_ids.and_then(|ids| ids.into_iter().next()))
         {
-            return Err(ApiError::NotFound {
-                resource: "character",
-                id,
-            });
+            return Err(Refusal::not_found("character", id).into());
         }
         let (Some(topic), Some(target_age), Some(style), Some(language), Some(page_count)) =
             (topic, target_age, style, language, page_count)
@@ -284,18 +276,24 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     })
 }
 
-/// How long a book may wait for its first step before a retry of its request starts it again;
-/// far beyond the queue's normal delay, so a busy queue is not given duplicates.
-const UNSTARTED_AFTER: chrono::Duration = chrono::Duration::minutes(2);
-
 fn estimate_seconds(book: &Book) -> u32 {
     20 + 5 * u32::from(book.request.page_count.get())
 }
 
-fn created(book: &Book) -> Json<Value> {
-    Json(
-        json!({"job_id": book.id.as_str(), "status": "queued", "estimated_time_seconds": estimate_seconds(book)}),
-    )
+/// The seed's `JobCreateResponse`.
+#[derive(Serialize)]
+struct JobCreated<'a> {
+    job_id: &'a str,
+    status: &'static str,
+    estimated_time_seconds: u32,
+}
+
+fn created(book: &Book) -> Json<JobCreated<'_>> {
+    Json(JobCreated {
+        job_id: book.id.as_str(),
+        status: "queued",
+        estimated_time_seconds: estimate_seconds(book),
+    })
 }
 
 /// Whether the request is a dry run (`X-Dry-Run: true`, our addition): checked like a real one
@@ -316,271 +314,149 @@ fn dry_run(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-/// Charges and creates in one atomic step, then enqueues the first step.
+/// Makes a book (charged and started) or answers the one a retry's key made.
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     JsonBody(spec): JsonBody<BookSpec>,
 ) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let request = spec.validate(state.settings.narration)?;
+    let book = spec.validate(state.settings.narration)?;
     let dry_run = dry_run(&headers)?;
-    let now = state.clock.now();
-    // A retry must ask for the same book: the record keeps a fingerprint of the request.
-    let idempotency = idempotency_key.map(|key| Idempotency::new(key, &request, now));
-    let price = state.settings.book_price(request.page_count.get());
-    let limits = &state.settings.limits;
-    // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
-    if let Some(stopped) = SpendGuard::new(&state).stopped().await? {
-        return Err(stopped.into());
-    }
-    let today = settings_of(&state, &user).await?.timezone.today(now);
-    let books_today = format!("books-day:{}", user.id.as_str());
-    // Counted before the book is made, atomically (so concurrent requests cannot all pass a
-    // check made before any of them counted), and given back when no book is made.
-    let taken = state
-        .store
-        .take(&books_today, limits.books_per_day, today)
-        .await?;
-    if !taken.allowed {
-        state.store.give_back(&books_today, today).await?;
-        return Err(ApiError::DailyLimit {
-            limit: limits.books_per_day,
-            retry_after: today.reset_after(),
-        });
-    }
-    let outcome = create_counted(&state, &user, request, price, now, idempotency, dry_run).await;
-    let counted = matches!(&outcome, Ok(Made::New(_)));
-    if !counted {
-        state.store.give_back(&books_today, today).await?;
-    }
-    outcome.map(Made::into_response)
-}
-
-/// What a counted book request came to.
-enum Made {
-    /// A new book, charged and started: it keeps its place in the day's count.
-    New(Response),
-    /// A replay, or a dry run: no new book.
-    Nothing(Response),
-}
-
-impl Made {
-    fn into_response(self) -> Response {
-        match self {
-            Made::New(response) | Made::Nothing(response) => response,
-        }
-    }
-}
-
-/// The rest of a book request, once it has its place in the day's count.
-async fn create_counted(
-    state: &AppState,
-    user: &User,
-    request: BookRequest,
-    price: i64,
-    now: chrono::DateTime<chrono::Utc>,
-    idempotency: Option<Idempotency>,
-    dry_run: bool,
-) -> Result<Made, ApiError> {
-    if dry_run {
-        if user.credits < price {
-            return Err(ApiError::PaymentRequired {
-                reason: "insufficient_credits",
-                required: price,
-                balance: user.credits,
-            });
-        }
-        return Ok(Made::Nothing(StatusCode::NO_CONTENT.into_response()));
-    }
-    let book = Book {
-        id: BookId::generate(),
-        user: user.id.clone(),
-        request,
-        state: JobState::Queued,
-        title: None,
-        pages: Vec::new(),
-        pending_assets: 0,
-        total_assets: 0,
-        pdf_key: None,
-        characters: Vec::new(),
-        cover_scene: String::new(),
-        reference_key: None,
-        reference_done: false,
-        warnings: Vec::new(),
-        failure: None,
-        refusal: None,
-        charged: price,
-        refunded: false,
-        swept_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let unfinished_cap = state.settings.limits.unfinished_books;
-    match state
-        .store
-        .create_book(&book, idempotency.as_ref(), unfinished_cap)
-        .await?
-    {
-        CreateOutcome::Created(stored) => {
-            if let Err(error) = enqueue_step(&*state.queue, &stored.book.id, Step::Story).await {
-                // Nothing will make this book: give the credit back now rather than leave it stuck,
-                // and free the key so that the app's retry with it tries again.
-                fail_book(
-                    &*state.store,
-                    &stored.book.id,
-                    FailureCode::QueueFailed,
-                    None,
-                )
-                .await?;
-                if let Some(record) = &idempotency {
-                    state
-                        .store
-                        .forget_idempotency(&user.id, &record.key)
-                        .await?;
-                }
-                return Err(ApiError::Unavailable(error.into()));
-            }
-            tracing::info!(
-                book = stored.book.id.as_str(),
-                user = user.id.truncated(),
-                "book created"
-            );
-            crate::metrics::count(crate::metrics::BOOKS_CREATED);
-            crate::metrics::emit(
-                &[(
-                    crate::metrics::CREDITS_CHARGED,
-                    stored.book.charged as f64,
-                    crate::metrics::Unit::Count,
-                )],
-                &[],
-            );
-            Ok(Made::New(created(&stored.book).into_response()))
-        }
-        CreateOutcome::Replayed(stored) => {
-            // A retry usually means the first answer was lost. If that was a crash between the
-            // charge and the enqueue, the book waits for a first step that never comes: start it
-            // again (a second story message records nothing twice).
-            if stored.book.state == JobState::Queued
-                && now - stored.book.created_at > UNSTARTED_AFTER
-            {
-                enqueue_step(&*state.queue, &stored.book.id, Step::Story).await?;
-                tracing::warn!(
-                    book = stored.book.id.as_str(),
-                    "unstarted book started again on a retry"
-                );
-            }
-            Ok(Made::Nothing(created(&stored.book).into_response()))
-        }
-        CreateOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
-        CreateOutcome::TooManyUnfinished => Err(ApiError::TooManyPending {
-            limit: unfinished_cap,
-        }),
-        CreateOutcome::InsufficientCredits { balance } => Err(ApiError::PaymentRequired {
-            reason: "insufficient_credits",
-            required: book.charged,
-            balance,
-        }),
-    }
-}
-
-/// The caller's book, or 404 whether it is missing or someone else's.
-pub async fn owned_book(
-    state: &AppState,
-    user: &User,
-    raw_id: &str,
-    resource: &'static str,
-) -> Result<Book, ApiError> {
-    let not_found = || ApiError::NotFound {
-        resource,
-        id: raw_id.to_owned(),
-    };
-    let id = BookId::parse(raw_id).map_err(|_| not_found())?;
-    match state.store.find_book(&id).await? {
-        Some(stored) if stored.book.user == user.id => Ok(stored.book),
-        _ => Err(not_found()),
-    }
-}
-
-async fn signed(state: &AppState, key: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    let key = BlobKey::parse(key)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored blob key {key:?}: {e}")))?;
-    Ok(Some(
-        state
-            .blobs
-            .signed_url(&key, state.settings.signed_url_ttl)
-            .await?,
-    ))
+    Ok(
+        match books::create_book(&state, &request, book, idempotency_key, dry_run).await? {
+            Created::New(book) | Created::Replayed(book) => created(&book).into_response(),
+            Created::WouldMake => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
 }
 
 /// The seed's `BookResult` of a finished book, with fresh signed URLs.
-pub async fn book_result(state: &AppState, book: &Book) -> Result<Value, ApiError> {
-    let mut pages = Vec::new();
-    for page in book.story_pages() {
-        let image_url = signed(state, page.image_key.as_deref())
-            .await?
-            .unwrap_or_default();
-        let audio_url = signed(state, page.audio_key.as_deref()).await?;
-        let image_state = match page.image_state {
-            ImageState::Generated => "generated",
-            ImageState::Degraded => "degraded",
-            ImageState::Missing | ImageState::Pending => "missing",
-        };
-        let mut assets = Map::new();
-        let mut image = json!({"state": image_state, "url": image_url});
-        if image_state == "missing" {
-            image["reason"] = json!("The picture could not be drawn; a placeholder is shown.");
+#[derive(Serialize)]
+pub struct BookResult<'a> {
+    book_id: &'a str,
+    title: &'a str,
+    language: &'static str,
+    target_age: &'static str,
+    style: &'static str,
+    cover_image_url: String,
+    pages: Vec<PageResult<'a>>,
+    created_at: String,
+    pdf_url: Option<String>,
+    generation_warnings: Vec<Warning<'a>>,
+}
+
+/// The seed's `GenerationWarning`: something the book was delivered without.
+#[derive(Serialize)]
+struct Warning<'a> {
+    code: &'a str,
+    message: &'a str,
+    asset: &'a str,
+    page_number: u8,
+}
+
+impl<'a> From<&'a GenerationWarning> for Warning<'a> {
+    fn from(warning: &'a GenerationWarning) -> Self {
+        Warning {
+            code: &warning.code,
+            message: &warning.message,
+            asset: &warning.asset,
+            page_number: warning.page_number,
         }
-        assets.insert("image".into(), image);
-        match page.audio_state {
-            AudioState::Available => {
-                assets.insert(
-                    "audio".into(),
-                    json!({"state": "available", "url": audio_url}),
-                );
-            }
-            AudioState::Missing | AudioState::Pending => {
-                assets.insert(
-                    "audio".into(),
-                    json!({"state": "missing", "reason": "The narration could not be made."}),
-                );
-            }
-            AudioState::NotRequested => {}
-        }
-        let mut entry = json!({
-            "page_number": page.number,
-            "text": page.text,
-            "image_url": image_url,
-            "asset_status": assets,
-        });
-        if let Some(url) = audio_url {
-            entry["audio_url"] = json!(url);
-        }
-        pages.push(entry);
     }
-    let cover = signed(state, book.cover().and_then(|c| c.image_key.as_deref()))
-        .await?
-        .unwrap_or_default();
-    let warnings: Vec<Value> = book
-        .warnings
-        .iter()
-        .map(|w| json!({"code": w.code, "message": w.message, "asset": w.asset, "page_number": w.page_number}))
-        .collect();
-    Ok(json!({
-        "book_id": book.id.as_str(),
-        "title": book.title.clone().unwrap_or_default(),
-        "language": book.request.language.as_str(),
-        "target_age": book.request.target_age.as_str(),
-        "style": book.request.style.as_str(),
-        "cover_image_url": cover,
-        "pages": pages,
-        "created_at": book.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "pdf_url": signed(state, book.pdf_key.as_deref()).await?,
-        "generation_warnings": warnings,
-    }))
+}
+
+/// One page of a `BookResult`.
+#[derive(Serialize)]
+struct PageResult<'a> {
+    page_number: u8,
+    text: &'a str,
+    image_url: String,
+    asset_status: AssetStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio_url: Option<String>,
+}
+
+/// A page's picture and narration, each with its state (and why it is missing).
+#[derive(Serialize)]
+struct AssetStatus {
+    image: Asset,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<Asset>,
+}
+
+#[derive(Serialize)]
+struct Asset {
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// RFC 3339 in UTC with milliseconds, as the seed writes its timestamps.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl<'a> BookResult<'a> {
+    pub fn of(book: &'a Book, links: BookLinks) -> Self {
+        let pages = book
+            .story_pages()
+            .zip(links.pages)
+            .map(|(page, (image_url, audio_url))| {
+                let image = match page.image_state {
+                    ImageState::Generated => ("generated", None),
+                    ImageState::Degraded => ("degraded", None),
+                    ImageState::Missing | ImageState::Pending => (
+                        "missing",
+                        Some("The picture could not be drawn; a placeholder is shown."),
+                    ),
+                };
+                let audio = match page.audio_state {
+                    AudioState::Available => Some(Asset {
+                        state: "available",
+                        url: audio_url.clone(),
+                        reason: None,
+                    }),
+                    AudioState::Missing | AudioState::Pending => Some(Asset {
+                        state: "missing",
+                        url: None,
+                        reason: Some("The narration could not be made."),
+                    }),
+                    AudioState::NotRequested => None,
+                };
+                PageResult {
+                    page_number: page.number,
+                    text: &page.text,
+                    asset_status: AssetStatus {
+                        image: Asset {
+                            state: image.0,
+                            url: Some(image_url.clone()),
+                            reason: image.1,
+                        },
+                        audio,
+                    },
+                    image_url,
+                    audio_url,
+                }
+            })
+            .collect();
+        BookResult {
+            book_id: book.id.as_str(),
+            title: book.title.as_deref().unwrap_or_default(),
+            language: book.request.language.as_str(),
+            target_age: book.request.target_age.as_str(),
+            style: book.request.style.as_str(),
+            cover_image_url: links.cover,
+            pages,
+            created_at: timestamp(book.created_at),
+            pdf_url: links.pdf,
+            generation_warnings: book.warnings.iter().map(Warning::from).collect(),
+        }
+    }
 }
 
 /// The friendly sentence for a failed job; only moderation of the request says what it refused.
@@ -601,75 +477,76 @@ fn failure_message(book: &Book) -> String {
 }
 
 /// The seed's `JobStatus`, polled by the app every 2 s.
+#[derive(Serialize)]
+pub struct JobStatus<'a> {
+    job_id: &'a str,
+    status: &'static str,
+    progress: u8,
+    current_step: &'static str,
+    error: Option<JobError>,
+    result: Option<BookResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct JobError {
+    code: &'static str,
+    message: String,
+}
+
 pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     PathParam(job_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
-    let book = owned_book(&state, &user, &job_id, "job").await?;
-    let error = (book.state == JobState::Failed).then(|| {
-        let code = book.failure.map_or("UNKNOWN", FailureCode::for_app);
-        json!({"code": code, "message": failure_message(&book)})
+    let books::Job { book, links } = books::job(&state, &request, &job_id).await?;
+    let error = (book.state == JobState::Failed).then(|| JobError {
+        code: book.failure.map_or("UNKNOWN", FailureCode::for_app),
+        message: failure_message(&book),
     });
-    let result = match book.state {
-        JobState::Done => Some(book_result(&state, &book).await?),
-        _ => None,
-    };
-    Ok(Json(json!({
-        "job_id": book.id.as_str(),
-        "status": book.state.as_str(),
-        "progress": book.progress(),
-        "current_step": book.current_step(),
-        "error": error,
-        "result": result,
-    })))
-}
-
-/// The caller's readable book; 409 while it is still being made (or failed).
-async fn finished_book(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &User,
-    raw_id: &str,
-) -> Result<Book, ApiError> {
-    check_profile_header(headers)?;
-    let book = owned_book(state, user, raw_id, "book").await?;
-    if !book.is_readable() {
-        return Err(ApiError::Conflict(format!(
-            "The book is {}, not done",
-            book.state.as_str()
-        )));
-    }
-    Ok(book)
+    Ok(Json(JobStatus {
+        job_id: book.id.as_str(),
+        status: book.state.as_str(),
+        progress: book.progress(),
+        current_step: book.current_step(),
+        error,
+        result: links.map(|links| BookResult::of(&book, links)),
+    })
+    .into_response())
 }
 
 /// The whole finished book.
 pub async fn detail(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     PathParam(book_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    let book = finished_book(&state, &headers, &user, &book_id).await?;
-    Ok(Json(book_result(&state, &book).await?))
+) -> Result<Response, ApiError> {
+    check_profile_header(&headers)?;
+    let (book, links) = books::read_book(&state, &request, &book_id).await?;
+    Ok(Json(BookResult::of(&book, links)).into_response())
 }
 
 /// A signed URL of the book's PDF.
+#[derive(Serialize)]
+pub struct PdfLink {
+    book_id: String,
+    pdf_url: String,
+    expires_in_seconds: u64,
+}
+
 pub async fn pdf(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     PathParam(book_id): PathParam,
-) -> Result<Json<Value>, ApiError> {
-    let book = finished_book(&state, &headers, &user, &book_id).await?;
-    let url = signed(&state, book.pdf_key.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a done book without a PDF")))?;
-    Ok(Json(json!({
-        "book_id": book.id.as_str(),
-        "pdf_url": url,
-        "expires_in_seconds": state.settings.signed_url_ttl.as_secs(),
-    })))
+) -> Result<Json<PdfLink>, ApiError> {
+    check_profile_header(&headers)?;
+    let (book, pdf_url) = books::pdf_link(&state, &request, &book_id).await?;
+    Ok(Json(PdfLink {
+        book_id: book.id.as_str().to_owned(),
+        pdf_url,
+        expires_in_seconds: state.settings.signed_url_ttl.as_secs(),
+    }))
 }

@@ -1,33 +1,52 @@
-use crate::auth::{AdminKey, AppUser};
-use crate::context::{AuditContext, audit};
-use crate::domain::audit::AuditEvent;
-use crate::domain::credits::{
-    EntryKind, Grant, GrantAmount, GrantOutcome, LedgerPage, TransactionId,
-};
+use crate::auth::{AdminForUserRequest, UserRequest};
+use crate::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
+use crate::routes::books::timestamp;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use storybook_core::usecases::{Refusal, credits};
 
 /// `{"credits": n}`: what the app reads before offering a book.
-pub async fn balance(AppUser(user): AppUser) -> Json<Value> {
-    Json(json!({"credits": user.credits}))
+#[derive(Serialize)]
+pub struct Balance {
+    credits: i64,
+}
+
+pub async fn balance(UserRequest(request): UserRequest) -> Json<Balance> {
+    Json(Balance {
+        credits: request.caller.credits,
+    })
 }
 
 /// The seed's `CreditsStatusResponse`. We sell no subscriptions (yet), so none and no plans.
-pub async fn status(AppUser(user): AppUser) -> Json<Value> {
-    Json(json!({
-        "credits": {
-            "credits": user.credits,
-            "total_purchased": user.total_purchased,
-            "total_used": user.total_used,
+#[derive(Serialize)]
+pub struct CreditsStatus {
+    credits: CreditTotals,
+    subscription: Option<()>,
+    available_plans: [(); 0],
+}
+
+#[derive(Serialize)]
+struct CreditTotals {
+    credits: i64,
+    total_purchased: i64,
+    total_used: i64,
+}
+
+pub async fn status(UserRequest(request): UserRequest) -> Json<CreditsStatus> {
+    let user = request.caller;
+    Json(CreditsStatus {
+        credits: CreditTotals {
+            credits: user.credits,
+            total_purchased: user.total_purchased,
+            total_used: user.total_used,
         },
-        "subscription": null,
-        "available_plans": [],
-    }))
+        subscription: None,
+        available_plans: [],
+    })
 }
 
 #[derive(Deserialize)]
@@ -40,17 +59,26 @@ fn one() -> i64 {
     1
 }
 
+/// Whether the balance covers `required` credits.
+#[derive(Serialize)]
+pub struct CreditCheck {
+    has_enough_credits: bool,
+    credits: i64,
+    required: i64,
+}
+
 /// Whether the balance covers `required` credits (default 1).
 pub async fn check(
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     QueryParams(query): QueryParams<CheckQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CreditCheck>, ApiError> {
     ApiError::unless_between(&["query", "required"], query.required, 0, 1_000_000)?;
-    Ok(Json(json!({
-        "has_enough_credits": user.credits >= query.required,
-        "credits": user.credits,
-        "required": query.required,
-    })))
+    let credits = request.caller.credits;
+    Ok(Json(CreditCheck {
+        has_enough_credits: credits >= query.required,
+        credits,
+        required: query.required,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -65,12 +93,36 @@ fn twenty() -> i64 {
     20
 }
 
-/// The ledger, newest first, as the seed's `TransactionResponse` list.
+/// The seed's `TransactionResponse`.
+#[derive(Serialize)]
+pub struct Transaction {
+    id: i64,
+    amount: i64,
+    balance_after: i64,
+    transaction_type: &'static str,
+    description: Option<String>,
+    created_at: String,
+}
+
+impl From<LedgerEntry> for Transaction {
+    fn from(entry: LedgerEntry) -> Self {
+        Transaction {
+            id: entry.seq,
+            amount: entry.delta,
+            balance_after: entry.balance_after,
+            transaction_type: entry.kind.as_str(),
+            description: entry.description,
+            created_at: timestamp(entry.created_at),
+        }
+    }
+}
+
+/// The ledger, newest first.
 pub async fn transactions(
     State(state): State<AppState>,
-    AppUser(user): AppUser,
+    UserRequest(request): UserRequest,
     QueryParams(query): QueryParams<TransactionsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Transaction>>, ApiError> {
     let page = LedgerPage::parse(query.limit, query.offset).map_err(|reason| {
         let field = if reason.0.starts_with("limit") {
             "limit"
@@ -79,22 +131,8 @@ pub async fn transactions(
         };
         ApiError::schema(Problem::new(&["query", field], reason.0, "value_error"))
     })?;
-    let entries = state.store.ledger(&user.id, page).await?;
-    Ok(Json(Value::Array(
-        entries
-            .into_iter()
-            .map(|e| {
-                json!({
-                    "id": e.seq,
-                    "amount": e.delta,
-                    "balance_after": e.balance_after,
-                    "transaction_type": e.kind.as_str(),
-                    "description": e.description,
-                    "created_at": e.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                })
-            })
-            .collect(),
-    )))
+    let entries = credits::ledger(&state, &request.caller, page).await?;
+    Ok(Json(entries.into_iter().map(Transaction::from).collect()))
 }
 
 #[derive(Deserialize)]
@@ -105,55 +143,35 @@ pub struct AddCreditsRequest {
     transaction_id: Option<String>,
 }
 
+/// The seed's answer to a grant.
+#[derive(Serialize)]
+pub struct Granted {
+    status: &'static str,
+    message: String,
+    new_balance: i64,
+}
+
 /// Grants credits to the `X-User-Key` user, once per `transaction_id` (an admin key is required).
 pub async fn add(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminKey(admin): AdminKey,
-    AppUser(user): AppUser,
-    JsonBody(request): JsonBody<AddCreditsRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let amount = GrantAmount::parse(request.amount).map_err(|e| ApiError::Invalid(e.0))?;
-    let transaction_id =
-        TransactionId::parse(request.transaction_id.as_deref().unwrap_or_default())
-            .map_err(|e| ApiError::Invalid(e.0))?;
-    let grant = Grant {
-        user: user.id.clone(),
-        delta: amount.get(),
-        transaction_id,
-        kind: EntryKind::Purchase,
-        reason: None,
-        at: chrono::Utc::now(),
-    };
-    let outcome = state.store.grant(&grant).await?;
-    Ok(Json(match outcome {
-        GrantOutcome::Applied { balance } => {
-            let detail = Some(format!(
-                "+{} by {} ({})",
-                amount.get(),
-                admin.key_id,
-                grant.transaction_id.as_str()
-            ));
-            audit(
-                &state,
-                AuditEvent::CreditsGranted,
-                Some(user.id.truncated().to_owned()),
-                &context.ip,
-                &context.route,
-                detail,
-            )
-            .await;
-            json!({"status": "success", "message": format!("Added {} credits", amount.get()), "new_balance": balance})
+    AdminForUserRequest(request): AdminForUserRequest,
+    JsonBody(body): JsonBody<AddCreditsRequest>,
+) -> Result<Json<Granted>, ApiError> {
+    let amount = GrantAmount::parse(body.amount).map_err(|e| Refusal::Invalid(e.0))?;
+    let transaction_id = TransactionId::parse(body.transaction_id.as_deref().unwrap_or_default())
+        .map_err(|e| Refusal::Invalid(e.0))?;
+    let granted = credits::grant_purchase(&state, &request, amount, transaction_id).await?;
+    Ok(Json(if granted.applied_now {
+        Granted {
+            status: "success",
+            message: format!("Added {} credits", amount.get()),
+            new_balance: granted.balance,
         }
-        GrantOutcome::AlreadyProcessed { balance } => json!({
-            "status": "already_processed",
-            "message": "This transaction was already processed",
-            "new_balance": balance,
-        }),
-        GrantOutcome::InsufficientCredits { .. } => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "a positive grant was refused for want of credits"
-            )));
+    } else {
+        Granted {
+            status: "already_processed",
+            message: "This transaction was already processed".into(),
+            new_balance: granted.balance,
         }
     }))
 }

@@ -1,59 +1,80 @@
+//! Whether the process answers, is alive, and can serve.
+
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
-use std::time::Duration;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use storybook_core::usecases::health::readiness;
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
+}
 
 /// Static: the process answers.
-pub async fn health() -> Json<Value> {
-    Json(
-        json!({"status": "healthy", "service": "ai-story-book", "version": env!("CARGO_PKG_VERSION")}),
-    )
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "healthy",
+        service: "ai-story-book",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Serialize)]
+pub struct Alive {
+    status: &'static str,
 }
 
 /// Static: the process is alive.
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "alive"}))
+pub async fn live() -> Json<Alive> {
+    Json(Alive { status: "alive" })
+}
+
+/// Each dependency's state, and which fail.
+#[derive(Serialize)]
+pub struct Readiness {
+    status: &'static str,
+    services: BTreeMap<&'static str, &'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<&'static str>,
 }
 
 /// Ready when the store, the queue and blob storage all answer; 503 naming the ones that don't.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let limit = Duration::from_secs(3);
-    let (store, queue, blobs) = tokio::join!(
-        tokio::time::timeout(limit, state.store.ping()),
-        tokio::time::timeout(limit, state.queue.ping()),
-        tokio::time::timeout(limit, state.blobs.ping()),
-    );
-    let checks = [
-        ("store", matches!(store, Ok(Ok(())))),
-        ("queue", matches!(queue, Ok(Ok(())))),
-        ("blobs", matches!(blobs, Ok(Ok(())))),
-    ];
-    let services: serde_json::Map<String, Value> = checks
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let checks = readiness(&state).await;
+    let services = checks
         .iter()
-        .map(|(name, ok)| {
-            (
-                name.to_string(),
-                Value::from(if *ok { "ok" } else { "unavailable" }),
-            )
-        })
+        .map(|&(name, ok)| (name, if ok { "ok" } else { "unavailable" }))
         .collect();
-    let failing: Vec<&str> = checks
+    let failing: Vec<&'static str> = checks
         .iter()
         .filter(|(_, ok)| !ok)
-        .map(|(name, _)| *name)
+        .map(|&(name, _)| name)
         .collect();
     if failing.is_empty() {
+        let status = "ready";
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "services": services})),
+            Json(Readiness {
+                status,
+                services,
+                failing,
+            }),
         )
     } else {
         tracing::warn!(?failing, "not ready");
+        let status = "degraded";
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "services": services, "failing": failing})),
+            Json(Readiness {
+                status,
+                services,
+                failing,
+            }),
         )
     }
 }

@@ -1,32 +1,45 @@
 //! Our additions for operators: today's provider spend against its limits, and the kill switch
 //! that stops generation (admin-scoped API keys; switching is audited).
 
-use crate::auth::AdminCaller;
-use crate::context::{AuditContext, audit};
-use crate::domain::audit::AuditEvent;
-use crate::domain::spend::{KillSwitch, spend_day};
+use crate::auth::AdminRequest;
+use crate::domain::spend::KillSwitch;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
-use crate::spend::SpendGuard;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use chrono::NaiveDate;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use storybook_core::usecases::spend;
 
 /// How many of the day's dearest books the report lists.
 const BOOKS_LISTED: usize = 20;
 
-fn switch_view(switch: Option<&KillSwitch>) -> Value {
-    match switch {
-        Some(s) => json!({
-            "enabled": s.on,
-            "reason": s.reason,
-            "set_by": s.by,
-            "set_at": s.at.to_rfc3339(),
-        }),
-        None => json!({"enabled": false, "reason": null, "set_by": null, "set_at": null}),
+/// The kill switch as operators see it.
+#[derive(Serialize)]
+pub struct SwitchView {
+    enabled: bool,
+    reason: Option<String>,
+    set_by: Option<String>,
+    set_at: Option<String>,
+}
+
+impl SwitchView {
+    fn of(switch: Option<KillSwitch>) -> Self {
+        match switch {
+            Some(s) => SwitchView {
+                enabled: s.on,
+                reason: Some(s.reason),
+                set_by: Some(s.by),
+                set_at: Some(s.at.to_rfc3339()),
+            },
+            None => SwitchView {
+                enabled: false,
+                reason: None,
+                set_by: None,
+                set_at: None,
+            },
+        }
     }
 }
 
@@ -38,49 +51,76 @@ pub struct SpendQuery {
     day: Option<String>,
 }
 
-/// A day's provider spend (today by default): the total against the alert threshold and the
-/// hard limit, the calls and books behind it, and the average cost of a book finished that day.
+/// A day's provider spend: the total against the alert threshold and the hard limit, the calls
+/// and books behind it, and the average cost of a book finished that day.
+#[derive(Serialize)]
+pub struct SpendReport {
+    day: String,
+    spent_usd: f64,
+    alert_threshold_usd: f64,
+    hard_limit_usd: f64,
+    alert_crossed: bool,
+    hard_limit_reached: bool,
+    resets_in_seconds: Option<u64>,
+    provider_calls: u64,
+    books_charged: usize,
+    books: Vec<BookSpend>,
+    finished_books: u64,
+    average_finished_book_usd: Option<f64>,
+    kill_switch: SwitchView,
+}
+
+#[derive(Serialize)]
+struct BookSpend {
+    book_id: String,
+    spent_usd: f64,
+    provider_calls: u64,
+}
+
 pub async fn report(
     State(state): State<AppState>,
-    _caller: AdminCaller,
+    AdminRequest(request): AdminRequest,
     QueryParams(query): QueryParams<SpendQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let (today, resets_in) = spend_day(state.clock.now());
-    let day = match query.day.as_deref() {
-        None => today,
-        Some(raw) => NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+) -> Result<Json<SpendReport>, ApiError> {
+    let day = query
+        .day
+        .as_deref()
+        .map(|raw| NaiveDate::parse_from_str(raw, "%Y-%m-%d"))
+        .transpose()
+        .map_err(|_| {
             ApiError::schema(Problem::new(
                 &["query", "day"],
                 "Give a UTC day as YYYY-MM-DD",
                 "value_error",
             ))
-        })?,
-    };
-    let (spend, switch) = tokio::try_join!(state.store.day_spend(day), state.store.kill_switch())?;
-    let limits = state.settings.spend;
-    let average =
-        (spend.finished_books > 0).then(|| spend.finished_cost.usd() / spend.finished_books as f64);
-    let books: Vec<Value> = spend
-        .books
-        .iter()
-        .take(BOOKS_LISTED)
-        .map(|b| json!({"book_id": b.book, "spent_usd": b.cost.usd(), "provider_calls": b.calls}))
-        .collect();
-    Ok(Json(json!({
-        "day": day.format("%Y-%m-%d").to_string(),
-        "spent_usd": spend.total.usd(),
-        "alert_threshold_usd": limits.alert.usd(),
-        "hard_limit_usd": limits.hard_limit.usd(),
-        "alert_crossed": spend.total >= limits.alert,
-        "hard_limit_reached": spend.total >= limits.hard_limit,
-        "resets_in_seconds": if day == today { Some(resets_in) } else { None },
-        "provider_calls": spend.calls,
-        "books_charged": spend.books.len(),
-        "books": books,
-        "finished_books": spend.finished_books,
-        "average_finished_book_usd": average,
-        "kill_switch": switch_view(switch.as_ref()),
-    })))
+        })?;
+    let report = spend::spend_report(&state, &request, day).await?;
+    let (spent, limits) = (report.spend, state.settings.spend);
+    Ok(Json(SpendReport {
+        day: report.day.format("%Y-%m-%d").to_string(),
+        spent_usd: spent.total.usd(),
+        alert_threshold_usd: limits.alert.usd(),
+        hard_limit_usd: limits.hard_limit.usd(),
+        alert_crossed: spent.total >= limits.alert,
+        hard_limit_reached: spent.total >= limits.hard_limit,
+        resets_in_seconds: report.resets_in,
+        provider_calls: spent.calls,
+        books_charged: spent.books.len(),
+        books: spent
+            .books
+            .iter()
+            .take(BOOKS_LISTED)
+            .map(|b| BookSpend {
+                book_id: b.book.clone(),
+                spent_usd: b.cost.usd(),
+                provider_calls: b.calls,
+            })
+            .collect(),
+        finished_books: spent.finished_books,
+        average_finished_book_usd: (spent.finished_books > 0)
+            .then(|| spent.finished_cost.usd() / spent.finished_books as f64),
+        kill_switch: SwitchView::of(report.switch),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -95,11 +135,10 @@ pub struct SwitchRequest {
 /// 503 `SERVICE_UNAVAILABLE` and workers stop before their next provider call. Audited.
 pub async fn kill_switch(
     State(state): State<AppState>,
-    context: AuditContext,
-    AdminCaller(caller): AdminCaller,
-    JsonBody(request): JsonBody<SwitchRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let reason = request.reason.as_deref().unwrap_or_default().trim();
+    AdminRequest(request): AdminRequest,
+    JsonBody(body): JsonBody<SwitchRequest>,
+) -> Result<Json<SwitchView>, ApiError> {
+    let reason = body.reason.as_deref().unwrap_or_default().trim();
     if reason.chars().count() > 200 || reason.chars().any(char::is_control) {
         return Err(ApiError::schema(Problem::new(
             &["body", "reason"],
@@ -107,26 +146,6 @@ pub async fn kill_switch(
             "value_error",
         )));
     }
-    let switch = SpendGuard::new(&state)
-        .switch(request.enabled, reason, &caller.key_id)
-        .await?;
-    audit(
-        &state,
-        AuditEvent::KillSwitchSet,
-        Some(caller.key_id.clone()),
-        &context.ip,
-        &context.route,
-        Some(format!(
-            "{} by {}{}",
-            if switch.on { "on" } else { "off" },
-            caller.key_id,
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            }
-        )),
-    )
-    .await;
-    Ok(Json(switch_view(Some(&switch))))
+    let switch = spend::set_kill_switch(&state, &request, body.enabled, reason).await?;
+    Ok(Json(SwitchView::of(Some(switch))))
 }

@@ -29,6 +29,7 @@ use crate::providers::{
 use crate::spend::SpendGuard;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::clock::Clock;
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,8 @@ pub struct Pipeline {
     pub circuit_patience: Duration,
     /// Prices every provider call and stops generation at the hard limit or the kill switch.
     pub spend: SpendGuard,
+    /// The app's time, for books' progress and spend records.
+    pub clock: Clock,
 }
 
 impl Pipeline {
@@ -161,6 +164,7 @@ impl Pipeline {
             first_retry: FIRST_RETRY,
             circuit_patience: CIRCUIT_PATIENCE,
             spend: SpendGuard::new(state),
+            clock: state.clock.clone(),
         }
     }
 
@@ -179,8 +183,7 @@ impl Pipeline {
             // failure, which spends the step's deliveries.
             Err(StepError::Deferred { wait, code, .. })
                 if message.deferred_since.is_some_and(|since| {
-                    (chrono::Utc::now() - since).to_std().unwrap_or_default()
-                        >= self.circuit_patience
+                    (self.clock.now() - since).to_std().unwrap_or_default() >= self.circuit_patience
                 }) =>
             {
                 Err(StepError::Retry {
@@ -191,7 +194,7 @@ impl Pipeline {
             }
             Err(StepError::Deferred { wait, code, .. }) => {
                 let again = StepMessage {
-                    deferred_since: message.deferred_since.or(Some(chrono::Utc::now())),
+                    deferred_since: message.deferred_since.or(Some(self.clock.now())),
                     ..message.clone()
                 };
                 Err(StepError::Deferred {
@@ -259,7 +262,7 @@ impl Pipeline {
             }
             Step::Reference => self.record_reference(id, None).await,
             Step::Story | Step::Assemble => {
-                fail_book(&*self.store, id, code, None).await?;
+                fail_book(&*self.store, self.clock.now(), id, code, None).await?;
                 Ok(())
             }
         }
@@ -299,7 +302,14 @@ impl Pipeline {
                 },
             }),
             WhenStopped::Fail => {
-                fail_book(&*self.store, id, FailureCode::GenerationStopped, None).await?;
+                fail_book(
+                    &*self.store,
+                    self.clock.now(),
+                    id,
+                    FailureCode::GenerationStopped,
+                    None,
+                )
+                .await?;
                 Err(StepError::Halted)
             }
         }
@@ -376,7 +386,14 @@ impl Pipeline {
             asked.extend(request.theme.as_deref());
             asked.extend(request.forbidden_elements.iter().map(String::as_str));
             if let Verdict::Refused(reason) = self.moderate(id, &asked.join("\n")).await? {
-                fail_book(&*self.store, id, FailureCode::SafetyInput, Some(&reason)).await?;
+                fail_book(
+                    &*self.store,
+                    self.clock.now(),
+                    id,
+                    FailureCode::SafetyInput,
+                    Some(&reason),
+                )
+                .await?;
                 return Ok(());
             }
             let mut story = None;
@@ -426,12 +443,19 @@ impl Pipeline {
                 }
             }
             let Some(story) = story else {
-                fail_book(&*self.store, id, FailureCode::SafetyOutput, None).await?;
+                fail_book(
+                    &*self.store,
+                    self.clock.now(),
+                    id,
+                    FailureCode::SafetyOutput,
+                    None,
+                )
+                .await?;
                 return Ok(());
             };
             let narration = request.narration;
             let hero = request.hero().to_owned();
-            let written = update_book(&*self.store, id, |book| {
+            let written = update_book(&*self.store, self.clock.now(), id, |book| {
                 if book.title.is_some() || !book.in_production() {
                     return Change::Unchanged;
                 }
@@ -544,7 +568,7 @@ impl Pipeline {
 
     /// Records the reference (or that there is none), once, and starts the pictures.
     async fn record_reference(&self, id: &BookId, key: Option<BlobKey>) -> Result<(), StepError> {
-        let updated = update_book(&*self.store, id, |book| {
+        let updated = update_book(&*self.store, self.clock.now(), id, |book| {
             if !book.in_production() || book.reference_done {
                 return Change::Unchanged;
             }
@@ -722,7 +746,7 @@ impl Pipeline {
         let recorded = RecordedAsset {
             page,
             asset,
-            at: chrono::Utc::now(),
+            at: self.clock.now(),
         };
         self.store.record_page_asset(id, &recorded).await?;
         // Recorded now or by an earlier delivery: either way the last one starts assembly.
@@ -768,7 +792,14 @@ impl Pipeline {
             .filter(|p| p.image_state == ImageState::Missing)
             .count() as u32;
         if missing > (pages / 4).max(1) {
-            fail_book(&*self.store, id, FailureCode::ImageFailed, None).await?;
+            fail_book(
+                &*self.store,
+                self.clock.now(),
+                id,
+                FailureCode::ImageFailed,
+                None,
+            )
+            .await?;
             return Ok(());
         }
         let document = pdf::render(&book, &*self.blobs)
@@ -776,7 +807,7 @@ impl Pipeline {
             .map_err(|e| StepError::retry(FailureCode::Unknown, e))?;
         let key = pdf_key(id);
         self.blobs.put(&key, stream_of(document)).await?;
-        let finished = update_book(&*self.store, id, |book| {
+        let finished = update_book(&*self.store, self.clock.now(), id, |book| {
             if !book.in_production() {
                 return Change::Unchanged;
             }

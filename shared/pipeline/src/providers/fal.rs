@@ -92,6 +92,7 @@ struct FalImage {
 
 #[async_trait]
 impl Illustrator for FalImages {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let (model, input) = hosted_image_input(

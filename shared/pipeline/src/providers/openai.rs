@@ -168,6 +168,7 @@ impl ChatStoryWriter {
 #[async_trait]
 impl StoryWriter for ChatStoryWriter {
     /// Asks again once on an invalid answer, a refusal or an answer cut off at the limit.
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
         let mut usage = Usage::new("openai", &self.model.name);
         let mut last = None;
@@ -221,6 +222,7 @@ struct ModerationResult {
 
 #[async_trait]
 impl Moderator for ModerationEndpoint {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check(&self, text: &str) -> Result<Metered<Verdict>, ProviderError> {
         let body = serde_json::json!({"model": self.model.name, "input": text});
         let answer: ModerationAnswer = self.model.post_json("moderations", &body).await?;
@@ -306,6 +308,7 @@ pub fn with_negatives(prompt: &ImagePrompt) -> String {
 
 #[async_trait]
 impl super::Illustrator for OpenAiImages {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let text = with_negatives(prompt);
         let answer: ImagesAnswer = self
@@ -433,6 +436,7 @@ impl OpenAiSpeech {
 
 #[async_trait]
 impl Narrator for OpenAiSpeech {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError> {
         let body = serde_json::json!({
             "model": self.model.name,

@@ -114,6 +114,7 @@ impl ReplicateImages {
 
 #[async_trait]
 impl Illustrator for ReplicateImages {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let (model, input) = hosted_image_input(

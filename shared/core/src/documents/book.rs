@@ -1,0 +1,302 @@
+//! A book and its page assets as stored.
+
+use crate::domain::book::{
+    AudioState, Book, BookId, BookRequest, CharacterSheet, GenerationWarning, ImageState, JobState,
+    Language, Name, Page, PageAsset, PageCount, Style, TargetAge, Topic,
+};
+use crate::domain::failure::FailureCode;
+use crate::domain::user::UserId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version 1 of a book. Fields added since its first release default when absent.
+#[derive(Serialize, Deserialize)]
+struct BookV1 {
+    id: BookId,
+    user: UserId,
+    request: RequestV1,
+    state: JobState,
+    title: Option<String>,
+    pages: Vec<PageV1>,
+    pending_assets: u32,
+    total_assets: u32,
+    pdf_key: Option<String>,
+    #[serde(default)]
+    characters: Vec<CharacterV1>,
+    #[serde(default)]
+    cover_scene: String,
+    #[serde(default)]
+    reference_key: Option<String>,
+    #[serde(default)]
+    reference_done: bool,
+    warnings: Vec<WarningV1>,
+    failure: Option<FailureCode>,
+    #[serde(default)]
+    refusal: Option<String>,
+    charged: i64,
+    refunded: bool,
+    #[serde(default)]
+    swept_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestV1 {
+    topic: Topic,
+    target_age: TargetAge,
+    style: Style,
+    language: Language,
+    page_count: PageCount,
+    protagonist: Option<Name>,
+    character_appearance: Option<String>,
+    forbidden_elements: Vec<String>,
+    theme: Option<String>,
+    narration: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PageV1 {
+    number: u8,
+    text: String,
+    #[serde(default)]
+    scene: String,
+    #[serde(default)]
+    characters: Vec<String>,
+    image_key: Option<String>,
+    image_state: ImageState,
+    audio_key: Option<String>,
+    audio_state: AudioState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CharacterV1 {
+    name: String,
+    description: String,
+    features: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WarningV1 {
+    code: String,
+    message: String,
+    asset: String,
+    page_number: u8,
+}
+
+/// Version 1 of a page's picture or narration as a step recorded it.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum PageAssetV1 {
+    Image {
+        key: String,
+        state: ImageState,
+        warning: Option<WarningV1>,
+    },
+    Audio {
+        key: Option<String>,
+        state: AudioState,
+        warning: Option<WarningV1>,
+    },
+}
+
+impl From<&GenerationWarning> for WarningV1 {
+    fn from(w: &GenerationWarning) -> Self {
+        WarningV1 {
+            code: w.code.clone(),
+            message: w.message.clone(),
+            asset: w.asset.clone(),
+            page_number: w.page_number,
+        }
+    }
+}
+
+impl From<WarningV1> for GenerationWarning {
+    fn from(w: WarningV1) -> Self {
+        GenerationWarning {
+            code: w.code,
+            message: w.message,
+            asset: w.asset,
+            page_number: w.page_number,
+        }
+    }
+}
+
+impl From<&Book> for BookV1 {
+    fn from(book: &Book) -> Self {
+        let request = &book.request;
+        BookV1 {
+            id: book.id.clone(),
+            user: book.user.clone(),
+            request: RequestV1 {
+                topic: request.topic.clone(),
+                target_age: request.target_age,
+                style: request.style,
+                language: request.language,
+                page_count: request.page_count,
+                protagonist: request.protagonist.clone(),
+                character_appearance: request.character_appearance.clone(),
+                forbidden_elements: request.forbidden_elements.clone(),
+                theme: request.theme.clone(),
+                narration: request.narration,
+            },
+            state: book.state,
+            title: book.title.clone(),
+            pages: book
+                .pages
+                .iter()
+                .map(|p| PageV1 {
+                    number: p.number,
+                    text: p.text.clone(),
+                    scene: p.scene.clone(),
+                    characters: p.characters.clone(),
+                    image_key: p.image_key.clone(),
+                    image_state: p.image_state,
+                    audio_key: p.audio_key.clone(),
+                    audio_state: p.audio_state,
+                })
+                .collect(),
+            pending_assets: book.pending_assets,
+            total_assets: book.total_assets,
+            pdf_key: book.pdf_key.clone(),
+            characters: book
+                .characters
+                .iter()
+                .map(|c| CharacterV1 {
+                    name: c.name.clone(),
+                    description: c.description.clone(),
+                    features: c.features.clone(),
+                })
+                .collect(),
+            cover_scene: book.cover_scene.clone(),
+            reference_key: book.reference_key.clone(),
+            reference_done: book.reference_done,
+            warnings: book.warnings.iter().map(WarningV1::from).collect(),
+            failure: book.failure,
+            refusal: book.refusal.clone(),
+            charged: book.charged,
+            refunded: book.refunded,
+            swept_at: book.swept_at,
+            created_at: book.created_at,
+            updated_at: book.updated_at,
+        }
+    }
+}
+
+impl From<BookV1> for Book {
+    fn from(doc: BookV1) -> Self {
+        let request = doc.request;
+        Book {
+            id: doc.id,
+            user: doc.user,
+            request: BookRequest {
+                topic: request.topic,
+                target_age: request.target_age,
+                style: request.style,
+                language: request.language,
+                page_count: request.page_count,
+                protagonist: request.protagonist,
+                character_appearance: request.character_appearance,
+                forbidden_elements: request.forbidden_elements,
+                theme: request.theme,
+                narration: request.narration,
+            },
+            state: doc.state,
+            title: doc.title,
+            pages: doc
+                .pages
+                .into_iter()
+                .map(|p| Page {
+                    number: p.number,
+                    text: p.text,
+                    scene: p.scene,
+                    characters: p.characters,
+                    image_key: p.image_key,
+                    image_state: p.image_state,
+                    audio_key: p.audio_key,
+                    audio_state: p.audio_state,
+                })
+                .collect(),
+            pending_assets: doc.pending_assets,
+            total_assets: doc.total_assets,
+            pdf_key: doc.pdf_key,
+            characters: doc
+                .characters
+                .into_iter()
+                .map(|c| CharacterSheet {
+                    name: c.name,
+                    description: c.description,
+                    features: c.features,
+                })
+                .collect(),
+            cover_scene: doc.cover_scene,
+            reference_key: doc.reference_key,
+            reference_done: doc.reference_done,
+            warnings: doc
+                .warnings
+                .into_iter()
+                .map(GenerationWarning::from)
+                .collect(),
+            failure: doc.failure,
+            refusal: doc.refusal,
+            charged: doc.charged,
+            refunded: doc.refunded,
+            swept_at: doc.swept_at,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+        }
+    }
+}
+
+impl From<&PageAsset> for PageAssetV1 {
+    fn from(asset: &PageAsset) -> Self {
+        match asset {
+            PageAsset::Image {
+                key,
+                state,
+                warning,
+            } => PageAssetV1::Image {
+                key: key.clone(),
+                state: *state,
+                warning: warning.as_ref().map(WarningV1::from),
+            },
+            PageAsset::Audio {
+                key,
+                state,
+                warning,
+            } => PageAssetV1::Audio {
+                key: key.clone(),
+                state: *state,
+                warning: warning.as_ref().map(WarningV1::from),
+            },
+        }
+    }
+}
+
+impl From<PageAssetV1> for PageAsset {
+    fn from(doc: PageAssetV1) -> Self {
+        match doc {
+            PageAssetV1::Image {
+                key,
+                state,
+                warning,
+            } => PageAsset::Image {
+                key,
+                state,
+                warning: warning.map(GenerationWarning::from),
+            },
+            PageAssetV1::Audio {
+                key,
+                state,
+                warning,
+            } => PageAsset::Audio {
+                key,
+                state,
+                warning: warning.map(GenerationWarning::from),
+            },
+        }
+    }
+}
+
+version_one!(Book, "book", BookV1);
+version_one!(PageAsset, "page asset", PageAssetV1);

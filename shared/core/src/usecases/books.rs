@@ -1,0 +1,264 @@
+//! Making a book and reading it back: the request's caps and charge, the first step, the
+//! caller's own books, and the signed links of a book's files.
+
+use super::{Refusal, Request};
+use crate::app::App;
+use crate::book_files::enqueue_step;
+use crate::book_records::fail_book;
+use crate::domain::book::{Book, BookId, BookRequest, Idempotency, IdempotencyKey, JobState, Step};
+use crate::domain::failure::FailureCode;
+use crate::domain::user::User;
+use crate::metrics;
+use crate::ports::{BlobKey, CreateOutcome};
+use crate::spend::SpendGuard;
+use crate::usecases::users::settings_of;
+
+/// How long a book may wait for its first step before a retry of its request starts it again;
+/// far beyond the queue's normal delay, so a busy queue is not given duplicates.
+const UNSTARTED_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+/// What a book request came to.
+#[derive(Debug)]
+pub enum Created {
+    /// A new book, charged and started.
+    New(Book),
+    /// The book an earlier request with the same idempotency key made.
+    Replayed(Book),
+    /// A dry run that would have made a book: nothing charged, stored or enqueued.
+    WouldMake,
+}
+
+/// Makes a book: refused while generation is stopped, counted against the user's day before it
+/// is made (and given back when none is), charged and stored in one atomic step with the
+/// unfinished-books cap, then started. A retry with the same key answers the same book.
+pub async fn create_book(
+    app: &App,
+    request: &Request<User>,
+    book: BookRequest,
+    idempotency_key: Option<IdempotencyKey>,
+    dry_run: bool,
+) -> Result<Created, Refusal> {
+    let (user, now) = (&request.caller, request.now);
+    // A retry must ask for the same book: the record keeps a fingerprint of the request.
+    let idempotency = idempotency_key.map(|key| Idempotency::new(key, &book, now));
+    let price = app.settings.book_price(book.page_count.get());
+    let limits = &app.settings.limits;
+    // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
+    if let Some(stopped) = SpendGuard::new(app).stopped().await? {
+        return Err(stopped.into());
+    }
+    let today = settings_of(app, user).await?.timezone.today(now);
+    let books_today = format!("books-day:{}", user.id.as_str());
+    // Counted before the book is made, atomically (so concurrent requests cannot all pass a
+    // check made before any of them counted), and given back when no book is made.
+    let taken = app
+        .store
+        .take(&books_today, limits.books_per_day, today)
+        .await?;
+    if !taken.allowed {
+        app.store.give_back(&books_today, today).await?;
+        return Err(Refusal::DailyLimit {
+            limit: limits.books_per_day,
+            retry_after: today.reset_after(),
+        });
+    }
+    let outcome = create_counted(app, user, book, price, now, idempotency, dry_run).await;
+    if !matches!(outcome, Ok(Created::New(_))) {
+        app.store.give_back(&books_today, today).await?;
+    }
+    outcome
+}
+
+/// The rest of a book request, once it has its place in the day's count.
+async fn create_counted(
+    app: &App,
+    user: &User,
+    request: BookRequest,
+    price: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    idempotency: Option<Idempotency>,
+    dry_run: bool,
+) -> Result<Created, Refusal> {
+    if dry_run {
+        if user.credits < price {
+            return Err(Refusal::PaymentRequired {
+                reason: "insufficient_credits",
+                required: price,
+                balance: user.credits,
+            });
+        }
+        return Ok(Created::WouldMake);
+    }
+    let book = Book::new(user.id.clone(), request, price, now);
+    let unfinished_cap = app.settings.limits.unfinished_books;
+    match app
+        .store
+        .create_book(&book, idempotency.as_ref(), unfinished_cap)
+        .await?
+    {
+        CreateOutcome::Created(stored) => {
+            if let Err(error) = enqueue_step(&*app.queue, &stored.book.id, Step::Story).await {
+                // Nothing will make this book: give the credit back now rather than leave it stuck,
+                // and free the key so that the app's retry with it tries again.
+                fail_book(
+                    &*app.store,
+                    now,
+                    &stored.book.id,
+                    FailureCode::QueueFailed,
+                    None,
+                )
+                .await?;
+                if let Some(record) = &idempotency {
+                    app.store.forget_idempotency(&user.id, &record.key).await?;
+                }
+                return Err(Refusal::Unavailable(error.into()));
+            }
+            tracing::info!(
+                book = stored.book.id.as_str(),
+                user = user.id.truncated(),
+                "book created"
+            );
+            metrics::count(metrics::BOOKS_CREATED);
+            metrics::emit(
+                &[(
+                    metrics::CREDITS_CHARGED,
+                    stored.book.charged as f64,
+                    metrics::Unit::Count,
+                )],
+                &[],
+            );
+            Ok(Created::New(stored.book))
+        }
+        CreateOutcome::Replayed(stored) => {
+            // A retry usually means the first answer was lost. If that was a crash between the
+            // charge and the enqueue, the book waits for a first step that never comes: start it
+            // again (a second story message records nothing twice).
+            if stored.book.state == JobState::Queued
+                && now - stored.book.created_at > UNSTARTED_AFTER
+            {
+                enqueue_step(&*app.queue, &stored.book.id, Step::Story).await?;
+                tracing::warn!(
+                    book = stored.book.id.as_str(),
+                    "unstarted book started again on a retry"
+                );
+            }
+            Ok(Created::Replayed(stored.book))
+        }
+        CreateOutcome::KeyReused => Err(Refusal::IdempotencyKeyReused),
+        CreateOutcome::TooManyUnfinished => Err(Refusal::TooManyPending {
+            limit: unfinished_cap,
+        }),
+        CreateOutcome::InsufficientCredits { balance } => Err(Refusal::PaymentRequired {
+            reason: "insufficient_credits",
+            required: book.charged,
+            balance,
+        }),
+    }
+}
+
+/// The caller's book, or 404 whether it is missing or someone else's (`resource` names it as
+/// the route does: a job or a book).
+pub async fn owned_book(
+    app: &App,
+    user: &User,
+    raw_id: &str,
+    resource: &'static str,
+) -> Result<Book, Refusal> {
+    let not_found = || Refusal::not_found(resource, raw_id);
+    let id = BookId::parse(raw_id).map_err(|_| not_found())?;
+    match app.store.find_book(&id).await? {
+        Some(stored) if stored.book.user == user.id => Ok(stored.book),
+        _ => Err(not_found()),
+    }
+}
+
+/// The caller's readable book; refused while it is still being made (or failed).
+pub async fn finished_book(app: &App, user: &User, raw_id: &str) -> Result<Book, Refusal> {
+    let book = owned_book(app, user, raw_id, "book").await?;
+    if !book.is_readable() {
+        return Err(Refusal::Conflict(format!(
+            "The book is {}, not done",
+            book.state.as_str()
+        )));
+    }
+    Ok(book)
+}
+
+/// A job as the app polls it: the book, and its links once it is done.
+pub struct Job {
+    pub book: Book,
+    pub links: Option<BookLinks>,
+}
+
+pub async fn job(app: &App, request: &Request<User>, raw_id: &str) -> Result<Job, Refusal> {
+    let book = owned_book(app, &request.caller, raw_id, "job").await?;
+    let links = match book.state {
+        JobState::Done => Some(book_links(app, &book).await?),
+        _ => None,
+    };
+    Ok(Job { book, links })
+}
+
+/// A finished book with fresh links to its files.
+pub async fn read_book(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+) -> Result<(Book, BookLinks), Refusal> {
+    let book = finished_book(app, &request.caller, raw_id).await?;
+    let links = book_links(app, &book).await?;
+    Ok((book, links))
+}
+
+/// A signed link to a finished book's PDF, valid for the configured time.
+pub async fn pdf_link(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+) -> Result<(Book, String), Refusal> {
+    let book = finished_book(app, &request.caller, raw_id).await?;
+    let link = signed(app, book.pdf_key.as_deref())
+        .await?
+        .ok_or_else(|| Refusal::internal("a done book without a PDF"))?;
+    Ok((book, link))
+}
+
+/// Signed links to a book's files; empty where a file is missing.
+#[derive(Debug, Default)]
+pub struct BookLinks {
+    pub cover: String,
+    pub pdf: Option<String>,
+    /// Per story page, in order: its picture (empty when missing) and its narration.
+    pub pages: Vec<(String, Option<String>)>,
+}
+
+pub async fn book_links(app: &App, book: &Book) -> Result<BookLinks, Refusal> {
+    let mut pages = Vec::new();
+    for page in book.story_pages() {
+        let image = signed(app, page.image_key.as_deref()).await?;
+        let audio = signed(app, page.audio_key.as_deref()).await?;
+        pages.push((image.unwrap_or_default(), audio));
+    }
+    Ok(BookLinks {
+        cover: cover_link(app, book).await?,
+        pdf: signed(app, book.pdf_key.as_deref()).await?,
+        pages,
+    })
+}
+
+/// The signed link of a book's cover picture, empty while it has none.
+pub async fn cover_link(app: &App, book: &Book) -> Result<String, Refusal> {
+    let cover = book.cover().and_then(|c| c.image_key.as_deref());
+    Ok(signed(app, cover).await?.unwrap_or_default())
+}
+
+async fn signed(app: &App, key: Option<&str>) -> Result<Option<String>, Refusal> {
+    let Some(key) = key else { return Ok(None) };
+    let key = BlobKey::parse(key)
+        .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
+    Ok(Some(
+        app.blobs
+            .signed_url(&key, app.settings.signed_url_ttl)
+            .await?,
+    ))
+}

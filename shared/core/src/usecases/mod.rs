@@ -1,0 +1,170 @@
+//! The product's use cases: one function per thing a caller can do (make a book, grant credits,
+//! rotate a key, erase a user, record a reading...), over the application's ports. Each takes a
+//! plain [`Request`] (the caller, where the call came from, and "now") and answers a domain value
+//! or a [`Refusal`]; the HTTP layer only extracts, calls one of them and shapes the answer.
+
+pub mod access;
+pub mod books;
+pub mod credits;
+pub mod health;
+pub mod keys;
+pub mod library;
+pub mod spend;
+pub mod streaks;
+pub mod users;
+
+use crate::app::App;
+use crate::domain::audit::{AuditEntry, AuditEvent};
+use crate::domain::spend::Stopped;
+use crate::ports::{BlobError, QueueError, StoreError};
+use chrono::{DateTime, Utc};
+
+/// Who is calling, from where, on which route, and when: all a use case knows of its request.
+#[derive(Debug, Clone)]
+pub struct Request<C> {
+    pub caller: C,
+    /// The client's address (API Gateway's source IP, the socket's peer locally), or `unknown`.
+    pub client_ip: String,
+    /// `METHOD /path/{param}`, as logs and audit entries name it.
+    pub route: String,
+    pub now: DateTime<Utc>,
+}
+
+impl<C> Request<C> {
+    /// The same request made by another caller (an admin acting for a user, say).
+    pub fn by<D>(&self, caller: D) -> Request<D> {
+        Request {
+            caller,
+            client_ip: self.client_ip.clone(),
+            route: self.route.clone(),
+            now: self.now,
+        }
+    }
+}
+
+/// Every refusal a use case makes, in the product's words; the HTTP layer gives each its status
+/// and stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Well-formed but refused on its meaning.
+    #[error("{0}")]
+    Invalid(String),
+    /// A credential that is valid but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A missing, malformed, unknown, revoked or expired API key.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("Not enough credits")]
+    PaymentRequired {
+        reason: &'static str,
+        required: i64,
+        balance: i64,
+    },
+    /// An idempotency key sent again with a different request.
+    #[error("This X-Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// The resource is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{resource} not found")]
+    NotFound { resource: &'static str, id: String },
+    #[error("rate limit exceeded")]
+    RateLimited { limit: u32, retry_after: u64 },
+    /// The user's books for their local day are used up.
+    #[error("Today's books are used up; more tomorrow")]
+    DailyLimit { limit: u32, retry_after: u64 },
+    /// The user has as many unfinished books as allowed.
+    #[error("Too many books are still being made; wait for one to finish")]
+    TooManyPending { limit: u32 },
+    /// Today's provider spend reached the hard limit, until the next UTC day.
+    #[error("Book making is paused for today; try again tomorrow")]
+    BudgetExceeded { retry_after: u64 },
+    /// An operator switched generation off.
+    #[error("Book making is paused for now; try again later")]
+    GenerationOff,
+    /// A dependency (store, queue, blobs) cannot be reached; the caller may retry.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Never planned: logged in full, answered with a message that says nothing of internals.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Refusal {
+    pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
+        Refusal::NotFound {
+            resource,
+            id: id.into(),
+        }
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Refusal::Internal(anyhow::anyhow!("{message}"))
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => Refusal::Unavailable(source),
+            other => Refusal::Internal(other.into()),
+        }
+    }
+}
+
+impl From<QueueError> for Refusal {
+    fn from(error: QueueError) -> Self {
+        Refusal::Unavailable(error.into())
+    }
+}
+
+impl From<BlobError> for Refusal {
+    fn from(error: BlobError) -> Self {
+        Refusal::Unavailable(error.into())
+    }
+}
+
+impl From<Stopped> for Refusal {
+    fn from(stopped: Stopped) -> Self {
+        match stopped {
+            Stopped::Switched { .. } => Refusal::GenerationOff,
+            Stopped::OverBudget { retry_after, .. } => Refusal::BudgetExceeded { retry_after },
+        }
+    }
+}
+
+/// Records an audit entry in the request's name; an audit that cannot be written is logged,
+/// never fatal to the answer.
+pub async fn audit<C>(
+    app: &App,
+    request: &Request<C>,
+    event: AuditEvent,
+    credential: Option<String>,
+    detail: Option<String>,
+) {
+    let entry = AuditEntry::new(
+        event,
+        credential,
+        &request.client_ip,
+        &request.route,
+        detail,
+        request.now,
+    );
+    if let Err(error) = app.store.append_audit(&entry).await {
+        tracing::error!(
+            error = format!("{error:#}"),
+            event = event.as_str(),
+            "audit entry not written"
+        );
+    }
+}
+
+/// The audit log, newest first, `limit` entries from before the entry `before` (its id).
+pub async fn audit_log(
+    app: &App,
+    limit: u32,
+    before: Option<&str>,
+) -> Result<Vec<AuditEntry>, Refusal> {
+    Ok(app.store.audit_log(limit, before).await?)
+}
