@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(book.state, JobState::Done);
         assert_eq!(book.request.hero(), "Mina");
         assert_eq!(book.pages[0].scene, "");
-        assert_eq!(book.warnings[0].code, "AUDIO_MISSING");
+        assert_eq!(
+            book.warnings[0].code,
+            crate::domain::book::WarningCode::AudioMissing
+        );
         assert!(book.characters.is_empty() && book.swept_at.is_none());
     }
 

@@ -2,7 +2,7 @@
 
 use crate::domain::book::{
     AudioState, Book, BookId, BookRequest, CharacterSheet, GenerationWarning, ImageState, JobState,
-    Language, Name, Page, PageAsset, PageCount, Style, TargetAge, Topic,
+    Language, Name, Page, PageAsset, PageCount, Style, TargetAge, Topic, WarningCode,
 };
 use crate::domain::failure::FailureCode;
 use crate::domain::user::UserId;
@@ -76,9 +76,11 @@ struct CharacterV1 {
     features: Vec<String>,
 }
 
+/// Version 1 of a warning; its message and asset follow from its code, and are written for
+/// whoever reads the table by hand.
 #[derive(Serialize, Deserialize)]
 struct WarningV1 {
-    code: String,
+    code: WarningCode,
     message: String,
     asset: String,
     page_number: u8,
@@ -103,9 +105,9 @@ enum PageAssetV1 {
 impl From<&GenerationWarning> for WarningV1 {
     fn from(w: &GenerationWarning) -> Self {
         WarningV1 {
-            code: w.code.clone(),
-            message: w.message.clone(),
-            asset: w.asset.clone(),
+            code: w.code,
+            message: w.code.message().to_owned(),
+            asset: w.code.asset().to_owned(),
             page_number: w.page_number,
         }
     }
@@ -115,8 +117,6 @@ impl From<WarningV1> for GenerationWarning {
     fn from(w: WarningV1) -> Self {
         GenerationWarning {
             code: w.code,
-            message: w.message,
-            asset: w.asset,
             page_number: w.page_number,
         }
     }

@@ -353,12 +353,40 @@ pub struct RecordedAsset {
     pub at: DateTime<Utc>,
 }
 
-/// A warning of a book delivered with something missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+wire_enum!(
+    /// Why a page was delivered without its picture or narration.
+    WarningCode {
+        ImageMissing = "IMAGE_MISSING",
+        AudioMissing = "AUDIO_MISSING",
+        ImageRefused = "IMAGE_REFUSED",
+    }
+);
+
+impl WarningCode {
+    /// The asset the warning is about: `image` or `audio`.
+    pub fn asset(self) -> &'static str {
+        match self {
+            WarningCode::ImageMissing | WarningCode::ImageRefused => "image",
+            WarningCode::AudioMissing => "audio",
+        }
+    }
+
+    /// What the parent is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            WarningCode::ImageMissing => "This picture could not be drawn; a placeholder is shown.",
+            WarningCode::AudioMissing => "The narration of this page could not be made.",
+            WarningCode::ImageRefused => {
+                "This picture was refused by the illustrator's safety check; a placeholder is shown."
+            }
+        }
+    }
+}
+
+/// A warning of a book delivered with something missing on one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenerationWarning {
-    pub code: String,
-    pub message: String,
-    pub asset: String,
+    pub code: WarningCode,
     pub page_number: u8,
 }
 
@@ -466,7 +494,7 @@ impl Book {
         }
         if any {
             self.warnings
-                .sort_by_key(|w| (w.page_number, w.asset.clone()));
+                .sort_by_key(|w| (w.page_number, w.code.asset()));
             self.pending_assets = self.count_pending();
         }
         self

@@ -345,24 +345,24 @@ pub struct BookResult<'a> {
     pages: Vec<PageResult<'a>>,
     created_at: String,
     pdf_url: Option<String>,
-    generation_warnings: Vec<Warning<'a>>,
+    generation_warnings: Vec<Warning>,
 }
 
 /// The seed's `GenerationWarning`: something the book was delivered without.
 #[derive(Serialize)]
-struct Warning<'a> {
-    code: &'a str,
-    message: &'a str,
-    asset: &'a str,
+struct Warning {
+    code: &'static str,
+    message: &'static str,
+    asset: &'static str,
     page_number: u8,
 }
 
-impl<'a> From<&'a GenerationWarning> for Warning<'a> {
-    fn from(warning: &'a GenerationWarning) -> Self {
+impl From<&GenerationWarning> for Warning {
+    fn from(warning: &GenerationWarning) -> Self {
         Warning {
-            code: &warning.code,
-            message: &warning.message,
-            asset: &warning.asset,
+            code: warning.code.as_str(),
+            message: warning.code.message(),
+            asset: warning.code.asset(),
             page_number: warning.page_number,
         }
     }

@@ -14,7 +14,7 @@ pub use crate::book_files::{
 use crate::book_records::{Change, fail_book, update_book};
 use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
-    RecordedAsset, Step, StepMessage,
+    RecordedAsset, Step, StepMessage, WarningCode,
 };
 use crate::domain::failure::FailureCode;
 use crate::domain::spend::{Stopped, WhenStopped};
@@ -238,18 +238,14 @@ impl Pipeline {
         match message.step {
             Step::Illustrate { page } => {
                 let warning = GenerationWarning {
-                    code: "IMAGE_MISSING".into(),
-                    message: "This picture could not be drawn; a placeholder is shown.".into(),
-                    asset: "image".into(),
+                    code: WarningCode::ImageMissing,
                     page_number: page,
                 };
                 self.place_placeholder(id, page, warning).await
             }
             Step::Narrate { page } => {
                 let warning = GenerationWarning {
-                    code: "AUDIO_MISSING".into(),
-                    message: "The narration of this page could not be made.".into(),
-                    asset: "audio".into(),
+                    code: WarningCode::AudioMissing,
                     page_number: page,
                 };
                 self.record_asset(
@@ -672,9 +668,7 @@ impl Pipeline {
             }
             Drawn::Refused => {
                 let warning = GenerationWarning {
-                    code: "IMAGE_REFUSED".into(),
-                    message: "This picture was refused by the illustrator's safety check; a placeholder is shown.".into(),
-                    asset: "image".into(),
+                    code: WarningCode::ImageRefused,
                     page_number: page,
                 };
                 self.place_placeholder(id, page, warning).await
