@@ -237,6 +237,7 @@ mod counting {
     use storybook_core::domain::audit::AuditEntry;
     use storybook_core::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
     use storybook_core::domain::breaker::BreakerRecord;
+    use storybook_core::domain::consent::Consent;
     use storybook_core::domain::credential::CredentialHash;
     use storybook_core::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use storybook_core::domain::settings::UserSettings;
@@ -516,6 +517,29 @@ mod counting {
         ) -> Result<(), StoreError> {
             self.write();
             self.inner.put_settings(user, settings).await
+        }
+    }
+
+    #[async_trait]
+    impl ConsentStore for Counted<S> {
+        async fn latest_consent(&self, user: &UserId) -> Result<Option<Consent>, StoreError> {
+            self.read();
+            self.inner.latest_consent(user).await
+        }
+        async fn add_consent(&self, user: &UserId, consent: &Consent) -> Result<(), StoreError> {
+            self.write();
+            self.inner.add_consent(user, consent).await
+        }
+        async fn revoke_consent(
+            &self,
+            user: &UserId,
+            granted_at: DateTime<Utc>,
+            revoked_at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner
+                .revoke_consent(user, granted_at, revoked_at)
+                .await
         }
     }
 

@@ -241,6 +241,43 @@ crate::on_both_backends!(
     a_path_parameter_that_is_not_utf8_gets_the_envelope
 );
 
+/// Every body is an object: serde would fill a struct from an array of its fields in order, so
+/// `["a dragon", "5-7", "cartoon"]` made (and charged) a book before.
+async fn a_body_that_is_an_array_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    for (path, body) in [
+        (
+            "/v1/books",
+            serde_json::json!(["a dragon who learns to share", "5-7", "cartoon"]),
+        ),
+        ("/v1/settings", serde_json::json!([])),
+    ] {
+        let method = if path == "/v1/settings" {
+            Method::PATCH
+        } else {
+            Method::POST
+        };
+        let answer = app
+            .call(
+                method,
+                path,
+                &[("x-user-key", &user)],
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{path}: {}", answer.body);
+        assert_eq!(answer.body["detail"][0]["type"], "model_attributes_type");
+    }
+    let balance = app.get("/v1/credits/balance", &user).await;
+    assert_eq!(balance.body["credits"], 3, "nothing was charged");
+}
+crate::on_both_backends!(
+    #[tokio::test]
+    a_body_that_is_an_array_is_refused,
+    a_body_that_is_an_array_is_refused
+);
+
 /// Markup is refused by what it is, not by five substrings: every one of these came back word
 /// for word in the pages before.
 async fn markup_in_a_topic_or_a_title_is_refused(backend: Backend) {

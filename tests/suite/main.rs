@@ -7,6 +7,7 @@ mod harness;
 mod api_credits;
 mod api_edges;
 mod books;
+mod consent;
 mod contract;
 mod fuzz;
 mod lambda_events;

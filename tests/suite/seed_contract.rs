@@ -61,7 +61,7 @@ fn check(
 
 /// Every answer must match the seed schema where the seed has one for its status, and our own
 /// document's error envelope otherwise.
-fn conforms(method: &str, path: &str, answer: &Answer) {
+pub fn conforms(method: &str, path: &str, answer: &Answer) {
     let seed = seed();
     match check(&seed, method, path, answer.status, &answer.body) {
         Ok(true) => {}

@@ -35,14 +35,15 @@ use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, BreakerStore, CreateOutcome, CreditStore, KeyUsage,
-    LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, ConsentStore, CreateOutcome, CreditStore,
+    KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
     StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use crate::sdk::describe;
@@ -65,6 +66,7 @@ mod audit;
 mod book_items;
 mod books;
 mod breakers;
+mod consents;
 mod keys;
 mod limits;
 mod settings;

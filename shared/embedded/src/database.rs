@@ -154,6 +154,15 @@ CREATE TABLE IF NOT EXISTS switches (
     doc  TEXT NOT NULL
 );
 "#,
+    // A parent's consent records, the latest deciding.
+    r#"
+CREATE TABLE IF NOT EXISTS consents (
+    user_id    TEXT NOT NULL,
+    granted_at TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    PRIMARY KEY (user_id, granted_at)
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

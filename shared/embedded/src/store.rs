@@ -3,14 +3,15 @@ use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, PageAsset, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, BreakerStore, CreateOutcome, CreditStore, KeyUsage,
-    LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, ConsentStore, CreateOutcome, CreditStore,
+    KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
     StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ use storybook_core::documents::Document;
 mod audit;
 mod books;
 mod breakers;
+mod consents;
 mod keys;
 mod limits;
 mod settings;

@@ -3,7 +3,7 @@
 
 use crate::catalogue::{Access, Family, ROUTES, Route};
 use crate::routes::{
-    admin, books, config, credits, health, library, settings, spend, streak, users,
+    admin, books, config, consent, credits, health, library, settings, spend, streak, users,
 };
 use crate::state::AppState;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
@@ -39,6 +39,9 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("DELETE", "/v1/users/me") => delete(users::erase_me),
         ("GET", "/v1/settings") => get(settings::get),
         ("PATCH", "/v1/settings") => patch(settings::patch),
+        ("GET", "/v1/consent") => get(consent::get),
+        ("POST", "/v1/consent") => post(consent::grant),
+        ("POST", "/v1/consent/revoke") => post(consent::revoke),
         ("POST", "/v1/streak/read") => post(streak::read),
         ("GET", "/v1/streak/info") => get(streak::info),
         ("GET", "/v1/streak/calendar") => get(streak::calendar),

@@ -73,6 +73,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "json_too_deep",
         )));
     }
+    // Every body is an object. serde would also fill a struct from an array of its fields in
+    // order (`[]` makes one of all defaults), which no client means.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::schema(Problem::new(
+            &["body"],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let mut loc: Vec<Value> = vec![Value::from("body")];

@@ -1,10 +1,13 @@
 //! The small records kept as documents: a reading streak, a parent's settings, a provider's
 //! circuit breaker, the kill switch.
 
+use super::Document;
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::consent::{Consent, ConsentVersion};
 use crate::domain::settings::{TimeZone, UserSettings};
 use crate::domain::spend::KillSwitch;
 use crate::domain::streak::Streak;
+use crate::ports::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -165,3 +168,59 @@ impl From<KillSwitchV1> for KillSwitch {
 }
 
 version_one!(KillSwitch, "kill switch", KillSwitchV1);
+
+/// Version 1 of a consent record.
+#[derive(Serialize, Deserialize)]
+struct ConsentV1 {
+    privacy: bool,
+    data_processing: bool,
+    photos: bool,
+    version: String,
+    granted_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Consent> for ConsentV1 {
+    fn from(c: &Consent) -> Self {
+        ConsentV1 {
+            privacy: c.privacy,
+            data_processing: c.data_processing,
+            photos: c.photos,
+            version: c.version.as_str().to_owned(),
+            granted_at: c.granted_at,
+            revoked_at: c.revoked_at,
+        }
+    }
+}
+
+impl TryFrom<ConsentV1> for Consent {
+    type Error = crate::domain::Invalid;
+
+    fn try_from(c: ConsentV1) -> Result<Self, Self::Error> {
+        Ok(Consent {
+            privacy: c.privacy,
+            data_processing: c.data_processing,
+            photos: c.photos,
+            version: ConsentVersion::parse(&c.version)?,
+            granted_at: c.granted_at,
+            revoked_at: c.revoked_at,
+        })
+    }
+}
+
+impl Document for Consent {
+    const KIND: &'static str = "consent";
+
+    fn write(&self) -> String {
+        super::written(1, &ConsentV1::from(self))
+    }
+
+    fn read(doc: &str) -> Result<Self, StoreError> {
+        match super::versioned(doc, Self::KIND)? {
+            (1, fields) => super::decode::<ConsentV1>(fields, Self::KIND, 1)?
+                .try_into()
+                .map_err(|e: crate::domain::Invalid| StoreError::Corrupt(format!("consent: {e}"))),
+            (version, _) => Err(super::unknown(Self::KIND, version)),
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub enum AuditEvent {
     UserCreated,
     UserErased,
     KillSwitchSet,
+    ConsentGranted,
+    ConsentRevoked,
 }
 
 impl AuditEvent {
@@ -45,6 +47,8 @@ impl AuditEvent {
         AuditEvent::UserCreated,
         AuditEvent::UserErased,
         AuditEvent::KillSwitchSet,
+        AuditEvent::ConsentGranted,
+        AuditEvent::ConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,8 @@ impl AuditEvent {
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserErased => "user_erased",
             AuditEvent::KillSwitchSet => "kill_switch_set",
+            AuditEvent::ConsentGranted => "consent_granted",
+            AuditEvent::ConsentRevoked => "consent_revoked",
         }
     }
 

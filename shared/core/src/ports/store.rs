@@ -5,6 +5,7 @@ use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
 use crate::domain::settings::UserSettings;
@@ -154,6 +155,25 @@ pub trait SettingsStore: Send + Sync {
     async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError>;
 }
 
+/// A parent's consent records: the latest decides, the earlier ones stay as proof.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The user's latest consent record, revoked or not; `None` while they never gave one.
+    async fn latest_consent(&self, user: &UserId) -> Result<Option<Consent>, StoreError>;
+
+    /// Records a new grant; it supersedes the one before it, which is kept.
+    async fn add_consent(&self, user: &UserId, consent: &Consent) -> Result<(), StoreError>;
+
+    /// Marks the record granted at `granted_at` revoked at `revoked_at`; answers whether there
+    /// was such a record not revoked yet.
+    async fn revoke_consent(
+        &self,
+        user: &UserId,
+        granted_at: DateTime<Utc>,
+        revoked_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
 /// A streak as stored, with the version its next replacement must name (0: none stored yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoredStreak {
@@ -250,6 +270,7 @@ pub trait Store:
     + BookStore
     + AuditStore
     + SettingsStore
+    + ConsentStore
     + StreakStore
     + BreakerStore
     + SpendStore

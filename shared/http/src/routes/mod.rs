@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod books;
 pub mod config;
+pub mod consent;
 pub mod credits;
 pub mod health;
 pub mod library;

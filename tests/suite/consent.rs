@@ -1,0 +1,181 @@
+//! A parent's consent: granted, read, superseded, revoked, audited and erased, on both adapters,
+//! every answer against the app's contract.
+
+use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::on_both_backends;
+use crate::seed_contract::conforms;
+use http::Method;
+use serde_json::{Value, json};
+
+async fn get(app: &TestApp, user: &str) -> Answer {
+    let answer = app.get("/v1/consent", user).await;
+    conforms("GET", "/v1/consent", &answer);
+    answer
+}
+
+async fn grant(app: &TestApp, user: &str, body: Value) -> Answer {
+    let answer = app.post_json("/v1/consent", user, &body, &[]).await;
+    conforms("POST", "/v1/consent", &answer);
+    answer
+}
+
+async fn revoke(app: &TestApp, user: &str) -> Answer {
+    let answer = app
+        .call(
+            Method::POST,
+            "/v1/consent/revoke",
+            &[("x-user-key", user)],
+            None,
+        )
+        .await;
+    conforms("POST", "/v1/consent/revoke", &answer);
+    answer
+}
+
+fn items(answer: &Answer) -> (bool, bool, bool, bool, bool) {
+    let b = &answer.body;
+    let flag = |name: &str| b[name].as_bool().unwrap();
+    (
+        flag("granted"),
+        flag("privacy"),
+        flag("data_processing"),
+        flag("photos"),
+        flag("revoked"),
+    )
+}
+
+async fn a_grant_is_read_back_superseded_and_revoked(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let none = get(&app, &user).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(items(&none), (false, false, false, false, false));
+    assert_eq!(none.body["consent_version"], "2025-01");
+
+    let all = json!({"privacy": true, "data_processing": true, "photos": true, "consent_version": "2026-03"});
+    let granted = grant(&app, &user, all).await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    assert_eq!(items(&granted), (true, true, true, true, false));
+    assert_eq!(granted.body["consent_version"], "2026-03");
+    assert_eq!(get(&app, &user).await.body, granted.body);
+
+    // Granting again without photos supersedes the first grant.
+    let without_photos = grant(
+        &app,
+        &user,
+        json!({"privacy": true, "data_processing": true}),
+    )
+    .await;
+    assert_eq!(items(&without_photos), (true, true, true, false, false));
+    assert_eq!(without_photos.body["consent_version"], "2025-01");
+    assert_eq!(get(&app, &user).await.body, without_photos.body);
+
+    // The required items missing: recorded, but not granted.
+    let partial = grant(&app, &user, json!({"privacy": true, "photos": true})).await;
+    assert_eq!(items(&partial), (false, true, false, true, false));
+
+    let revoked = revoke(&app, &user).await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(items(&revoked), (false, true, false, true, true));
+    assert_eq!(get(&app, &user).await.body, revoked.body);
+    // Revoking again changes nothing.
+    assert_eq!(revoke(&app, &user).await.body, revoked.body);
+
+    let again = grant(
+        &app,
+        &user,
+        json!({"privacy": true, "data_processing": true, "photos": true}),
+    )
+    .await;
+    assert_eq!(items(&again), (true, true, true, true, false));
+
+    // Each grant and the one revocation are audited.
+    let log = app
+        .call(
+            Method::GET,
+            "/v1/admin/audit-log?limit=200",
+            &[("authorization", &format!("Bearer {}", app.admin_key))],
+            None,
+        )
+        .await;
+    let me = app.user_id(&user);
+    let mine: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["credential"] == me.truncated())
+        .filter_map(|e| e["event"].as_str())
+        .filter(|event| event.starts_with("consent_"))
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            "consent_granted",
+            "consent_revoked",
+            "consent_granted",
+            "consent_granted",
+            "consent_granted"
+        ]
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_grant_is_read_back_superseded_and_revoked,
+    a_grant_is_read_back_superseded_and_revoked
+);
+
+/// A typo must never read as consent: an unknown field, a wrong type or a bad version is
+/// refused whole, and nothing is recorded.
+async fn a_grant_with_an_unknown_field_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    for body in [
+        json!({"privacy": true, "data_processing": true, "photo": true}),
+        json!({"privacy": "yes", "data_processing": true}),
+        json!({"privacy": true, "data_processing": true, "consent_version": ""}),
+        json!([]),
+    ] {
+        let refused = grant(&app, &user, body.clone()).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.body);
+        assert_eq!(refused.code(), "VALIDATION_ERROR");
+    }
+    assert_eq!(
+        items(&get(&app, &user).await),
+        (false, false, false, false, false)
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_grant_with_an_unknown_field_is_refused,
+    a_grant_with_an_unknown_field_is_refused
+);
+
+/// Erasing the account erases its consent records: the same key afterwards starts with none.
+async fn erasure_takes_the_consent_records(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    grant(
+        &app,
+        &user,
+        json!({"privacy": true, "data_processing": true, "photos": true}),
+    )
+    .await;
+    let erased = app
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &[("x-user-key", &user)],
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    assert_eq!(
+        items(&get(&app, &user).await),
+        (false, false, false, false, false)
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    erasure_takes_the_consent_records,
+    erasure_takes_the_consent_records
+);
