@@ -237,6 +237,7 @@ mod counting {
     use storybook_core::domain::audit::AuditEntry;
     use storybook_core::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
     use storybook_core::domain::breaker::BreakerRecord;
+    use storybook_core::domain::character::{Character, CharacterId};
     use storybook_core::domain::consent::Consent;
     use storybook_core::domain::credential::CredentialHash;
     use storybook_core::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -517,6 +518,34 @@ mod counting {
         ) -> Result<(), StoreError> {
             self.write();
             self.inner.put_settings(user, settings).await
+        }
+    }
+
+    #[async_trait]
+    impl CharacterStore for Counted<S> {
+        async fn put_character(&self, character: &Character) -> Result<(), StoreError> {
+            self.write();
+            self.inner.put_character(character).await
+        }
+        async fn find_character(
+            &self,
+            user: &UserId,
+            id: &CharacterId,
+        ) -> Result<Option<Character>, StoreError> {
+            self.read();
+            self.inner.find_character(user, id).await
+        }
+        async fn characters_of(&self, user: &UserId) -> Result<Vec<Character>, StoreError> {
+            self.read();
+            self.inner.characters_of(user).await
+        }
+        async fn delete_character(
+            &self,
+            user: &UserId,
+            id: &CharacterId,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.delete_character(user, id).await
         }
     }
 

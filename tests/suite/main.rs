@@ -7,6 +7,7 @@ mod harness;
 mod api_credits;
 mod api_edges;
 mod books;
+mod characters;
 mod consent;
 mod contract;
 mod fuzz;

@@ -35,6 +35,7 @@ use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::character::{Character, CharacterId};
 use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -42,9 +43,9 @@ use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, BreakerStore, ConsentStore, CreateOutcome, CreditStore,
-    KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
-    StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, CharacterStore, ConsentStore, CreateOutcome,
+    CreditStore, KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError,
+    StoredBook, StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use crate::sdk::describe;
 use async_trait::async_trait;
@@ -66,6 +67,7 @@ mod audit;
 mod book_items;
 mod books;
 mod breakers;
+mod characters;
 mod consents;
 mod keys;
 mod limits;

@@ -5,9 +5,18 @@
 //!
 //! Both adapters store documents only through [`Document`], so they cannot drift apart.
 
-/// A domain type kept as version 1 of its document `$doc`, through `From` conversions both ways.
+/// A domain type kept as version 1 of its document `$doc`, through `From` conversions both ways
+/// (or, with `checked`, `TryFrom` from the document where its fields are validated again).
 macro_rules! version_one {
     ($domain:ty, $kind:literal, $doc:ident) => {
+        version_one!(@impl $domain, $kind, $doc, |doc: $doc| Ok(doc.into()));
+    };
+    ($domain:ty, $kind:literal, $doc:ident, checked) => {
+        version_one!(@impl $domain, $kind, $doc, |doc: $doc| doc.try_into().map_err(
+            |e: $crate::domain::Invalid| $crate::ports::StoreError::Corrupt(format!("{}: {e}", $kind))
+        ));
+    };
+    (@impl $domain:ty, $kind:literal, $doc:ident, $convert:expr) => {
         impl $crate::documents::Document for $domain {
             const KIND: &'static str = $kind;
 
@@ -18,7 +27,8 @@ macro_rules! version_one {
             fn read(doc: &str) -> Result<Self, $crate::ports::StoreError> {
                 match $crate::documents::versioned(doc, Self::KIND)? {
                     (1, fields) => {
-                        Ok($crate::documents::decode::<$doc>(fields, Self::KIND, 1)?.into())
+                        let convert: fn($doc) -> Result<Self, $crate::ports::StoreError> = $convert;
+                        convert($crate::documents::decode::<$doc>(fields, Self::KIND, 1)?)
                     }
                     (version, _) => Err($crate::documents::unknown(Self::KIND, version)),
                 }

@@ -163,6 +163,16 @@ CREATE TABLE IF NOT EXISTS consents (
     PRIMARY KEY (user_id, granted_at)
 );
 "#,
+    // A parent's characters.
+    r#"
+CREATE TABLE IF NOT EXISTS characters (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS characters_by_user ON characters (user_id, created_at);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@ use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
 use crate::domain::audit::{AuditEntry, AuditEvent};
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, PageAsset, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::character::{Character, CharacterId};
 use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -10,9 +11,9 @@ use crate::domain::settings::UserSettings;
 use crate::domain::streak::Reading;
 use crate::domain::user::{User, UserId, UserLookup};
 use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, BreakerStore, ConsentStore, CreateOutcome, CreditStore,
-    KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError, StoredBook,
-    StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, CharacterStore, ConsentStore, CreateOutcome,
+    CreditStore, KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError,
+    StoredBook, StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -24,6 +25,7 @@ use storybook_core::documents::Document;
 mod audit;
 mod books;
 mod breakers;
+mod characters;
 mod consents;
 mod keys;
 mod limits;

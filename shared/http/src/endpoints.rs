@@ -3,7 +3,8 @@
 
 use crate::catalogue::{Access, Family, ROUTES, Route};
 use crate::routes::{
-    admin, books, config, consent, credits, health, library, settings, spend, streak, users,
+    admin, books, characters, config, consent, credits, health, library, settings, spend, streak,
+    users,
 };
 use crate::state::AppState;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
@@ -36,6 +37,10 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/library") => get(library::list),
         ("PATCH", "/v1/library/{book_id}") => patch(library::rename),
         ("DELETE", "/v1/library/{book_id}") => delete(library::delete),
+        ("POST", "/v1/characters") => post(characters::create),
+        ("GET", "/v1/characters") => get(characters::list),
+        ("GET", "/v1/characters/{character_id}") => get(characters::get),
+        ("DELETE", "/v1/characters/{character_id}") => delete(characters::delete),
         ("DELETE", "/v1/users/me") => delete(users::erase_me),
         ("GET", "/v1/settings") => get(settings::get),
         ("PATCH", "/v1/settings") => patch(settings::patch),

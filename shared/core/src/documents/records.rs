@@ -1,13 +1,13 @@
 //! The small records kept as documents: a reading streak, a parent's settings, a provider's
 //! circuit breaker, the kill switch.
 
-use super::Document;
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin};
 use crate::domain::consent::{Consent, ConsentVersion};
 use crate::domain::settings::{TimeZone, UserSettings};
 use crate::domain::spend::KillSwitch;
 use crate::domain::streak::Streak;
-use crate::ports::StoreError;
+use crate::domain::user::UserId;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -208,19 +208,104 @@ impl TryFrom<ConsentV1> for Consent {
     }
 }
 
-impl Document for Consent {
-    const KIND: &'static str = "consent";
+version_one!(Consent, "consent", ConsentV1, checked);
 
-    fn write(&self) -> String {
-        super::written(1, &ConsentV1::from(self))
-    }
+/// Version 1 of a character.
+#[derive(Serialize, Deserialize)]
+struct CharacterV1 {
+    id: String,
+    user: UserId,
+    name: String,
+    master_description: String,
+    appearance: AppearanceV1,
+    clothing: ClothingV1,
+    personality_traits: Vec<String>,
+    distinctive_features: Option<Vec<String>>,
+    visual_style_notes: String,
+    origin: String,
+    reference_key: Option<String>,
+    created_at: DateTime<Utc>,
+}
 
-    fn read(doc: &str) -> Result<Self, StoreError> {
-        match super::versioned(doc, Self::KIND)? {
-            (1, fields) => super::decode::<ConsentV1>(fields, Self::KIND, 1)?
-                .try_into()
-                .map_err(|e: crate::domain::Invalid| StoreError::Corrupt(format!("consent: {e}"))),
-            (version, _) => Err(super::unknown(Self::KIND, version)),
+#[derive(Serialize, Deserialize)]
+struct AppearanceV1 {
+    age_visual: String,
+    face: String,
+    hair: String,
+    skin: String,
+    body: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClothingV1 {
+    top: String,
+    bottom: String,
+    shoes: String,
+    accessories: String,
+}
+
+impl From<&Character> for CharacterV1 {
+    fn from(c: &Character) -> Self {
+        let (a, w) = (&c.appearance, &c.clothing);
+        CharacterV1 {
+            id: c.id.as_str().to_owned(),
+            user: c.user.clone(),
+            name: c.name.clone(),
+            master_description: c.master_description.clone(),
+            appearance: AppearanceV1 {
+                age_visual: a.age_visual.clone(),
+                face: a.face.clone(),
+                hair: a.hair.clone(),
+                skin: a.skin.clone(),
+                body: a.body.clone(),
+            },
+            clothing: ClothingV1 {
+                top: w.top.clone(),
+                bottom: w.bottom.clone(),
+                shoes: w.shoes.clone(),
+                accessories: w.accessories.clone(),
+            },
+            personality_traits: c.personality_traits.clone(),
+            distinctive_features: c.distinctive_features.clone(),
+            visual_style_notes: c.visual_style_notes.clone(),
+            origin: c.origin.as_str().to_owned(),
+            reference_key: c.reference_key.clone(),
+            created_at: c.created_at,
         }
     }
 }
+
+impl TryFrom<CharacterV1> for Character {
+    type Error = crate::domain::Invalid;
+
+    fn try_from(c: CharacterV1) -> Result<Self, Self::Error> {
+        let (a, w) = (c.appearance, c.clothing);
+        Ok(Character {
+            id: CharacterId::parse(&c.id)?,
+            user: c.user,
+            name: c.name,
+            master_description: c.master_description,
+            appearance: Appearance {
+                age_visual: a.age_visual,
+                face: a.face,
+                hair: a.hair,
+                skin: a.skin,
+                body: a.body,
+            },
+            clothing: Clothing {
+                top: w.top,
+                bottom: w.bottom,
+                shoes: w.shoes,
+                accessories: w.accessories,
+            },
+            personality_traits: c.personality_traits,
+            distinctive_features: c.distinctive_features,
+            visual_style_notes: c.visual_style_notes,
+            origin: Origin::parse(&c.origin)?,
+            reference_key: c.reference_key,
+            created_at: c.created_at,
+        })
+    }
+}
+
+version_one!(Character, "character", CharacterV1, checked);

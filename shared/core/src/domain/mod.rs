@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod audit;
 pub mod book;
 pub mod breaker;
+pub mod character;
 pub mod consent;
 pub mod credential;
 pub mod credits;

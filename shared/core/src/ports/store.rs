@@ -5,6 +5,7 @@ use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
 use crate::domain::breaker::BreakerRecord;
+use crate::domain::character::{Character, CharacterId};
 use crate::domain::consent::Consent;
 use crate::domain::credential::CredentialHash;
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
@@ -155,6 +156,25 @@ pub trait SettingsStore: Send + Sync {
     async fn put_settings(&self, user: &UserId, settings: &UserSettings) -> Result<(), StoreError>;
 }
 
+/// A parent's characters.
+#[async_trait]
+pub trait CharacterStore: Send + Sync {
+    async fn put_character(&self, character: &Character) -> Result<(), StoreError>;
+
+    /// The user's character `id`; `None` when there is none of theirs by that id.
+    async fn find_character(
+        &self,
+        user: &UserId,
+        id: &CharacterId,
+    ) -> Result<Option<Character>, StoreError>;
+
+    /// The user's characters, newest first.
+    async fn characters_of(&self, user: &UserId) -> Result<Vec<Character>, StoreError>;
+
+    /// Deletes the user's character `id`; answers whether there was one.
+    async fn delete_character(&self, user: &UserId, id: &CharacterId) -> Result<bool, StoreError>;
+}
+
 /// A parent's consent records: the latest decides, the earlier ones stay as proof.
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
@@ -271,6 +291,7 @@ pub trait Store:
     + AuditStore
     + SettingsStore
     + ConsentStore
+    + CharacterStore
     + StreakStore
     + BreakerStore
     + SpendStore

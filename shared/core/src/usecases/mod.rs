@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod books;
+pub mod characters;
 pub mod consent;
 pub mod credits;
 pub mod health;

@@ -79,6 +79,7 @@ impl UserStore for SqliteStore {
             tx.execute("DELETE FROM idempotency WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM settings WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM consents WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM characters WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM streaks WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM readings WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;

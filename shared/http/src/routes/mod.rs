@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod books;
+pub mod characters;
 pub mod config;
 pub mod consent;
 pub mod credits;

@@ -1,0 +1,90 @@
+//! A parent's characters: made from a sheet, listed, read and deleted (its pictures with it).
+
+use super::{Refusal, Request};
+use crate::app::App;
+use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin};
+use crate::domain::user::User;
+use crate::ports::BlobKey;
+
+/// A character's sheet, as the parent wrote it (checked by the caller).
+pub struct Sheet {
+    pub name: String,
+    pub master_description: String,
+    pub appearance: Appearance,
+    pub clothing: Clothing,
+    pub personality_traits: Vec<String>,
+    pub distinctive_features: Option<Vec<String>>,
+    pub visual_style_notes: String,
+}
+
+/// Makes a character from the parent's sheet.
+pub async fn create_character(
+    app: &App,
+    request: &Request<User>,
+    sheet: Sheet,
+) -> Result<Character, Refusal> {
+    let character = Character {
+        id: CharacterId::generate(),
+        user: request.caller.id.clone(),
+        name: sheet.name,
+        master_description: sheet.master_description,
+        appearance: sheet.appearance,
+        clothing: sheet.clothing,
+        personality_traits: sheet.personality_traits,
+        distinctive_features: sheet.distinctive_features,
+        visual_style_notes: sheet.visual_style_notes,
+        origin: Origin::Sheet,
+        reference_key: None,
+        created_at: request.now,
+    };
+    app.store.put_character(&character).await?;
+    Ok(character)
+}
+
+/// One page of the user's characters, newest first, and how many there are.
+pub async fn characters(
+    app: &App,
+    request: &Request<User>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Character>, usize), Refusal> {
+    let all = app.store.characters_of(&request.caller.id).await?;
+    let total = all.len();
+    Ok((all.into_iter().skip(offset).take(limit).collect(), total))
+}
+
+/// The caller's character, or not found whether it is missing or someone else's.
+pub async fn character(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+) -> Result<Character, Refusal> {
+    let not_found = || Refusal::not_found("character", raw_id);
+    let id = CharacterId::parse(raw_id).map_err(|_| not_found())?;
+    app.store
+        .find_character(&request.caller.id, &id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Deletes the caller's character and its reference picture.
+pub async fn delete_character(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+) -> Result<CharacterId, Refusal> {
+    let character = character(app, request, raw_id).await?;
+    if let Some(key) = &character.reference_key {
+        let key = BlobKey::parse(key)
+            .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
+        app.blobs.delete(&key).await?;
+    }
+    if !app
+        .store
+        .delete_character(&request.caller.id, &character.id)
+        .await?
+    {
+        return Err(Refusal::not_found("character", raw_id));
+    }
+    Ok(character.id)
+}

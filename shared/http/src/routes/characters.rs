@@ -1,0 +1,248 @@
+//! A parent's characters: `POST`/`GET /v1/characters`, `GET`/`DELETE
+//! /v1/characters/{character_id}`.
+
+use crate::auth::UserRequest;
+use crate::domain::book::contains_markup;
+use crate::domain::character::{Appearance, Character, Clothing};
+use crate::error::{ApiError, Problem};
+use crate::extract::{JsonBody, PathParam, QueryParams};
+use crate::routes::books::timestamp;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use storybook_core::usecases::characters::{self, Sheet};
+
+/// The seed's `CreateCharacterRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCharacter {
+    name: String,
+    master_description: String,
+    appearance: AppearanceBody,
+    clothing: ClothingBody,
+    personality_traits: Vec<String>,
+    #[serde(default)]
+    distinctive_features: Option<Vec<String>>,
+    visual_style_notes: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppearanceBody {
+    age_visual: String,
+    face: String,
+    hair: String,
+    skin: String,
+    body: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClothingBody {
+    top: String,
+    bottom: String,
+    shoes: String,
+    accessories: String,
+}
+
+/// Collects the seed's length rules and the markup rule, every problem at once.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
+        let length = value.chars().count();
+        let mut full = vec!["body"];
+        full.extend_from_slice(loc);
+        if length < min {
+            let msg = format!("String should have at least {min} characters");
+            self.0.push(Problem::new(&full, msg, "string_too_short"));
+        } else if length > max {
+            let msg = format!("String should have at most {max} characters");
+            self.0.push(Problem::new(&full, msg, "string_too_long"));
+        } else if contains_markup(value) || value.chars().any(char::is_control) {
+            let msg = "The text may not contain markup, script or control characters";
+            self.0.push(Problem::new(&full, msg, "value_error"));
+        }
+    }
+
+    fn list(&mut self, field: &str, values: &[String], min: usize, max: usize) {
+        if values.len() < min || values.len() > max {
+            let msg = format!("List should have {min} to {max} items");
+            self.0.push(Problem::new(&["body", field], msg, "too_long"));
+        }
+        for (i, value) in values.iter().enumerate() {
+            self.text(&[field, &i.to_string()], value, 1, 60);
+        }
+    }
+}
+
+impl CreateCharacter {
+    fn validate(self) -> Result<Sheet, ApiError> {
+        let mut p = Problems::default();
+        p.text(&["name"], &self.name, 1, 40);
+        p.text(&["master_description"], &self.master_description, 10, 400);
+        p.text(&["visual_style_notes"], &self.visual_style_notes, 1, 200);
+        let a = &self.appearance;
+        p.text(&["appearance", "age_visual"], &a.age_visual, 1, 40);
+        p.text(&["appearance", "face"], &a.face, 1, 120);
+        p.text(&["appearance", "hair"], &a.hair, 1, 120);
+        p.text(&["appearance", "skin"], &a.skin, 1, 80);
+        p.text(&["appearance", "body"], &a.body, 1, 80);
+        let c = &self.clothing;
+        p.text(&["clothing", "top"], &c.top, 1, 80);
+        p.text(&["clothing", "bottom"], &c.bottom, 1, 80);
+        p.text(&["clothing", "shoes"], &c.shoes, 1, 80);
+        p.text(&["clothing", "accessories"], &c.accessories, 1, 80);
+        p.list("personality_traits", &self.personality_traits, 1, 10);
+        if let Some(features) = &self.distinctive_features {
+            p.list("distinctive_features", features, 0, 10);
+        }
+        if !p.0.is_empty() {
+            return Err(ApiError::Schema(p.0));
+        }
+        let (a, c) = (self.appearance, self.clothing);
+        Ok(Sheet {
+            name: self.name,
+            master_description: self.master_description,
+            appearance: Appearance {
+                age_visual: a.age_visual,
+                face: a.face,
+                hair: a.hair,
+                skin: a.skin,
+                body: a.body,
+            },
+            clothing: Clothing {
+                top: c.top,
+                bottom: c.bottom,
+                shoes: c.shoes,
+                accessories: c.accessories,
+            },
+            personality_traits: self.personality_traits,
+            distinctive_features: self.distinctive_features,
+            visual_style_notes: self.visual_style_notes,
+        })
+    }
+}
+
+/// The seed's `CharacterResponse`.
+#[derive(Serialize)]
+pub struct CharacterResponse {
+    character_id: String,
+    name: String,
+    master_description: String,
+    appearance: AppearanceBody,
+    clothing: ClothingBody,
+    personality_traits: Vec<String>,
+    distinctive_features: Option<Vec<String>>,
+    visual_style_notes: String,
+    created_at: String,
+}
+
+impl From<Character> for CharacterResponse {
+    fn from(c: Character) -> Self {
+        let (a, w) = (c.appearance, c.clothing);
+        CharacterResponse {
+            character_id: c.id.as_str().to_owned(),
+            name: c.name,
+            master_description: c.master_description,
+            appearance: AppearanceBody {
+                age_visual: a.age_visual,
+                face: a.face,
+                hair: a.hair,
+                skin: a.skin,
+                body: a.body,
+            },
+            clothing: ClothingBody {
+                top: w.top,
+                bottom: w.bottom,
+                shoes: w.shoes,
+                accessories: w.accessories,
+            },
+            personality_traits: c.personality_traits,
+            distinctive_features: c.distinctive_features,
+            visual_style_notes: c.visual_style_notes,
+            created_at: timestamp(c.created_at),
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+    JsonBody(body): JsonBody<CreateCharacter>,
+) -> Result<Json<CharacterResponse>, ApiError> {
+    let sheet = body.validate()?;
+    let made = characters::create_character(&state, &request, sheet).await?;
+    Ok(Json(made.into()))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default = "twenty")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn twenty() -> i64 {
+    20
+}
+
+/// The seed's `CharacterListResponse`.
+#[derive(Serialize)]
+pub struct CharacterList {
+    characters: Vec<CharacterResponse>,
+    total: usize,
+}
+
+/// The caller's characters, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<CharacterList>, ApiError> {
+    ApiError::unless_between(&["query", "limit"], query.limit, 1, 100)?;
+    ApiError::unless_between(&["query", "offset"], query.offset, 0, 100_000)?;
+    let (page, total) = characters::characters(
+        &state,
+        &request,
+        query.offset as usize,
+        query.limit as usize,
+    )
+    .await?;
+    Ok(Json(CharacterList {
+        characters: page.into_iter().map(CharacterResponse::from).collect(),
+        total,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+    PathParam(character_id): PathParam,
+) -> Result<Json<CharacterResponse>, ApiError> {
+    let found = characters::character(&state, &request, &character_id).await?;
+    Ok(Json(found.into()))
+}
+
+/// The answer to a deletion.
+#[derive(Serialize)]
+pub struct Deleted {
+    status: &'static str,
+    character_id: String,
+}
+
+/// Deletes the caller's character and its pictures.
+pub async fn delete(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+    PathParam(character_id): PathParam,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = characters::delete_character(&state, &request, &character_id).await?;
+    Ok(Json(Deleted {
+        status: "deleted",
+        character_id: id.as_str().to_owned(),
+    }))
+}

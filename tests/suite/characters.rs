@@ -1,0 +1,186 @@
+//! A parent's characters from a sheet: made, listed, read and deleted, on both adapters, every
+//! answer against the app's contract; another user's character is not found.
+
+use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::on_both_backends;
+use crate::seed_contract::conforms;
+use http::Method;
+use serde_json::{Value, json};
+
+pub fn sheet(name: &str) -> Value {
+    json!({
+        "name": name,
+        "master_description": "A small girl with a bright yellow raincoat and a curious smile",
+        "appearance": {"age_visual": "about six", "face": "round, freckles", "hair": "short black bob",
+            "skin": "light tan", "body": "small"},
+        "clothing": {"top": "yellow raincoat", "bottom": "blue jeans", "shoes": "red boots",
+            "accessories": "a green umbrella"},
+        "personality_traits": ["curious", "kind"],
+        "distinctive_features": ["a gap in her front teeth"],
+        "visual_style_notes": "soft watercolor, warm light"
+    })
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    user: &str,
+    body: Option<&Value>,
+) -> Answer {
+    let body = body.map(Value::to_string);
+    app.call(method, path, &[("x-user-key", user)], body.as_deref())
+        .await
+}
+
+async fn a_character_is_made_listed_read_and_deleted(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let mut made = Vec::new();
+    for name in ["Mina", "Joon", "Sora"] {
+        let answer = call(
+            &app,
+            Method::POST,
+            "/v1/characters",
+            &user,
+            Some(&sheet(name)),
+        )
+        .await;
+        conforms("POST", "/v1/characters", &answer);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["name"], name);
+        assert_eq!(answer.body["clothing"]["shoes"], "red boots");
+        made.push(answer.body["character_id"].as_str().unwrap().to_owned());
+    }
+    let listed = call(&app, Method::GET, "/v1/characters?limit=2", &user, None).await;
+    conforms("GET", "/v1/characters", &listed);
+    assert_eq!(listed.body["total"], 3);
+    let names: Vec<&str> = listed.body["characters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "a page of two");
+    let rest = call(
+        &app,
+        Method::GET,
+        "/v1/characters?limit=2&offset=2",
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(rest.body["characters"].as_array().unwrap().len(), 1);
+
+    let path = format!("/v1/characters/{}", made[0]);
+    let read = call(&app, Method::GET, &path, &user, None).await;
+    conforms("GET", "/v1/characters/{character_id}", &read);
+    assert_eq!(read.body["name"], "Mina");
+
+    // Someone else's character is not found, and not deleted.
+    let stranger = new_user_key();
+    for method in [Method::GET, Method::DELETE] {
+        let answer = call(&app, method, &path, &stranger, None).await;
+        assert_eq!(answer.status, 404, "{}", answer.body);
+        assert_eq!(answer.code(), "NOT_FOUND");
+    }
+    let deleted = call(&app, Method::DELETE, &path, &user, None).await;
+    conforms("DELETE", "/v1/characters/{character_id}", &deleted);
+    assert_eq!(deleted.status, 200);
+    assert_eq!(
+        call(&app, Method::GET, &path, &user, None).await.status,
+        404
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &user, None).await.status,
+        404
+    );
+    let after = call(&app, Method::GET, "/v1/characters", &user, None).await;
+    assert_eq!(after.body["total"], 2);
+    for bad in ["/v1/characters/bk_123", "/v1/characters/..%2F..%2Fetc"] {
+        assert_eq!(call(&app, Method::GET, bad, &user, None).await.status, 404);
+    }
+}
+on_both_backends!(
+    #[tokio::test]
+    a_character_is_made_listed_read_and_deleted,
+    a_character_is_made_listed_read_and_deleted
+);
+
+/// The sheet's rules, each with its location; nothing is stored for a refused sheet.
+async fn a_sheet_that_breaks_the_contract_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let with = |path: &[&str], value: Value| {
+        let mut body = sheet("Mina");
+        let mut at = &mut body;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+        body
+    };
+    for (body, loc) in [
+        (with(&["name"], json!("")), vec!["body", "name"]),
+        (
+            with(&["master_description"], json!("short")),
+            vec!["body", "master_description"],
+        ),
+        (
+            with(&["appearance", "hair"], json!("x".repeat(121))),
+            vec!["body", "appearance", "hair"],
+        ),
+        (
+            with(&["personality_traits"], json!([])),
+            vec!["body", "personality_traits"],
+        ),
+        (
+            with(&["clothing", "top"], json!("<img src=x onerror=alert(1)>")),
+            vec!["body", "clothing", "top"],
+        ),
+        (
+            with(&["clothing", "hat"], json!("red")),
+            vec!["body", "clothing", "hat"],
+        ),
+    ] {
+        let answer = call(&app, Method::POST, "/v1/characters", &user, Some(&body)).await;
+        conforms("POST", "/v1/characters", &answer);
+        assert_eq!(answer.status, 422, "{loc:?}: {}", answer.body);
+        assert_eq!(
+            answer.body["detail"][0]["loc"],
+            json!(loc),
+            "{}",
+            answer.body
+        );
+    }
+    let listed = call(&app, Method::GET, "/v1/characters", &user, None).await;
+    assert_eq!(listed.body["total"], 0);
+}
+on_both_backends!(
+    #[tokio::test]
+    a_sheet_that_breaks_the_contract_is_refused,
+    a_sheet_that_breaks_the_contract_is_refused
+);
+
+/// Erasing the account erases its characters.
+async fn erasure_takes_the_characters(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    call(
+        &app,
+        Method::POST,
+        "/v1/characters",
+        &user,
+        Some(&sheet("Mina")),
+    )
+    .await;
+    let erased = call(&app, Method::DELETE, "/v1/users/me", &user, None).await;
+    assert_eq!(erased.status, 200);
+    let listed = call(&app, Method::GET, "/v1/characters", &user, None).await;
+    assert_eq!(listed.body["total"], 0);
+}
+on_both_backends!(
+    #[tokio::test]
+    erasure_takes_the_characters,
+    erasure_takes_the_characters
+);
