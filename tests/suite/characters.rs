@@ -184,3 +184,83 @@ on_both_backends!(
     erasure_takes_the_characters,
     erasure_takes_the_characters
 );
+
+/// Presets speak the asked language (Korean when it is not one the app speaks); the master
+/// description stays English for the illustrator; a character made from one keeps both.
+async fn a_character_is_made_from_a_preset_in_the_parents_language(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    for (query, served, first_name) in [
+        ("", "ko", "토리"),
+        ("?language=en", "en", "Tori"),
+        ("?language=fr", "ko", "토리"),
+    ] {
+        let path = format!("/v1/characters/presets{query}");
+        let answer = app.call(Method::GET, &path, &[], None).await;
+        conforms("GET", "/v1/characters/presets", &answer);
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body["language"], served);
+        let first = &answer.body["presets"][0];
+        assert_eq!(first["name"], first_name);
+        assert!(first["master_description"].as_str().unwrap().is_ascii());
+    }
+    let korean = call(
+        &app,
+        Method::POST,
+        "/v1/characters/from-preset",
+        &user,
+        Some(&json!({"preset_id": "bunny-tori"})),
+    )
+    .await;
+    conforms("POST", "/v1/characters/from-preset", &korean);
+    assert_eq!(korean.status, 200, "{}", korean.body);
+    assert_eq!(korean.body["name"], "토리");
+    assert_eq!(korean.body["clothing"]["top"], "빨간 목도리");
+    assert!(
+        korean.body["master_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("A small white bunny")
+    );
+
+    let named = call(
+        &app,
+        Method::POST,
+        "/v1/characters/from-preset",
+        &user,
+        Some(&json!({"preset_id": "dino-ddori", "name": "Minho", "language": "en"})),
+    )
+    .await;
+    assert_eq!(named.body["name"], "Minho");
+    assert_eq!(
+        named.body["personality_traits"],
+        json!(["brave", "playful"])
+    );
+    let listed = call(&app, Method::GET, "/v1/characters", &user, None).await;
+    assert_eq!(listed.body["total"], 2);
+
+    let unknown = call(
+        &app,
+        Method::POST,
+        "/v1/characters/from-preset",
+        &user,
+        Some(&json!({"preset_id": "dragon-nope"})),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.code(), "NOT_FOUND");
+    let scripted = call(
+        &app,
+        Method::POST,
+        "/v1/characters/from-preset",
+        &user,
+        Some(&json!({"preset_id": "bunny-tori", "name": "<script>x</script>"})),
+    )
+    .await;
+    assert_eq!(scripted.status, 422);
+}
+on_both_backends!(
+    #[tokio::test]
+    a_character_is_made_from_a_preset_in_the_parents_language,
+    a_character_is_made_from_a_preset_in_the_parents_language
+);

@@ -110,6 +110,8 @@ pub const ROUTES: &[Route] = {
         route(Library, "DELETE", "/v1/library/{book_id}", User),
         route(Library, "POST", "/v1/characters", User),
         route(Library, "GET", "/v1/characters", User),
+        route(Library, "GET", "/v1/characters/presets", Public),
+        route(Library, "POST", "/v1/characters/from-preset", User),
         route(Library, "GET", "/v1/characters/{character_id}", User),
         route(Library, "DELETE", "/v1/characters/{character_id}", User),
         route(Users, "DELETE", "/v1/users/me", User),

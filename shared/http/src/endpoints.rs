@@ -39,6 +39,8 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("DELETE", "/v1/library/{book_id}") => delete(library::delete),
         ("POST", "/v1/characters") => post(characters::create),
         ("GET", "/v1/characters") => get(characters::list),
+        ("GET", "/v1/characters/presets") => get(characters::presets),
+        ("POST", "/v1/characters/from-preset") => post(characters::from_preset),
         ("GET", "/v1/characters/{character_id}") => get(characters::get),
         ("DELETE", "/v1/characters/{character_id}") => delete(characters::delete),
         ("DELETE", "/v1/users/me") => delete(users::erase_me),

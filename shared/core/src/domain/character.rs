@@ -53,6 +53,8 @@ pub struct Clothing {
 pub enum Origin {
     /// Written by the parent.
     Sheet,
+    /// One of the built-in characters.
+    Preset,
     Photo,
     Drawing,
 }
@@ -61,6 +63,7 @@ impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Sheet => "sheet",
+            Origin::Preset => "preset",
             Origin::Photo => "photo",
             Origin::Drawing => "drawing",
         }
@@ -69,6 +72,7 @@ impl Origin {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         match raw {
             "sheet" => Ok(Origin::Sheet),
+            "preset" => Ok(Origin::Preset),
             "photo" => Ok(Origin::Photo),
             "drawing" => Ok(Origin::Drawing),
             other => Err(Invalid::new(format!("unknown character origin {other:?}"))),
@@ -95,6 +99,211 @@ pub struct Character {
     pub created_at: DateTime<Utc>,
 }
 
+/// A built-in character: its display text in each language the app speaks, and one English
+/// master description for the illustrator.
+pub struct Preset {
+    pub id: &'static str,
+    pub master_description: &'static str,
+    pub korean: PresetText,
+    pub english: PresetText,
+}
+
+/// A preset's display text in one language.
+pub struct PresetText {
+    pub name: &'static str,
+    /// Age, face, hair, skin, body.
+    pub appearance: [&'static str; 5],
+    /// Top, bottom, shoes, accessories.
+    pub clothing: [&'static str; 4],
+    pub personality_traits: &'static [&'static str],
+    pub visual_style_notes: &'static str,
+}
+
+impl Preset {
+    /// The display text in `language` (`en`), Korean for any other or none.
+    pub fn text(&self, language: Option<&str>) -> (&'static str, &PresetText) {
+        match language {
+            Some("en") => ("en", &self.english),
+            _ => ("ko", &self.korean),
+        }
+    }
+
+    /// The character a parent makes from this preset, named `name` or the preset's name.
+    pub fn character(
+        &self,
+        user: UserId,
+        name: Option<String>,
+        language: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Character {
+        let (_, text) = self.text(language);
+        let [age_visual, face, hair, skin, body] = text.appearance.map(str::to_owned);
+        let [top, bottom, shoes, accessories] = text.clothing.map(str::to_owned);
+        Character {
+            id: CharacterId::generate(),
+            user,
+            name: name.unwrap_or_else(|| text.name.to_owned()),
+            master_description: self.master_description.to_owned(),
+            appearance: Appearance {
+                age_visual,
+                face,
+                hair,
+                skin,
+                body,
+            },
+            clothing: Clothing {
+                top,
+                bottom,
+                shoes,
+                accessories,
+            },
+            personality_traits: text
+                .personality_traits
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            distinctive_features: None,
+            visual_style_notes: text.visual_style_notes.to_owned(),
+            origin: Origin::Preset,
+            reference_key: None,
+            created_at: now,
+        }
+    }
+}
+
+/// The built-in characters, in the order the app lists them.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        id: "bunny-tori",
+        master_description: "A small white bunny with long floppy ears, pink inner ears, round \
+            black eyes and a tiny pink nose, wearing a red knitted scarf",
+        korean: PresetText {
+            name: "토리",
+            appearance: [
+                "아기 토끼",
+                "동그란 까만 눈, 분홍 코",
+                "하얀 털, 긴 귀",
+                "하얀색",
+                "작고 통통함",
+            ],
+            clothing: ["빨간 목도리", "없음", "없음", "빨간 털실 목도리"],
+            personality_traits: &["호기심 많은", "다정한"],
+            visual_style_notes: "부드러운 수채화, 따뜻한 색감",
+        },
+        english: PresetText {
+            name: "Tori",
+            appearance: [
+                "a baby bunny",
+                "round black eyes, pink nose",
+                "white fur, long ears",
+                "white",
+                "small and round",
+            ],
+            clothing: ["red scarf", "none", "none", "a red knitted scarf"],
+            personality_traits: &["curious", "kind"],
+            visual_style_notes: "soft watercolor, warm colors",
+        },
+    },
+    Preset {
+        id: "dino-ddori",
+        master_description: "A friendly little green dinosaur with a round belly, small orange \
+            spikes along its back, big shiny eyes and a wide smile, wearing a yellow backpack",
+        korean: PresetText {
+            name: "또리",
+            appearance: [
+                "아기 공룡",
+                "큰 반짝이는 눈, 활짝 웃는 입",
+                "없음",
+                "초록색",
+                "배가 동그람",
+            ],
+            clothing: ["없음", "없음", "없음", "노란 가방"],
+            personality_traits: &["씩씩한", "장난꾸러기"],
+            visual_style_notes: "밝은 만화풍, 선명한 색",
+        },
+        english: PresetText {
+            name: "Ddori",
+            appearance: [
+                "a baby dinosaur",
+                "big shiny eyes, wide smile",
+                "none",
+                "green",
+                "round belly",
+            ],
+            clothing: ["none", "none", "none", "a yellow backpack"],
+            personality_traits: &["brave", "playful"],
+            visual_style_notes: "bright cartoon, vivid colors",
+        },
+    },
+    Preset {
+        id: "girl-haru",
+        master_description: "A six-year-old girl with a short black bob and rosy cheeks, wearing \
+            a yellow raincoat, blue jeans and red rain boots",
+        korean: PresetText {
+            name: "하루",
+            appearance: [
+                "여섯 살",
+                "발그레한 볼",
+                "짧은 검은 단발",
+                "밝은 피부",
+                "작은 체구",
+            ],
+            clothing: ["노란 비옷", "청바지", "빨간 장화", "없음"],
+            personality_traits: &["밝은", "용감한"],
+            visual_style_notes: "부드러운 수채화",
+        },
+        english: PresetText {
+            name: "Haru",
+            appearance: [
+                "six years old",
+                "rosy cheeks",
+                "short black bob",
+                "light skin",
+                "small",
+            ],
+            clothing: ["yellow raincoat", "blue jeans", "red rain boots", "none"],
+            personality_traits: &["cheerful", "brave"],
+            visual_style_notes: "soft watercolor",
+        },
+    },
+    Preset {
+        id: "robot-bori",
+        master_description: "A small round silver robot with a blue screen face showing a smile, \
+            short antenna with a glowing yellow tip and little wheels instead of feet",
+        korean: PresetText {
+            name: "보리",
+            appearance: [
+                "작은 로봇",
+                "웃는 얼굴이 보이는 파란 화면",
+                "노란 불빛 안테나",
+                "은색",
+                "동그란 몸, 바퀴",
+            ],
+            clothing: ["없음", "없음", "바퀴", "없음"],
+            personality_traits: &["똑똑한", "친절한"],
+            visual_style_notes: "깔끔한 3D 느낌",
+        },
+        english: PresetText {
+            name: "Bori",
+            appearance: [
+                "a small robot",
+                "a blue screen with a smile",
+                "an antenna with a yellow light",
+                "silver",
+                "round body on wheels",
+            ],
+            clothing: ["none", "none", "wheels", "none"],
+            personality_traits: &["clever", "friendly"],
+            visual_style_notes: "clean 3D look",
+        },
+    },
+];
+
+/// The preset `id`, if there is one.
+pub fn preset(id: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.id == id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +321,28 @@ mod tests {
         ] {
             assert!(CharacterId::parse(bad).is_err(), "{bad}");
         }
-        for origin in [Origin::Sheet, Origin::Photo, Origin::Drawing] {
+        for preset in PRESETS {
+            for language in [None, Some("en")] {
+                let (_, text) = preset.text(language);
+                assert!(text.name.chars().count() <= 40 && text.personality_traits.len() <= 10);
+                for part in text.appearance.iter().chain(&text.clothing) {
+                    assert!(!part.is_empty() && part.chars().count() <= 80, "{part}");
+                }
+            }
+            let words = preset.master_description.split_whitespace().count();
+            assert!((10..=60).contains(&words), "{}", preset.id);
+            assert!(
+                preset.master_description.is_ascii(),
+                "English for the illustrator"
+            );
+        }
+        assert!(preset("dino-ddori").is_some() && preset("nope").is_none());
+        for origin in [
+            Origin::Sheet,
+            Origin::Preset,
+            Origin::Photo,
+            Origin::Drawing,
+        ] {
             assert_eq!(Origin::parse(origin.as_str()), Ok(origin));
         }
     }

@@ -2,7 +2,7 @@
 
 use super::{Refusal, Request};
 use crate::app::App;
-use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin};
+use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin, preset};
 use crate::domain::user::User;
 use crate::ports::BlobKey;
 
@@ -37,6 +37,21 @@ pub async fn create_character(
         reference_key: None,
         created_at: request.now,
     };
+    app.store.put_character(&character).await?;
+    Ok(character)
+}
+
+/// Makes a character from the built-in preset `preset_id`: its display text in `language`
+/// (Korean by default), its English master description, and `name` when the parent gave one.
+pub async fn create_from_preset(
+    app: &App,
+    request: &Request<User>,
+    preset_id: &str,
+    name: Option<String>,
+    language: Option<&str>,
+) -> Result<Character, Refusal> {
+    let preset = preset(preset_id).ok_or_else(|| Refusal::not_found("preset", preset_id))?;
+    let character = preset.character(request.caller.id.clone(), name, language, request.now);
     app.store.put_character(&character).await?;
     Ok(character)
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::UserRequest;
 use crate::domain::book::contains_markup;
-use crate::domain::character::{Appearance, Character, Clothing};
+use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams};
 use crate::routes::books::timestamp;
@@ -245,4 +245,101 @@ pub async fn delete(
         status: "deleted",
         character_id: id.as_str().to_owned(),
     }))
+}
+
+#[derive(Deserialize)]
+pub struct PresetsQuery {
+    #[serde(default)]
+    language: Option<String>,
+}
+
+/// The built-in characters, their display text in the asked language (Korean when it is not
+/// one the app speaks) and their English master description.
+#[derive(Serialize)]
+pub struct Presets {
+    language: &'static str,
+    presets: Vec<PresetView>,
+}
+
+#[derive(Serialize)]
+struct PresetView {
+    preset_id: &'static str,
+    name: &'static str,
+    master_description: &'static str,
+    appearance: AppearanceBody,
+    clothing: ClothingBody,
+    personality_traits: &'static [&'static str],
+    visual_style_notes: &'static str,
+}
+
+pub async fn presets(QueryParams(query): QueryParams<PresetsQuery>) -> Json<Presets> {
+    let language = query.language.as_deref();
+    let mut served = "ko";
+    let presets = PRESETS
+        .iter()
+        .map(|preset| {
+            let (language, text) = preset.text(language);
+            served = language;
+            let [age_visual, face, hair, skin, body] = text.appearance.map(str::to_owned);
+            let [top, bottom, shoes, accessories] = text.clothing.map(str::to_owned);
+            PresetView {
+                preset_id: preset.id,
+                name: text.name,
+                master_description: preset.master_description,
+                appearance: AppearanceBody {
+                    age_visual,
+                    face,
+                    hair,
+                    skin,
+                    body,
+                },
+                clothing: ClothingBody {
+                    top,
+                    bottom,
+                    shoes,
+                    accessories,
+                },
+                personality_traits: text.personality_traits,
+                visual_style_notes: text.visual_style_notes,
+            }
+        })
+        .collect();
+    Json(Presets {
+        language: served,
+        presets,
+    })
+}
+
+/// The seed's `FromPresetRequest`.
+#[derive(Deserialize)]
+pub struct FromPreset {
+    preset_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+/// Makes the caller a character from a preset, named as they ask.
+pub async fn from_preset(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+    JsonBody(body): JsonBody<FromPreset>,
+) -> Result<Json<CharacterResponse>, ApiError> {
+    if let Some(name) = &body.name {
+        let mut p = Problems::default();
+        p.text(&["name"], name, 1, 40);
+        if !p.0.is_empty() {
+            return Err(ApiError::Schema(p.0));
+        }
+    }
+    let made = characters::create_from_preset(
+        &state,
+        &request,
+        &body.preset_id,
+        body.name,
+        body.language.as_deref(),
+    )
+    .await?;
+    Ok(Json(made.into()))
 }
