@@ -179,3 +179,113 @@ on_both_backends!(
     erasure_takes_the_consent_records,
     erasure_takes_the_consent_records
 );
+
+/// A character made from a photo or a drawing, stored as the upload routes store one, with its
+/// reference picture.
+async fn photo_character(
+    app: &TestApp,
+    user: &str,
+    origin: storybook_core::domain::character::Origin,
+) -> storybook_core::domain::character::Character {
+    let sheet = storybook_core::domain::character::preset("girl-haru").unwrap();
+    let mut character = sheet.character(app.user_id(user), None, None, chrono::Utc::now());
+    character.origin = origin;
+    let key = storybook_core::book_files::character_reference_key(&character.id, "png");
+    app.state
+        .blobs
+        .put(
+            &key,
+            storybook_core::ports::blobs::stream_of(&b"\x89PNG ref"[..]),
+        )
+        .await
+        .unwrap();
+    character.reference_key = Some(key.as_str().to_owned());
+    app.state.store.put_character(&character).await.unwrap();
+    character
+}
+
+/// Revoking consent, or granting again without photos, deletes every character made from a photo
+/// or a drawing and its picture at once; a character written by the parent stays; what went is
+/// audited.
+async fn consent_withdrawn_takes_the_photo_characters(backend: Backend) {
+    use storybook_core::domain::character::Origin;
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let all = json!({"privacy": true, "data_processing": true, "photos": true});
+    grant(&app, &user, all.clone()).await;
+    let photo = photo_character(&app, &user, Origin::Photo).await;
+    let drawing = photo_character(&app, &user, Origin::Drawing).await;
+    let written = app
+        .post_json(
+            "/v1/characters",
+            &user,
+            &crate::characters::sheet("Mina"),
+            &[],
+        )
+        .await;
+    assert_eq!(written.status, 200);
+
+    revoke(&app, &user).await;
+    let me = app.user_id(&user);
+    for gone in [&photo, &drawing] {
+        let found = app.state.store.find_character(&me, &gone.id).await.unwrap();
+        assert!(
+            found.is_none(),
+            "{} outlived the revocation",
+            gone.id.as_str()
+        );
+        let key =
+            storybook_core::ports::BlobKey::parse(gone.reference_key.as_deref().unwrap()).unwrap();
+        assert!(
+            app.state.blobs.get(&key).await.unwrap().is_none(),
+            "its picture too"
+        );
+    }
+    let left = app.get("/v1/characters", &user).await;
+    assert_eq!(left.body["total"], 1, "the written one stays");
+
+    // Granting again without photos does the same.
+    grant(&app, &user, all).await;
+    let later = photo_character(&app, &user, Origin::Photo).await;
+    grant(
+        &app,
+        &user,
+        json!({"privacy": true, "data_processing": true}),
+    )
+    .await;
+    assert!(
+        app.state
+            .store
+            .find_character(&me, &later.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let log = app
+        .call(
+            Method::GET,
+            "/v1/admin/audit-log?limit=200",
+            &[("authorization", &format!("Bearer {}", app.admin_key))],
+            None,
+        )
+        .await;
+    let deletions: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "photo_characters_deleted" && e["credential"] == me.truncated())
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert_eq!(deletions.len(), 2, "{deletions:?}");
+    assert!(
+        deletions
+            .iter()
+            .any(|d| d.contains(photo.id.as_str()) && d.contains(drawing.id.as_str()))
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    consent_withdrawn_takes_the_photo_characters,
+    consent_withdrawn_takes_the_photo_characters
+);

@@ -26,6 +26,18 @@ pub fn audio_key(book: &BookId, page: u8, extension: &str) -> BlobKey {
     .expect("a valid key")
 }
 
+/// Where a character's reference picture lives.
+pub fn character_reference_key(
+    character: &crate::domain::character::CharacterId,
+    extension: &str,
+) -> BlobKey {
+    BlobKey::parse(&format!(
+        "characters/{}/reference.{extension}",
+        character.as_str()
+    ))
+    .expect("a valid key")
+}
+
 pub fn reference_key(book: &BookId, extension: &str) -> BlobKey {
     BlobKey::parse(&format!("books/{}/reference.{extension}", book.as_str())).expect("a valid key")
 }

@@ -26,6 +26,7 @@ pub enum AuditEvent {
     KillSwitchSet,
     ConsentGranted,
     ConsentRevoked,
+    PhotoCharactersDeleted,
 }
 
 impl AuditEvent {
@@ -49,6 +50,7 @@ impl AuditEvent {
         AuditEvent::KillSwitchSet,
         AuditEvent::ConsentGranted,
         AuditEvent::ConsentRevoked,
+        AuditEvent::PhotoCharactersDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +74,7 @@ impl AuditEvent {
             AuditEvent::KillSwitchSet => "kill_switch_set",
             AuditEvent::ConsentGranted => "consent_granted",
             AuditEvent::ConsentRevoked => "consent_revoked",
+            AuditEvent::PhotoCharactersDeleted => "photo_characters_deleted",
         }
     }
 

@@ -1,7 +1,8 @@
 //! A parent's characters: made from a sheet, listed, read and deleted (its pictures with it).
 
-use super::{Refusal, Request};
+use super::{Refusal, Request, audit};
 use crate::app::App;
+use crate::domain::audit::AuditEvent;
 use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin, preset};
 use crate::domain::user::User;
 use crate::ports::BlobKey;
@@ -82,6 +83,49 @@ pub async fn character(
         .ok_or_else(not_found)
 }
 
+/// Deletes every character of the caller made from a photo or a drawing, with its pictures: what
+/// consent no longer covers (revoked, or granted again without photos). Audited with what went;
+/// answers how many. Running it again finds nothing left.
+pub async fn drop_photo_characters(app: &App, request: &Request<User>) -> Result<usize, Refusal> {
+    let user = &request.caller.id;
+    let mut dropped = Vec::new();
+    for character in app.store.characters_of(user).await? {
+        if !matches!(character.origin, Origin::Photo | Origin::Drawing) {
+            continue;
+        }
+        delete_reference(app, &character).await?;
+        app.store.delete_character(user, &character.id).await?;
+        dropped.push(character.id);
+    }
+    if !dropped.is_empty() {
+        let ids: Vec<&str> = dropped.iter().map(CharacterId::as_str).collect();
+        let detail = format!(
+            "{} made from photos or drawings: {}",
+            ids.len(),
+            ids.join(",")
+        );
+        let credential = Some(user.truncated().to_owned());
+        audit(
+            app,
+            request,
+            AuditEvent::PhotoCharactersDeleted,
+            credential,
+            Some(detail),
+        )
+        .await;
+    }
+    Ok(dropped.len())
+}
+
+async fn delete_reference(app: &App, character: &Character) -> Result<(), Refusal> {
+    if let Some(key) = &character.reference_key {
+        let key = BlobKey::parse(key)
+            .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
+        app.blobs.delete(&key).await?;
+    }
+    Ok(())
+}
+
 /// Deletes the caller's character and its reference picture.
 pub async fn delete_character(
     app: &App,
@@ -89,11 +133,7 @@ pub async fn delete_character(
     raw_id: &str,
 ) -> Result<CharacterId, Refusal> {
     let character = character(app, request, raw_id).await?;
-    if let Some(key) = &character.reference_key {
-        let key = BlobKey::parse(key)
-            .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
-        app.blobs.delete(&key).await?;
-    }
+    delete_reference(app, &character).await?;
     if !app
         .store
         .delete_character(&request.caller.id, &character.id)

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::domain::audit::AuditEvent;
 use crate::domain::consent::{Consent, ConsentVersion};
 use crate::domain::user::User;
+use crate::usecases::characters::drop_photo_characters;
 
 /// The user's latest consent record, revoked or not; `None` while they never gave one.
 pub async fn consent(app: &App, request: &Request<User>) -> Result<Option<Consent>, Refusal> {
@@ -54,16 +55,22 @@ pub async fn grant_consent(
         Some(detail),
     )
     .await;
+    if !consent.photos {
+        drop_photo_characters(app, request).await?;
+    }
     Ok(consent)
 }
 
-/// Revokes the standing consent, if any; answers the record as it now stands. Audited.
+/// Revokes the standing consent, if any, and deletes every character made from a photo or a
+/// drawing at once (again on a repeated call, in case an earlier one failed half-way); answers
+/// the record as it now stands. Audited.
 pub async fn revoke_consent(
     app: &App,
     request: &Request<User>,
 ) -> Result<Option<Consent>, Refusal> {
     let user = &request.caller.id;
     let Some(mut latest) = app.store.latest_consent(user).await? else {
+        drop_photo_characters(app, request).await?;
         return Ok(None);
     };
     if latest.revoked_at.is_none()
@@ -76,5 +83,6 @@ pub async fn revoke_consent(
         let credential = Some(user.truncated().to_owned());
         audit(app, request, AuditEvent::ConsentRevoked, credential, None).await;
     }
+    drop_photo_characters(app, request).await?;
     Ok(app.store.latest_consent(user).await?.or(Some(latest)))
 }
