@@ -264,3 +264,77 @@ on_both_backends!(
     a_character_is_made_from_a_preset_in_the_parents_language,
     a_character_is_made_from_a_preset_in_the_parents_language
 );
+
+/// A book that names the parent's characters draws them from their sheets: the hero's first,
+/// its name the protagonist's, its master description and features in place of what the story
+/// model would make up. Another user's character is not found, and nothing is charged.
+async fn a_book_naming_characters_uses_their_sheets(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let mina = call(
+        &app,
+        Method::POST,
+        "/v1/characters",
+        &user,
+        Some(&sheet("Mina")),
+    )
+    .await;
+    let joon = call(
+        &app,
+        Method::POST,
+        "/v1/characters/from-preset",
+        &user,
+        Some(&json!({"preset_id": "robot-bori", "name": "Joon", "language": "en"})),
+    )
+    .await;
+    let (mina_id, joon_id) = (
+        mina.body["character_id"].as_str().unwrap(),
+        joon.body["character_id"].as_str().unwrap(),
+    );
+
+    let stranger = new_user_key();
+    let mut theirs = crate::books::korean_book(4);
+    theirs["character_id"] = json!(mina_id);
+    let refused = app.post_json("/v1/books", &stranger, &theirs, &[]).await;
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert_eq!(refused.body["error"]["details"]["resource"], "character");
+    let balance = app.get("/v1/credits/balance", &stranger).await;
+    assert_eq!(balance.body["credits"], 3, "nothing charged");
+
+    let mut mine = crate::books::korean_book(4);
+    mine["character_id"] = json!(mina_id);
+    mine["character_ids"] = json!([joon_id, mina_id]);
+    let created = app.post_json("/v1/books", &user, &mine, &[]).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let job = created.body["job_id"].as_str().unwrap().to_owned();
+    let worker = app.start_worker();
+    let done = crate::books::poll(&app, &user, &job, std::time::Duration::from_secs(60)).await;
+    worker.abort();
+    assert_eq!(done.body["status"], "done", "{}", done.body);
+
+    let book = app.book(&job).await;
+    let names: Vec<&str> = book.characters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        &names[..2],
+        ["Mina", "Joon"],
+        "the hero first, then the others named"
+    );
+    assert_eq!(
+        book.characters[0].description,
+        "A small girl with a bright yellow raincoat and a curious smile"
+    );
+    assert_eq!(book.characters[0].features, ["a gap in her front teeth"]);
+    assert!(
+        book.characters[1]
+            .description
+            .starts_with("A small round silver robot")
+    );
+    assert_eq!(book.request.hero(), "Mina");
+    let text: String = book.pages.iter().map(|p| p.text.as_str()).collect();
+    assert!(text.contains("Mina"), "the story is about her: {text}");
+}
+on_both_backends!(
+    #[tokio::test]
+    a_book_naming_characters_uses_their_sheets,
+    a_book_naming_characters_uses_their_sheets
+);

@@ -44,6 +44,7 @@ pub fn request(language: Language, pages: i64) -> BookRequest {
         forbidden_elements: vec![],
         theme: None,
         narration: true,
+        characters: vec![],
     }
 }
 

@@ -53,6 +53,8 @@ struct RequestV1 {
     forbidden_elements: Vec<String>,
     theme: Option<String>,
     narration: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    characters: Vec<CharacterV1>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -102,6 +104,26 @@ enum PageAssetV1 {
     },
 }
 
+impl From<&CharacterSheet> for CharacterV1 {
+    fn from(c: &CharacterSheet) -> Self {
+        CharacterV1 {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            features: c.features.clone(),
+        }
+    }
+}
+
+impl From<CharacterV1> for CharacterSheet {
+    fn from(c: CharacterV1) -> Self {
+        CharacterSheet {
+            name: c.name,
+            description: c.description,
+            features: c.features,
+        }
+    }
+}
+
 impl From<&GenerationWarning> for WarningV1 {
     fn from(w: &GenerationWarning) -> Self {
         WarningV1 {
@@ -139,6 +161,7 @@ impl From<&Book> for BookV1 {
                 forbidden_elements: request.forbidden_elements.clone(),
                 theme: request.theme.clone(),
                 narration: request.narration,
+                characters: request.characters.iter().map(CharacterV1::from).collect(),
             },
             state: book.state,
             title: book.title.clone(),
@@ -159,15 +182,7 @@ impl From<&Book> for BookV1 {
             pending_assets: book.pending_assets,
             total_assets: book.total_assets,
             pdf_key: book.pdf_key.clone(),
-            characters: book
-                .characters
-                .iter()
-                .map(|c| CharacterV1 {
-                    name: c.name.clone(),
-                    description: c.description.clone(),
-                    features: c.features.clone(),
-                })
-                .collect(),
+            characters: book.characters.iter().map(CharacterV1::from).collect(),
             cover_scene: book.cover_scene.clone(),
             reference_key: book.reference_key.clone(),
             reference_done: book.reference_done,
@@ -200,6 +215,11 @@ impl From<BookV1> for Book {
                 forbidden_elements: request.forbidden_elements,
                 theme: request.theme,
                 narration: request.narration,
+                characters: request
+                    .characters
+                    .into_iter()
+                    .map(CharacterSheet::from)
+                    .collect(),
             },
             state: doc.state,
             title: doc.title,
@@ -223,11 +243,7 @@ impl From<BookV1> for Book {
             characters: doc
                 .characters
                 .into_iter()
-                .map(|c| CharacterSheet {
-                    name: c.name,
-                    description: c.description,
-                    features: c.features,
-                })
+                .map(CharacterSheet::from)
                 .collect(),
             cover_scene: doc.cover_scene,
             reference_key: doc.reference_key,

@@ -186,6 +186,11 @@ pub struct BookRequest {
     pub forbidden_elements: Vec<String>,
     pub theme: Option<String>,
     pub narration: bool,
+    /// The parent's own characters the book names, the hero's first: every picture is drawn
+    /// from their sheets, not from sheets the story model makes up. (Left out of the JSON when
+    /// empty, so that the fingerprints of requests without any stay as they were.)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub characters: Vec<CharacterSheet>,
 }
 
 impl BookRequest {

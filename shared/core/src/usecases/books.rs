@@ -28,17 +28,29 @@ pub enum Created {
     WouldMake,
 }
 
-/// Makes a book: refused while generation is stopped, counted against the user's day before it
+/// Makes a book: its named characters looked up first, refused while generation is stopped, counted against the user's day before it
 /// is made (and given back when none is), charged and stored in one atomic step with the
 /// unfinished-books cap, then started. A retry with the same key answers the same book.
 pub async fn create_book(
     app: &App,
     request: &Request<User>,
-    book: BookRequest,
+    mut book: BookRequest,
+    characters: &[String],
     idempotency_key: Option<IdempotencyKey>,
     dry_run: bool,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
+    // The parent's own characters the book names (another's or a missing one is not found),
+    // the hero's first: their sheets replace the ones the story model would make up.
+    for raw_id in characters {
+        let character = crate::usecases::characters::character(app, request, raw_id).await?;
+        book.characters.push(character.sheet());
+    }
+    if book.protagonist.is_none()
+        && let Some(hero) = book.characters.first()
+    {
+        book.protagonist = crate::domain::book::Name::parse(&hero.name).ok();
+    }
     // A retry must ask for the same book: the record keeps a fingerprint of the request.
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &book, now));
     let price = app.settings.book_price(book.page_count.get());

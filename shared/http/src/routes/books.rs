@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use storybook_core::usecases::Refusal;
 use storybook_core::usecases::books::{self, BookLinks, Created};
 
 /// The seed's `BookSpec`, as sent; [`BookSpec::validate`] turns it into a [`BookRequest`].
@@ -91,7 +90,8 @@ fn too_long(value: &Option<String>, limit: usize) -> bool {
 
 impl BookSpec {
     /// Every problem at once, each with its location, as the seed's 422 lists them.
-    pub fn validate(self, narration: bool) -> Result<BookRequest, ApiError> {
+    /// The request, and the ids of the parent's characters it names (`character_id` first).
+    pub fn validate(self, narration: bool) -> Result<(BookRequest, Vec<String>), ApiError> {
         let mut problems = Vec::new();
         let mut problem = |field: &[&str], msg: &str, kind: &'static str| {
             let mut loc = vec!["body"];
@@ -229,19 +229,18 @@ impl BookSpec {
         if !problems.is_empty() {
             return Err(ApiError::Schema(problems));
         }
-        // Characters are made through their own routes (not served yet): an id names nothing.
-        if let Some(id) = self
-            .character_id
-            .or_else(|| self.character_ids.and_then(|ids| ids.into_iter().next()))
-        {
-            return Err(Refusal::not_found("character", id).into());
+        let mut named: Vec<String> = self.character_id.into_iter().collect();
+        for id in self.character_ids.unwrap_or_default() {
+            if !named.contains(&id) {
+                named.push(id);
+            }
         }
         let (Some(topic), Some(target_age), Some(style), Some(language), Some(page_count)) =
             (topic, target_age, style, language, page_count)
         else {
             unreachable!("every missing value added a problem")
         };
-        Ok(BookRequest {
+        let request = BookRequest {
             topic,
             target_age,
             style,
@@ -255,7 +254,9 @@ impl BookSpec {
                 .collect(),
             theme: self.theme,
             narration,
-        })
+            characters: Vec::new(),
+        };
+        Ok((request, named))
     }
 }
 
@@ -323,10 +324,19 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let book = spec.validate(state.settings.narration)?;
+    let (book, characters) = spec.validate(state.settings.narration)?;
     let dry_run = dry_run(&headers)?;
     Ok(
-        match books::create_book(&state, &request, book, idempotency_key, dry_run).await? {
+        match books::create_book(
+            &state,
+            &request,
+            book,
+            &characters,
+            idempotency_key,
+            dry_run,
+        )
+        .await?
+        {
             Created::New(book) | Created::Replayed(book) => created(&book).into_response(),
             Created::WouldMake => StatusCode::NO_CONTENT.into_response(),
         },

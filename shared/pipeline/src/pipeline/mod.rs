@@ -481,8 +481,17 @@ impl Pipeline {
                 });
                 book.pages = std::iter::once(cover).chain(pages).collect();
                 book.title = Some(story.title.chars().take(80).collect());
-                // The hero's sheet first: it is the one the reference picture is drawn from.
-                let mut sheets = story.characters.clone();
+                // The parent's own characters replace the story's sheets of the same name; then
+                // the hero's sheet first: it is the one the reference picture is drawn from.
+                let given = &request.characters;
+                let mut sheets = given.clone();
+                sheets.extend(
+                    story
+                        .characters
+                        .iter()
+                        .filter(|sheet| !given.iter().any(|g| g.name == sheet.name))
+                        .cloned(),
+                );
                 if let Some(at) = sheets.iter().position(|c| c.name == hero) {
                     sheets.swap(0, at);
                 }

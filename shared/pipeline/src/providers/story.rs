@@ -215,6 +215,12 @@ pub fn user_message(request: &BookRequest) -> String {
     if let Some(look) = &request.character_appearance {
         text.push_str(&format!("\nThe hero looks like this: {look}"));
     }
+    for sheet in &request.characters {
+        text.push_str(&format!(
+            "\nCharacter (keep exactly as described): {}",
+            sheet.prompt_line()
+        ));
+    }
     if let Some(theme) = &request.theme {
         text.push_str(&format!("\nTheme: {theme}"));
     }
@@ -238,6 +244,7 @@ mod tests {
             forbidden_elements: vec![],
             theme: None,
             narration: true,
+            characters: vec![],
         }
     }
 

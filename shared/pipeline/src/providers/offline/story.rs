@@ -269,6 +269,7 @@ mod tests {
             forbidden_elements: vec![],
             theme: None,
             narration: true,
+            characters: vec![],
         };
         let write = |request: BookRequest| async move {
             let brief = StoryBrief {
