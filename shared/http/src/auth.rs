@@ -52,8 +52,8 @@ pub async fn verify(
     header: KeyHeader,
     needed: Scope,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let request = request_of(state, parts, header.read(parts));
-    verify_key(state, &*state.limiter, &request, needed)
+    let request = request_of(state, parts, ());
+    verify_key(state, &*state.limiter, &request, header.read(parts), needed)
         .await
         .map_err(|refusal| match (header, refusal) {
             (KeyHeader::AdminHeader, Refusal::Unauthorized(_) | Refusal::Forbidden(_)) => {

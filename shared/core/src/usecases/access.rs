@@ -28,13 +28,16 @@ pub trait VerifiedKeys: Send + Sync {
 pub async fn verify_key(
     app: &App,
     verified: &dyn VerifiedKeys,
-    request: &Request<Option<&str>>,
+    request: &Request<()>,
+    presented_key: Option<&str>,
     needed: Scope,
 ) -> Result<ApiKeyRecord, Refusal> {
     let (ip, now) = (&request.client_ip, request.now);
     let failures = format!("authfail:{ip}");
     let limits = &app.settings.limits;
-    let raw = request.caller;
+    // The raw key travels beside the request, not in it: a request is Debug, a key never is.
+    let raw = presented_key;
+    // What was presented, as a truncated keyed hash: enough to correlate, useless to an attacker.
     let presented = raw.map(|r| {
         app.hasher
             .hash(CredentialKind::ApiKey, r)
@@ -42,12 +45,16 @@ pub async fn verify_key(
             .to_owned()
     });
     let window = Window::fixed(MINUTE, now);
+    // A refusal is audited; an authentication failure counts against the address (once: a
+    // refusal after the lookup already holds its slot), and a slot is given back when the
+    // refusal is not an authentication failure (a refused IP or scope).
     let refuse = |event: AuditEvent, message: &'static str, holding_slot: bool| {
         let (presented, failures) = (presented.clone(), failures.clone());
         async move {
             audit(app, request, event, presented, None).await;
             let is_authentication =
                 !matches!(event, AuditEvent::IpRefused | AuditEvent::ScopeRefused);
+            // Best effort, like the audit: a refusal stands even when it cannot be counted.
             let counted = match (is_authentication, holding_slot) {
                 (true, false) => app
                     .store
@@ -70,6 +77,7 @@ pub async fn verify_key(
             })
         }
     };
+    // Cheapest checks first, before any read: presence, format, environment.
     let Some(raw) = raw else {
         return refuse(AuditEvent::MissingKey, "An API key is required", false).await;
     };
@@ -90,6 +98,10 @@ pub async fn verify_key(
         .await;
         return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
     }
+    // An address that failed too often is refused before its key is even looked up. The lookup
+    // takes a slot of the address's failed-authentication count first, atomically, and gives it
+    // back when the key is good: concurrent guesses cannot all pass a count none of them is in
+    // yet. A key this process verified within the minute needs no slot.
     let hash = app.hasher.hash(CredentialKind::ApiKey, secret.expose());
     let holding_slot = !verified.recently_verified(hash.as_str());
     if holding_slot
@@ -139,6 +151,7 @@ pub async fn verify_key(
         let message = "The API key lacks the scope this needs";
         return refuse(AuditEvent::ScopeRefused, message, holding_slot).await;
     }
+    // A good key: its slot goes back, and its next requests here need none.
     if holding_slot {
         app.store.give_back(&failures, window).await?;
     }
@@ -162,6 +175,7 @@ pub async fn user_for_key(app: &App, request: &Request<&UserKey>) -> Result<User
     if let Some(user) = app.store.find_user(&id).await? {
         return Ok(user);
     }
+    // Making accounts is limited per client IP, so one client cannot mint free credits.
     let ip = &request.client_ip;
     let decision = app
         .store
