@@ -527,6 +527,10 @@ mod counting {
             self.write();
             self.inner.put_character(character).await
         }
+        async fn replace_character(&self, character: &Character) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.replace_character(character).await
+        }
         async fn find_character(
             &self,
             user: &UserId,

@@ -338,3 +338,118 @@ on_both_backends!(
     a_book_naming_characters_uses_their_sheets,
     a_book_naming_characters_uses_their_sheets
 );
+
+/// Counts the illustrator's calls, passing each to the offline illustrator.
+struct CountingIllustrator(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl storybook_pipeline::providers::Illustrator for CountingIllustrator {
+    async fn illustrate(
+        &self,
+        prompt: &storybook_pipeline::providers::ImagePrompt,
+    ) -> Result<
+        storybook_pipeline::providers::Metered<storybook_pipeline::providers::Artwork>,
+        storybook_pipeline::providers::ProviderError,
+    > {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        storybook_pipeline::providers::offline::OfflineIllustrator
+            .illustrate(prompt)
+            .await
+    }
+}
+
+/// A character's reference picture is made once, by the first book that names it, and every
+/// later book takes a copy: one image call less. Deleting the character deletes its picture;
+/// the books keep their own copies.
+async fn a_characters_reference_is_drawn_once_and_reused(backend: Backend) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    app.grant(&user, 10, "reference-reuse").await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut providers = storybook_pipeline::providers::Providers::offline();
+    providers.illustrator = std::sync::Arc::new(CountingIllustrator(calls.clone()));
+    let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(
+        app.pipeline_with(providers),
+    ));
+    let mina = call(
+        &app,
+        Method::POST,
+        "/v1/characters",
+        &user,
+        Some(&sheet("Mina")),
+    )
+    .await;
+    let mina_id = mina.body["character_id"].as_str().unwrap().to_owned();
+    let mut spec = crate::books::korean_book(4);
+    spec["character_id"] = json!(mina_id);
+    let book = |n: usize| {
+        let (app, user, spec) = (&app, user.clone(), spec.clone());
+        async move {
+            let created = app.post_json("/v1/books", &user, &spec, &[]).await;
+            assert_eq!(created.status, 200, "book {n}: {}", created.body);
+            let job = created.body["job_id"].as_str().unwrap().to_owned();
+            let done =
+                crate::books::poll(app, &user, &job, std::time::Duration::from_secs(60)).await;
+            assert_eq!(done.body["status"], "done", "{}", done.body);
+            app.book(&job).await
+        }
+    };
+    let first = book(1).await;
+    let drawn_for_first = calls.swap(0, SeqCst);
+    assert_eq!(drawn_for_first, 6, "4 pages, the cover and the reference");
+    let character = app
+        .state
+        .store
+        .find_character(
+            &app.user_id(&user),
+            &storybook_core::domain::character::CharacterId::parse(&mina_id).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let kept =
+        storybook_core::ports::BlobKey::parse(character.reference_key.as_deref().unwrap()).unwrap();
+    let picture = app
+        .state
+        .blobs
+        .get(&kept)
+        .await
+        .unwrap()
+        .expect("the character's reference");
+
+    let second = book(2).await;
+    assert_eq!(
+        calls.load(SeqCst),
+        drawn_for_first - 1,
+        "no reference drawn for the second book"
+    );
+    let copy = second.reference_key.as_deref().unwrap();
+    assert!(
+        copy.starts_with(&format!("books/{}/", second.id.as_str())),
+        "{copy}"
+    );
+    let copied = storybook_core::ports::BlobKey::parse(copy).unwrap();
+    assert_eq!(app.state.blobs.get(&copied).await.unwrap(), Some(picture));
+    assert_ne!(first.reference_key, second.reference_key);
+    worker.abort();
+
+    let path = format!("/v1/characters/{mina_id}");
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &user, None).await.status,
+        200
+    );
+    assert!(
+        app.state.blobs.get(&kept).await.unwrap().is_none(),
+        "its picture went with it"
+    );
+    assert!(
+        app.state.blobs.get(&copied).await.unwrap().is_some(),
+        "the book keeps its copy"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    a_characters_reference_is_drawn_once_and_reused,
+    a_characters_reference_is_drawn_once_and_reused
+);

@@ -45,6 +45,7 @@ pub fn request(language: Language, pages: i64) -> BookRequest {
         theme: None,
         narration: true,
         characters: vec![],
+        hero_character: None,
     }
 }
 

@@ -23,6 +23,27 @@ impl CharacterStore for DynamoStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
+    async fn replace_character(&self, character: &Character) -> Result<bool, StoreError> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(&character.user)))
+            .item("sk", s(character_sk(&character.id)))
+            .item("doc", s(character.write()))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(character = %id.as_str()))]
     async fn find_character(
         &self,

@@ -4,6 +4,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, BookRequest, CharacterSheet, GenerationWarning, ImageState, JobState,
     Language, Name, Page, PageAsset, PageCount, Style, TargetAge, Topic, WarningCode,
 };
+use crate::domain::character::CharacterId;
 use crate::domain::failure::FailureCode;
 use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
@@ -55,6 +56,8 @@ struct RequestV1 {
     narration: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     characters: Vec<CharacterV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hero_character: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,6 +165,10 @@ impl From<&Book> for BookV1 {
                 theme: request.theme.clone(),
                 narration: request.narration,
                 characters: request.characters.iter().map(CharacterV1::from).collect(),
+                hero_character: request
+                    .hero_character
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned()),
             },
             state: book.state,
             title: book.title.clone(),
@@ -220,6 +227,11 @@ impl From<BookV1> for Book {
                     .into_iter()
                     .map(CharacterSheet::from)
                     .collect(),
+                // Written by this release from a parsed id: one that does not parse is dropped
+                // (the book then draws its own reference).
+                hero_character: request
+                    .hero_character
+                    .and_then(|id| CharacterId::parse(&id).ok()),
             },
             state: doc.state,
             title: doc.title,

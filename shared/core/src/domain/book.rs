@@ -191,6 +191,10 @@ pub struct BookRequest {
     /// empty, so that the fingerprints of requests without any stay as they were.)
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub characters: Vec<CharacterSheet>,
+    /// The parent's character the hero is, whose reference picture the book reuses (or makes for
+    /// it). Not part of the fingerprint: the sheets above are.
+    #[serde(skip)]
+    pub hero_character: Option<super::character::CharacterId>,
 }
 
 impl BookRequest {

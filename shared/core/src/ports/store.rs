@@ -161,6 +161,10 @@ pub trait SettingsStore: Send + Sync {
 pub trait CharacterStore: Send + Sync {
     async fn put_character(&self, character: &Character) -> Result<(), StoreError>;
 
+    /// Replaces a character that still exists; answers false (and writes nothing) for one
+    /// deleted meanwhile, so that a late writer never brings it back.
+    async fn replace_character(&self, character: &Character) -> Result<bool, StoreError>;
+
     /// The user's character `id`; `None` when there is none of theirs by that id.
     async fn find_character(
         &self,

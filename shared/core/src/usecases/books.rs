@@ -45,6 +45,7 @@ pub async fn create_book(
     for raw_id in characters {
         let character = crate::usecases::characters::character(app, request, raw_id).await?;
         book.characters.push(character.sheet());
+        book.hero_character.get_or_insert(character.id);
     }
     if book.protagonist.is_none()
         && let Some(hero) = book.characters.first()

@@ -22,6 +22,22 @@ impl CharacterStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
+    async fn replace_character(&self, character: &Character) -> Result<bool, StoreError> {
+        let (id, user) = (
+            character.id.as_str().to_owned(),
+            character.user.as_str().to_owned(),
+        );
+        let doc = character.write();
+        self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE characters SET doc = ?3 WHERE id = ?1 AND user_id = ?2",
+                params![id, user, doc],
+            )? == 1)
+        })
+        .await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(character = %id.as_str()))]
     async fn find_character(
         &self,

@@ -255,6 +255,7 @@ impl BookSpec {
             theme: self.theme,
             narration,
             characters: Vec::new(),
+            hero_character: None,
         };
         Ok((request, named))
     }

@@ -9,7 +9,8 @@ pub mod pdf;
 pub mod worker;
 
 pub use crate::book_files::{
-    audio_key, blob_keys, enqueue_step, image_key, image_key_as, pdf_key, reference_key,
+    audio_key, blob_keys, character_reference_key, enqueue_step, image_key, image_key_as, pdf_key,
+    reference_key,
 };
 use crate::book_records::{Change, fail_book, update_book};
 use crate::domain::book::{
@@ -557,6 +558,11 @@ impl Pipeline {
         if book.reference_done {
             return self.enqueue_pictures(&book).await;
         }
+        // The hero is the parent's character with a reference picture of its own: the book
+        // takes a copy of it, and no picture is drawn.
+        if let Some(key) = self.characters_reference(&book).await? {
+            return self.record_reference(id, Some(key)).await;
+        }
         let prompt = artwork::prompt(&book, PictureKind::Reference, None);
         let key = match self
             .draw(&book, Step::Reference, &prompt, |ext| {
@@ -568,7 +574,59 @@ impl Pipeline {
             // Refused twice: the pages are drawn from the sheet alone.
             Drawn::Refused => None,
         };
+        if let Some(key) = &key {
+            self.keep_for_character(&book, key).await?;
+        }
         self.record_reference(id, key).await
+    }
+
+    /// A copy, among the book's files, of the reference picture of the character the hero is,
+    /// when it has one.
+    async fn characters_reference(&self, book: &Book) -> Result<Option<BlobKey>, StepError> {
+        let Some(character) = &book.request.hero_character else {
+            return Ok(None);
+        };
+        let Some(character) = self.store.find_character(&book.user, character).await? else {
+            return Ok(None);
+        };
+        let Some(kept) = character
+            .reference_key
+            .as_deref()
+            .and_then(|k| BlobKey::parse(k).ok())
+        else {
+            return Ok(None);
+        };
+        let Some(picture) = self.blobs.get(&kept).await? else {
+            return Ok(None);
+        };
+        let key = reference_key(&book.id, extension_of(&kept));
+        self.blobs.put(&key, stream_of(picture)).await?;
+        Ok(Some(key))
+    }
+
+    /// Keeps the reference just drawn as the hero's character's own, when it has none yet: every
+    /// later book that names the character reuses it. A character deleted meanwhile keeps
+    /// nothing.
+    async fn keep_for_character(&self, book: &Book, drawn: &BlobKey) -> Result<(), StepError> {
+        let Some(character) = &book.request.hero_character else {
+            return Ok(());
+        };
+        let Some(mut character) = self.store.find_character(&book.user, character).await? else {
+            return Ok(());
+        };
+        if character.reference_key.is_some() {
+            return Ok(());
+        }
+        let Some(picture) = self.blobs.get(drawn).await? else {
+            return Ok(());
+        };
+        let kept = character_reference_key(&character.id, extension_of(drawn));
+        self.blobs.put(&kept, stream_of(picture)).await?;
+        character.reference_key = Some(kept.as_str().to_owned());
+        if !self.store.replace_character(&character).await? {
+            self.blobs.delete(&kept).await?;
+        }
+        Ok(())
     }
 
     /// Records the reference (or that there is none), once, and starts the pictures.
@@ -884,4 +942,11 @@ enum Drawn {
     Stored(BlobKey),
     /// The provider's safety system refused it, and the safer prompt too.
     Refused,
+}
+
+/// A blob key's file extension (`png`, `webp`...), `png` when it has none.
+fn extension_of(key: &BlobKey) -> &str {
+    key.as_str()
+        .rsplit_once('.')
+        .map_or("png", |(_, extension)| extension)
 }

@@ -245,6 +245,7 @@ mod tests {
             theme: None,
             narration: true,
             characters: vec![],
+            hero_character: None,
         }
     }
 

@@ -270,6 +270,7 @@ mod tests {
             theme: None,
             narration: true,
             characters: vec![],
+            hero_character: None,
         };
         let write = |request: BookRequest| async move {
             let brief = StoryBrief {
