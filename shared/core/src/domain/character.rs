@@ -99,31 +99,6 @@ pub struct Character {
     pub created_at: DateTime<Utc>,
 }
 
-impl Character {
-    /// The sheet the illustrator draws this character from: its name, its English master
-    /// description, and two to four distinctive features (its own, else what it wears).
-    pub fn sheet(&self) -> super::book::CharacterSheet {
-        let worn = [
-            &self.clothing.top,
-            &self.clothing.accessories,
-            &self.clothing.shoes,
-        ];
-        let features: Vec<String> = match &self.distinctive_features {
-            Some(features) if !features.is_empty() => features.clone(),
-            _ => worn
-                .iter()
-                .filter(|item| !matches!(item.as_str(), "none" | "없음"))
-                .map(|item| item.to_string())
-                .collect(),
-        };
-        super::book::CharacterSheet {
-            name: self.name.clone(),
-            description: self.master_description.clone(),
-            features: features.into_iter().take(4).collect(),
-        }
-    }
-}
-
 /// A built-in character: its display text in each language the app speaks, and one English
 /// master description for the illustrator.
 pub struct Preset {

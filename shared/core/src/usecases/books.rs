@@ -44,7 +44,8 @@ pub async fn create_book(
     // the hero's first: their sheets replace the ones the story model would make up.
     for raw_id in characters {
         let character = crate::usecases::characters::character(app, request, raw_id).await?;
-        book.characters.push(character.sheet());
+        book.characters
+            .push(crate::usecases::characters::sheet_of(&character));
         book.hero_character.get_or_insert(character.id);
     }
     if book.protagonist.is_none()

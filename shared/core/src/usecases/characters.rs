@@ -3,6 +3,7 @@
 use super::{Refusal, Request, audit};
 use crate::app::App;
 use crate::domain::audit::AuditEvent;
+use crate::domain::book::CharacterSheet;
 use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin, preset};
 use crate::domain::user::User;
 use crate::ports::BlobKey;
@@ -16,6 +17,29 @@ pub struct Sheet {
     pub personality_traits: Vec<String>,
     pub distinctive_features: Option<Vec<String>>,
     pub visual_style_notes: String,
+}
+
+/// The sheet the illustrator draws `character` from: its name, its English master description,
+/// and two to four distinctive features (its own, else what it wears).
+pub fn sheet_of(character: &Character) -> CharacterSheet {
+    let worn = [
+        &character.clothing.top,
+        &character.clothing.accessories,
+        &character.clothing.shoes,
+    ];
+    let features: Vec<String> = match &character.distinctive_features {
+        Some(features) if !features.is_empty() => features.clone(),
+        _ => worn
+            .iter()
+            .filter(|item| !matches!(item.as_str(), "none" | "없음"))
+            .map(|item| item.to_string())
+            .collect(),
+    };
+    CharacterSheet {
+        name: character.name.clone(),
+        description: character.master_description.clone(),
+        features: features.into_iter().take(4).collect(),
+    }
 }
 
 /// Makes a character from the parent's sheet.
