@@ -20,7 +20,7 @@ pub struct Sheet {
 }
 
 /// The sheet the illustrator draws `character` from: its name, its English master description,
-/// and two to four distinctive features (its own, else what it wears).
+/// and up to four distinctive features (its own, else what it wears).
 pub fn sheet_of(character: &Character) -> CharacterSheet {
     let worn = [
         &character.clothing.top,
