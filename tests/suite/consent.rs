@@ -32,6 +32,26 @@ async fn revoke(app: &TestApp, user: &str) -> Answer {
     answer
 }
 
+/// The audit log's entries about `user` (by their truncated id), newest first.
+async fn audit_entries_of(app: &TestApp, user: &str) -> Vec<Value> {
+    let log = app
+        .call(
+            Method::GET,
+            "/v1/admin/audit-log?limit=200",
+            &[("authorization", &format!("Bearer {}", app.admin_key))],
+            None,
+        )
+        .await;
+    let me = app.user_id(user);
+    log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["credential"] == me.truncated())
+        .cloned()
+        .collect()
+}
+
 fn items(answer: &Answer) -> (bool, bool, bool, bool, bool) {
     let b = &answer.body;
     let flag = |name: &str| b[name].as_bool().unwrap();
@@ -90,20 +110,9 @@ async fn a_grant_is_read_back_superseded_and_revoked(backend: Backend) {
     assert_eq!(items(&again), (true, true, true, true, false));
 
     // Each grant and the one revocation are audited.
-    let log = app
-        .call(
-            Method::GET,
-            "/v1/admin/audit-log?limit=200",
-            &[("authorization", &format!("Bearer {}", app.admin_key))],
-            None,
-        )
-        .await;
-    let me = app.user_id(&user);
-    let mine: Vec<&str> = log.body["entries"]
-        .as_array()
-        .unwrap()
+    let entries = audit_entries_of(&app, &user).await;
+    let mine: Vec<&str> = entries
         .iter()
-        .filter(|e| e["credential"] == me.truncated())
         .filter_map(|e| e["event"].as_str())
         .filter(|event| event.starts_with("consent_"))
         .collect();
@@ -262,19 +271,10 @@ async fn consent_withdrawn_takes_the_photo_characters(backend: Backend) {
             .is_none()
     );
 
-    let log = app
-        .call(
-            Method::GET,
-            "/v1/admin/audit-log?limit=200",
-            &[("authorization", &format!("Bearer {}", app.admin_key))],
-            None,
-        )
-        .await;
-    let deletions: Vec<&str> = log.body["entries"]
-        .as_array()
-        .unwrap()
+    let entries = audit_entries_of(&app, &user).await;
+    let deletions: Vec<&str> = entries
         .iter()
-        .filter(|e| e["event"] == "photo_characters_deleted" && e["credential"] == me.truncated())
+        .filter(|e| e["event"] == "photo_characters_deleted")
         .filter_map(|e| e["detail"].as_str())
         .collect();
     assert_eq!(deletions.len(), 2, "{deletions:?}");

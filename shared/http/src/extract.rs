@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -201,6 +202,20 @@ pub fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// `?limit=&offset=` of a paged list, 20 from the first by default, as the seed's lists take
+/// them; each route checks its own bounds.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    #[serde(default = "twenty")]
+    pub limit: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+fn twenty() -> i64 {
+    20
 }
 
 #[cfg(test)]

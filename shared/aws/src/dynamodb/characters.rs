@@ -37,9 +37,7 @@ impl CharacterStore for DynamoStore {
             .await;
         match written {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
+            Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(StoreError::Unavailable(describe(e))),
         }
     }

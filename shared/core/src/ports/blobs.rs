@@ -59,9 +59,13 @@ impl BlobKey {
         self.content_type_checked().expect("checked when parsed")
     }
 
+    /// The file extension (`png`, `pdf`...): every key has one, checked when parsed.
+    pub fn extension(&self) -> &str {
+        self.0.rsplit_once('.').map(|(_, e)| e).unwrap_or_default()
+    }
+
     fn content_type_checked(&self) -> Result<&'static str, Invalid> {
-        let extension = self.0.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
-        Ok(match extension {
+        Ok(match self.extension() {
             "png" => "image/png",
             "jpg" | "jpeg" => "image/jpeg",
             "webp" => "image/webp",

@@ -9,7 +9,7 @@ use crate::domain::book::{Book, BookId, BookRequest, Idempotency, IdempotencyKey
 use crate::domain::failure::FailureCode;
 use crate::domain::user::User;
 use crate::metrics;
-use crate::ports::{BlobKey, CreateOutcome};
+use crate::ports::CreateOutcome;
 use crate::spend::SpendGuard;
 use crate::usecases::users::settings_of;
 
@@ -268,8 +268,7 @@ pub async fn cover_link(app: &App, book: &Book) -> Result<String, Refusal> {
 
 async fn signed(app: &App, key: Option<&str>) -> Result<Option<String>, Refusal> {
     let Some(key) = key else { return Ok(None) };
-    let key = BlobKey::parse(key)
-        .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
+    let key = super::stored_key(key)?;
     Ok(Some(
         app.blobs
             .signed_url(&key, app.settings.signed_url_ttl)

@@ -6,7 +6,6 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::book::CharacterSheet;
 use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin, preset};
 use crate::domain::user::User;
-use crate::ports::BlobKey;
 
 /// A character's sheet, as the parent wrote it (checked by the caller).
 pub struct Sheet {
@@ -143,9 +142,7 @@ pub async fn drop_photo_characters(app: &App, request: &Request<User>) -> Result
 
 async fn delete_reference(app: &App, character: &Character) -> Result<(), Refusal> {
     if let Some(key) = &character.reference_key {
-        let key = BlobKey::parse(key)
-            .map_err(|e| Refusal::internal(format!("stored blob key {key:?}: {e}")))?;
-        app.blobs.delete(&key).await?;
+        app.blobs.delete(&super::stored_key(key)?).await?;
     }
     Ok(())
 }

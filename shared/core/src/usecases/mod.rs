@@ -136,6 +136,12 @@ impl From<Stopped> for Refusal {
     }
 }
 
+/// A blob key as a stored record names it; one that does not parse is our bug, not the caller's.
+fn stored_key(raw: &str) -> Result<crate::ports::BlobKey, Refusal> {
+    crate::ports::BlobKey::parse(raw)
+        .map_err(|e| Refusal::internal(format!("stored blob key {raw:?}: {e}")))
+}
+
 /// Records an audit entry in the request's name; an audit that cannot be written is logged,
 /// never fatal to the answer.
 pub async fn audit<C>(

@@ -5,7 +5,7 @@ use crate::auth::UserRequest;
 use crate::domain::book::contains_markup;
 use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, PathParam, QueryParams};
+use crate::extract::{JsonBody, PageQuery, PathParam, QueryParams};
 use crate::routes::books::timestamp;
 use crate::state::AppState;
 use axum::Json;
@@ -178,18 +178,6 @@ pub async fn create(
     Ok(Json(made.into()))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(default = "twenty")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn twenty() -> i64 {
-    20
-}
-
 /// The seed's `CharacterListResponse`.
 #[derive(Serialize)]
 pub struct CharacterList {
@@ -201,7 +189,7 @@ pub struct CharacterList {
 pub async fn list(
     State(state): State<AppState>,
     UserRequest(request): UserRequest,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<CharacterList>, ApiError> {
     ApiError::unless_between(&["query", "limit"], query.limit, 1, 100)?;
     ApiError::unless_between(&["query", "offset"], query.offset, 0, 100_000)?;

@@ -1,7 +1,7 @@
 use crate::auth::{AdminForUserRequest, UserRequest};
 use crate::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, PageQuery, QueryParams};
 use crate::routes::books::timestamp;
 use crate::state::AppState;
 use axum::Json;
@@ -81,18 +81,6 @@ pub async fn check(
     }))
 }
 
-#[derive(Deserialize)]
-pub struct TransactionsQuery {
-    #[serde(default = "twenty")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn twenty() -> i64 {
-    20
-}
-
 /// The seed's `TransactionResponse`.
 #[derive(Serialize)]
 pub struct Transaction {
@@ -121,7 +109,7 @@ impl From<LedgerEntry> for Transaction {
 pub async fn transactions(
     State(state): State<AppState>,
     UserRequest(request): UserRequest,
-    QueryParams(query): QueryParams<TransactionsQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Vec<Transaction>>, ApiError> {
     let page = LedgerPage::parse(query.limit, query.offset).map_err(|reason| {
         let field = if reason.0.starts_with("limit") {

@@ -17,6 +17,7 @@ use crate::domain::book::{
     AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
     RecordedAsset, Step, StepMessage, WarningCode,
 };
+use crate::domain::character::Character;
 use crate::domain::failure::FailureCode;
 use crate::domain::spend::{Stopped, WhenStopped};
 use crate::metrics::{self, Unit};
@@ -560,7 +561,11 @@ impl Pipeline {
         }
         // The hero is the parent's character with a reference picture of its own: the book
         // takes a copy of it, and no picture is drawn.
-        if let Some(key) = self.characters_reference(&book).await? {
+        let hero = match &book.request.hero_character {
+            Some(character) => self.store.find_character(&book.user, character).await?,
+            None => None,
+        };
+        if let Some(key) = self.characters_reference(&book, hero.as_ref()).await? {
             return self.record_reference(id, Some(key)).await;
         }
         let prompt = artwork::prompt(&book, PictureKind::Reference, None);
@@ -574,24 +579,21 @@ impl Pipeline {
             // Refused twice: the pages are drawn from the sheet alone.
             Drawn::Refused => None,
         };
-        if let Some(key) = &key {
-            self.keep_for_character(&book, key).await?;
+        if let (Some(key), Some(hero)) = (&key, hero) {
+            self.keep_for_character(hero, key).await?;
         }
         self.record_reference(id, key).await
     }
 
     /// A copy, among the book's files, of the reference picture of the character the hero is,
     /// when it has one.
-    async fn characters_reference(&self, book: &Book) -> Result<Option<BlobKey>, StepError> {
-        let Some(character) = &book.request.hero_character else {
-            return Ok(None);
-        };
-        let Some(character) = self.store.find_character(&book.user, character).await? else {
-            return Ok(None);
-        };
-        let Some(kept) = character
-            .reference_key
-            .as_deref()
+    async fn characters_reference(
+        &self,
+        book: &Book,
+        hero: Option<&Character>,
+    ) -> Result<Option<BlobKey>, StepError> {
+        let Some(kept) = hero
+            .and_then(|character| character.reference_key.as_deref())
             .and_then(|k| BlobKey::parse(k).ok())
         else {
             return Ok(None);
@@ -599,7 +601,7 @@ impl Pipeline {
         let Some(picture) = self.blobs.get(&kept).await? else {
             return Ok(None);
         };
-        let key = reference_key(&book.id, extension_of(&kept));
+        let key = reference_key(&book.id, kept.extension());
         self.blobs.put(&key, stream_of(picture)).await?;
         Ok(Some(key))
     }
@@ -607,20 +609,18 @@ impl Pipeline {
     /// Keeps the reference just drawn as the hero's character's own, when it has none yet: every
     /// later book that names the character reuses it. A character deleted meanwhile keeps
     /// nothing.
-    async fn keep_for_character(&self, book: &Book, drawn: &BlobKey) -> Result<(), StepError> {
-        let Some(character) = &book.request.hero_character else {
-            return Ok(());
-        };
-        let Some(mut character) = self.store.find_character(&book.user, character).await? else {
-            return Ok(());
-        };
+    async fn keep_for_character(
+        &self,
+        mut character: Character,
+        drawn: &BlobKey,
+    ) -> Result<(), StepError> {
         if character.reference_key.is_some() {
             return Ok(());
         }
         let Some(picture) = self.blobs.get(drawn).await? else {
             return Ok(());
         };
-        let kept = character_reference_key(&character.id, extension_of(drawn));
+        let kept = character_reference_key(&character.id, drawn.extension());
         self.blobs.put(&kept, stream_of(picture)).await?;
         character.reference_key = Some(kept.as_str().to_owned());
         if !self.store.replace_character(&character).await? {
@@ -942,11 +942,4 @@ enum Drawn {
     Stored(BlobKey),
     /// The provider's safety system refused it, and the safer prompt too.
     Refused,
-}
-
-/// A blob key's file extension (`png`, `webp`...), `png` when it has none.
-fn extension_of(key: &BlobKey) -> &str {
-    key.as_str()
-        .rsplit_once('.')
-        .map_or("png", |(_, extension)| extension)
 }
