@@ -42,7 +42,11 @@ for function in api-credits api-admin; do
     echo "$function links $(echo $found)"; exit 1
   fi
 done
-echo "the API functions link no SQLite, PDF or image crate; credits and admin no S3 or SQS client"
+# The studio calls providers while the parent waits: it links the pipeline's crates, never SQLite.
+if found=$(links api-studio | grep -xE 'rusqlite|libsqlite3-sys'); then
+  echo "api-studio links $(echo $found)"; exit 1
+fi
+echo "the API functions link no SQLite, PDF or image crate (the studio no SQLite); credits and admin no S3 or SQS client"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -523,7 +523,7 @@ mod counting {
 
     #[async_trait]
     impl CharacterStore for Counted<S> {
-        async fn put_character(&self, character: &Character) -> Result<(), StoreError> {
+        async fn put_character(&self, character: &Character) -> Result<bool, StoreError> {
             self.write();
             self.inner.put_character(character).await
         }

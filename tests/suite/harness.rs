@@ -16,6 +16,8 @@ use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
 use storybook_http::{AppState, Family, app};
 use storybook_local::LocalMode;
+use storybook_pipeline::providers::Providers;
+use storybook_pipeline::studio::ProviderStudio;
 use tower::ServiceExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,8 @@ pub struct TestApp {
     pub base_url: Option<String>,
     /// The data folder (embedded only).
     pub data_dir: Option<std::path::PathBuf>,
+    /// The SDK configuration and resources (AWS only), for scanning what is stored.
+    pub aws: Option<(SdkConfig, storybook_core::config::AwsResources)>,
     _keep: Keep,
 }
 
@@ -135,12 +139,33 @@ impl TestApp {
 
     /// The app reading the time from `clock` (a manual one moves days without waiting).
     pub async fn with_clock(backend: Backend, settings: Settings, clock: Clock) -> Self {
+        Self::built(backend, settings, clock, Providers::offline()).await
+    }
+
+    /// The app whose studio calls `providers`.
+    pub async fn with_studio(backend: Backend, settings: Settings, providers: Providers) -> Self {
+        Self::built(backend, settings, Clock::system(), providers).await
+    }
+
+    async fn built(
+        backend: Backend,
+        settings: Settings,
+        clock: Clock,
+        providers: Providers,
+    ) -> Self {
         capture_logs();
+        let mut aws = None;
         let (state, router, base_url, keep) = match backend {
-            Backend::Embedded => embedded(settings, clock).await,
+            Backend::Embedded => embedded(settings, clock, providers).await,
             Backend::Aws => {
-                let mut state = aws_state(settings).await;
+                let config = moto_config().await;
+                let resources = provision(&config, &unique_prefix())
+                    .await
+                    .expect("provisioning in moto_server");
+                let mut state = state_over(&config, &resources, settings);
+                aws = Some((config, resources));
                 state.clock = clock;
+                state.studio = Arc::new(ProviderStudio::new(&state, providers));
                 let router = app(state.clone(), Family::ALL);
                 (
                     state,
@@ -163,8 +188,135 @@ impl TestApp {
             admin_key: admin.expose().to_owned(),
             base_url,
             data_dir: keep._dir.as_ref().map(|d| d.path().to_owned()),
+            aws,
             _keep: keep,
         }
+    }
+
+    /// Every blob stored, by key: the bucket listed, or local mode's blob folder walked.
+    pub async fn all_blobs(&self) -> Vec<(String, bytes::Bytes)> {
+        let mut found = Vec::new();
+        if let Some((config, resources)) = &self.aws {
+            let s3 = storybook_aws::sdk::s3_client(config);
+            let listed = s3
+                .list_objects_v2()
+                .bucket(&resources.bucket)
+                .send()
+                .await
+                .unwrap();
+            for object in listed.contents() {
+                let key = object.key().unwrap().to_owned();
+                let body = s3
+                    .get_object()
+                    .bucket(&resources.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                found.push((key, body.body.collect().await.unwrap().into_bytes()));
+            }
+        } else {
+            let root = self.data_dir.as_ref().unwrap().join("blobs");
+            let mut folders = vec![root.clone()];
+            while let Some(folder) = folders.pop() {
+                let Ok(entries) = std::fs::read_dir(&folder) else {
+                    continue;
+                };
+                for entry in entries {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        folders.push(path);
+                    } else {
+                        let key = path
+                            .strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned();
+                        found.push((key, bytes::Bytes::from(std::fs::read(&path).unwrap())));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Every stored record (a table item, a database row) whose text holds `needle`, named by
+    /// its table and key.
+    pub async fn records_holding(&self, needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some((config, resources)) = &self.aws {
+            let dynamodb = aws_sdk_dynamodb::Client::new(config);
+            let mut start = None;
+            loop {
+                let page = dynamodb
+                    .scan()
+                    .table_name(&resources.table)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .unwrap();
+                for item in page.items() {
+                    if format!("{item:?}").contains(needle) {
+                        found.push(format!("{:?} {:?}", item.get("pk"), item.get("sk")));
+                    }
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        } else {
+            let path = self.data_dir.as_ref().unwrap().join("storybook.sqlite3");
+            let db = rusqlite::Connection::open(path).unwrap();
+            let tables: Vec<String> = db
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for table in tables {
+                let mut rows = db.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+                let columns = rows.column_count();
+                let mut cursor = rows.query([]).unwrap();
+                while let Some(row) = cursor.next().unwrap() {
+                    let text: String = (0..columns)
+                        .map(|i| match row.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => {
+                                String::from_utf8_lossy(b).into_owned()
+                            }
+                            _ => String::new(),
+                        })
+                        .collect();
+                    if text.contains(needle) {
+                        found.push(format!("{table}: {}", &text[..text.len().min(80)]));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// A request with a body of `content_type`, as the app sends a form or an upload.
+    pub async fn send(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::from(body)).unwrap();
+        Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
     }
 
     pub async fn call(
@@ -276,7 +428,11 @@ impl TestApp {
 }
 
 /// Local mode on a fresh folder, its server listening on a free port.
-async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option<String>, Keep) {
+async fn embedded(
+    settings: Settings,
+    clock: Clock,
+    providers: Providers,
+) -> (AppState, Router, Option<String>, Keep) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -287,6 +443,7 @@ async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option
     };
     let mut mode = LocalMode::open(settings, &local, &Default::default()).unwrap();
     mode.state.clock = clock;
+    mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers));
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {
@@ -301,15 +458,6 @@ async fn embedded(settings: Settings, clock: Clock) -> (AppState, Router, Option
             _server: Some(server),
         },
     )
-}
-
-/// Fresh table, bucket and queues in moto_server.
-pub async fn aws_state(settings: Settings) -> AppState {
-    let config = moto_config().await;
-    let resources = provision(&config, &unique_prefix())
-        .await
-        .expect("provisioning in moto_server");
-    state_over(&config, &resources, settings)
 }
 
 /// The app state over the AWS adapters for `resources`, with a fresh pepper.

@@ -23,3 +23,4 @@ mod security;
 mod seed_contract;
 mod spend;
 mod streaks;
+mod uploads;

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::credential::CredentialHasher;
-use crate::ports::{BlobStore, StepQueue, Store};
+use crate::ports::{BlobStore, NotGiven, StepQueue, Store, Studio};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -12,6 +12,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn BlobStore>,
     pub queue: Arc<dyn StepQueue>,
+    /// The providers' calls made while the caller waits: only the studio function (and local
+    /// mode) is given them.
+    pub studio: Arc<dyn Studio>,
     pub hasher: CredentialHasher,
     pub settings: Arc<Settings>,
     /// What "now" is for days, streaks and daily caps.
@@ -30,9 +33,16 @@ impl App {
             store,
             blobs,
             queue,
+            studio: Arc::new(NotGiven),
             hasher,
             settings: Arc::new(settings),
             clock: Clock::system(),
         }
+    }
+
+    /// The same application, given the studio.
+    pub fn with_studio(mut self, studio: Arc<dyn Studio>) -> Self {
+        self.studio = studio;
+        self
     }
 }

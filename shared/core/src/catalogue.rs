@@ -14,6 +14,8 @@ pub enum Family {
     Library,
     Users,
     Admin,
+    /// Routes that call a provider while the caller waits (characters from words or pictures).
+    Studio,
 }
 
 impl Family {
@@ -24,6 +26,7 @@ impl Family {
         Family::Library,
         Family::Users,
         Family::Admin,
+        Family::Studio,
     ];
 
     /// Whether the family's routes use blob storage and the step queue: the credits and admin
@@ -41,6 +44,7 @@ impl Family {
             Family::Library => "api-library",
             Family::Users => "api-users",
             Family::Admin => "api-admin",
+            Family::Studio => "api-studio",
         }
     }
 }
@@ -112,6 +116,9 @@ pub const ROUTES: &[Route] = {
         route(Library, "GET", "/v1/characters", User),
         route(Library, "GET", "/v1/characters/presets", Public),
         route(Library, "POST", "/v1/characters/from-preset", User),
+        route(Studio, "POST", "/v1/characters/from-text", User),
+        route(Studio, "POST", "/v1/characters/from-photo", User),
+        route(Studio, "POST", "/v1/characters/from-drawing", User),
         route(Library, "GET", "/v1/characters/{character_id}", User),
         route(Library, "DELETE", "/v1/characters/{character_id}", User),
         route(Users, "DELETE", "/v1/users/me", User),
@@ -159,6 +166,14 @@ pub const ROUTES: &[Route] = {
     ]
 };
 
+/// The routes whose body is a child's picture: their body limit is the upload's, not the API's.
+pub fn takes_upload(path: &str) -> bool {
+    matches!(
+        path,
+        "/v1/characters/from-photo" | "/v1/characters/from-drawing"
+    )
+}
+
 /// True when the API serves `method path`; what the capabilities answer is derived from.
 pub fn serves(method: &str, path: &str) -> bool {
     ROUTES.iter().any(|r| r.method == method && r.path == path)
@@ -179,6 +194,9 @@ impl RouteClass {
         "/v1/books/series",
         "/v1/books/{job_id}/pages/{page_number}/regenerate",
         "/v1/books/{book_id}/audio",
+        "/v1/characters/from-text",
+        "/v1/characters/from-photo",
+        "/v1/characters/from-drawing",
     ];
 
     pub fn of(method: &Method, route: &str) -> Self {

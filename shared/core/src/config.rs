@@ -40,12 +40,16 @@ pub struct Settings {
     pub signed_url_ttl: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest photo or drawing accepted (the file itself; its request may be a little larger).
+    pub upload_max_bytes: usize,
+    /// Most pixels an uploaded picture may declare: a larger one is refused before it is
+    /// decoded (a decompression bomb).
+    pub upload_max_pixels: u64,
     /// Credits a book costs: a flat price, and per page-count range where configured.
     pub book_price: i64,
     pub book_prices_by_pages: Vec<PagePrice>,
     /// Credits for regenerating one page and for narrating a finished book, priced apart from
-    /// books (free by default). Published in the capabilities; charged by their routes, which
-    /// this build does not serve yet.
+    /// books (free by default). Published in the capabilities; charged by their routes.
     pub page_regeneration_price: i64,
     pub book_audio_price: i64,
     /// Whether books are narrated (the app's request has no switch for it).
@@ -103,6 +107,8 @@ impl Default for Settings {
             signed_url_ttl: Duration::from_secs(900),
             // A book request may carry a 5 MB reference image in base64.
             max_body_bytes: 6 * 1024 * 1024,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_max_pixels: 40_000_000,
             book_price: 1,
             book_prices_by_pages: Vec::new(),
             page_regeneration_price: 0,
@@ -234,6 +240,8 @@ impl Settings {
                 defaults.signed_url_ttl.as_secs(),
             )?),
             max_body_bytes: parsed(lookup, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            upload_max_bytes: parsed(lookup, "UPLOAD_MAX_BYTES", defaults.upload_max_bytes)?,
+            upload_max_pixels: parsed(lookup, "UPLOAD_MAX_PIXELS", defaults.upload_max_pixels)?,
             book_price: price(lookup, "BOOK_PRICE_CREDITS", defaults.book_price)?,
             book_prices_by_pages: lookup("BOOK_PRICE_BY_PAGES")
                 .map(|raw| parse_page_prices(&raw))

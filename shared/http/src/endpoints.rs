@@ -4,7 +4,7 @@
 use crate::catalogue::{Access, Family, ROUTES, Route};
 use crate::routes::{
     admin, books, characters, config, consent, credits, health, library, settings, spend, streak,
-    users,
+    studio, users,
 };
 use crate::state::AppState;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
@@ -41,6 +41,9 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/characters") => get(characters::list),
         ("GET", "/v1/characters/presets") => get(characters::presets),
         ("POST", "/v1/characters/from-preset") => post(characters::from_preset),
+        ("POST", "/v1/characters/from-text") => post(studio::from_text),
+        ("POST", "/v1/characters/from-photo") => post(studio::from_photo),
+        ("POST", "/v1/characters/from-drawing") => post(studio::from_drawing),
         ("GET", "/v1/characters/{character_id}") => get(characters::get),
         ("DELETE", "/v1/characters/{character_id}") => delete(characters::delete),
         ("DELETE", "/v1/users/me") => delete(users::erase_me),

@@ -7,6 +7,7 @@ use crate::ports::{BlobError, QueueError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use storybook_core::domain::character::UploadRefusal;
 use storybook_core::usecases::Refusal;
 
 /// One problem with a request, as the seed's `ValidationError` has it.
@@ -116,7 +117,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             ApiError::Refused(refusal) => match refusal {
                 Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, C::ValidationError),
-                Refusal::Forbidden(_) => (StatusCode::FORBIDDEN, C::Forbidden),
+                Refusal::Forbidden(_) | Refusal::ConsentRequired => {
+                    (StatusCode::FORBIDDEN, C::Forbidden)
+                }
+                Refusal::Upload(_) => (StatusCode::BAD_REQUEST, C::ValidationError),
                 Refusal::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
                 Refusal::DailyLimit { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, C::DailyLimitExceeded)
@@ -279,6 +283,25 @@ impl IntoResponse for ApiError {
                 let details = json!({"limit": limit, "retry_after": retry_after});
                 let message = "Today's books are used up; more tomorrow";
                 with_retry_after(envelope(status, code, message, Some(details)), retry_after)
+            }
+            ApiError::Refused(Refusal::ConsentRequired) => envelope(
+                status,
+                code,
+                "A parent's consent to photos is needed first",
+                Some(json!({"reason": "photo_consent_required"})),
+            ),
+            ApiError::Refused(Refusal::Upload(refusal)) => {
+                let mut details = json!({"reason": refusal.reason()});
+                match refusal {
+                    UploadRefusal::TooLarge { limit_bytes } => {
+                        details["limit_bytes"] = json!(limit_bytes)
+                    }
+                    UploadRefusal::TooManyPixels { limit_pixels } => {
+                        details["limit_pixels"] = json!(limit_pixels)
+                    }
+                    _ => {}
+                }
+                envelope(status, code, &refusal.to_string(), Some(details))
             }
             ApiError::Refused(Refusal::TooManyPending { limit }) => envelope(
                 status,

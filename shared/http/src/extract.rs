@@ -204,6 +204,26 @@ pub fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `X-Idempotency-Key`, when sent: 1 to 80 visible ASCII characters (422 otherwise).
+pub fn idempotency_key(
+    headers: &HeaderMap,
+) -> Result<Option<storybook_core::domain::book::IdempotencyKey>, ApiError> {
+    let Some(raw) = headers.get("x-idempotency-key") else {
+        return Ok(None);
+    };
+    let parsed = raw
+        .to_str()
+        .ok()
+        .and_then(|raw| storybook_core::domain::book::IdempotencyKey::parse(raw).ok());
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::schema(Problem::new(
+            &["header", "x-idempotency-key"],
+            "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
+            "value_error",
+        ))
+    })
+}
+
 /// `?limit=&offset=` of a paged list, 20 from the first by default, as the seed's lists take
 /// them; each route checks its own bounds.
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! every answer passes through.
 
 use crate::auth;
-use crate::catalogue::{Access, Family};
+use crate::catalogue::{self, Access, Family};
 use crate::config;
 use crate::edges;
 use crate::endpoints::endpoints;
@@ -19,15 +19,20 @@ use storybook_core::usecases::Refusal;
 /// The routes of `families`, with the API's fallbacks, not yet wrapped in [`with_edges`].
 pub fn api(state: AppState, families: &[Family]) -> Router {
     let mut router = Router::new();
+    // A picture's request: the file, its fields and the multipart framing.
+    let upload_limit = state.settings.upload_max_bytes + 1024 * 1024;
     for endpoint in endpoints(families) {
+        let handler = if catalogue::takes_upload(endpoint.path) {
+            endpoint.handler.layer(DefaultBodyLimit::max(upload_limit))
+        } else {
+            endpoint.handler
+        };
         let handler = match endpoint.access {
-            Access::Public => endpoint.handler,
-            access => endpoint
-                .handler
-                .route_layer(axum::middleware::from_fn_with_state(
-                    (state.clone(), access),
-                    auth::authenticate,
-                )),
+            Access::Public => handler,
+            access => handler.route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), access),
+                auth::authenticate,
+            )),
         };
         router = router.route(endpoint.path, handler);
     }

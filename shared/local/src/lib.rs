@@ -22,6 +22,7 @@ use storybook_http::extract::QueryParams;
 use storybook_http::{AppState, Family, api, with_edges};
 use storybook_pipeline::pipeline::{Pipeline, enqueue_step, worker};
 use storybook_pipeline::providers::settings::ProviderSettings;
+use storybook_pipeline::studio::ProviderStudio;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -72,7 +73,7 @@ impl LocalMode {
         let blobs = FolderBlobs::new(local.data_dir.join("blobs"), signer.clone())?;
         let store = SqliteStore::new(db.clone());
         let queue = SqliteQueue::new(db);
-        let state = AppState::new(
+        let mut state = AppState::new(
             Arc::new(store.clone()),
             Arc::new(blobs),
             Arc::new(queue.clone()),
@@ -80,6 +81,7 @@ impl LocalMode {
             settings,
         );
         let providers = providers.build(state.store.clone(), state.clock.clone());
+        state.studio = Arc::new(ProviderStudio::new(&state, providers.clone()));
         let pipeline = Arc::new(Pipeline::new(&state, providers));
         Ok(Self {
             state,

@@ -6,9 +6,15 @@
 //!   fallback chains behind circuit breakers, SSRF-safe fetching, provider settings.
 //! - [`pipeline`]: the steps (story, reference, pages, narration, assembly), the PDF, the SQS
 //!   batch handler and local mode's worker.
+//! - [`studio`]: the provider calls an API function makes while the parent waits (characters
+//!   from words or pictures, a page read aloud on demand).
+//! - [`pictures`]: uploads checked, decoded and written again without metadata; providers'
+//!   pictures stripped of theirs.
 
+pub mod pictures;
 pub mod pipeline;
 pub mod providers;
+pub mod studio;
 
 // The core's modules under the names the pipeline uses (`crate::domain`, `crate::ports`, ...).
 use storybook_core::{app, book_files, book_records, clock, config, domain, metrics, ports, spend};

@@ -10,17 +10,22 @@ fn character_sk(id: &CharacterId) -> String {
 #[async_trait]
 impl CharacterStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
-    async fn put_character(&self, character: &Character) -> Result<(), StoreError> {
-        self.client
+    async fn put_character(&self, character: &Character) -> Result<bool, StoreError> {
+        let written = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(user_pk(&character.user)))
             .item("sk", s(character_sk(&character.id)))
             .item("doc", s(character.write()))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(e)))?;
-        Ok(())
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]

@@ -224,6 +224,9 @@ struct CharacterV1 {
     visual_style_notes: String,
     origin: String,
     reference_key: Option<String>,
+    /// Added after the first characters were stored: absent reads as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upload_fingerprint: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -270,6 +273,7 @@ impl From<&Character> for CharacterV1 {
             visual_style_notes: c.visual_style_notes.clone(),
             origin: c.origin.as_str().to_owned(),
             reference_key: c.reference_key.clone(),
+            upload_fingerprint: c.upload_fingerprint.clone(),
             created_at: c.created_at,
         }
     }
@@ -303,6 +307,7 @@ impl TryFrom<CharacterV1> for Character {
             visual_style_notes: c.visual_style_notes,
             origin: Origin::parse(&c.origin)?,
             reference_key: c.reference_key,
+            upload_fingerprint: c.upload_fingerprint,
             created_at: c.created_at,
         })
     }

@@ -27,6 +27,71 @@ impl CharacterId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id a character made under the user's `X-Idempotency-Key` gets: a retry finds it.
+    pub fn for_retry(user: &UserId, kind: UploadKind, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(user.as_str())
+            .chain_update([0])
+            .chain_update(kind.as_str())
+            .chain_update([0])
+            .chain_update(key)
+            .finalize();
+        Self(format!("ch_{}", &hex::encode(digest)[..32]))
+    }
+}
+
+/// What a parent uploads to make a character from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    Photo,
+    Drawing,
+}
+
+impl UploadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadKind::Photo => "photo",
+            UploadKind::Drawing => "drawing",
+        }
+    }
+
+    pub fn origin(self) -> Origin {
+        match self {
+            UploadKind::Photo => Origin::Photo,
+            UploadKind::Drawing => Origin::Drawing,
+        }
+    }
+}
+
+/// Why an upload was refused, told to the parent (400 with the reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    #[error("The picture is empty")]
+    Empty,
+    #[error("The picture is larger than {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
+    #[error("The picture must be a JPEG, PNG or WebP image")]
+    WrongType,
+    #[error("The picture could not be read")]
+    Undecodable,
+    /// Declared dimensions past the limit: refused before decoding (a decompression bomb).
+    #[error("The picture's dimensions are larger than {limit_pixels} pixels")]
+    TooManyPixels { limit_pixels: u64 },
+}
+
+impl UploadRefusal {
+    /// The stable reason the app may branch on (`details.reason`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            UploadRefusal::Empty => "empty",
+            UploadRefusal::TooLarge { .. } => "too_large",
+            UploadRefusal::WrongType => "unsupported_type",
+            UploadRefusal::Undecodable => "undecodable",
+            UploadRefusal::TooManyPixels { .. } => "too_many_pixels",
+        }
+    }
 }
 
 /// How the character looks.
@@ -55,6 +120,8 @@ pub enum Origin {
     Sheet,
     /// One of the built-in characters.
     Preset,
+    /// The parent's few words, the rest filled in by the story model.
+    Text,
     Photo,
     Drawing,
 }
@@ -64,6 +131,7 @@ impl Origin {
         match self {
             Origin::Sheet => "sheet",
             Origin::Preset => "preset",
+            Origin::Text => "text",
             Origin::Photo => "photo",
             Origin::Drawing => "drawing",
         }
@@ -73,11 +141,32 @@ impl Origin {
         match raw {
             "sheet" => Ok(Origin::Sheet),
             "preset" => Ok(Origin::Preset),
+            "text" => Ok(Origin::Text),
             "photo" => Ok(Origin::Photo),
             "drawing" => Ok(Origin::Drawing),
             other => Err(Invalid::new(format!("unknown character origin {other:?}"))),
         }
     }
+}
+
+impl Origin {
+    /// Whether the character comes from a child's photo or drawing: only under a consent that
+    /// includes photos, and deleted when that consent goes.
+    pub fn is_from_picture(self) -> bool {
+        matches!(self, Origin::Photo | Origin::Drawing)
+    }
+}
+
+/// A character's sheet: what the parent wrote, or what a model filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sheet {
+    pub name: String,
+    pub master_description: String,
+    pub appearance: Appearance,
+    pub clothing: Clothing,
+    pub personality_traits: Vec<String>,
+    pub distinctive_features: Option<Vec<String>>,
+    pub visual_style_notes: String,
 }
 
 /// A character as stored.
@@ -96,7 +185,37 @@ pub struct Character {
     pub origin: Origin,
     /// Where its reference picture is, once made.
     pub reference_key: Option<String>,
+    /// A photo or drawing character made under an `X-Idempotency-Key`: the fingerprint of the
+    /// upload and its fields, so a retry is told from another upload under the same key.
+    pub upload_fingerprint: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Character {
+    /// A new character of `user` from `sheet`.
+    pub fn new(
+        id: CharacterId,
+        user: UserId,
+        sheet: Sheet,
+        origin: Origin,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Character {
+            id,
+            user,
+            name: sheet.name,
+            master_description: sheet.master_description,
+            appearance: sheet.appearance,
+            clothing: sheet.clothing,
+            personality_traits: sheet.personality_traits,
+            distinctive_features: sheet.distinctive_features,
+            visual_style_notes: sheet.visual_style_notes,
+            origin,
+            reference_key: None,
+            upload_fingerprint: None,
+            created_at: now,
+        }
+    }
 }
 
 /// A built-in character: its display text in each language the app speaks, and one English
@@ -166,6 +285,7 @@ impl Preset {
             visual_style_notes: text.visual_style_notes.to_owned(),
             origin: Origin::Preset,
             reference_key: None,
+            upload_fingerprint: None,
             created_at: now,
         }
     }

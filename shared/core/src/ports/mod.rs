@@ -1,12 +1,15 @@
 //! The ports the domain talks through. Each has an `embedded` and an `aws` adapter
 //! (the `storybook-embedded` and `storybook-aws` crates), and one contract test suite (`tests/suite/contract`) run against both.
+//! The studio's one implementation is the providers' (`storybook-pipeline`).
 
 pub mod blobs;
 pub mod not_given;
 pub mod queue;
 pub mod store;
+pub mod studio;
 
 pub use blobs::{BlobError, BlobKey, BlobStore, BlobStream};
 pub use not_given::NotGiven;
 pub use queue::{QueueError, QueuedMessage, StepQueue};
 pub use store::{CreateOutcome, LimitDecision, Store, StoreError, StoredBook};
+pub use studio::{Studio, StudioError};

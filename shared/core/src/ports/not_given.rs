@@ -1,10 +1,14 @@
 //! A port a function is not given: the credits and admin functions have no blob store and no
-//! queue (their IAM policies allow neither, and they link neither client). Every call fails as
+//! queue (their IAM policies allow neither, and they link neither client); only the studio
+//! function is given the studio (the providers). Every call fails as
 //! an unreachable dependency would; the route catalogue keeps such functions to routes that make
 //! no such call, and a test runs every one of their routes over this port.
 
 use super::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
+use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
+use crate::domain::book::{Language, TargetAge};
+use crate::domain::character::Sheet;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::Duration;
@@ -63,5 +67,30 @@ impl StepQueue for NotGiven {
 
     async fn ping(&self) -> Result<(), QueueError> {
         Err(QueueError::Unavailable(not_given("step queue")))
+    }
+}
+
+#[async_trait]
+impl Studio for NotGiven {
+    async fn sheet_from_words(&self, _: &CharacterWords, _: &str) -> Result<Sheet, StudioError> {
+        Err(StudioError::Unavailable(not_given("studio")))
+    }
+
+    async fn character_from_upload(
+        &self,
+        _: &Upload,
+        _: &str,
+    ) -> Result<PictureCharacter, StudioError> {
+        Err(StudioError::Unavailable(not_given("studio")))
+    }
+
+    async fn read_aloud(
+        &self,
+        _: &str,
+        _: Language,
+        _: TargetAge,
+        _: &str,
+    ) -> Result<PageSpeech, StudioError> {
+        Err(StudioError::Unavailable(not_given("studio")))
     }
 }

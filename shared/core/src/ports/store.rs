@@ -159,7 +159,9 @@ pub trait SettingsStore: Send + Sync {
 /// A parent's characters.
 #[async_trait]
 pub trait CharacterStore: Send + Sync {
-    async fn put_character(&self, character: &Character) -> Result<(), StoreError>;
+    /// Stores a new character; answers false (and writes nothing) when one with its id exists
+    /// (a retry under the same idempotency key).
+    async fn put_character(&self, character: &Character) -> Result<bool, StoreError>;
 
     /// Replaces a character that still exists; answers false (and writes nothing) for one
     /// deleted meanwhile, so that a late writer never brings it back.

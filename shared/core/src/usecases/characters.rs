@@ -2,21 +2,17 @@
 
 use super::{Refusal, Request, audit};
 use crate::app::App;
+use crate::book_files::character_reference_key;
+use crate::book_records::{Change, update_book};
 use crate::domain::audit::AuditEvent;
-use crate::domain::book::CharacterSheet;
-use crate::domain::character::{Appearance, Character, CharacterId, Clothing, Origin, preset};
+use crate::domain::book::{Book, CharacterSheet};
+use crate::domain::character::{Character, CharacterId, Origin, UploadRefusal, preset};
+use crate::domain::consent::photos_allowed;
 use crate::domain::user::User;
+use crate::ports::blobs::stream_of;
+use crate::ports::studio::{CharacterWords, Upload};
 
-/// A character's sheet, as the parent wrote it (checked by the caller).
-pub struct Sheet {
-    pub name: String,
-    pub master_description: String,
-    pub appearance: Appearance,
-    pub clothing: Clothing,
-    pub personality_traits: Vec<String>,
-    pub distinctive_features: Option<Vec<String>>,
-    pub visual_style_notes: String,
-}
+pub use crate::domain::character::Sheet;
 
 /// The sheet the illustrator draws `character` from: its name, its English master description,
 /// and up to four distinctive features (its own, else what it wears).
@@ -47,22 +43,134 @@ pub async fn create_character(
     request: &Request<User>,
     sheet: Sheet,
 ) -> Result<Character, Refusal> {
-    let character = Character {
-        id: CharacterId::generate(),
-        user: request.caller.id.clone(),
-        name: sheet.name,
-        master_description: sheet.master_description,
-        appearance: sheet.appearance,
-        clothing: sheet.clothing,
-        personality_traits: sheet.personality_traits,
-        distinctive_features: sheet.distinctive_features,
-        visual_style_notes: sheet.visual_style_notes,
-        origin: Origin::Sheet,
-        reference_key: None,
-        created_at: request.now,
-    };
+    let character = Character::new(
+        CharacterId::generate(),
+        request.caller.id.clone(),
+        sheet,
+        Origin::Sheet,
+        request.now,
+    );
     app.store.put_character(&character).await?;
     Ok(character)
+}
+
+/// Makes a character from the parent's few words (name, age, traits); the story model fills in
+/// the rest of the sheet.
+pub async fn create_from_words(
+    app: &App,
+    request: &Request<User>,
+    words: CharacterWords,
+) -> Result<Character, Refusal> {
+    let id = CharacterId::generate();
+    let sheet = app.studio.sheet_from_words(&words, id.as_str()).await?;
+    let character = Character::new(
+        id,
+        request.caller.id.clone(),
+        sheet,
+        Origin::Text,
+        request.now,
+    );
+    app.store.put_character(&character).await?;
+    Ok(character)
+}
+
+/// The photo gate: a standing consent that includes photos.
+async fn photo_gate(app: &App, request: &Request<User>) -> Result<(), Refusal> {
+    let consent = app.store.latest_consent(&request.caller.id).await?;
+    if photos_allowed(consent.as_ref()) {
+        Ok(())
+    } else {
+        Err(Refusal::ConsentRequired)
+    }
+}
+
+/// What tells a retry from another upload under the same idempotency key.
+fn fingerprint(upload: &Upload) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in [
+        upload.kind.as_str().as_bytes(),
+        upload.name.as_deref().unwrap_or_default().as_bytes(),
+        upload.style.as_bytes(),
+        &upload.bytes,
+    ] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
+    hex::encode(digest.finalize())
+}
+
+/// `existing`, made under the same idempotency key, if it was made from the same upload.
+fn same_upload(existing: Character, fingerprint: &str) -> Result<Character, Refusal> {
+    if existing.upload_fingerprint.as_deref() == Some(fingerprint) {
+        Ok(existing)
+    } else {
+        Err(Refusal::IdempotencyKeyReused)
+    }
+}
+
+/// Makes a character from a child's photo or drawing, behind the photo gate: the studio checks
+/// the picture, describes it and draws the reference picture, which is kept; the upload itself
+/// never is. Under an `X-Idempotency-Key` a retry answers the same character, without a second
+/// analysis. Answers the character and whether it was made now.
+pub async fn create_from_upload(
+    app: &App,
+    request: &Request<User>,
+    upload: Upload,
+    idempotency_key: Option<&str>,
+) -> Result<(Character, bool), Refusal> {
+    photo_gate(app, request).await?;
+    if upload.bytes.is_empty() {
+        return Err(Refusal::Upload(UploadRefusal::Empty));
+    }
+    let limit_bytes = app.settings.upload_max_bytes;
+    if upload.bytes.len() > limit_bytes {
+        return Err(Refusal::Upload(UploadRefusal::TooLarge { limit_bytes }));
+    }
+    let user = &request.caller.id;
+    let fingerprint = fingerprint(&upload);
+    let id = match idempotency_key {
+        Some(key) => {
+            let id = CharacterId::for_retry(user, upload.kind, key);
+            if let Some(existing) = app.store.find_character(user, &id).await? {
+                return Ok((same_upload(existing, &fingerprint)?, false));
+            }
+            id
+        }
+        None => CharacterId::generate(),
+    };
+    let made = app
+        .studio
+        .character_from_upload(&upload, id.as_str())
+        .await?;
+    let mut character = Character::new(
+        id,
+        user.clone(),
+        made.sheet,
+        upload.kind.origin(),
+        request.now,
+    );
+    character.upload_fingerprint = idempotency_key.map(|_| fingerprint.clone());
+    let reference = character_reference_key(&character.id, "png");
+    app.blobs.put(&reference, stream_of(made.reference)).await?;
+    character.reference_key = Some(reference.as_str().to_owned());
+    if !app.store.put_character(&character).await? {
+        // A concurrent retry under the same key stored it first (the same picture's
+        // reference, at the same place).
+        let existing = app
+            .store
+            .find_character(user, &character.id)
+            .await?
+            .ok_or_else(|| Refusal::internal("a character stored meanwhile is gone"))?;
+        return Ok((same_upload(existing, &fingerprint)?, false));
+    }
+    // Consent withdrawn while the picture was being analysed: what was made goes too.
+    if photo_gate(app, request).await.is_err() {
+        delete_reference(app, &character).await?;
+        app.store.delete_character(user, &character.id).await?;
+        return Err(Refusal::ConsentRequired);
+    }
+    Ok((character, true))
 }
 
 /// Makes a character from the built-in preset `preset_id`: its display text in `language`
@@ -111,19 +219,28 @@ pub async fn character(
 /// answers how many. Running it again finds nothing left.
 pub async fn drop_photo_characters(app: &App, request: &Request<User>) -> Result<usize, Refusal> {
     let user = &request.caller.id;
+    let from_pictures: Vec<Character> = app
+        .store
+        .characters_of(user)
+        .await?
+        .into_iter()
+        .filter(|character| character.origin.is_from_picture())
+        .collect();
+    let detached = detach_from_books(app, request, &from_pictures).await?;
     let mut dropped = Vec::new();
-    for character in app.store.characters_of(user).await? {
-        if !matches!(character.origin, Origin::Photo | Origin::Drawing) {
-            continue;
-        }
+    for character in from_pictures {
         delete_reference(app, &character).await?;
         app.store.delete_character(user, &character.id).await?;
+        // What making it cost stays in the day's spend, under no id.
+        if let Ok(spent_on) = crate::domain::book::BookId::parse(character.id.as_str()) {
+            app.store.anonymise_book_spend(&spent_on).await?;
+        }
         dropped.push(character.id);
     }
-    if !dropped.is_empty() {
+    if !dropped.is_empty() || detached > 0 {
         let ids: Vec<&str> = dropped.iter().map(CharacterId::as_str).collect();
         let detail = format!(
-            "{} made from photos or drawings: {}",
+            "{} made from photos or drawings: {}; detached from {detached} books",
             ids.len(),
             ids.join(",")
         );
@@ -140,7 +257,67 @@ pub async fn drop_photo_characters(app: &App, request: &Request<User>) -> Result
     Ok(dropped.len())
 }
 
-async fn delete_reference(app: &App, character: &Character) -> Result<(), Refusal> {
+/// Detaches `characters` from the user's books: a book keeps its pages, and loses the link to
+/// the character, its copies of the character's sheet (the description of a child: in its
+/// request and among its story's characters) and its copy of the character's reference picture. Answers how many books changed.
+async fn detach_from_books(
+    app: &App,
+    request: &Request<User>,
+    characters: &[Character],
+) -> Result<usize, Refusal> {
+    if characters.is_empty() {
+        return Ok(0);
+    }
+    let sheets: Vec<CharacterSheet> = characters.iter().map(sheet_of).collect();
+    let ids: Vec<&CharacterId> = characters.iter().map(|c| &c.id).collect();
+    let names = |book: &Book| {
+        book.request
+            .hero_character
+            .as_ref()
+            .is_some_and(|hero| ids.contains(&hero))
+            || book
+                .request
+                .characters
+                .iter()
+                .chain(&book.characters)
+                .any(|s| sheets.contains(s))
+    };
+    let mut detached = 0;
+    for book in app.store.books_of(&request.caller.id).await? {
+        if !names(&book) {
+            continue;
+        }
+        let hero_was_one = book
+            .request
+            .hero_character
+            .as_ref()
+            .is_some_and(|hero| ids.contains(&hero));
+        let updated = update_book(&*app.store, request.now, &book.id, |book| {
+            if !names(book) {
+                return Change::Unchanged;
+            }
+            if hero_was_one {
+                book.request.hero_character = None;
+                book.reference_key = None;
+            }
+            book.request.characters.retain(|s| !sheets.contains(s));
+            book.characters.retain(|s| !sheets.contains(s));
+            Change::Write
+        })
+        .await?;
+        // The book's copy of the reference, drawn from the child's picture.
+        if hero_was_one && let Some(key) = &book.reference_key {
+            app.blobs.delete(&super::stored_key(key)?).await?;
+        }
+        if updated.is_some() {
+            detached += 1;
+        }
+    }
+    Ok(detached)
+}
+
+/// Deletes the character's reference picture, if it has one.
+pub(super) async fn delete_reference(app: &App, character: &Character) -> Result<(), Refusal> {
     if let Some(key) = &character.reference_key {
         app.blobs.delete(&super::stored_key(key)?).await?;
     }

@@ -54,6 +54,12 @@ pub enum Refusal {
     /// A credential that is valid but may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A child's photo or drawing without a standing consent that includes photos.
+    #[error("A parent's consent to photos is needed first")]
+    ConsentRequired,
+    /// An upload refused for what it is (type, size, content), with its reason.
+    #[error("{0}")]
+    Upload(crate::domain::character::UploadRefusal),
     /// A missing, malformed, unknown, revoked or expired API key.
     #[error("{0}")]
     Unauthorized(String),
@@ -124,6 +130,20 @@ impl From<QueueError> for Refusal {
 impl From<BlobError> for Refusal {
     fn from(error: BlobError) -> Self {
         Refusal::Unavailable(error.into())
+    }
+}
+
+impl From<crate::ports::StudioError> for Refusal {
+    fn from(error: crate::ports::StudioError) -> Self {
+        use crate::ports::StudioError;
+        match error {
+            StudioError::Upload(refusal) => Refusal::Upload(refusal),
+            StudioError::Stopped(stopped) => stopped.into(),
+            StudioError::Refused => {
+                Refusal::Invalid("The picture or words were refused for safety".into())
+            }
+            StudioError::Unavailable(source) => Refusal::Unavailable(source),
+        }
     }
 }
 

@@ -46,7 +46,8 @@ pub struct Erased {
     pub ledger_entries_kept: u64,
 }
 
-/// Deletes the user's books with their pictures, audio and PDFs, then the user; the ledger is
+/// Deletes the user's books with their pictures, audio and PDFs, their characters' pictures,
+/// then the user; the ledger is
 /// kept without the user. The same key afterwards starts afresh.
 pub async fn erase_user(app: &App, request: &Request<User>) -> Result<Erased, Refusal> {
     let user = &request.caller;
@@ -60,6 +61,10 @@ pub async fn erase_user(app: &App, request: &Request<User>) -> Result<Erased, Re
         Ok::<_, Refusal>(())
     };
     delete_files().await?;
+    // The characters' reference pictures (some drawn from a child's photo) go with them.
+    for character in app.store.characters_of(&user.id).await? {
+        super::characters::delete_reference(app, &character).await?;
+    }
     // What the books cost stays in the day's spend, under no book's name.
     for book in &books {
         app.store.anonymise_book_spend(&book.id).await?;

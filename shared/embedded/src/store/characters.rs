@@ -5,19 +5,18 @@ use super::*;
 #[async_trait]
 impl CharacterStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
-    async fn put_character(&self, character: &Character) -> Result<(), StoreError> {
+    async fn put_character(&self, character: &Character) -> Result<bool, StoreError> {
         let (id, user) = (
             character.id.as_str().to_owned(),
             character.user.as_str().to_owned(),
         );
         let (at, doc) = (character.created_at.to_rfc3339(), character.write());
         self.run(move |c| {
-            c.execute(
+            Ok(c.execute(
                 "INSERT INTO characters (id, user_id, created_at, doc) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                 ON CONFLICT (id) DO NOTHING",
                 params![id, user, at, doc],
-            )?;
-            Ok(())
+            )? == 1)
         })
         .await
     }

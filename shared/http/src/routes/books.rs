@@ -3,8 +3,8 @@
 
 use crate::auth::UserRequest;
 use crate::domain::book::{
-    AudioState, Book, BookRequest, GenerationWarning, IdempotencyKey, ImageState, JobState,
-    Language, Name, PageCount, Style, TargetAge, Topic,
+    AudioState, Book, BookRequest, GenerationWarning, ImageState, JobState, Language, Name,
+    PageCount, Style, TargetAge, Topic,
 };
 use crate::domain::failure::FailureCode;
 use crate::error::{ApiError, Problem};
@@ -261,23 +261,6 @@ impl BookSpec {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(raw) = headers.get("x-idempotency-key") else {
-        return Ok(None);
-    };
-    let parsed = raw
-        .to_str()
-        .ok()
-        .and_then(|raw| IdempotencyKey::parse(raw).ok());
-    parsed.map(Some).ok_or_else(|| {
-        ApiError::schema(Problem::new(
-            &["header", "x-idempotency-key"],
-            "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
-            "value_error",
-        ))
-    })
-}
-
 fn estimate_seconds(book: &Book) -> u32 {
     20 + 5 * u32::from(book.request.page_count.get())
 }
@@ -324,7 +307,7 @@ pub async fn create(
     JsonBody(spec): JsonBody<BookSpec>,
 ) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = crate::extract::idempotency_key(&headers)?;
     let (book, characters) = spec.validate(state.settings.narration)?;
     let dry_run = dry_run(&headers)?;
     Ok(

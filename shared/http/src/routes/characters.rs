@@ -48,10 +48,11 @@ pub struct ClothingBody {
 
 /// Collects the seed's length rules and the markup rule, every problem at once.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub struct Problems(pub Vec<Problem>);
 
 impl Problems {
-    fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
+    /// `value` under `body.<loc>`: `min` to `max` characters, no markup, no control characters.
+    pub fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
         let length = value.chars().count();
         let mut full = vec!["body"];
         full.extend_from_slice(loc);
@@ -138,6 +139,17 @@ pub struct CharacterResponse {
     distinctive_features: Option<Vec<String>>,
     visual_style_notes: String,
     created_at: String,
+}
+
+impl Problems {
+    /// The problems found, as a 422; nothing when there were none.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Schema(self.0))
+        }
+    }
 }
 
 impl From<Character> for CharacterResponse {

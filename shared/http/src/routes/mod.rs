@@ -11,4 +11,5 @@ pub mod library;
 pub mod settings;
 pub mod spend;
 pub mod streak;
+pub mod studio;
 pub mod users;

@@ -1,12 +1,14 @@
 //! Pictures of a book: the prompt every illustrator gets (the book's style, the character sheets,
 //! the scene, what to leave out, one seed per book), and storing what comes back, whether bytes
-//! or a URL, streamed into blob storage with its type and size checked.
+//! or a URL, with its type and size checked and its metadata removed.
 
 use crate::domain::book::{Book, Page};
 use crate::ports::BlobStore;
 use crate::ports::blobs::{BlobKey, stream_of};
 use crate::providers::fetch::{Expected, FetchError, SafeFetcher, image_extension};
 use crate::providers::{Artwork, CharacterReference, ImagePrompt, PictureKind, seed_of};
+use bytes::Bytes;
+use futures::TryStreamExt;
 
 /// What no picture in a children's book shows, whatever the story says.
 const ALWAYS_LEFT_OUT: &[&str] = &[
@@ -103,8 +105,10 @@ pub fn safer(prompt: &ImagePrompt) -> ImagePrompt {
     }
 }
 
-/// Stores a provider's picture under `key_for(extension)`: bytes after checking they are an
-/// image, a URL fetched through the SSRF-safe fetcher and streamed straight into the blob.
+/// Stores a provider's picture under `key_for(extension)`, without its metadata (a provider's
+/// EXIF, XMP or text chunks, and a picture drawn from a child's photo, keep nothing of where or
+/// how it was made): bytes after checking they are an image, a URL fetched through the
+/// SSRF-safe fetcher (at most its size cap, held in memory to be cleaned).
 pub async fn store(
     blobs: &dyn BlobStore,
     fetcher: &SafeFetcher,
@@ -117,33 +121,31 @@ pub async fn store(
             anyhow::anyhow!("the picture: {why}"),
         )
     };
-    match artwork {
-        Artwork::Bytes(bytes) => {
-            let extension = image_extension(&bytes)
-                .ok_or_else(|| unusable("bytes that are not PNG, JPEG or WebP".into()))?;
-            if bytes.len() as u64 > fetcher.policy().max_bytes {
-                return Err(unusable(
-                    FetchError::TooLarge(fetcher.policy().max_bytes).to_string(),
-                ));
-            }
-            let key = key_for(extension);
-            blobs.put(&key, stream_of(bytes)).await?;
-            Ok(key)
-        }
+    let too_large = || unusable(FetchError::TooLarge(fetcher.policy().max_bytes).to_string());
+    let bytes = match artwork {
+        Artwork::Bytes(bytes) => bytes,
         Artwork::Url(url) => {
             let fetched = fetcher
                 .fetch(&url, Expected::Image)
                 .await
                 .map_err(|e| unusable(e.to_string()))?;
-            let key = key_for(fetched.extension);
-            let too_large = fetched.too_large_flag();
-            match blobs.put(&key, fetched.body).await {
-                Ok(()) => Ok(key),
-                Err(_) if too_large.is_set() => Err(unusable(
-                    FetchError::TooLarge(fetcher.policy().max_bytes).to_string(),
-                )),
-                Err(error) => Err(error.into()),
+            let flag = fetched.too_large_flag();
+            let parts: Result<Vec<Bytes>, _> = fetched.body.try_collect().await;
+            match parts {
+                Ok(parts) => Bytes::from(parts.concat()),
+                Err(_) if flag.is_set() => return Err(too_large()),
+                Err(error) => return Err(unusable(error.to_string())),
             }
         }
+    };
+    if bytes.len() as u64 > fetcher.policy().max_bytes {
+        return Err(too_large());
     }
+    let extension = image_extension(&bytes)
+        .ok_or_else(|| unusable("bytes that are not PNG, JPEG or WebP".into()))?;
+    let clean = crate::pictures::without_metadata(bytes)
+        .ok_or_else(|| unusable("a picture whose parts cannot be read".into()))?;
+    let key = key_for(extension);
+    blobs.put(&key, stream_of(clean)).await?;
+    Ok(key)
 }

@@ -3,11 +3,12 @@
 //! provider that fails (or whose breaker is open) hands the picture to the next one.
 
 use super::{
-    Artwork, Illustrator, ImagePrompt, Metered, Moderator, Narrator, ProviderError, Speech,
-    SpeechRequest, StoryBrief, StoryWriter, Verdict, WrittenStory,
+    Artwork, CharacterDesigner, DesignBrief, Illustrator, ImagePrompt, Metered, Moderator,
+    Narrator, ProviderError, Speech, SpeechRequest, StoryBrief, StoryWriter, Verdict, WrittenStory,
 };
 use crate::clock::Clock;
 use crate::domain::breaker::{Admission, BreakerPolicy};
+use crate::domain::character::Sheet;
 use crate::ports::store::BreakerStore;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -169,6 +170,15 @@ impl Narrator for Guarded<dyn Narrator> {
     async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError> {
         self.breakers
             .call(&self.name, || self.inner.narrate(request))
+            .await
+    }
+}
+
+#[async_trait]
+impl CharacterDesigner for Guarded<dyn CharacterDesigner> {
+    async fn design(&self, brief: &DesignBrief) -> Result<Metered<Sheet>, ProviderError> {
+        self.breakers
+            .call(&self.name, || self.inner.design(brief))
             .await
     }
 }

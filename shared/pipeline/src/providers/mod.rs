@@ -8,9 +8,11 @@
 //! - [`chain`]: an ordered fallback chain per capability, behind a circuit breaker per provider.
 //! - [`fetch`]: SSRF-safe fetching of the URLs providers hand back.
 //! - [`story`]: what a story must hold (its JSON schema, its checks), whoever writes it.
+//! - [`designer`]: what a character's sheet must hold, whoever fills it in.
 //! - [`settings`]: which providers serve, from the environment.
 
 pub mod chain;
+pub mod designer;
 pub mod fal;
 pub mod fetch;
 pub mod offline;
@@ -186,6 +188,31 @@ pub struct Speech {
 #[async_trait]
 pub trait Narrator: Send + Sync {
     async fn narrate(&self, request: &SpeechRequest) -> Result<Metered<Speech>, ProviderError>;
+}
+
+/// What a character designer is asked: a sheet from a parent's words, or from a child's photo
+/// or drawing (already checked, its metadata gone).
+#[derive(Debug, Clone)]
+pub enum DesignBrief {
+    Words(crate::ports::studio::CharacterWords),
+    Picture {
+        kind: crate::domain::character::UploadKind,
+        /// The picture as a PNG of at most 768 pixels a side.
+        png: Bytes,
+        /// The colours it is mostly made of, most common first.
+        colours: Vec<&'static str>,
+        name: Option<String>,
+        style: String,
+    },
+}
+
+#[async_trait]
+pub trait CharacterDesigner: Send + Sync {
+    /// A sheet that passed [`designer::check`].
+    async fn design(
+        &self,
+        brief: &DesignBrief,
+    ) -> Result<Metered<crate::domain::character::Sheet>, ProviderError>;
 }
 
 /// A stable 64-bit seed from text (FNV-1a): the same name always gives the same look.

@@ -2,13 +2,15 @@
 //! moderation endpoint, images (generations and edits) and speech. Any server that speaks the
 //! same API works by its base URL (OpenAI, a LiteLLM proxy, vLLM, Ollama).
 
+use super::designer;
 use super::story::{self, WrittenStory};
 use super::wire::{ApiSecret, RetryPolicy, checked, client, json, transport};
 use super::{
-    Artwork, ImagePrompt, Metered, Moderator, Narrator, ProviderError, Speech, SpeechRequest,
-    StoryBrief, StoryWriter, Usage, Verdict,
+    Artwork, CharacterDesigner, DesignBrief, ImagePrompt, Metered, Moderator, Narrator,
+    ProviderError, Speech, SpeechRequest, StoryBrief, StoryWriter, Usage, Verdict,
 };
 use crate::domain::book::{Language, TargetAge};
+use crate::domain::character::Sheet;
 use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;
@@ -116,6 +118,34 @@ struct TokenUsage {
     completion_tokens: u64,
 }
 
+/// A structured-output answer's JSON as `T`, its tokens added to `usage`; a refusal, an answer
+/// cut off at the token limit or one off the schema is not.
+fn structured<T: serde::de::DeserializeOwned>(
+    answer: ChatAnswer,
+    usage: &mut Usage,
+    what: &str,
+) -> Result<T, ProviderError> {
+    let tokens = answer.usage.unwrap_or_default();
+    usage.input_tokens += tokens.prompt_tokens;
+    usage.output_tokens += tokens.completion_tokens;
+    let choice = answer
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::Malformed("an answer without choices".into()))?;
+    if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+        return Err(ProviderError::Refused(refusal));
+    }
+    if choice.finish_reason.as_deref() == Some("length") {
+        return Err(ProviderError::Malformed(format!(
+            "{what} was cut off at the token limit"
+        )));
+    }
+    let content = choice.message.content.unwrap_or_default();
+    serde_json::from_str(&content)
+        .map_err(|e| ProviderError::Malformed(format!("{what} is not the schema's JSON: {e}")))
+}
+
 impl ChatStoryWriter {
     /// One exchange: the story, or why this answer cannot be used.
     async fn ask(
@@ -140,26 +170,7 @@ impl ChatStoryWriter {
             },
         });
         let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
-        let tokens = answer.usage.unwrap_or_default();
-        usage.input_tokens += tokens.prompt_tokens;
-        usage.output_tokens += tokens.completion_tokens;
-        let choice = answer
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| ProviderError::Malformed("an answer without choices".into()))?;
-        if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
-            return Err(ProviderError::Refused(refusal));
-        }
-        if choice.finish_reason.as_deref() == Some("length") {
-            return Err(ProviderError::Malformed(
-                "the story was cut off at the token limit".into(),
-            ));
-        }
-        let content = choice.message.content.unwrap_or_default();
-        let written: WrittenStory = serde_json::from_str(&content).map_err(|e| {
-            ProviderError::Malformed(format!("the story is not the schema's JSON: {e}"))
-        })?;
+        let written: WrittenStory = structured(answer, usage, "the story")?;
         story::check(&written, request).map_err(ProviderError::Malformed)?;
         Ok(written)
     }
@@ -188,6 +199,60 @@ impl StoryWriter for ChatStoryWriter {
             }
         }
         Err(last.expect("two attempts were made"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Characters: a sheet from a parent's words, or from a picture (a vision-capable chat model).
+
+/// Fills in a character sheet with a chat model held to [`designer::json_schema`]; a picture
+/// goes with the question as a data URL, so the upload is never put anywhere a URL could name.
+pub struct ChatCharacterDesigner {
+    model: Model,
+}
+
+impl ChatCharacterDesigner {
+    pub fn new(api: OpenAi, model: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            model: Model::new(api, model, timeout),
+        }
+    }
+}
+
+#[async_trait]
+impl CharacterDesigner for ChatCharacterDesigner {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn design(&self, brief: &DesignBrief) -> Result<Metered<Sheet>, ProviderError> {
+        let text = designer::user_message(brief);
+        let content = match brief {
+            DesignBrief::Words(_) => serde_json::json!(text),
+            DesignBrief::Picture { png, .. } => {
+                let data = base64::engine::general_purpose::STANDARD.encode(png);
+                serde_json::json!([
+                    {"type": "text", "text": text},
+                    {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}},
+                ])
+            }
+        };
+        let body = serde_json::json!({
+            "model": self.model.name,
+            "messages": [
+                {"role": "system", "content": designer::instructions(brief)},
+                {"role": "user", "content": content},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "character_sheet", "strict": true, "schema": designer::json_schema()}
+            },
+        });
+        let mut usage = Usage::new("openai", &self.model.name);
+        let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
+        let written: designer::WrittenSheet = structured(answer, &mut usage, "the sheet")?;
+        let sheet = designer::check(written, brief).map_err(ProviderError::Malformed)?;
+        Ok(Metered {
+            value: sheet,
+            usage,
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 //! The providers a pipeline calls, one per capability.
 
 use super::fetch::{FetchPolicy, SafeFetcher};
-use super::offline::{OfflineIllustrator, OfflineModerator, OfflineNarrator, OfflineWriter};
-use super::{Illustrator, Moderator, Narrator, ProviderNames, StoryWriter};
+use super::offline::{
+    OfflineDesigner, OfflineIllustrator, OfflineModerator, OfflineNarrator, OfflineWriter,
+};
+use super::{CharacterDesigner, Illustrator, Moderator, Narrator, ProviderNames, StoryWriter};
 use std::sync::Arc;
 
 /// The providers a pipeline runs with.
@@ -12,6 +14,8 @@ pub struct Providers {
     pub moderator: Arc<dyn Moderator>,
     pub illustrator: Arc<dyn Illustrator>,
     pub narrator: Arc<dyn Narrator>,
+    /// Fills in character sheets (the story's chat model, which also sees pictures).
+    pub designer: Arc<dyn CharacterDesigner>,
     /// Fetches the URLs illustrators answer with.
     pub fetcher: SafeFetcher,
     /// Which provider serves each capability, for the capabilities route and the logs.
@@ -26,6 +30,7 @@ impl Providers {
             moderator: Arc::new(OfflineModerator),
             illustrator: Arc::new(OfflineIllustrator),
             narrator: Arc::new(OfflineNarrator),
+            designer: Arc::new(OfflineDesigner),
             fetcher: SafeFetcher::new(FetchPolicy::default()),
             names: ProviderNames::offline(),
         }

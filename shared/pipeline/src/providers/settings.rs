@@ -8,7 +8,8 @@ use super::fal::{FalImages, FalSettings};
 use super::fetch::{FetchPolicy, SafeFetcher};
 use super::offline::OfflineModerator;
 use super::openai::{
-    ChatStoryWriter, ModerationEndpoint, OpenAi, OpenAiImages, OpenAiSpeech, VoiceChoice,
+    ChatCharacterDesigner, ChatStoryWriter, ModerationEndpoint, OpenAi, OpenAiImages, OpenAiSpeech,
+    VoiceChoice,
 };
 use super::replicate::{ReplicateImages, ReplicateSettings};
 use super::wire::{ApiSecret, RetryPolicy};
@@ -30,6 +31,8 @@ use std::time::Duration;
 pub struct OpenAiSettings {
     pub api: OpenAi,
     pub story_model: String,
+    /// Fills in character sheets, from words or a picture: a vision-capable chat model.
+    pub character_model: String,
     pub moderation_model: String,
     pub image_model: String,
     pub image_size: String,
@@ -114,6 +117,11 @@ impl ProviderSettings {
                     retry,
                 },
                 story_model: or(lookup, "STORY_MODEL", STORY_MODEL),
+                character_model: or(
+                    lookup,
+                    "CHARACTER_MODEL",
+                    &or(lookup, "STORY_MODEL", STORY_MODEL),
+                ),
                 moderation_model: or(lookup, "MODERATION_MODEL", MODERATION_MODEL),
                 image_model: or(lookup, "IMAGE_MODEL", "gpt-image-1"),
                 image_size: or(lookup, "IMAGE_SIZE", "1536x1024"),
@@ -209,6 +217,16 @@ impl ProviderSettings {
                 inner: Arc::new(ChatStoryWriter::new(
                     openai.api.clone(),
                     &openai.story_model,
+                    self.story_timeout,
+                )),
+            });
+            let (name, breakers) = guard("openai-chat");
+            providers.designer = Arc::new(Guarded::<dyn super::CharacterDesigner> {
+                name,
+                breakers,
+                inner: Arc::new(ChatCharacterDesigner::new(
+                    openai.api.clone(),
+                    &openai.character_model,
                     self.story_timeout,
                 )),
             });

@@ -1,0 +1,168 @@
+//! Pictures as files. An upload is checked (its type, then its declared size before any pixel is
+//! decoded: a decompression bomb never is) and written again as a PNG of its pixels alone, so
+//! nothing of the original file (EXIF, GPS, XMP, comments) goes further. A provider's picture
+//! loses its metadata without being re-encoded.
+
+use crate::domain::character::UploadRefusal;
+use crate::providers::fetch::image_extension;
+use bytes::Bytes;
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use img_parts::{ImageEXIF, ImageICC};
+use std::io::Cursor;
+
+/// An upload's pixels, once its type and declared size pass.
+pub fn decode_upload(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, UploadRefusal> {
+    let format = match image::guess_format(bytes) {
+        Ok(format @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => format,
+        _ => return Err(UploadRefusal::WrongType),
+    };
+    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader()
+        .into_dimensions()
+        .map_err(|_| UploadRefusal::Undecodable)?;
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(UploadRefusal::TooManyPixels {
+            limit_pixels: max_pixels,
+        });
+    }
+    // The decoder's own allocation cap as well, should a file's frames disagree with its header.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    let mut reader = reader();
+    reader.limits(limits);
+    reader.decode().map_err(|_| UploadRefusal::Undecodable)
+}
+
+/// `image` as a PNG: its pixels, and no metadata chunk of any kind.
+pub fn png_of(image: &DynamicImage) -> Bytes {
+    let mut out = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .expect("a decoded picture encodes as PNG in memory");
+    Bytes::from(out)
+}
+
+/// The names of the colours a picture is mostly made of, most common first (white and black,
+/// a drawing's paper and outlines, left out): what the offline describer tells from a picture.
+pub fn main_colours(image: &DynamicImage) -> Vec<&'static str> {
+    const NAMED: [(&str, [u8; 3]); 11] = [
+        ("red", [220, 40, 40]),
+        ("orange", [240, 140, 30]),
+        ("yellow", [240, 220, 50]),
+        ("green", [60, 170, 70]),
+        ("blue", [50, 100, 220]),
+        ("purple", [140, 70, 190]),
+        ("pink", [240, 150, 190]),
+        ("brown", [130, 85, 45]),
+        ("grey", [128, 128, 128]),
+        ("white", [245, 245, 245]),
+        ("black", [15, 15, 15]),
+    ];
+    let small = image.thumbnail(16, 16).to_rgb8();
+    let mut counts = [0usize; NAMED.len()];
+    for pixel in small.pixels() {
+        let distance = |c: &[u8; 3]| {
+            (0..3)
+                .map(|i| (i32::from(pixel[i]) - i32::from(c[i])).pow(2))
+                .sum::<i32>()
+        };
+        let nearest = (0..NAMED.len())
+            .min_by_key(|&i| distance(&NAMED[i].1))
+            .expect("there are named colours");
+        counts[nearest] += 1;
+    }
+    let mut ranked: Vec<usize> = (0..NAMED.len())
+        .filter(|&i| counts[i] > 0 && !matches!(NAMED[i].0, "white" | "black"))
+        .collect();
+    ranked.sort_by_key(|&i| std::cmp::Reverse(counts[i]));
+    ranked.into_iter().take(3).map(|i| NAMED[i].0).collect()
+}
+
+/// PNG chunks a picture needs to be drawn the same: everything else (text, EXIF, time, ICC
+/// profiles) is metadata.
+const PNG_KEPT: [&[u8; 4]; 8] = [
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB",
+];
+
+/// A provider's picture (PNG, JPEG or WebP) without its metadata, its image data as it was;
+/// `None` for bytes that are none of those.
+pub fn without_metadata(picture: Bytes) -> Option<Bytes> {
+    match image_extension(&picture)? {
+        "png" => {
+            let mut png = img_parts::png::Png::from_bytes(picture).ok()?;
+            png.chunks_mut()
+                .retain(|chunk| PNG_KEPT.contains(&&chunk.kind()));
+            Some(png.encoder().bytes())
+        }
+        "jpg" => {
+            let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(picture).ok()?;
+            // APP0 (JFIF) and APP14 (Adobe's colour transform) are needed to decode; the other
+            // application segments (EXIF, XMP, ICC, maker notes) and comments are not.
+            jpeg.segments_mut().retain(|segment| {
+                let marker = segment.marker();
+                !((0xE1..=0xED).contains(&marker) || marker == 0xEF || marker == 0xFE)
+            });
+            Some(jpeg.encoder().bytes())
+        }
+        _ => {
+            let mut webp = img_parts::webp::WebP::from_bytes(picture).ok()?;
+            webp.set_exif(None);
+            webp.set_icc_profile(None);
+            webp.remove_chunks_by_id(*b"XMP ");
+            Some(webp.encoder().bytes())
+        }
+    }
+}
+
+/// Whether `picture` carries metadata [`without_metadata`] would remove.
+pub fn has_metadata(picture: &Bytes) -> bool {
+    without_metadata(picture.clone()).is_none_or(|clean| clean.len() != picture.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_with_text() -> Bytes {
+        let clean = png_of(&DynamicImage::new_rgb8(4, 4));
+        let mut png = img_parts::png::Png::from_bytes(clean).unwrap();
+        let at = png.chunks().len() - 1;
+        let chunk =
+            img_parts::png::PngChunk::new(*b"tEXt", Bytes::from_static(b"GPS\x0037.5,127.0"));
+        png.chunks_mut().insert(at, chunk);
+        png.set_exif(Some(Bytes::from_static(b"Exif\0\0MM")));
+        png.encoder().bytes()
+    }
+
+    #[test]
+    fn metadata_goes_and_the_pixels_stay() {
+        let tagged = png_with_text();
+        assert!(has_metadata(&tagged));
+        let clean = without_metadata(tagged.clone()).unwrap();
+        assert!(!has_metadata(&clean));
+        let before = image::load_from_memory(&tagged).unwrap().to_rgb8();
+        let after = image::load_from_memory(&clean).unwrap().to_rgb8();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn an_upload_is_checked_before_it_is_decoded() {
+        let png = png_of(&DynamicImage::new_rgb8(100, 100));
+        assert!(decode_upload(&png, 10_000).is_ok());
+        assert_eq!(
+            decode_upload(&png, 9_999).unwrap_err(),
+            UploadRefusal::TooManyPixels {
+                limit_pixels: 9_999
+            }
+        );
+        assert_eq!(
+            decode_upload(b"GIF89a....", 10).unwrap_err(),
+            UploadRefusal::WrongType
+        );
+        let cut = &png[..png.len() / 2];
+        assert_eq!(
+            decode_upload(cut, 10_000).unwrap_err(),
+            UploadRefusal::Undecodable
+        );
+    }
+}
