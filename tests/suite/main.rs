@@ -21,6 +21,7 @@ mod providers;
 mod routes;
 mod security;
 mod seed_contract;
+mod series;
 mod spend;
 mod streaks;
 mod uploads;

@@ -106,6 +106,7 @@ pub const ROUTES: &[Route] = {
         route(Credits, "GET", "/v1/credits/transactions", User),
         route(Credits, "POST", "/v1/credits/add", AdminForUser),
         route(Books, "POST", "/v1/books", User),
+        route(Books, "POST", "/v1/books/series", User),
         route(Books, "GET", "/v1/books/{job_id}", User),
         route(Books, "GET", "/v1/books/{book_id}/detail", User),
         route(Books, "GET", "/v1/books/{book_id}/pdf", User),

@@ -31,6 +31,7 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/credits/transactions") => get(credits::transactions),
         ("POST", "/v1/credits/add") => post(credits::add),
         ("POST", "/v1/books") => post(books::create),
+        ("POST", "/v1/books/series") => post(books::create_series),
         ("GET", "/v1/books/{job_id}") => get(books::status),
         ("GET", "/v1/books/{book_id}/detail") => get(books::detail),
         ("GET", "/v1/books/{book_id}/pdf") => get(books::pdf),

@@ -46,6 +46,7 @@ pub fn request(language: Language, pages: i64) -> BookRequest {
         narration: true,
         characters: vec![],
         hero_character: None,
+        series: None,
     }
 }
 

@@ -1,8 +1,9 @@
 //! A book and its page assets as stored.
 
 use crate::domain::book::{
-    AudioState, Book, BookId, BookRequest, CharacterSheet, GenerationWarning, ImageState, JobState,
-    Language, Name, Page, PageAsset, PageCount, Style, TargetAge, Topic, WarningCode,
+    AudioState, Book, BookId, BookRequest, CharacterSheet, EarlierBook, GenerationWarning,
+    ImageState, JobState, Language, Name, Page, PageAsset, PageCount, SeriesPlace, Style,
+    TargetAge, Topic, WarningCode,
 };
 use crate::domain::character::CharacterId;
 use crate::domain::failure::FailureCode;
@@ -58,6 +59,61 @@ struct RequestV1 {
     characters: Vec<CharacterV1>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hero_character: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    series: Option<SeriesV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeriesV1 {
+    id: String,
+    title: Option<String>,
+    number: u32,
+    earlier: Vec<EarlierV1>,
+    hint: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EarlierV1 {
+    title: String,
+    summary: String,
+}
+
+impl From<&SeriesPlace> for SeriesV1 {
+    fn from(s: &SeriesPlace) -> Self {
+        SeriesV1 {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            number: s.number,
+            earlier: s
+                .earlier
+                .iter()
+                .map(|e| EarlierV1 {
+                    title: e.title.clone(),
+                    summary: e.summary.clone(),
+                })
+                .collect(),
+            hint: s.hint.clone(),
+        }
+    }
+}
+
+impl From<SeriesV1> for SeriesPlace {
+    fn from(s: SeriesV1) -> Self {
+        SeriesPlace {
+            id: s.id,
+            title: s.title,
+            number: s.number,
+            earlier: s
+                .earlier
+                .into_iter()
+                .map(|e| EarlierBook {
+                    title: e.title,
+                    summary: e.summary,
+                })
+                .collect(),
+            hint: s.hint,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,6 +225,7 @@ impl From<&Book> for BookV1 {
                     .hero_character
                     .as_ref()
                     .map(|id| id.as_str().to_owned()),
+                series: request.series.as_ref().map(SeriesV1::from),
             },
             state: book.state,
             title: book.title.clone(),
@@ -232,6 +289,7 @@ impl From<BookV1> for Book {
                 hero_character: request
                     .hero_character
                     .and_then(|id| CharacterId::parse(&id).ok()),
+                series: request.series.map(SeriesPlace::from),
             },
             state: doc.state,
             title: doc.title,

@@ -195,6 +195,79 @@ pub struct BookRequest {
     /// it). Not part of the fingerprint: the sheets above are.
     #[serde(skip)]
     pub hero_character: Option<super::character::CharacterId>,
+    /// The series the book continues, and what the earlier books told (left out of the JSON
+    /// when none, like `characters`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesPlace>,
+}
+
+/// A book's place in a series: the series, its number in it, and short summaries of the books
+/// before it (the nearest last), so that the story continues theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeriesPlace {
+    pub id: String,
+    pub title: Option<String>,
+    /// 1 for the first book.
+    pub number: u32,
+    pub earlier: Vec<EarlierBook>,
+    /// The parent's hint for this book's new topic.
+    pub hint: Option<String>,
+}
+
+/// What an earlier book of a series told, in short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EarlierBook {
+    pub title: String,
+    pub summary: String,
+}
+
+/// How many earlier books a series book is told about.
+pub const EARLIER_BOOKS_TOLD: usize = 3;
+
+impl SeriesPlace {
+    /// The place after `previous` (a finished book) in its series, or in a new one: the series
+    /// and title named, else the previous book's, else a new series named after the hero.
+    pub fn after(
+        previous: Option<&Book>,
+        id: Option<String>,
+        title: Option<String>,
+        hint: Option<String>,
+    ) -> Self {
+        let before = previous.and_then(|book| book.request.series.as_ref());
+        let mut earlier: Vec<EarlierBook> = before.map(|s| s.earlier.clone()).unwrap_or_default();
+        if let Some(book) = previous {
+            earlier.push(EarlierBook::of(book));
+        }
+        let skip = earlier.len().saturating_sub(EARLIER_BOOKS_TOLD);
+        SeriesPlace {
+            id: id
+                .or_else(|| before.map(|s| s.id.clone()))
+                .unwrap_or_else(|| format!("sr_{}", uuid::Uuid::new_v4().simple())),
+            title: title.or_else(|| before.and_then(|s| s.title.clone())),
+            number: before.map_or(1, |s| s.number) + u32::from(previous.is_some()),
+            earlier: earlier.into_iter().skip(skip).collect(),
+            hint,
+        }
+    }
+}
+
+impl EarlierBook {
+    /// A finished book in short: its title and the start of its story.
+    pub fn of(book: &Book) -> Self {
+        let told: String = book
+            .story_pages()
+            .map(|page| page.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut summary: String = told.chars().take(240).collect();
+        if told.chars().count() > 240 {
+            summary.push('…');
+        }
+        EarlierBook {
+            title: book.title.clone().unwrap_or_default(),
+            summary,
+        }
+    }
 }
 
 impl BookRequest {

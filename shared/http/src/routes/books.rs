@@ -4,7 +4,7 @@
 use crate::auth::UserRequest;
 use crate::domain::book::{
     AudioState, Book, BookRequest, GenerationWarning, ImageState, JobState, Language, Name,
-    PageCount, Style, TargetAge, Topic,
+    PageCount, SeriesPlace, Style, TargetAge, Topic,
 };
 use crate::domain::failure::FailureCode;
 use crate::error::{ApiError, Problem};
@@ -256,6 +256,7 @@ impl BookSpec {
             narration,
             characters: Vec::new(),
             hero_character: None,
+            series: None,
         };
         Ok((request, named))
     }
@@ -296,6 +297,108 @@ fn dry_run(headers: &HeaderMap) -> Result<bool, ApiError> {
             "Input should be true or false",
             "bool_parsing",
         ))),
+    }
+}
+
+/// The seed's `SeriesNextRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesNext {
+    character_id: String,
+    topic: String,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    page_count: Option<i64>,
+    #[serde(default)]
+    target_age: Option<String>,
+    #[serde(default)]
+    style: Option<String>,
+    #[serde(default)]
+    theme: Option<String>,
+    #[serde(default)]
+    forbidden_elements: Option<Vec<String>>,
+    #[serde(default)]
+    new_topic_hint: Option<String>,
+    #[serde(default)]
+    previous_book_id: Option<String>,
+    #[serde(default)]
+    series_id: Option<String>,
+    #[serde(default)]
+    series_title: Option<String>,
+}
+
+/// The next book of a series with the parent's character, charged as a book: after
+/// `previous_book_id` (the caller's finished book), the story is told the earlier books in
+/// short and takes their age, style and language unless the request names its own.
+pub async fn create_series(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    UserRequest(request): UserRequest,
+    JsonBody(next): JsonBody<SeriesNext>,
+) -> Result<Response, ApiError> {
+    check_profile_header(&headers)?;
+    let idempotency_key = crate::extract::idempotency_key(&headers)?;
+    let mut p = crate::routes::characters::Problems::default();
+    p.text(&["character_id"], &next.character_id, 1, 60);
+    for (field, value, max) in [
+        ("new_topic_hint", &next.new_topic_hint, 200),
+        ("previous_book_id", &next.previous_book_id, 60),
+        ("series_title", &next.series_title, 100),
+    ] {
+        if let Some(value) = value {
+            p.text(&[field], value, 0, max);
+        }
+    }
+    if let Some(id) = &next.series_id
+        && (!(1..=60).contains(&id.len())
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    {
+        let msg = "series_id is 1 to 60 letters, digits, '_' or '-'";
+        p.0.push(Problem::new(&["body", "series_id"], msg, "value_error"));
+    }
+    p.into_result()?;
+    let previous = match &next.previous_book_id {
+        Some(id) => Some(books::finished_book(&state, &request.caller, id).await?),
+        None => None,
+    };
+    let earlier = previous.as_ref().map(|book| &book.request);
+    let spec = BookSpec {
+        topic: next.topic,
+        target_age: next
+            .target_age
+            .or_else(|| earlier.map(|r| r.target_age.as_str().to_owned()))
+            .unwrap_or_else(|| "5-7".to_owned()),
+        style: next
+            .style
+            .or_else(|| earlier.map(|r| r.style.as_str().to_owned()))
+            .unwrap_or_else(|| "cartoon".to_owned()),
+        language: next
+            .language
+            .or_else(|| earlier.map(|r| r.language.as_str().to_owned())),
+        page_count: next.page_count.or(Some(8)),
+        protagonist_name: None,
+        character: None,
+        character_id: Some(next.character_id),
+        character_ids: None,
+        character_relationship: None,
+        forbidden_elements: next.forbidden_elements,
+        reference_image_base64: None,
+        series_context: None,
+        theme: next.theme,
+    };
+    let (mut book, characters) = spec.validate(state.settings.narration)?;
+    book.series = Some(SeriesPlace::after(
+        previous.as_ref(),
+        next.series_id,
+        next.series_title,
+        next.new_topic_hint,
+    ));
+    match books::create_book(&state, &request, book, &characters, idempotency_key, false).await? {
+        Created::New(book) | Created::Replayed(book) => Ok(created(&book).into_response()),
+        Created::WouldMake => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
 
@@ -340,6 +443,10 @@ pub struct BookResult<'a> {
     created_at: String,
     pdf_url: Option<String>,
     generation_warnings: Vec<Warning>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_index: Option<u32>,
 }
 
 /// The seed's `GenerationWarning`: something the book was delivered without.
@@ -449,6 +556,8 @@ impl<'a> BookResult<'a> {
             created_at: timestamp(book.created_at),
             pdf_url: links.pdf,
             generation_warnings: book.warnings.iter().map(Warning::from).collect(),
+            series_id: book.request.series.as_ref().map(|s| s.id.as_str()),
+            series_index: book.request.series.as_ref().map(|s| s.number),
         }
     }
 }

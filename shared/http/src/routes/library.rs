@@ -44,6 +44,10 @@ pub struct BookSummary {
     target_age: &'static str,
     style: &'static str,
     created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_index: Option<u32>,
 }
 
 impl BookSummary {
@@ -55,6 +59,8 @@ impl BookSummary {
             target_age: book.request.target_age.as_str(),
             style: book.request.style.as_str(),
             created_at: timestamp(book.created_at),
+            series_id: book.request.series.as_ref().map(|s| s.id.clone()),
+            series_index: book.request.series.as_ref().map(|s| s.number),
         }
     }
 }

@@ -224,6 +224,27 @@ pub fn user_message(request: &BookRequest) -> String {
     if let Some(theme) = &request.theme {
         text.push_str(&format!("\nTheme: {theme}"));
     }
+    if let Some(series) = &request.series {
+        text.push_str(&format!(
+            "\nThis is book {} of a series{}: a new story with the same characters, which may \
+             recall the earlier ones but never retells them.",
+            series.number,
+            series
+                .title
+                .as_deref()
+                .map(|t| format!(" called \"{t}\""))
+                .unwrap_or_default()
+        ));
+        for earlier in &series.earlier {
+            text.push_str(&format!(
+                "\nEarlier book \"{}\": {}",
+                earlier.title, earlier.summary
+            ));
+        }
+        if let Some(hint) = &series.hint {
+            text.push_str(&format!("\nIdea for this book: {hint}"));
+        }
+    }
     text
 }
 
@@ -246,6 +267,7 @@ mod tests {
             narration: true,
             characters: vec![],
             hero_character: None,
+            series: None,
         }
     }
 

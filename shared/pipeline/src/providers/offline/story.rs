@@ -271,6 +271,7 @@ mod tests {
             narration: true,
             characters: vec![],
             hero_character: None,
+            series: None,
         };
         let write = |request: BookRequest| async move {
             let brief = StoryBrief {
