@@ -17,6 +17,7 @@ mod local_mode;
 mod local_server;
 mod money;
 mod operations;
+mod pages;
 mod providers;
 mod routes;
 mod security;

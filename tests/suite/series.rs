@@ -22,6 +22,15 @@ impl StoryWriter for RecordingWriter {
             .write(brief)
             .await
     }
+
+    async fn rewrite_page(
+        &self,
+        brief: &storybook_pipeline::providers::PageBrief,
+    ) -> Result<Metered<storybook_pipeline::providers::StoryPage>, ProviderError> {
+        storybook_pipeline::providers::offline::OfflineWriter
+            .rewrite_page(brief)
+            .await
+    }
 }
 
 async fn series(app: &TestApp, user: &str, body: &Value) -> Answer {

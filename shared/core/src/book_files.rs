@@ -18,6 +18,16 @@ pub fn image_key(book: &BookId, page: u8) -> BlobKey {
     image_key_as(book, page, "png")
 }
 
+/// A page's picture made again: each version under its own name, so that the one before stays
+/// readable until the new one has landed.
+pub fn page_version_key(book: &BookId, page: u8, version: u32, extension: &str) -> BlobKey {
+    BlobKey::parse(&format!(
+        "books/{}/page-{page:02}-v{version}.{extension}",
+        book.as_str()
+    ))
+    .expect("a valid key")
+}
+
 pub fn audio_key(book: &BookId, page: u8, extension: &str) -> BlobKey {
     BlobKey::parse(&format!(
         "books/{}/page-{page:02}.{extension}",

@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::domain::book::{Book, BookId, JobState};
+use crate::domain::credits::{EntryKind, Grant, TransactionId};
 use crate::domain::failure::FailureCode;
 use crate::ports::store::Settlement;
 use crate::ports::{Store, StoreError};
@@ -41,6 +42,45 @@ fn settle<T>(result: Result<T, Try>) -> Result<T, StoreError> {
         Try::Failed(e) => e,
         Try::Lost => StoreError::unavailable(anyhow::anyhow!("too much contention on one book")),
     })
+}
+
+/// Ends page `number`'s regeneration without a new version (refused, or failed for good): the
+/// page stays as it was and its charge is given back, once (by the refund's transaction id).
+pub async fn end_regeneration(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    id: &BookId,
+    number: u8,
+) -> Result<(), StoreError> {
+    let ended = std::sync::Mutex::new(None);
+    let updated = update_book(store, now, id, |book| {
+        let Some(page) = book.pages.iter_mut().find(|p| p.number == number) else {
+            return Change::Unchanged;
+        };
+        let Some(regeneration) = page.regeneration.take() else {
+            return Change::Unchanged;
+        };
+        let transaction = regeneration.transaction(id, page);
+        *ended.lock().expect("not poisoned") = Some((regeneration, transaction));
+        Change::Write
+    })
+    .await?;
+    let ended = ended.into_inner().expect("not poisoned");
+    if let (Some((book, true)), Some((regeneration, transaction))) = (updated, ended)
+        && regeneration.charged > 0
+    {
+        let refund = format!("refund:{transaction}");
+        let grant = Grant {
+            user: book.user.clone(),
+            delta: regeneration.charged,
+            transaction_id: TransactionId::parse(&refund).map_err(StoreError::unavailable)?,
+            kind: EntryKind::Refund,
+            reason: Some(format!("page {number} of {} not made again", id.as_str())),
+            at: now,
+        };
+        store.grant(&grant).await?;
+    }
+    Ok(())
 }
 
 /// Applies `change` to the current book until it sticks. Answers the book as it now stands and

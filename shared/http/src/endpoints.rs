@@ -3,8 +3,8 @@
 
 use crate::catalogue::{Access, Family, ROUTES, Route};
 use crate::routes::{
-    admin, books, characters, config, consent, credits, health, library, settings, spend, streak,
-    studio, users,
+    admin, books, characters, config, consent, credits, health, library, pages, settings, spend,
+    streak, studio, users,
 };
 use crate::state::AppState;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
@@ -35,6 +35,9 @@ fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/books/{job_id}") => get(books::status),
         ("GET", "/v1/books/{book_id}/detail") => get(books::detail),
         ("GET", "/v1/books/{book_id}/pdf") => get(books::pdf),
+        ("POST", "/v1/books/{job_id}/pages/{page_number}/regenerate") => post(pages::regenerate),
+        ("POST", "/v1/books/{book_id}/audio") => post(pages::book_audio),
+        ("GET", "/v1/books/{book_id}/pages/{page_number}/audio") => get(pages::page_audio),
         ("GET", "/v1/library") => get(library::list),
         ("PATCH", "/v1/library/{book_id}") => patch(library::rename),
         ("DELETE", "/v1/library/{book_id}") => delete(library::delete),

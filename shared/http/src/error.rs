@@ -7,6 +7,7 @@ use crate::ports::{BlobError, QueueError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use storybook_core::domain::book::contains_markup;
 use storybook_core::domain::character::UploadRefusal;
 use storybook_core::usecases::Refusal;
 
@@ -322,6 +323,51 @@ impl IntoResponse for ApiError {
                 let message = other.to_string();
                 envelope(status, code, &message, None)
             }
+        }
+    }
+}
+
+/// Collects the seed's length rules and the markup rule, every problem at once.
+#[derive(Default)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// `value` under `body.<loc>`: `min` to `max` characters, no markup, no control characters.
+    pub fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
+        let length = value.chars().count();
+        let mut full = vec!["body"];
+        full.extend_from_slice(loc);
+        if length < min {
+            let msg = format!("String should have at least {min} characters");
+            self.0.push(Problem::new(&full, msg, "string_too_short"));
+        } else if length > max {
+            let msg = format!("String should have at most {max} characters");
+            self.0.push(Problem::new(&full, msg, "string_too_long"));
+        } else if contains_markup(value) || value.chars().any(char::is_control) {
+            let msg = "The text may not contain markup, script or control characters";
+            self.0.push(Problem::new(&full, msg, "value_error"));
+        }
+    }
+
+    /// A list under `body.<field>`: `min` to `max` items, each 1 to 60 characters of text.
+    pub fn list(&mut self, field: &str, values: &[String], min: usize, max: usize) {
+        if values.len() < min || values.len() > max {
+            let msg = format!("List should have {min} to {max} items");
+            self.0.push(Problem::new(&["body", field], msg, "too_long"));
+        }
+        for (i, value) in values.iter().enumerate() {
+            self.text(&[field, &i.to_string()], value, 1, 60);
+        }
+    }
+}
+
+impl Problems {
+    /// The problems found, as a 422; nothing when there were none.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Schema(self.0))
         }
     }
 }

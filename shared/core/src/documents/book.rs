@@ -2,8 +2,8 @@
 
 use crate::domain::book::{
     AudioState, Book, BookId, BookRequest, CharacterSheet, EarlierBook, GenerationWarning,
-    ImageState, JobState, Language, Name, Page, PageAsset, PageCount, SeriesPlace, Style,
-    TargetAge, Topic, WarningCode,
+    ImageState, JobState, Language, Name, Page, PageAsset, PageCount, PageRegeneration,
+    RegenerationMode, SeriesPlace, Style, TargetAge, Topic, WarningCode,
 };
 use crate::domain::character::CharacterId;
 use crate::domain::failure::FailureCode;
@@ -128,6 +128,47 @@ struct PageV1 {
     image_state: ImageState,
     audio_key: Option<String>,
     audio_state: AudioState,
+    /// Added with page regeneration: absent reads as a page as first made.
+    #[serde(default = "first_version")]
+    version: u32,
+    #[serde(default)]
+    revised: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    regeneration: Option<RegenerationV1>,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+#[derive(Serialize, Deserialize)]
+struct RegenerationV1 {
+    mode: RegenerationMode,
+    feedback: Option<String>,
+    charged: i64,
+    requested_at: DateTime<Utc>,
+}
+
+impl From<&PageRegeneration> for RegenerationV1 {
+    fn from(r: &PageRegeneration) -> Self {
+        RegenerationV1 {
+            mode: r.mode,
+            feedback: r.feedback.clone(),
+            charged: r.charged,
+            requested_at: r.requested_at,
+        }
+    }
+}
+
+impl From<RegenerationV1> for PageRegeneration {
+    fn from(r: RegenerationV1) -> Self {
+        PageRegeneration {
+            mode: r.mode,
+            feedback: r.feedback,
+            charged: r.charged,
+            requested_at: r.requested_at,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -241,6 +282,9 @@ impl From<&Book> for BookV1 {
                     image_state: p.image_state,
                     audio_key: p.audio_key.clone(),
                     audio_state: p.audio_state,
+                    version: p.version,
+                    revised: p.revised,
+                    regeneration: p.regeneration.as_ref().map(RegenerationV1::from),
                 })
                 .collect(),
             pending_assets: book.pending_assets,
@@ -305,6 +349,9 @@ impl From<BookV1> for Book {
                     image_state: p.image_state,
                     audio_key: p.audio_key,
                     audio_state: p.audio_state,
+                    version: p.version,
+                    revised: p.revised,
+                    regeneration: p.regeneration.map(PageRegeneration::from),
                 })
                 .collect(),
             pending_assets: doc.pending_assets,

@@ -327,6 +327,10 @@ pub enum Step {
         page: u8,
     },
     Assemble,
+    /// A finished book's page made again (its text, its picture or both), then the PDF.
+    Regenerate {
+        page: u8,
+    },
 }
 
 impl Step {
@@ -338,6 +342,7 @@ impl Step {
             Step::Illustrate { page } => format!("illustrate-{page:02}"),
             Step::Narrate { page } => format!("narrate-{page:02}"),
             Step::Assemble => "assemble".into(),
+            Step::Regenerate { page } => format!("regenerate-{page:02}"),
         }
     }
 }
@@ -398,6 +403,70 @@ pub struct Page {
     pub image_state: ImageState,
     pub audio_key: Option<String>,
     pub audio_state: AudioState,
+    /// 1 as first made; each regeneration that lands adds one.
+    pub version: u32,
+    /// The page changed after the book was made (regenerated, narrated later): the document
+    /// holds its assets, and those recorded while the book was made are past.
+    pub revised: bool,
+    /// A regeneration asked for and not yet landed: one at a time per page.
+    pub regeneration: Option<PageRegeneration>,
+}
+
+impl Page {
+    /// A page as the story step first makes it.
+    pub fn new(number: u8, text: String, scene: String, characters: Vec<String>) -> Self {
+        Page {
+            number,
+            text,
+            scene,
+            characters,
+            image_key: None,
+            image_state: ImageState::Pending,
+            audio_key: None,
+            audio_state: AudioState::NotRequested,
+            version: 1,
+            revised: false,
+            regeneration: None,
+        }
+    }
+}
+
+wire_enum!(
+    /// What a page regeneration makes again.
+    RegenerationMode { Text = "text", Image = "image", Both = "both" }
+);
+
+impl RegenerationMode {
+    pub fn text(self) -> bool {
+        matches!(self, RegenerationMode::Text | RegenerationMode::Both)
+    }
+
+    pub fn image(self) -> bool {
+        matches!(self, RegenerationMode::Image | RegenerationMode::Both)
+    }
+}
+
+/// A page regeneration a parent asked for: what to make again, their feedback, and what it was
+/// charged (given back if it fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRegeneration {
+    pub mode: RegenerationMode,
+    pub feedback: Option<String>,
+    pub charged: i64,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl PageRegeneration {
+    /// The ledger's transaction id of its charge (`refund:` before it for its refund): one per
+    /// page version, so a charge or a refund is made once whoever retries.
+    pub fn transaction(&self, book: &BookId, page: &Page) -> String {
+        format!(
+            "regen:{}:{}:v{}",
+            book.as_str(),
+            page.number,
+            page.version + 1
+        )
+    }
 }
 
 /// One page's picture or narration as a step recorded it: kept apart from the book document
@@ -543,7 +612,11 @@ impl Book {
     pub fn with_assets(mut self, recorded: impl IntoIterator<Item = RecordedAsset>) -> Self {
         let mut any = false;
         for RecordedAsset { page, asset, at } in recorded {
-            let Some(target) = self.pages.iter_mut().find(|p| p.number == page) else {
+            let Some(target) = self
+                .pages
+                .iter_mut()
+                .find(|p| p.number == page && !p.revised)
+            else {
                 continue;
             };
             any = true;
@@ -809,14 +882,9 @@ mod tests {
     #[test]
     fn pending_assets_are_counted_from_the_pages_and_the_reference() {
         let page = |number, image, audio| Page {
-            number,
-            text: String::new(),
-            scene: String::new(),
-            characters: vec![],
-            image_key: None,
             image_state: image,
-            audio_key: None,
             audio_state: audio,
+            ..Page::new(number, String::new(), String::new(), vec![])
         };
         let at = Utc::now();
         let doc = serde_json::json!({

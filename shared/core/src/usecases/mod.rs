@@ -11,6 +11,7 @@ pub mod credits;
 pub mod health;
 pub mod keys;
 pub mod library;
+pub mod pages;
 pub mod spend;
 pub mod streaks;
 pub mod users;

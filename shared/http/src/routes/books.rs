@@ -339,7 +339,7 @@ pub async fn create_series(
 ) -> Result<Response, ApiError> {
     check_profile_header(&headers)?;
     let idempotency_key = crate::extract::idempotency_key(&headers)?;
-    let mut p = crate::routes::characters::Problems::default();
+    let mut p = crate::error::Problems::default();
     p.text(&["character_id"], &next.character_id, 1, 60);
     for (field, value, max) in [
         ("new_topic_hint", &next.new_topic_hint, 200),

@@ -2,9 +2,8 @@
 //! /v1/characters/{character_id}`.
 
 use crate::auth::UserRequest;
-use crate::domain::book::contains_markup;
 use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problems};
 use crate::extract::{JsonBody, PageQuery, PathParam, QueryParams};
 use crate::routes::books::timestamp;
 use crate::state::AppState;
@@ -44,39 +43,6 @@ pub struct ClothingBody {
     bottom: String,
     shoes: String,
     accessories: String,
-}
-
-/// Collects the seed's length rules and the markup rule, every problem at once.
-#[derive(Default)]
-pub struct Problems(pub Vec<Problem>);
-
-impl Problems {
-    /// `value` under `body.<loc>`: `min` to `max` characters, no markup, no control characters.
-    pub fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
-        let length = value.chars().count();
-        let mut full = vec!["body"];
-        full.extend_from_slice(loc);
-        if length < min {
-            let msg = format!("String should have at least {min} characters");
-            self.0.push(Problem::new(&full, msg, "string_too_short"));
-        } else if length > max {
-            let msg = format!("String should have at most {max} characters");
-            self.0.push(Problem::new(&full, msg, "string_too_long"));
-        } else if contains_markup(value) || value.chars().any(char::is_control) {
-            let msg = "The text may not contain markup, script or control characters";
-            self.0.push(Problem::new(&full, msg, "value_error"));
-        }
-    }
-
-    fn list(&mut self, field: &str, values: &[String], min: usize, max: usize) {
-        if values.len() < min || values.len() > max {
-            let msg = format!("List should have {min} to {max} items");
-            self.0.push(Problem::new(&["body", field], msg, "too_long"));
-        }
-        for (i, value) in values.iter().enumerate() {
-            self.text(&[field, &i.to_string()], value, 1, 60);
-        }
-    }
 }
 
 impl CreateCharacter {
@@ -139,17 +105,6 @@ pub struct CharacterResponse {
     distinctive_features: Option<Vec<String>>,
     visual_style_notes: String,
     created_at: String,
-}
-
-impl Problems {
-    /// The problems found, as a 422; nothing when there were none.
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Schema(self.0))
-        }
-    }
 }
 
 impl From<Character> for CharacterResponse {

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod credits;
 pub mod health;
 pub mod library;
+pub mod pages;
 pub mod settings;
 pub mod spend;
 pub mod streak;

@@ -2,9 +2,10 @@
 //! `POST /v1/characters/from-photo` and `/from-drawing` (the app's multipart upload).
 
 use crate::auth::UserRequest;
+use crate::error::Problems;
 use crate::error::{ApiError, Problem};
 use crate::extract::idempotency_key;
-use crate::routes::characters::{CharacterResponse, Problems};
+use crate::routes::characters::CharacterResponse;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, State};

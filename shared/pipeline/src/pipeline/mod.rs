@@ -6,6 +6,7 @@
 
 pub mod artwork;
 pub mod pdf;
+mod regeneration;
 pub mod worker;
 
 pub use crate::book_files::{
@@ -229,6 +230,7 @@ impl Pipeline {
             Step::Illustrate { page } => self.illustrate(id, page).await,
             Step::Narrate { page } => self.narrate(id, page).await,
             Step::Assemble => self.assemble(id).await,
+            Step::Regenerate { page } => self.regenerate(id, page).await,
         }
     }
 
@@ -244,6 +246,10 @@ impl Pipeline {
                     page_number: page,
                 };
                 self.place_placeholder(id, page, warning).await
+            }
+            Step::Regenerate { page } => self.give_up_regeneration(id, page).await,
+            Step::Narrate { page } if self.narrated_after_the_fact(id, page).await? => {
+                self.record_late_audio(id, page, None).await
             }
             Step::Narrate { page } => {
                 let warning = GenerationWarning {
@@ -457,29 +463,24 @@ impl Pipeline {
                 if book.title.is_some() || !book.in_production() {
                     return Change::Unchanged;
                 }
-                let cover = Page {
-                    number: 0,
-                    text: String::new(),
-                    scene: story.cover_scene.clone(),
-                    characters: vec![hero.clone()],
-                    image_key: None,
-                    image_state: ImageState::Pending,
-                    audio_key: None,
-                    audio_state: AudioState::NotRequested,
-                };
+                let cover = Page::new(
+                    0,
+                    String::new(),
+                    story.cover_scene.clone(),
+                    vec![hero.clone()],
+                );
                 let pages = story.pages.iter().enumerate().map(|(i, page)| Page {
-                    number: i as u8 + 1,
-                    text: page.text.chars().take(800).collect(),
-                    scene: page.scene.chars().take(600).collect(),
-                    characters: page.characters.clone(),
-                    image_key: None,
-                    image_state: ImageState::Pending,
-                    audio_key: None,
                     audio_state: if narration {
                         AudioState::Pending
                     } else {
                         AudioState::NotRequested
                     },
+                    ..Page::new(
+                        i as u8 + 1,
+                        page.text.chars().take(800).collect(),
+                        page.scene.chars().take(600).collect(),
+                        page.characters.clone(),
+                    )
                 });
                 book.pages = std::iter::once(cover).chain(pages).collect();
                 book.title = Some(story.title.chars().take(80).collect());
@@ -751,7 +752,9 @@ impl Pipeline {
         let Some(current) = book.pages.iter().find(|p| p.number == page) else {
             return Ok(());
         };
-        if !book.in_production() || current.audio_state != AudioState::Pending {
+        // A finished book's page narrated afterwards (the book was made without narration).
+        let after_the_fact = book.state == JobState::Done && current.revised;
+        if !(book.in_production() || after_the_fact) || current.audio_state != AudioState::Pending {
             return self.assemble_when_ready(&book).await;
         }
         let request = SpeechRequest {
@@ -771,6 +774,9 @@ impl Pipeline {
             .map_err(|e| StepError::provider(FailureCode::Unknown, e))?;
         let key = audio_key(id, page, speech.format);
         self.blobs.put(&key, stream_of(speech.audio)).await?;
+        if after_the_fact {
+            return self.record_late_audio(id, page, Some(key)).await;
+        }
         self.record_asset(
             id,
             page,
@@ -779,6 +785,55 @@ impl Pipeline {
         )
         .await
     }
+    /// Whether page `page` of the book is narrated after the book was made.
+    async fn narrated_after_the_fact(&self, id: &BookId, page: u8) -> Result<bool, StepError> {
+        Ok(self.store.find_book(id).await?.is_some_and(|stored| {
+            stored.book.state == JobState::Done
+                && stored
+                    .book
+                    .pages
+                    .iter()
+                    .any(|p| p.number == page && p.revised)
+        }))
+    }
+
+    /// Records a finished book's late narration in the book's own document (its page assets
+    /// are past): the audio, or that it is missing. A page no longer waiting keeps what it has.
+    async fn record_late_audio(
+        &self,
+        id: &BookId,
+        page: u8,
+        key: Option<BlobKey>,
+    ) -> Result<(), StepError> {
+        let landed = update_book(&*self.store, self.clock.now(), id, |book| {
+            match book.pages.iter_mut().find(|p| p.number == page) {
+                Some(current) if current.audio_state == AudioState::Pending => {
+                    current.audio_key = key.as_ref().map(|k| k.as_str().to_owned());
+                    current.audio_state = match key {
+                        Some(_) => AudioState::Available,
+                        None => AudioState::Missing,
+                    };
+                    Change::Write
+                }
+                _ => Change::Unchanged,
+            }
+        })
+        .await?;
+        if !matches!(landed, Some((_, true)))
+            && let Some(key) = key
+        {
+            let kept = landed.is_some_and(|(book, _)| {
+                book.pages
+                    .iter()
+                    .any(|p| p.audio_key.as_deref() == Some(key.as_str()))
+            });
+            if !kept {
+                self.blobs.delete(&key).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records one asset of one page, once (apart from the book document: parallel steps never
     /// contend), and starts assembly when it was the last one.
     async fn record_asset(

@@ -4,7 +4,8 @@
 
 use super::{
     Artwork, CharacterDesigner, DesignBrief, Illustrator, ImagePrompt, Metered, Moderator,
-    Narrator, ProviderError, Speech, SpeechRequest, StoryBrief, StoryWriter, Verdict, WrittenStory,
+    Narrator, PageBrief, ProviderError, Speech, SpeechRequest, StoryBrief, StoryPage, StoryWriter,
+    Verdict, WrittenStory,
 };
 use crate::clock::Clock;
 use crate::domain::breaker::{Admission, BreakerPolicy};
@@ -152,6 +153,12 @@ impl StoryWriter for Guarded<dyn StoryWriter> {
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
         self.breakers
             .call(&self.name, || self.inner.write(brief))
+            .await
+    }
+
+    async fn rewrite_page(&self, brief: &PageBrief) -> Result<Metered<StoryPage>, ProviderError> {
+        self.breakers
+            .call(&self.name, || self.inner.rewrite_page(brief))
             .await
     }
 }

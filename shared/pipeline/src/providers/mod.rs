@@ -98,10 +98,28 @@ pub struct StoryBrief {
     pub stricter: bool,
 }
 
+/// What the story writer is asked to write again: one page of a finished book, with the
+/// parent's feedback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageBrief {
+    pub request: BookRequest,
+    pub title: String,
+    /// Every page's text, in order (page 1 first).
+    pub pages: Vec<String>,
+    /// The page to write again, from 1.
+    pub page: u8,
+    pub feedback: Option<String>,
+    /// The version the new text becomes (2 for the first regeneration).
+    pub version: u32,
+}
+
 #[async_trait]
 pub trait StoryWriter: Send + Sync {
     /// A story that passed [`story::check`] for the request.
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError>;
+
+    /// One page written again: its text (within the reader's length) and its scene.
+    async fn rewrite_page(&self, brief: &PageBrief) -> Result<Metered<StoryPage>, ProviderError>;
 }
 
 /// What moderation decided about a text.

@@ -6,8 +6,8 @@ use super::designer;
 use super::story::{self, WrittenStory};
 use super::wire::{ApiSecret, RetryPolicy, checked, client, json, transport};
 use super::{
-    Artwork, CharacterDesigner, DesignBrief, ImagePrompt, Metered, Moderator, Narrator,
-    ProviderError, Speech, SpeechRequest, StoryBrief, StoryWriter, Usage, Verdict,
+    Artwork, CharacterDesigner, DesignBrief, ImagePrompt, Metered, Moderator, Narrator, PageBrief,
+    ProviderError, Speech, SpeechRequest, StoryBrief, StoryPage, StoryWriter, Usage, Verdict,
 };
 use crate::domain::book::{Language, TargetAge};
 use crate::domain::character::Sheet;
@@ -176,8 +176,73 @@ impl ChatStoryWriter {
     }
 }
 
+/// A rewritten page as the chat model answers it.
+#[derive(Deserialize)]
+struct RewrittenPage {
+    text: String,
+    scene: String,
+}
+
 #[async_trait]
 impl StoryWriter for ChatStoryWriter {
+    /// One page of the book written again, held to a small schema and the reader's length.
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn rewrite_page(&self, brief: &PageBrief) -> Result<Metered<StoryPage>, ProviderError> {
+        let request = &brief.request;
+        let longest = story::max_page_chars(request.target_age);
+        let story: Vec<String> = brief
+            .pages
+            .iter()
+            .enumerate()
+            .map(|(i, text)| format!("Page {}: {text}", i + 1))
+            .collect();
+        let mut ask = format!(
+            "The book \"{}\":\n{}\n\nWrite page {} again: a new text of at most {longest} \
+             characters that fits between the pages around it, and its English scene for the \
+             illustrator.",
+            brief.title,
+            story.join("\n"),
+            brief.page
+        );
+        if let Some(feedback) = &brief.feedback {
+            ask.push_str(&format!(" The parent asks: {feedback}"));
+        }
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "scene": {"type": "string"}},
+            "required": ["text", "scene"],
+            "additionalProperties": false,
+        });
+        let body = serde_json::json!({
+            "model": self.model.name,
+            "messages": [
+                {"role": "system", "content": story::instructions(request, false)},
+                {"role": "user", "content": ask},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "picture_book_page", "strict": true, "schema": schema}
+            },
+        });
+        let mut usage = Usage::new("openai", &self.model.name);
+        let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
+        let page: RewrittenPage = structured(answer, &mut usage, "the page")?;
+        if page.text.trim().is_empty() || page.text.chars().count() > longest {
+            return Err(ProviderError::Malformed(format!(
+                "the page's text is {} characters long",
+                page.text.chars().count()
+            )));
+        }
+        Ok(Metered {
+            value: StoryPage {
+                text: page.text,
+                scene: page.scene.chars().take(600).collect(),
+                characters: Vec::new(),
+            },
+            usage,
+        })
+    }
+
     /// Asks again once on an invalid answer, a refusal or an answer cut off at the limit.
     #[tracing::instrument(level = "debug", skip_all)]
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {

@@ -1,7 +1,8 @@
 use crate::domain::book::{BookRequest, Language, TargetAge};
+use crate::providers::story::max_page_chars;
 use crate::providers::{
-    CharacterSheet, Metered, Moderator, ProviderError, StoryBrief, StoryPage, StoryWriter, Usage,
-    Verdict, WrittenStory, seed_of,
+    CharacterSheet, Metered, Moderator, PageBrief, ProviderError, StoryBrief, StoryPage,
+    StoryWriter, Usage, Verdict, WrittenStory, seed_of,
 };
 use async_trait::async_trait;
 
@@ -122,6 +123,35 @@ fn sentences_for(age: TargetAge) -> usize {
 
 #[async_trait]
 impl StoryWriter for OfflineWriter {
+    /// Another beat of the same story in place of the page's, chosen by the version, and the
+    /// parent's feedback in the scene.
+    async fn rewrite_page(&self, brief: &PageBrief) -> Result<Metered<StoryPage>, ProviderError> {
+        let request = &brief.request;
+        let beats = match request.language {
+            Language::Korean => &KOREAN,
+            _ => &ENGLISH,
+        };
+        let (hero, topic) = (request.hero(), request.topic.as_str());
+        let turn = (usize::from(brief.page) + brief.version as usize) % beats.middle.len();
+        let detail = beats.detail[turn % beats.detail.len()];
+        let text = format!("{} {detail}", (beats.middle[turn])(hero, topic));
+        let mut scene = format!("{hero} in a gentle scene about {topic}");
+        if let Some(feedback) = &brief.feedback {
+            scene.push_str(&format!(", {feedback}"));
+        }
+        Ok(Metered {
+            value: StoryPage {
+                text: text
+                    .chars()
+                    .take(max_page_chars(request.target_age))
+                    .collect(),
+                scene,
+                characters: vec![hero.to_owned()],
+            },
+            usage: Usage::new("offline", "offline"),
+        })
+    }
+
     async fn write(&self, brief: &StoryBrief) -> Result<Metered<WrittenStory>, ProviderError> {
         let request = &brief.request;
         let beats = match request.language {
