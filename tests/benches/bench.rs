@@ -12,7 +12,10 @@
 //!   providers' latencies (story 3 s, pictures 5 s, narration 1 s), with its provider calls;
 //! - the cost of that book: provider spend from the price table, AWS spend from its counted store,
 //!   queue and blob operations and Lambda time at list prices, beside upstream's $0.22 a book;
-//! - the peak resident memory of a process streaming a 50 MB picture through the illustrate step.
+//! - a first book naming the parent's character, the next book of its series and one page made
+//!   again, each timed with those latencies, with their image calls (the series book reuses the
+//!   character's reference picture);
+//! - the peak resident memory of a process fetching a 50 MB picture through the illustrate step.
 
 use axum::body::Body;
 use http::Request;
@@ -209,6 +212,8 @@ fn main() {
         let offline_compute = book_pipeline().await;
         println!();
         book_with_provider_latencies(offline_compute).await;
+        println!();
+        series_and_regeneration().await;
     });
     println!();
     // The memory probe in a fresh process of this same binary, so that nothing above counts.
@@ -931,13 +936,15 @@ const STORY_SECONDS: f64 = 3.0;
 const PICTURE_SECONDS: f64 = 5.0;
 const SPEECH_SECONDS: f64 = 1.0;
 
-/// The same book with an OpenAI-compatible server on loopback answering the story, moderation,
-/// pictures (the reference from generations, every page from edits with it) and narration after
-/// real providers' latencies: its wall time beside the ideal critical path (story + reference +
-/// the slowest page picture, or narration if slower, + assembly), and what it cost.
-async fn book_with_provider_latencies(offline_compute: Duration) {
+/// An OpenAI-compatible server on loopback answering the story (and a page written again),
+/// moderation, pictures (generations, and edits with a reference) and narration after real
+/// providers' latencies, and the provider settings that point at it.
+async fn providers_on_loopback() -> (
+    wiremock::MockServer,
+    storybook_pipeline::providers::settings::ProviderSettings,
+) {
     use std::collections::HashMap;
-    use wiremock::matchers::path;
+    use wiremock::matchers::{body_string_contains, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let server = MockServer::start().await;
@@ -952,20 +959,34 @@ async fn book_with_provider_latencies(offline_compute: Duration) {
         "cover_scene": "A small white cat under a big moon",
         "characters": [{"name": "나비", "description": "a small white cat with a pink nose", "features": ["blue collar", "one black ear"]}],
     });
-    let chat = serde_json::json!({
-        "choices": [{"message": {"role": "assistant", "content": story.to_string()}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 400, "completion_tokens": 1500},
-    });
+    let chat = |content: String| {
+        serde_json::json!({
+            "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 400, "completion_tokens": 1500},
+        })
+    };
+    let page = serde_json::json!({"text": "나비는 달에게 다시 손을 흔들었어요.", "scene": "A small white cat waving at the moon again"});
     let picture = {
         use base64::Engine;
         let png = storybook_pipeline::providers::offline::placeholder_png();
         serde_json::json!({"data": [{"b64_json": base64::engine::general_purpose::STANDARD.encode(png)}]})
     };
+    // A page written again asks for the page's schema by name.
+    Mock::given(path("/v1/chat/completions"))
+        .and(body_string_contains("picture_book_page"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat(page.to_string()))
+                .set_delay(seconds(STORY_SECONDS)),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
     let answers = [
         (
             "/v1/chat/completions",
             ResponseTemplate::new(200)
-                .set_body_json(chat)
+                .set_body_json(chat(story.to_string()))
                 .set_delay(seconds(STORY_SECONDS)),
         ),
         (
@@ -1010,7 +1031,15 @@ async fn book_with_provider_latencies(offline_compute: Duration) {
             vars.get(name).cloned()
         })
         .unwrap();
+    (server, settings)
+}
 
+/// The same book with an OpenAI-compatible server on loopback answering after real providers'
+/// latencies: its wall time beside the ideal critical path (story + reference + the slowest
+/// page picture, or narration if slower, + assembly), and what it cost.
+async fn book_with_provider_latencies(offline_compute: Duration) {
+    let seconds = Duration::from_secs_f64;
+    let (server, settings) = providers_on_loopback().await;
     let (_dir, mode) = local_mode();
     let TimedBook {
         book, wall, tally, ..
@@ -1069,6 +1098,149 @@ async fn book_with_provider_latencies(offline_compute: Duration) {
         tally,
         provider_seconds + offline_compute.as_secs_f64(),
         wall,
+    );
+}
+
+/// POSTs `body` to `path` as `user`; answers the JSON answer.
+async fn post(
+    router: &axum::Router,
+    user: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let request = Request::post(path)
+        .header("x-user-key", user)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let answer = router.clone().oneshot(request).await.unwrap();
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    let bytes = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A first book naming the parent's character, the next book of its series, and one page of it
+/// made again, each timed with the providers on loopback (their latencies as above): the series
+/// book takes a copy of the character's reference picture instead of drawing one, one image call
+/// less; the page is one text call, one picture and the PDF.
+async fn series_and_regeneration() {
+    use storybook_core::domain::book::BookId;
+    let (server, settings) = providers_on_loopback().await;
+    let (_dir, mode) = local_mode();
+    let state = mode.state.clone();
+    let providers = settings.build(state.store.clone(), state.clock.clone());
+    let pipeline = std::sync::Arc::new(storybook_pipeline::pipeline::Pipeline::new(
+        &state, providers,
+    ));
+    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
+    let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
+    let user = uuid::Uuid::new_v4().to_string();
+    make_user(&router, &user).await;
+    let sheet = serde_json::json!({
+        "name": "나비", "master_description": "A small white cat with a pink nose and a blue collar",
+        "appearance": {"age_visual": "a kitten", "face": "round, pink nose", "hair": "white fur",
+            "skin": "white", "body": "small"},
+        "clothing": {"top": "none", "bottom": "none", "shoes": "none", "accessories": "a blue collar"},
+        "personality_traits": ["curious"], "visual_style_notes": "soft watercolor"
+    });
+    let character = post(&router, &user, "/v1/characters", sheet).await["character_id"].clone();
+    let images = || async {
+        let calls = server.received_requests().await.unwrap();
+        calls
+            .iter()
+            .filter(|r| r.url.path().starts_with("/v1/images/"))
+            .count()
+    };
+    let mut first: serde_json::Value = serde_json::from_str(TWELVE_PAGES).unwrap();
+    first["character_id"] = character.clone();
+    let book = |path: &'static str, body: serde_json::Value| {
+        let (router, user, store) = (&router, &user, &mode.state.store);
+        async move {
+            let before = images().await;
+            let started = Instant::now();
+            let job = post(router, user, path, body).await;
+            let id = BookId::parse(job["job_id"].as_str().unwrap()).unwrap();
+            until_done(&**store, &id).await;
+            (id, started.elapsed(), images().await - before)
+        }
+    };
+    let (first_id, first_wall, first_images) = book("/v1/books", first).await;
+    let next = serde_json::json!({"character_id": character, "topic": "달에게 가는 기차",
+        "page_count": 12, "previous_book_id": first_id.as_str()});
+    let (series_id, series_wall, series_images) = book("/v1/books/series", next).await;
+
+    let before = images().await;
+    let started = Instant::now();
+    post(
+        &router,
+        &user,
+        &format!("/v1/books/{}/pages/3/regenerate", series_id.as_str()),
+        serde_json::json!({"mode": "both", "feedback": "달을 더 크게"}),
+    )
+    .await;
+    let regenerated = loop {
+        let book = mode
+            .state
+            .store
+            .find_book(&series_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .book;
+        if book.pages[3].version == 2 && book.pages[3].regeneration.is_none() {
+            break book;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let regeneration_wall = started.elapsed();
+    let regeneration_images = images().await - before;
+    worker.abort();
+    let assembling = Instant::now();
+    storybook_pipeline::pipeline::pdf::render(&regenerated, &*mode.state.blobs)
+        .await
+        .unwrap();
+    let assembly = assembling.elapsed().as_secs_f64();
+    let page = PICTURE_SECONDS.max(SPEECH_SECONDS);
+    let first_ideal = STORY_SECONDS + PICTURE_SECONDS + page + assembly;
+    let series_ideal = STORY_SECONDS + page + assembly;
+    let regeneration_ideal = STORY_SECONDS + PICTURE_SECONDS + assembly;
+    println!(
+        "a first book with the parent's character, its series' next book and one page made again (providers on loopback, latencies as above)"
+    );
+    for (what, wall, ideal, calls) in [
+        (
+            "first book (12 pages)",
+            first_wall,
+            first_ideal,
+            first_images,
+        ),
+        (
+            "series book (12 pages)",
+            series_wall,
+            series_ideal,
+            series_images,
+        ),
+        (
+            "page regeneration (text and picture)",
+            regeneration_wall,
+            regeneration_ideal,
+            regeneration_images,
+        ),
+    ] {
+        println!(
+            "  {what:<38} {:>7.2} s   ideal {:>6.2} s   {:>5.3} x   image calls {calls}",
+            wall.as_secs_f64(),
+            ideal,
+            wall.as_secs_f64() / ideal,
+        );
+    }
+    println!(
+        "  the series book took {} image call(s) less than the first; the regeneration {:.2} x a first book's time",
+        first_images as i64 - series_images as i64,
+        regeneration_wall.as_secs_f64() / first_wall.as_secs_f64()
     );
 }
 

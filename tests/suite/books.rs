@@ -24,11 +24,16 @@ pub async fn start_book(app: &TestApp, user: &str) -> String {
     created.body["job_id"].as_str().unwrap().to_owned()
 }
 
+/// How long a test waits for a book (or a page) to be made: a bound, not a timing. Under the
+/// whole suite's load moto_server serves one request at a time, and a book takes far longer than
+/// alone.
+pub const PATIENCE: Duration = Duration::from_secs(180);
+
 /// A finished 4-page book of `user`'s, made by a worker that runs only meanwhile; answers its id.
 pub async fn finished_book(app: &TestApp, user: &str) -> String {
     let job = start_book(app, user).await;
     let worker = app.start_worker();
-    let done = poll(app, user, &job, Duration::from_secs(60)).await;
+    let done = poll(app, user, &job, crate::books::PATIENCE).await;
     worker.abort();
     assert_eq!(done.body["status"], "done", "{}", done.body);
     job
@@ -76,7 +81,7 @@ async fn an_eight_page_korean_book(backend: Backend) {
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["status"], "queued");
     let job = created.body["job_id"].as_str().unwrap().to_owned();
-    let status = poll(&app, &user, &job, Duration::from_secs(60)).await;
+    let status = poll(&app, &user, &job, crate::books::PATIENCE).await;
     let elapsed = started.elapsed();
     assert_eq!(status.body["status"], "done", "{}", status.body);
     if backend == Backend::Embedded {

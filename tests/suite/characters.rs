@@ -308,7 +308,7 @@ async fn a_book_naming_characters_uses_their_sheets(backend: Backend) {
     assert_eq!(created.status, 200, "{}", created.body);
     let job = created.body["job_id"].as_str().unwrap().to_owned();
     let worker = app.start_worker();
-    let done = crate::books::poll(&app, &user, &job, std::time::Duration::from_secs(60)).await;
+    let done = crate::books::poll(&app, &user, &job, crate::books::PATIENCE).await;
     worker.abort();
     assert_eq!(done.body["status"], "done", "{}", done.body);
 
@@ -389,8 +389,7 @@ async fn a_characters_reference_is_drawn_once_and_reused(backend: Backend) {
             let created = app.post_json("/v1/books", &user, &spec, &[]).await;
             assert_eq!(created.status, 200, "book {n}: {}", created.body);
             let job = created.body["job_id"].as_str().unwrap().to_owned();
-            let done =
-                crate::books::poll(app, &user, &job, std::time::Duration::from_secs(60)).await;
+            let done = crate::books::poll(app, &user, &job, crate::books::PATIENCE).await;
             assert_eq!(done.body["status"], "done", "{}", done.body);
             app.book(&job).await
         }

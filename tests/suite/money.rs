@@ -177,7 +177,7 @@ async fn a_lost_answer_after_the_enqueue_charges_once(backend: Backend) {
     assert_eq!(first.body["job_id"], retry.body["job_id"]);
     let job = retry.body["job_id"].as_str().unwrap();
     assert_eq!(
-        crate::books::poll(&app, &user, job, std::time::Duration::from_secs(60))
+        crate::books::poll(&app, &user, job, crate::books::PATIENCE)
             .await
             .body["status"],
         "done"
@@ -526,8 +526,7 @@ async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
         .await;
     assert_eq!(late.body["job_id"], job);
     let _worker = app.start_worker();
-    let done =
-        crate::books::poll(&app, &user, job.as_str().unwrap(), Duration::from_secs(60)).await;
+    let done = crate::books::poll(&app, &user, job.as_str().unwrap(), crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     let ledger = whole_ledger(&*app.state.store, &app.user_id(&user)).await;
     assert_eq!(

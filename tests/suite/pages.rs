@@ -30,7 +30,7 @@ async fn landed(app: &TestApp, job: &str, page: u8, version: u32) -> Book {
             return book;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < crate::books::PATIENCE,
             "page {page} never reached version {version}: {current:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -50,7 +50,7 @@ async fn settled(app: &TestApp, job: &str, page: u8) -> Book {
             return book;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < crate::books::PATIENCE,
             "page {page} never settled"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -373,7 +373,7 @@ async fn narration_after_the_book(backend: Backend) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < crate::books::PATIENCE,
             "{:?}",
             book.pages
         );

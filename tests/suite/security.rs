@@ -782,7 +782,7 @@ async fn erasure_removes_a_users_books_and_keeps_the_ledger_anonymised(backend: 
     let _worker = app.start_worker();
     let user = new_user_key();
     let job = crate::books::start_book(&app, &user).await;
-    let done = crate::books::poll(&app, &user, &job, Duration::from_secs(60)).await;
+    let done = crate::books::poll(&app, &user, &job, crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done");
     let picture = done.body["result"]["pages"][0]["image_url"]
         .as_str()

@@ -41,7 +41,7 @@ async fn series(app: &TestApp, user: &str, body: &Value) -> Answer {
 
 /// Waits for `job` and answers its detail.
 async fn finished(app: &TestApp, user: &str, job: &str) -> Answer {
-    let done = crate::books::poll(app, user, job, std::time::Duration::from_secs(60)).await;
+    let done = crate::books::poll(app, user, job, crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     let detail = app.get(&format!("/v1/books/{job}/detail"), user).await;
     conforms("GET", "/v1/books/{book_id}/detail", &detail);

@@ -185,7 +185,7 @@ async fn the_hard_limit_refuses_new_books_and_stops_workers(backend: Backend) {
     app.state.clock.set("2026-12-02T00:00:01Z".parse().unwrap());
     let _worker = app.start_worker();
     pipeline.handle(&story_step(&job), false).await.unwrap();
-    let finished = poll(&app, &user, &job, Duration::from_secs(60)).await;
+    let finished = poll(&app, &user, &job, crate::books::PATIENCE).await;
     assert_eq!(finished.body["status"], "done", "{}", finished.body);
     let next_day = app
         .state
@@ -325,7 +325,7 @@ async fn the_spend_report_adds_up_a_finished_book(backend: Backend) {
     let _worker = app.start_worker();
     let user = new_user_key();
     let job = start_book(&app, &user).await;
-    let done = poll(&app, &user, &job, Duration::from_secs(60)).await;
+    let done = poll(&app, &user, &job, crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     let report = admin(&app, Method::GET, "/v1/admin/spend", None).await;
     assert_eq!(report.status, 200, "{}", report.body);

@@ -395,7 +395,7 @@ async fn no_stored_picture_keeps_metadata_or_the_upload(backend: Backend) {
     let created = app.post_json("/v1/books", &user, &spec, &[]).await;
     assert_eq!(created.status, 200, "{}", created.body);
     let job = created.body["job_id"].as_str().unwrap().to_owned();
-    let done = crate::books::poll(&app, &user, &job, std::time::Duration::from_secs(60)).await;
+    let done = crate::books::poll(&app, &user, &job, crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     worker.abort();
     let blobs = app.all_blobs().await;
@@ -507,7 +507,7 @@ async fn revoking_consent_leaves_nothing_from_a_photo(backend: Backend) {
     spec["character_id"] = json!(character);
     let created = app.post_json("/v1/books", &user, &spec, &[]).await;
     let job = created.body["job_id"].as_str().unwrap().to_owned();
-    let done = crate::books::poll(&app, &user, &job, std::time::Duration::from_secs(60)).await;
+    let done = crate::books::poll(&app, &user, &job, crate::books::PATIENCE).await;
     assert_eq!(done.body["status"], "done", "{}", done.body);
     worker.abort();
     let book_reference = format!("books/{job}/reference.png");

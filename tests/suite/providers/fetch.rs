@@ -336,7 +336,13 @@ async fn hostile_urls_never_reach_blob_storage(backend: crate::harness::Backend)
     use storybook_pipeline::providers::Artwork;
     let app = crate::harness::TestApp::new(backend).await;
     let fetcher = strict();
-    for (i, url) in HOSTILE.iter().enumerate() {
+    // Streamed (an ordinary book's picture) or held to lose its metadata (one drawn from a
+    // child's picture): refused either way.
+    for (i, (url, from_picture)) in HOSTILE
+        .iter()
+        .flat_map(|url| [(url, false), (url, true)])
+        .enumerate()
+    {
         let key = |extension: &str| {
             storybook_core::ports::BlobKey::parse(&format!("tests/hostile/{i}.{extension}"))
                 .unwrap()
@@ -345,6 +351,7 @@ async fn hostile_urls_never_reach_blob_storage(backend: crate::harness::Backend)
             &*app.state.blobs,
             &fetcher,
             Artwork::Url((*url).to_owned()),
+            from_picture,
             key,
         )
         .await;

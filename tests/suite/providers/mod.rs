@@ -47,6 +47,7 @@ pub fn request(language: Language, pages: i64) -> BookRequest {
         characters: vec![],
         hero_character: None,
         series: None,
+        from_picture: false,
     }
 }
 

@@ -61,6 +61,8 @@ struct RequestV1 {
     hero_character: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     series: Option<SeriesV1>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    from_picture: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -267,6 +269,7 @@ impl From<&Book> for BookV1 {
                     .as_ref()
                     .map(|id| id.as_str().to_owned()),
                 series: request.series.as_ref().map(SeriesV1::from),
+                from_picture: request.from_picture,
             },
             state: book.state,
             title: book.title.clone(),
@@ -334,6 +337,7 @@ impl From<BookV1> for Book {
                     .hero_character
                     .and_then(|id| CharacterId::parse(&id).ok()),
                 series: request.series.map(SeriesPlace::from),
+                from_picture: request.from_picture,
             },
             state: doc.state,
             title: doc.title,

@@ -195,6 +195,10 @@ pub struct BookRequest {
     /// it). Not part of the fingerprint: the sheets above are.
     #[serde(skip)]
     pub hero_character: Option<super::character::CharacterId>,
+    /// Whether a named character was made from a child's photo or drawing: every picture drawn
+    /// for the book then loses its metadata. Not part of the fingerprint.
+    #[serde(skip)]
+    pub from_picture: bool,
     /// The series the book continues, and what the earlier books told (left out of the JSON
     /// when none, like `characters`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -46,6 +46,7 @@ pub async fn create_book(
         let character = crate::usecases::characters::character(app, request, raw_id).await?;
         book.characters
             .push(crate::usecases::characters::sheet_of(&character));
+        book.from_picture |= character.origin.is_from_picture();
         book.hero_character.get_or_insert(character.id);
     }
     if book.protagonist.is_none()

@@ -257,6 +257,7 @@ impl BookSpec {
             characters: Vec::new(),
             hero_character: None,
             series: None,
+            from_picture: false,
         };
         Ok((request, named))
     }

@@ -1,6 +1,6 @@
 //! Pictures of a book: the prompt every illustrator gets (the book's style, the character sheets,
 //! the scene, what to leave out, one seed per book), and storing what comes back, whether bytes
-//! or a URL, with its type and size checked and its metadata removed.
+//! or a URL, with its type and size checked and its metadata removed where it is held.
 
 use crate::domain::book::{Book, Page};
 use crate::ports::BlobStore;
@@ -105,14 +105,17 @@ pub fn safer(prompt: &ImagePrompt) -> ImagePrompt {
     }
 }
 
-/// Stores a provider's picture under `key_for(extension)`, without its metadata (a provider's
-/// EXIF, XMP or text chunks, and a picture drawn from a child's photo, keep nothing of where or
-/// how it was made): bytes after checking they are an image, a URL fetched through the
-/// SSRF-safe fetcher (at most its size cap, held in memory to be cleaned).
+/// Stores a provider's picture under `key_for(extension)`, with its type and size checked.
+/// Bytes lose their metadata (a provider's EXIF, XMP or text chunks). A URL is fetched through
+/// the SSRF-safe fetcher and streamed straight into the blob, unless the picture is drawn from a
+/// child's photo or drawing (`from_picture`): then it is held (at most the fetcher's size cap)
+/// to lose its metadata too, since nothing derived from a child's picture may say where or how
+/// it was made.
 pub async fn store(
     blobs: &dyn BlobStore,
     fetcher: &SafeFetcher,
     artwork: Artwork,
+    from_picture: bool,
     key_for: impl Fn(&str) -> BlobKey,
 ) -> Result<BlobKey, super::StepError> {
     let unusable = |why: String| {
@@ -130,6 +133,14 @@ pub async fn store(
                 .await
                 .map_err(|e| unusable(e.to_string()))?;
             let flag = fetched.too_large_flag();
+            if !from_picture {
+                let key = key_for(fetched.extension);
+                return match blobs.put(&key, fetched.body).await {
+                    Ok(()) => Ok(key),
+                    Err(_) if flag.is_set() => Err(too_large()),
+                    Err(error) => Err(error.into()),
+                };
+            }
             let parts: Result<Vec<Bytes>, _> = fetched.body.try_collect().await;
             match parts {
                 Ok(parts) => Bytes::from(parts.concat()),

@@ -681,8 +681,10 @@ impl Pipeline {
                 .await?
             {
                 Ok(made) => {
-                    let key = artwork::store(&*self.blobs, &self.providers.fetcher, made, key_for)
-                        .await?;
+                    let from_picture = book.request.from_picture;
+                    let fetcher = &self.providers.fetcher;
+                    let key =
+                        artwork::store(&*self.blobs, fetcher, made, from_picture, key_for).await?;
                     return Ok(Drawn::Stored(key));
                 }
                 Err(ProviderError::Refused(reason)) => {

@@ -268,6 +268,7 @@ mod tests {
             characters: vec![],
             hero_character: None,
             series: None,
+            from_picture: false,
         }
     }
 

@@ -302,6 +302,7 @@ mod tests {
             characters: vec![],
             hero_character: None,
             series: None,
+            from_picture: false,
         };
         let write = |request: BookRequest| async move {
             let brief = StoryBrief {
