@@ -154,7 +154,17 @@ pub async fn create_from_upload(
     let reference = character_reference_key(&character.id, "png");
     app.blobs.put(&reference, stream_of(made.reference)).await?;
     character.reference_key = Some(reference.as_str().to_owned());
-    if !app.store.put_character(&character).await? {
+    let stored = match app.store.put_character(&character).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            // Nothing names the picture just drawn: it goes (best effort; the refusal stands).
+            if let Err(left) = app.blobs.delete(&reference).await {
+                tracing::warn!(error = %left, "a character's unrecorded reference picture is left");
+            }
+            return Err(error.into());
+        }
+    };
+    if !stored {
         // A concurrent retry under the same key stored it first (the same picture's
         // reference, at the same place).
         let existing = app
