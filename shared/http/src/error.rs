@@ -7,8 +7,8 @@ use crate::ports::{BlobError, QueueError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use storybook_core::domain::book::contains_markup;
 use storybook_core::domain::character::UploadRefusal;
+use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
 use storybook_core::usecases::Refusal;
 
 /// One problem with a request, as the seed's `ValidationError` has it.
@@ -334,30 +334,34 @@ pub struct Problems(pub Vec<Problem>);
 impl Problems {
     /// `value` under `body.<loc>`: `min` to `max` characters, no markup, no control characters.
     pub fn text(&mut self, loc: &[&str], value: &str, min: usize, max: usize) {
-        let length = value.chars().count();
-        let mut full = vec!["body"];
-        full.extend_from_slice(loc);
-        if length < min {
-            let msg = format!("String should have at least {min} characters");
-            self.0.push(Problem::new(&full, msg, "string_too_short"));
-        } else if length > max {
-            let msg = format!("String should have at most {max} characters");
-            self.0.push(Problem::new(&full, msg, "string_too_long"));
-        } else if contains_markup(value) || value.chars().any(char::is_control) {
-            let msg = "The text may not contain markup, script or control characters";
-            self.0.push(Problem::new(&full, msg, "value_error"));
+        if let Some(broken) = sheet_rules::text_rule(value, min, max) {
+            let place: Vec<String> = loc.iter().map(|l| l.to_string()).collect();
+            self.push(&SheetProblem { place, broken });
         }
     }
 
-    /// A list under `body.<field>`: `min` to `max` items, each 1 to 60 characters of text.
-    pub fn list(&mut self, field: &str, values: &[String], min: usize, max: usize) {
-        if values.len() < min || values.len() > max {
-            let msg = format!("List should have {min} to {max} items");
-            self.0.push(Problem::new(&["body", field], msg, "too_long"));
-        }
-        for (i, value) in values.iter().enumerate() {
-            self.text(&[field, &i.to_string()], value, 1, 60);
-        }
+    /// A problem with a sheet (or any text of the request), under `body`.
+    pub fn push(&mut self, problem: &SheetProblem) {
+        let mut loc = vec!["body"];
+        loc.extend(problem.place.iter().map(String::as_str));
+        let (msg, kind) = match problem.broken {
+            Broken::TooShort { min } => (
+                format!("String should have at least {min} characters"),
+                "string_too_short",
+            ),
+            Broken::TooLong { max } => (
+                format!("String should have at most {max} characters"),
+                "string_too_long",
+            ),
+            Broken::Markup => (
+                "The text may not contain markup, script or control characters".to_owned(),
+                "value_error",
+            ),
+            Broken::Items { min, max } => {
+                (format!("List should have {min} to {max} items"), "too_long")
+            }
+        };
+        self.0.push(Problem::new(&loc, msg, kind));
     }
 }
 

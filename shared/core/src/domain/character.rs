@@ -258,9 +258,7 @@ impl Preset {
         let (_, text) = self.text(language);
         let [age_visual, face, hair, skin, body] = text.appearance.map(str::to_owned);
         let [top, bottom, shoes, accessories] = text.clothing.map(str::to_owned);
-        Character {
-            id: CharacterId::generate(),
-            user,
+        let sheet = Sheet {
             name: name.unwrap_or_else(|| text.name.to_owned()),
             master_description: self.master_description.to_owned(),
             appearance: Appearance {
@@ -283,11 +281,8 @@ impl Preset {
                 .collect(),
             distinctive_features: None,
             visual_style_notes: text.visual_style_notes.to_owned(),
-            origin: Origin::Preset,
-            reference_key: None,
-            upload_fingerprint: None,
-            created_at: now,
-        }
+        };
+        Character::new(CharacterId::generate(), user, sheet, Origin::Preset, now)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::auth::UserRequest;
 use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
+use crate::domain::sheet_rules;
 use crate::error::{ApiError, Problems};
 use crate::extract::{JsonBody, PageQuery, PathParam, QueryParams};
 use crate::routes::books::timestamp;
@@ -46,31 +47,10 @@ pub struct ClothingBody {
 }
 
 impl CreateCharacter {
+    /// The sheet, if it keeps the sheet rules (`domain::sheet_rules`); every problem at once.
     fn validate(self) -> Result<Sheet, ApiError> {
-        let mut p = Problems::default();
-        p.text(&["name"], &self.name, 1, 40);
-        p.text(&["master_description"], &self.master_description, 10, 400);
-        p.text(&["visual_style_notes"], &self.visual_style_notes, 1, 200);
-        let a = &self.appearance;
-        p.text(&["appearance", "age_visual"], &a.age_visual, 1, 40);
-        p.text(&["appearance", "face"], &a.face, 1, 120);
-        p.text(&["appearance", "hair"], &a.hair, 1, 120);
-        p.text(&["appearance", "skin"], &a.skin, 1, 80);
-        p.text(&["appearance", "body"], &a.body, 1, 80);
-        let c = &self.clothing;
-        p.text(&["clothing", "top"], &c.top, 1, 80);
-        p.text(&["clothing", "bottom"], &c.bottom, 1, 80);
-        p.text(&["clothing", "shoes"], &c.shoes, 1, 80);
-        p.text(&["clothing", "accessories"], &c.accessories, 1, 80);
-        p.list("personality_traits", &self.personality_traits, 1, 10);
-        if let Some(features) = &self.distinctive_features {
-            p.list("distinctive_features", features, 0, 10);
-        }
-        if !p.0.is_empty() {
-            return Err(ApiError::Schema(p.0));
-        }
         let (a, c) = (self.appearance, self.clothing);
-        Ok(Sheet {
+        let sheet = Sheet {
             name: self.name,
             master_description: self.master_description,
             appearance: Appearance {
@@ -89,7 +69,13 @@ impl CreateCharacter {
             personality_traits: self.personality_traits,
             distinctive_features: self.distinctive_features,
             visual_style_notes: self.visual_style_notes,
-        })
+        };
+        let mut p = Problems::default();
+        for problem in sheet_rules::problems(&sheet) {
+            p.push(&problem);
+        }
+        p.into_result()?;
+        Ok(sheet)
     }
 }
 

@@ -3,8 +3,8 @@
 //! markup rules as a sheet the parent writes).
 
 use super::DesignBrief;
-use crate::domain::book::contains_markup;
 use crate::domain::character::{Appearance, Clothing, Sheet, UploadKind};
+use crate::domain::sheet_rules;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -109,61 +109,18 @@ pub fn user_message(brief: &DesignBrief) -> String {
     }
 }
 
-/// The answer as a sheet, if it keeps the rules: every text 1 to its limit in characters,
-/// without markup or control characters, 1 to 10 traits and at most 10 features. The parent's
-/// name, when they gave one, is kept whatever the model wrote.
+/// The answer as a sheet, if it keeps the sheet rules (`domain::sheet_rules`: the same as a
+/// sheet a parent writes). The parent's name, when they gave one, is kept whatever the model
+/// wrote.
 pub fn check(written: WrittenSheet, brief: &DesignBrief) -> Result<Sheet, String> {
     let given_name = match brief {
         DesignBrief::Words(words) => Some(words.name.clone()),
         DesignBrief::Picture { name, .. } => name.clone(),
     };
-    let name = given_name.unwrap_or(written.name);
-    let (a, c) = (&written.appearance, &written.clothing);
-    let texts: [(&str, &str, usize, usize); 12] = [
-        ("name", &name, 1, 40),
-        ("master_description", &written.master_description, 10, 400),
-        ("visual_style_notes", &written.visual_style_notes, 1, 200),
-        ("age_visual", &a.age_visual, 1, 40),
-        ("face", &a.face, 1, 120),
-        ("hair", &a.hair, 1, 120),
-        ("skin", &a.skin, 1, 80),
-        ("body", &a.body, 1, 80),
-        ("top", &c.top, 1, 80),
-        ("bottom", &c.bottom, 1, 80),
-        ("shoes", &c.shoes, 1, 80),
-        ("accessories", &c.accessories, 1, 80),
-    ];
-    let lists = written
-        .personality_traits
-        .iter()
-        .chain(&written.distinctive_features)
-        .map(|item| ("a list item", item.as_str(), 1, 60));
-    for (field, value, min, max) in texts.into_iter().chain(lists) {
-        let length = value.chars().count();
-        if length < min || length > max {
-            return Err(format!("{field} is {length} characters long"));
-        }
-        if contains_markup(value) || value.chars().any(char::is_control) {
-            return Err(format!("{field} holds markup or control characters"));
-        }
-    }
-    if !(1..=10).contains(&written.personality_traits.len())
-        || written.distinctive_features.len() > 10
-    {
-        return Err("too few or too many traits or features".into());
-    }
-    let WrittenSheet {
-        master_description,
-        appearance: a,
-        clothing: c,
-        personality_traits,
-        distinctive_features,
-        visual_style_notes,
-        ..
-    } = written;
-    Ok(Sheet {
-        name,
-        master_description,
+    let (a, c) = (written.appearance, written.clothing);
+    let sheet = Sheet {
+        name: given_name.unwrap_or(written.name),
+        master_description: written.master_description,
         appearance: Appearance {
             age_visual: a.age_visual,
             face: a.face,
@@ -177,8 +134,16 @@ pub fn check(written: WrittenSheet, brief: &DesignBrief) -> Result<Sheet, String
             shoes: c.shoes,
             accessories: c.accessories,
         },
-        personality_traits,
-        distinctive_features: Some(distinctive_features),
-        visual_style_notes,
-    })
+        personality_traits: written.personality_traits,
+        distinctive_features: Some(written.distinctive_features),
+        visual_style_notes: written.visual_style_notes,
+    };
+    match sheet_rules::problems(&sheet).first() {
+        None => Ok(sheet),
+        Some(problem) => Err(format!(
+            "{} breaks the sheet's rules: {:?}",
+            problem.place.join("."),
+            problem.broken
+        )),
+    }
 }
