@@ -452,3 +452,48 @@ on_both_backends!(
     a_characters_reference_is_drawn_once_and_reused,
     a_characters_reference_is_drawn_once_and_reused
 );
+
+/// An inline `character` named as one of the parent's own characters is that character: the
+/// book carries its sheet and will reuse its reference picture. Another name is the story's own.
+async fn an_inline_character_named_as_the_parents_is_that_character(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let user = new_user_key();
+    let mina = call(
+        &app,
+        Method::POST,
+        "/v1/characters",
+        &user,
+        Some(&sheet("Mina")),
+    )
+    .await;
+    let mina_id = mina.body["character_id"].as_str().unwrap().to_owned();
+    let mut spec = crate::books::korean_book(4);
+    spec["character"] = json!({"name": "Mina", "appearance": "yellow raincoat"});
+    let created = app.post_json("/v1/books", &user, &spec, &[]).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let book = app.book(created.body["job_id"].as_str().unwrap()).await;
+    assert_eq!(
+        book.request.hero_character.as_ref().map(|id| id.as_str()),
+        Some(mina_id.as_str())
+    );
+    assert_eq!(book.request.characters.len(), 1);
+    assert_eq!(
+        book.request.characters[0].description,
+        mina.body["master_description"].as_str().unwrap()
+    );
+    spec["character"] = json!({"name": "Bo"});
+    let other = app.post_json("/v1/books", &user, &spec, &[]).await;
+    let book = app.book(other.body["job_id"].as_str().unwrap()).await;
+    assert!(book.request.hero_character.is_none() && book.request.characters.is_empty());
+    // Another user's character of the same name is not theirs.
+    let someone = new_user_key();
+    spec["character"] = json!({"name": "Mina"});
+    let theirs = app.post_json("/v1/books", &someone, &spec, &[]).await;
+    let book = app.book(theirs.body["job_id"].as_str().unwrap()).await;
+    assert!(book.request.hero_character.is_none());
+}
+on_both_backends!(
+    #[tokio::test]
+    an_inline_character_named_as_the_parents_is_that_character,
+    an_inline_character_named_as_the_parents_is_that_character
+);

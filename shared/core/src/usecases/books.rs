@@ -28,22 +28,47 @@ pub enum Created {
     WouldMake,
 }
 
-/// Makes a book: its named characters looked up first, refused while generation is stopped, counted against the user's day before it
-/// is made (and given back when none is), charged and stored in one atomic step with the
-/// unfinished-books cap, then started. A retry with the same key answers the same book.
+/// The parent's characters a book request names: by id (`character_id` first, then
+/// `character_ids`), and the name of an inline `character`.
+#[derive(Debug, Clone, Default)]
+pub struct Named {
+    pub ids: Vec<String>,
+    pub inline: Option<String>,
+}
+
+/// Makes a book: its named characters looked up first, refused while generation is stopped,
+/// counted against the user's day before it is made (and given back when none is), charged and
+/// stored in one atomic step with the unfinished-books cap, then started. A retry with the same
+/// key answers the same book.
 pub async fn create_book(
     app: &App,
     request: &Request<User>,
     mut book: BookRequest,
-    characters: &[String],
+    named: &Named,
     idempotency_key: Option<IdempotencyKey>,
     dry_run: bool,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
     // The parent's own characters the book names (another's or a missing one is not found),
     // the hero's first: their sheets replace the ones the story model would make up.
-    for raw_id in characters {
-        let character = crate::usecases::characters::character(app, request, raw_id).await?;
+    let mut characters = Vec::new();
+    for raw_id in &named.ids {
+        characters.push(crate::usecases::characters::character(app, request, raw_id).await?);
+    }
+    // An inline character named as one of the parent's own is that character (the newest of the
+    // name): its sheet and its reference picture, not a new one. Any other is the story's own.
+    if characters.is_empty()
+        && let Some(name) = &named.inline
+        && let Some(own) = app
+            .store
+            .characters_of(&user.id)
+            .await?
+            .into_iter()
+            .find(|c| &c.name == name)
+    {
+        characters.push(own);
+    }
+    for character in characters {
         book.characters
             .push(crate::usecases::characters::sheet_of(&character));
         book.from_picture |= character.origin.is_from_picture();

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use storybook_core::usecases::books::{self, BookLinks, Created};
+use storybook_core::usecases::books::{self, BookLinks, Created, Named};
 
 /// The seed's `BookSpec`, as sent; [`BookSpec::validate`] turns it into a [`BookRequest`].
 #[derive(Deserialize)]
@@ -91,7 +91,7 @@ fn too_long(value: &Option<String>, limit: usize) -> bool {
 impl BookSpec {
     /// Every problem at once, each with its location, as the seed's 422 lists them.
     /// The request, and the ids of the parent's characters it names (`character_id` first).
-    pub fn validate(self, narration: bool) -> Result<(BookRequest, Vec<String>), ApiError> {
+    pub fn validate(self, narration: bool) -> Result<(BookRequest, Named), ApiError> {
         let mut problems = Vec::new();
         let mut problem = |field: &[&str], msg: &str, kind: &'static str| {
             let mut loc = vec!["body"];
@@ -259,7 +259,8 @@ impl BookSpec {
             series: None,
             from_picture: false,
         };
-        Ok((request, named))
+        let inline = self.character.map(|character| character.name);
+        Ok((request, Named { ids: named, inline }))
     }
 }
 
