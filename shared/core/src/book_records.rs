@@ -44,32 +44,28 @@ fn settle<T>(result: Result<T, Try>) -> Result<T, StoreError> {
     })
 }
 
-/// Ends page `number`'s regeneration without a new version (refused, or failed for good): the
-/// page stays as it was and its charge is given back, once (by the refund's transaction id).
+/// Ends page `number`'s regeneration without a new version (refused, or failed for good): its
+/// charge is given back first (once, by the refund's transaction id, so a crash before the next
+/// write loses nothing and a redelivery refunds nothing twice), then the page is unmarked and
+/// stays as it was.
 pub async fn end_regeneration(
     store: &dyn Store,
     now: DateTime<Utc>,
     id: &BookId,
     number: u8,
 ) -> Result<(), StoreError> {
-    let ended = std::sync::Mutex::new(None);
-    let updated = update_book(store, now, id, |book| {
-        let Some(page) = book.pages.iter_mut().find(|p| p.number == number) else {
-            return Change::Unchanged;
-        };
-        let Some(regeneration) = page.regeneration.take() else {
-            return Change::Unchanged;
-        };
-        let transaction = regeneration.transaction(id, page);
-        *ended.lock().expect("not poisoned") = Some((regeneration, transaction));
-        Change::Write
-    })
-    .await?;
-    let ended = ended.into_inner().expect("not poisoned");
-    if let (Some((book, true)), Some((regeneration, transaction))) = (updated, ended)
-        && regeneration.charged > 0
-    {
-        let refund = format!("refund:{transaction}");
+    let Some(stored) = store.find_book(id).await? else {
+        return Ok(());
+    };
+    let book = stored.book;
+    let Some(page) = book.pages.iter().find(|p| p.number == number) else {
+        return Ok(());
+    };
+    let Some(regeneration) = &page.regeneration else {
+        return Ok(());
+    };
+    if regeneration.charged > 0 {
+        let refund = format!("refund:{}", regeneration.transaction(id, page));
         let grant = Grant {
             user: book.user.clone(),
             delta: regeneration.charged,
@@ -80,6 +76,17 @@ pub async fn end_regeneration(
         };
         store.grant(&grant).await?;
     }
+    let version = page.version;
+    update_book(store, now, id, |book| {
+        match book.pages.iter_mut().find(|p| p.number == number) {
+            Some(page) if page.version == version && page.regeneration.is_some() => {
+                page.regeneration = None;
+                Change::Write
+            }
+            _ => Change::Unchanged,
+        }
+    })
+    .await?;
     Ok(())
 }
 
