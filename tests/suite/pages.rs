@@ -274,6 +274,10 @@ async fn regenerations_are_charged_once_and_one_at_a_time(backend: Backend) {
         .filter(|e| e["transaction_type"] == "refund")
         .collect();
     assert_eq!(refunds.len(), 1, "{refunds:?}");
+    // Asking again after the refunded attempt is a new request, charged again.
+    let again = regenerate(&app, &user, &job, 2, json!({"mode": "image"})).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(balance().await, start - 3);
     // Not enough credits (three books spent the three opening credits): refused, nothing marked.
     let poor = new_user_key();
     let theirs = crate::books::finished_book(&app, &poor).await;

@@ -462,13 +462,15 @@ pub struct PageRegeneration {
 
 impl PageRegeneration {
     /// The ledger's transaction id of its charge (`refund:` before it for its refund): one per
-    /// page version, so a charge or a refund is made once whoever retries.
+    /// request (the page, its next version, when it was asked), so a charge or a refund is made
+    /// once whoever retries, and asking again after a refunded attempt is charged again.
     pub fn transaction(&self, book: &BookId, page: &Page) -> String {
         format!(
-            "regen:{}:{}:v{}",
+            "regen:{}:{}:v{}:{}",
             book.as_str(),
             page.number,
-            page.version + 1
+            page.version + 1,
+            self.requested_at.timestamp_micros()
         )
     }
 }
