@@ -7,10 +7,13 @@ fn character_sk(id: &CharacterId) -> String {
     format!("CHARACTER#{}", id.as_str())
 }
 
-#[async_trait]
-impl CharacterStore for DynamoStore {
-    #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
-    async fn put_character(&self, character: &Character) -> Result<bool, StoreError> {
+impl DynamoStore {
+    /// Writes the character if `condition` holds on its item; false when it does not.
+    async fn put_character_if(
+        &self,
+        character: &Character,
+        condition: &str,
+    ) -> Result<bool, StoreError> {
         let written = self
             .client
             .put_item()
@@ -18,7 +21,7 @@ impl CharacterStore for DynamoStore {
             .item("pk", s(user_pk(&character.user)))
             .item("sk", s(character_sk(&character.id)))
             .item("doc", s(character.write()))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(condition)
             .send()
             .await;
         match written {
@@ -27,24 +30,20 @@ impl CharacterStore for DynamoStore {
             Err(e) => Err(StoreError::Unavailable(describe(e))),
         }
     }
+}
+
+#[async_trait]
+impl CharacterStore for DynamoStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
+    async fn put_character(&self, character: &Character) -> Result<bool, StoreError> {
+        self.put_character_if(character, "attribute_not_exists(pk)")
+            .await
+    }
 
     #[tracing::instrument(level = "debug", skip_all, fields(character = %character.id.as_str()))]
     async fn replace_character(&self, character: &Character) -> Result<bool, StoreError> {
-        let written = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(user_pk(&character.user)))
-            .item("sk", s(character_sk(&character.id)))
-            .item("doc", s(character.write()))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        self.put_character_if(character, "attribute_exists(pk)")
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(character = %id.as_str()))]
