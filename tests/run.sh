@@ -90,7 +90,8 @@ local_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1"
 admin_key="sbk_live_$(python3 -c 'import secrets, string; a = string.ascii_letters + string.digits; print("".join(secrets.choice(a) for _ in range(43)))')"
 # Limits high enough for the schemathesis run below; their own tests use low ones.
 export RATE_LIMIT_GENERATION_PER_MINUTE=100000 RATE_LIMIT_WRITES_PER_MINUTE=100000 RATE_LIMIT_READS_PER_MINUTE=100000 \
-  BOOKS_PER_DAY=100000 UNFINISHED_BOOKS=100000 AUTH_FAILURES_PER_MINUTE=100000 ACCOUNT_CREATIONS_PER_IP_PER_HOUR=100000
+  BOOKS_PER_DAY=100000 UNFINISHED_BOOKS=100000 AUTH_FAILURES_PER_MINUTE=100000 ACCOUNT_CREATIONS_PER_IP_PER_HOUR=100000 \
+  CHARACTERS_PER_USER=100000
 BOOTSTRAP_ADMIN_KEY=$admin_key PORT=$local_port DATA_DIR="$moto_dir/data" RUST_LOG=warn cargo run --quiet -p local >"$moto_dir/local.log" 2>&1 &
 local_pid=$!
 for _ in $(seq 1 100); do

@@ -252,7 +252,7 @@ mod counting {
     use storybook_core::domain::user::{User, UserId, UserLookup};
     use storybook_core::ports::queue::{QueueError, QueuedMessage, StepQueue};
     use storybook_core::ports::store::*;
-    use storybook_core::ports::{BlobError, BlobKey, BlobStore, BlobStream};
+    use storybook_core::ports::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 
     #[derive(Default)]
     pub struct Counts {
@@ -728,6 +728,9 @@ mod counting {
         }
         async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
             self.inner.delete(key).await
+        }
+        async fn delete_folder(&self, folder: &BlobFolder) -> Result<(), BlobError> {
+            self.inner.delete_folder(folder).await
         }
         async fn signed_url(&self, key: &BlobKey, ttl: Duration) -> Result<String, BlobError> {
             self.inner.signed_url(key, ttl).await

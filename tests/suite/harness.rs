@@ -139,19 +139,29 @@ impl TestApp {
 
     /// The app reading the time from `clock` (a manual one moves days without waiting).
     pub async fn with_clock(backend: Backend, settings: Settings, clock: Clock) -> Self {
-        Self::built(backend, settings, clock, Providers::offline()).await
+        Self::built(backend, settings, clock, |_| Providers::offline()).await
     }
 
     /// The app whose studio calls `providers`.
     pub async fn with_studio(backend: Backend, settings: Settings, providers: Providers) -> Self {
-        Self::built(backend, settings, Clock::system(), providers).await
+        Self::built(backend, settings, Clock::system(), |_| providers).await
+    }
+
+    /// The app whose studio calls the providers `make` builds over its state (real providers
+    /// keep their breakers in the app's own store).
+    pub async fn with_studio_over(
+        backend: Backend,
+        settings: Settings,
+        make: impl FnOnce(&AppState) -> Providers,
+    ) -> Self {
+        Self::built(backend, settings, Clock::system(), make).await
     }
 
     async fn built(
         backend: Backend,
         settings: Settings,
         clock: Clock,
-        providers: Providers,
+        providers: impl FnOnce(&AppState) -> Providers,
     ) -> Self {
         capture_logs();
         let mut aws = None;
@@ -165,7 +175,7 @@ impl TestApp {
                 let mut state = state_over(&config, &resources, settings);
                 aws = Some((config, resources));
                 state.clock = clock;
-                state.studio = Arc::new(ProviderStudio::new(&state, providers));
+                state.studio = Arc::new(ProviderStudio::new(&state, providers(&state)));
                 let router = app(state.clone(), Family::ALL);
                 (
                     state,
@@ -431,7 +441,7 @@ impl TestApp {
 async fn embedded(
     settings: Settings,
     clock: Clock,
-    providers: Providers,
+    providers: impl FnOnce(&AppState) -> Providers,
 ) -> (AppState, Router, Option<String>, Keep) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -443,7 +453,7 @@ async fn embedded(
     };
     let mut mode = LocalMode::open(settings, &local, &Default::default()).unwrap();
     mode.state.clock = clock;
-    mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers));
+    mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers(&mode.state)));
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {

@@ -11,6 +11,7 @@ mod characters;
 mod consent;
 mod contract;
 mod fuzz;
+mod hostile;
 mod lambda_events;
 mod layers;
 mod local_mode;

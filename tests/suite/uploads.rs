@@ -40,7 +40,7 @@ fn photo_with_location() -> Vec<u8> {
 }
 
 /// A PNG drawing on white paper.
-fn drawing() -> Vec<u8> {
+pub(crate) fn drawing() -> Vec<u8> {
     let mut pixels = image::RgbImage::from_pixel(64, 64, image::Rgb([255, 255, 255]));
     for x in 10..50 {
         for y in 20..40 {
@@ -104,7 +104,7 @@ fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     user: &str,
     route: &str,
@@ -129,7 +129,7 @@ async fn photo(app: &TestApp, user: &str, picture: &[u8], key: Option<&str>) -> 
     upload(app, user, "/v1/characters/from-photo", &fields, key).await
 }
 
-async fn consent(app: &TestApp, user: &str, photos: bool) {
+pub(crate) async fn consent(app: &TestApp, user: &str, photos: bool) {
     let body = json!({"privacy": true, "data_processing": true, "photos": photos});
     let answer = app.post_json("/v1/consent", user, &body, &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.body);

@@ -1,4 +1,4 @@
-use crate::ports::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+use crate::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -175,6 +175,39 @@ impl BlobStore for S3Blobs {
             .await
             .map_err(|e| BlobError::Unavailable(describe(e)))?;
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(folder = %folder.as_str()))]
+    async fn delete_folder(&self, folder: &BlobFolder) -> Result<(), BlobError> {
+        let prefix = format!("{}/", folder.as_str());
+        // Listed again until nothing is left: a page of the listing at a time.
+        loop {
+            let listed = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(|e| BlobError::Unavailable(describe(e)))?;
+            let keys: Vec<String> = listed
+                .contents()
+                .iter()
+                .filter_map(|object| object.key().map(str::to_owned))
+                .collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            for key in keys {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| BlobError::Unavailable(describe(e)))?;
+            }
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]

@@ -2,7 +2,7 @@
 //! layer, the pipeline and erasure agree on.
 
 use crate::domain::book::{Book, BookId, Step, StepMessage};
-use crate::ports::{BlobKey, StepQueue};
+use crate::ports::{BlobError, BlobFolder, BlobKey, BlobStore, StepQueue};
 
 /// Where a page's picture lives in blob storage, by the kind of image it is.
 pub fn image_key_as(book: &BookId, page: u8, extension: &str) -> BlobKey {
@@ -80,6 +80,30 @@ pub fn blob_keys(book: &Book) -> Vec<BlobKey> {
     keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     keys.dedup();
     keys
+}
+
+/// The folder every file of a book is stored in (`books/<id>`).
+pub fn book_folder(book: &BookId) -> BlobFolder {
+    BlobFolder::parse(&format!("books/{}", book.as_str())).expect("a valid folder")
+}
+
+/// The folder of a character's files (`characters/<id>`).
+pub fn character_folder(character: &crate::domain::character::CharacterId) -> BlobFolder {
+    BlobFolder::parse(&format!("characters/{}", character.as_str())).expect("a valid folder")
+}
+
+/// Deletes every file of `book`: its whole folder (whatever a step stored there, recorded or
+/// not, under any version's name) and any file it records elsewhere. Run once the record is
+/// gone, nothing a step stores afterwards outlives it: each step that finds its book gone
+/// deletes what it stored.
+pub async fn delete_book_files(blobs: &dyn BlobStore, book: &Book) -> Result<(), BlobError> {
+    let folder = book_folder(&book.id);
+    for key in blob_keys(book) {
+        if !key.is_in(&folder) {
+            blobs.delete(&key).await?;
+        }
+    }
+    blobs.delete_folder(&folder).await
 }
 
 /// Enqueues one step of one book.

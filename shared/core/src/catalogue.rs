@@ -14,7 +14,8 @@ pub enum Family {
     Library,
     Users,
     Admin,
-    /// Routes that call a provider while the caller waits (characters from words or pictures).
+    /// Routes that call a provider while the caller waits (characters, moderated, described from
+    /// words or pictures; a page read aloud).
     Studio,
 }
 
@@ -126,10 +127,10 @@ pub const ROUTES: &[Route] = {
         route(Library, "GET", "/v1/library", User),
         route(Library, "PATCH", "/v1/library/{book_id}", User),
         route(Library, "DELETE", "/v1/library/{book_id}", User),
-        route(Library, "POST", "/v1/characters", User),
+        route(Studio, "POST", "/v1/characters", User),
         route(Library, "GET", "/v1/characters", User),
         route(Library, "GET", "/v1/characters/presets", Public),
-        route(Library, "POST", "/v1/characters/from-preset", User),
+        route(Studio, "POST", "/v1/characters/from-preset", User),
         route(Studio, "POST", "/v1/characters/from-text", User),
         route(Studio, "POST", "/v1/characters/from-photo", User),
         route(Studio, "POST", "/v1/characters/from-drawing", User),
@@ -213,8 +214,14 @@ impl RouteClass {
         "/v1/characters/from-drawing",
     ];
 
+    /// Reads that may start paid work (a page read aloud on demand): limited as generation.
+    const GENERATION_READS: &'static [&'static str] =
+        &["/v1/books/{book_id}/pages/{page_number}/audio"];
+
     pub fn of(method: &Method, route: &str) -> Self {
-        if *method == Method::POST && Self::GENERATION.contains(&route) {
+        if (*method == Method::POST && Self::GENERATION.contains(&route))
+            || (*method == Method::GET && Self::GENERATION_READS.contains(&route))
+        {
             RouteClass::Generation
         } else if *method == Method::GET || *method == Method::HEAD {
             RouteClass::Read

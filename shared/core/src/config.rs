@@ -45,6 +45,8 @@ pub struct Settings {
     /// Most pixels an uploaded picture may declare: a larger one is refused before it is
     /// decoded (a decompression bomb).
     pub upload_max_pixels: u64,
+    /// Most characters one user keeps (`CHARACTERS_PER_USER`).
+    pub characters_per_user: usize,
     /// Credits a book costs: a flat price, and per page-count range where configured.
     pub book_price: i64,
     pub book_prices_by_pages: Vec<PagePrice>,
@@ -109,6 +111,7 @@ impl Default for Settings {
             max_body_bytes: 6 * 1024 * 1024,
             upload_max_bytes: 10 * 1024 * 1024,
             upload_max_pixels: 40_000_000,
+            characters_per_user: 50,
             book_price: 1,
             book_prices_by_pages: Vec::new(),
             page_regeneration_price: 0,
@@ -242,6 +245,11 @@ impl Settings {
             max_body_bytes: parsed(lookup, "MAX_BODY_BYTES", defaults.max_body_bytes)?,
             upload_max_bytes: parsed(lookup, "UPLOAD_MAX_BYTES", defaults.upload_max_bytes)?,
             upload_max_pixels: parsed(lookup, "UPLOAD_MAX_PIXELS", defaults.upload_max_pixels)?,
+            characters_per_user: parsed(
+                lookup,
+                "CHARACTERS_PER_USER",
+                defaults.characters_per_user,
+            )?,
             book_price: price(lookup, "BOOK_PRICE_CREDITS", defaults.book_price)?,
             book_prices_by_pages: lookup("BOOK_PRICE_BY_PAGES")
                 .map(|raw| parse_page_prices(&raw))

@@ -1,5 +1,5 @@
 use crate::domain::credential::{CredentialHasher, CredentialKind};
-use crate::ports::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+use crate::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -82,6 +82,20 @@ impl FolderBlobs {
         // BlobKey admits no `..`, no leading `/` and no empty segment, so this stays under root.
         self.root.join(key.as_str())
     }
+
+    /// Removes `folder` and each parent left empty, up to the root: a deleted thing leaves no
+    /// folder named after it. A folder that is not empty (a file landed meanwhile) stays.
+    async fn prune(&self, mut folder: &std::path::Path) {
+        while folder != self.root && folder.starts_with(&self.root) {
+            if tokio::fs::remove_dir(folder).await.is_err() {
+                return;
+            }
+            match folder.parent() {
+                Some(parent) => folder = parent,
+                None => return,
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -90,13 +104,25 @@ impl BlobStore for FolderBlobs {
     async fn put(&self, key: &BlobKey, mut body: BlobStream) -> Result<(), BlobError> {
         let path = self.path(key);
         let parent = path.parent().expect("a blob path has a parent").to_owned();
-        tokio::fs::create_dir_all(&parent)
-            .await
-            .map_err(BlobError::unavailable)?;
         let partial = parent.join(format!(".partial-{}", uuid::Uuid::new_v4()));
-        let mut file = tokio::fs::File::create(&partial)
-            .await
-            .map_err(BlobError::unavailable)?;
+        // A delete may prune the folder between its making and the file's: made again then.
+        let mut made = None;
+        for _ in 0..3 {
+            tokio::fs::create_dir_all(&parent)
+                .await
+                .map_err(BlobError::unavailable)?;
+            match tokio::fs::File::create(&partial).await {
+                Ok(file) => {
+                    made = Some(file);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BlobError::unavailable(e)),
+            }
+        }
+        let mut file = made.ok_or_else(|| {
+            BlobError::unavailable(anyhow::anyhow!("the blob's folder kept going away"))
+        })?;
         let written: Result<(), BlobError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(BlobError::Body)?;
@@ -127,11 +153,31 @@ impl BlobStore for FolderBlobs {
 
     #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
-        match tokio::fs::remove_file(self.path(key)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BlobError::unavailable(e)),
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BlobError::unavailable(e)),
         }
+        if let Some(parent) = path.parent() {
+            self.prune(parent).await;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(folder = %folder.as_str()))]
+    async fn delete_folder(&self, folder: &BlobFolder) -> Result<(), BlobError> {
+        // BlobFolder admits no `..` nor a leading `/`: this stays under root.
+        let path = self.root.join(folder.as_str());
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BlobError::unavailable(e)),
+        }
+        if let Some(parent) = path.parent() {
+            self.prune(parent).await;
+        }
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]

@@ -53,6 +53,7 @@ pub enum ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     ValidationError,
+    SafetyInput,
     BadRequest,
     Unauthorized,
     Forbidden,
@@ -74,6 +75,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::SafetyInput => "SAFETY_INPUT",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
@@ -118,6 +120,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             ApiError::Refused(refusal) => match refusal {
                 Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, C::ValidationError),
+                Refusal::Unsafe(_) => (StatusCode::BAD_REQUEST, C::SafetyInput),
                 Refusal::Forbidden(_) | Refusal::ConsentRequired => {
                     (StatusCode::FORBIDDEN, C::Forbidden)
                 }

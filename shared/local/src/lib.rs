@@ -2,7 +2,7 @@
 //! own signed blob URLs. No AWS account, no keys.
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use storybook_core::usecases::Refusal;
 use storybook_embedded::LOCAL_BLOB_PATH;
 use storybook_embedded::{Database, FolderBlobs, LocalUrlSigner, SqliteQueue, SqliteStore};
 use storybook_http::error::ApiError;
-use storybook_http::extract::QueryParams;
+use storybook_http::extract::{PathParam, QueryParams};
 use storybook_http::{AppState, Family, api, with_edges};
 use storybook_pipeline::pipeline::{Pipeline, enqueue_step, worker};
 use storybook_pipeline::providers::settings::ProviderSettings;
@@ -144,7 +144,7 @@ struct Signature {
 
 async fn serve_blob(
     State(route): State<BlobRoute>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam,
     QueryParams(signature): QueryParams<Signature>,
 ) -> Result<impl IntoResponse, ApiError> {
     let not_found = || ApiError::from(Refusal::not_found("blob", key.clone()));

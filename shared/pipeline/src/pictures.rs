@@ -10,7 +10,17 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use img_parts::{ImageEXIF, ImageICC};
 use std::io::Cursor;
 
-/// An upload's pixels, once its type and declared size pass.
+/// The longest side an upload is decoded at, or near: the description model is shown 768 px and
+/// a reference is drawn from about 2 megapixels, so more would cost time and memory for nothing.
+pub const DECODED_SIDE: u16 = 1536;
+
+/// The most pixels a PNG or WebP upload may have: those are decoded whole (unlike a JPEG, whose
+/// DCT scales down), so their size is what they cost (16.8 megapixels, 64 MB of RGBA at most).
+pub const WHOLE_DECODE_PIXELS: u64 = 4096 * 4096;
+
+/// An upload's pixels, once its type and declared size pass: a JPEG (a phone's photo) decoded at
+/// the smallest scale of an eighth, a quarter, a half or whole that keeps [`DECODED_SIDE`], a PNG
+/// or WebP whole, within [`WHOLE_DECODE_PIXELS`] as well as `max_pixels`.
 pub fn decode_upload(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, UploadRefusal> {
     let format = match image::guess_format(bytes) {
         Ok(format @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => format,
@@ -20,17 +30,75 @@ pub fn decode_upload(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Uplo
     let (width, height) = reader()
         .into_dimensions()
         .map_err(|_| UploadRefusal::Undecodable)?;
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(UploadRefusal::TooManyPixels {
-            limit_pixels: max_pixels,
-        });
+    let limit_pixels = match format {
+        ImageFormat::Jpeg => max_pixels,
+        _ => max_pixels.min(WHOLE_DECODE_PIXELS),
+    };
+    if u64::from(width) * u64::from(height) > limit_pixels {
+        return Err(UploadRefusal::TooManyPixels { limit_pixels });
+    }
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg_scaled(bytes, max_pixels);
     }
     // The decoder's own allocation cap as well, should a file's frames disagree with its header.
     let mut limits = Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    limits.max_alloc = Some(limit_pixels.saturating_mul(8));
     let mut reader = reader();
     reader.limits(limits);
     reader.decode().map_err(|_| UploadRefusal::Undecodable)
+}
+
+/// A JPEG decoded at a reduced scale: its longest side at least [`DECODED_SIDE`] where it has
+/// that many, in a buffer no larger than `max_pixels` whole pixels would need.
+fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, UploadRefusal> {
+    use jpeg_decoder::{Decoder, PixelFormat};
+    let mut decoder = Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX),
+    );
+    decoder
+        .read_info()
+        .map_err(|_| UploadRefusal::Undecodable)?;
+    let info = decoder.info().ok_or(UploadRefusal::Undecodable)?;
+    let longest = info.width.max(info.height).max(1);
+    let ratio = f64::from(DECODED_SIDE.min(longest)) / f64::from(longest);
+    let wanted = |side: u16| ((f64::from(side) * ratio).ceil() as u16).max(1);
+    let (width, height) = decoder
+        .scale(wanted(info.width), wanted(info.height))
+        .map_err(|_| UploadRefusal::Undecodable)?;
+    let pixels = decoder.decode().map_err(|_| UploadRefusal::Undecodable)?;
+    let (width, height) = (u32::from(width), u32::from(height));
+    let format = decoder
+        .info()
+        .ok_or(UploadRefusal::Undecodable)?
+        .pixel_format;
+    let image = match format {
+        PixelFormat::L8 => {
+            image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
+        }
+        PixelFormat::L16 => {
+            let wide = pixels
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+                .collect();
+            image::ImageBuffer::from_raw(width, height, wide).map(DynamicImage::ImageLuma16)
+        }
+        PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+        }
+        PixelFormat::CMYK32 => {
+            // Adobe's inverted CMYK, as JPEG files carry it.
+            let rgb = pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = u16::from(p[3]);
+                    [0, 1, 2].map(|i| (u16::from(p[i]) * k / 255) as u8)
+                })
+                .collect();
+            image::RgbImage::from_raw(width, height, rgb).map(DynamicImage::ImageRgb8)
+        }
+    };
+    image.ok_or(UploadRefusal::Undecodable)
 }
 
 /// `image` as a PNG: its pixels, and no metadata chunk of any kind.

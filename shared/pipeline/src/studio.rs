@@ -136,6 +136,10 @@ impl ProviderStudio {
 
 #[async_trait]
 impl Studio for ProviderStudio {
+    async fn moderate(&self, words: &str, spent_on: &str) -> Result<(), StudioError> {
+        ProviderStudio::moderate(self, spent_on, words).await
+    }
+
     async fn sheet_from_words(
         &self,
         words: &CharacterWords,
@@ -145,8 +149,12 @@ impl Studio for ProviderStudio {
         self.moderate(spent_on, &said).await?;
         let brief = DesignBrief::Words(words.clone());
         let designer = &self.providers.designer;
-        self.metered(spent_on, "design", designer.design(&brief))
-            .await
+        let sheet = self
+            .metered(spent_on, "design", designer.design(&brief))
+            .await?;
+        // What the model filled in is moderated like what the parent wrote.
+        self.moderate(spent_on, &sheet.words()).await?;
+        Ok(sheet)
     }
 
     async fn character_from_upload(
@@ -178,6 +186,7 @@ impl Studio for ProviderStudio {
         let sheet = self
             .metered(spent_on, "design", designer.design(&brief))
             .await?;
+        self.moderate(spent_on, &sheet.words()).await?;
         let style = match upload.kind {
             UploadKind::Photo => upload.style.as_str(),
             // The app's drawing style (`storybook_crayon`) is no book style: drawn as a cartoon.

@@ -137,6 +137,9 @@ struct PageV1 {
     revised: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     regeneration: Option<RegenerationV1>,
+    /// Added with on-demand reading's claim: absent reads as unclaimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    read_aloud_since: Option<DateTime<Utc>>,
 }
 
 fn first_version() -> u32 {
@@ -288,6 +291,7 @@ impl From<&Book> for BookV1 {
                     version: p.version,
                     revised: p.revised,
                     regeneration: p.regeneration.as_ref().map(RegenerationV1::from),
+                    read_aloud_since: p.read_aloud_since,
                 })
                 .collect(),
             pending_assets: book.pending_assets,
@@ -356,6 +360,7 @@ impl From<BookV1> for Book {
                     version: p.version,
                     revised: p.revised,
                     regeneration: p.regeneration.map(PageRegeneration::from),
+                    read_aloud_since: p.read_aloud_since,
                 })
                 .collect(),
             pending_assets: doc.pending_assets,

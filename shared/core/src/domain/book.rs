@@ -64,8 +64,61 @@ wire_enum!(
 /// `?`), an event attribute (`on` and three or more letters at a word's start, then `=`, spaces
 /// allowed between), or a script URL (`javascript:`, `vbscript:`, `data:text/html`, spaces and
 /// case ignored). Read as a parser would, not as a list of substrings: `onerror =x`, `<svg>`,
-/// `<a href>` are all caught, while `3 < 5` and Korean text pass.
+/// `<a href>` are all caught, while `3 < 5` and Korean text pass. HTML character references are
+/// decoded first, as a browser would decode them (`javascript&colon;`, `java&#x09;script:`,
+/// `&#x3C;script&#x3E;`, `&amp;lt;` twice over), so an encoded form is judged as what it shows.
 pub fn contains_markup(text: &str) -> bool {
+    let mut seen = text.to_owned();
+    // Each pass decodes one level; four cover any encoding a page would decode in one go.
+    for _ in 0..4 {
+        if markup_as_written(&seen) {
+            return true;
+        }
+        let decoded = decode_references(&seen);
+        if decoded == seen {
+            return false;
+        }
+        seen = decoded;
+    }
+    markup_as_written(&seen)
+}
+
+/// `text` with its HTML character references decoded, those without a closing `;` too (as
+/// browsers decode `&#60` and `&lt`).
+fn decode_references(text: &str) -> String {
+    let closed = html_escape::decode_html_entities(text);
+    // Numeric references left without their `;`: add one and decode again.
+    let mut with_semicolons = String::with_capacity(closed.len());
+    let chars: Vec<char> = closed.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        with_semicolons.push(chars[i]);
+        if chars[i] == '&' && chars.get(i + 1) == Some(&'#') {
+            let hex = matches!(chars.get(i + 2), Some('x' | 'X'));
+            let start = i + 2 + usize::from(hex);
+            let digits = chars[start.min(chars.len())..]
+                .iter()
+                .take_while(|c| {
+                    if hex {
+                        c.is_ascii_hexdigit()
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+                .count();
+            if digits > 0 && chars.get(start + digits) != Some(&';') {
+                with_semicolons.extend(&chars[i + 1..start + digits]);
+                with_semicolons.push(';');
+                i = start + digits;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    html_escape::decode_html_entities(&with_semicolons).into_owned()
+}
+
+fn markup_as_written(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let next = chars.get(i + 1).copied();
@@ -88,9 +141,10 @@ pub fn contains_markup(text: &str) -> bool {
             }
         }
     }
+    // Whitespace and control characters inside a scheme are ignored by URL parsers.
     let squeezed: String = text
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && !c.is_control())
         .flat_map(char::to_lowercase)
         .collect();
     ["javascript:", "vbscript:", "data:text/html"]
@@ -230,12 +284,14 @@ pub const EARLIER_BOOKS_TOLD: usize = 3;
 
 impl SeriesPlace {
     /// The place after `previous` (a finished book) in its series, or in a new one: the series
-    /// and title named, else the previous book's, else a new series named after the hero.
+    /// and title named, else the previous book's, else a new series whose id is `new_id` (the
+    /// same for a retry of the same request: see [`SeriesPlace::new_id`]).
     pub fn after(
         previous: Option<&Book>,
         id: Option<String>,
         title: Option<String>,
         hint: Option<String>,
+        new_id: String,
     ) -> Self {
         let before = previous.and_then(|book| book.request.series.as_ref());
         let mut earlier: Vec<EarlierBook> = before.map(|s| s.earlier.clone()).unwrap_or_default();
@@ -246,11 +302,31 @@ impl SeriesPlace {
         SeriesPlace {
             id: id
                 .or_else(|| before.map(|s| s.id.clone()))
-                .unwrap_or_else(|| format!("sr_{}", uuid::Uuid::new_v4().simple())),
+                .unwrap_or(new_id),
             title: title.or_else(|| before.and_then(|s| s.title.clone())),
             number: before.map_or(1, |s| s.number) + u32::from(previous.is_some()),
             earlier: earlier.into_iter().skip(skip).collect(),
             hint,
+        }
+    }
+}
+
+impl SeriesPlace {
+    /// The id of a series a request starts: derived from the user and the request's
+    /// `X-Idempotency-Key` when it has one, so that a retry asks for the very same book (the
+    /// id is part of what the key's fingerprint hashes); random otherwise.
+    pub fn new_id(user: &super::user::UserId, key: Option<&IdempotencyKey>) -> String {
+        use sha2::Digest;
+        match key {
+            Some(key) => {
+                let mut digest = sha2::Sha256::new();
+                for part in ["series", user.as_str(), key.as_str()] {
+                    digest.update((part.len() as u64).to_be_bytes());
+                    digest.update(part.as_bytes());
+                }
+                format!("sr_{}", &hex::encode(digest.finalize())[..32])
+            }
+            None => format!("sr_{}", uuid::Uuid::new_v4().simple()),
         }
     }
 }
@@ -275,6 +351,22 @@ impl EarlierBook {
 }
 
 impl BookRequest {
+    /// Every word of the request a parent wrote that reaches a prompt, one a line: what
+    /// moderation reads before a book is made (the topic and names, the look, theme and what to
+    /// leave out, the parent's characters' sheets, the series' title and hint).
+    pub fn parent_words(&self) -> String {
+        let mut words = vec![self.topic.as_str().to_owned(), self.hero().to_owned()];
+        words.extend(self.character_appearance.clone());
+        words.extend(self.theme.clone());
+        words.extend(self.forbidden_elements.iter().cloned());
+        words.extend(self.characters.iter().map(CharacterSheet::prompt_line));
+        if let Some(series) = &self.series {
+            words.extend(series.title.clone());
+            words.extend(series.hint.clone());
+        }
+        words.join("\n")
+    }
+
     /// The name the story is about: the protagonist, else a friendly default per language.
     pub fn hero(&self) -> &str {
         match &self.protagonist {
@@ -414,7 +506,13 @@ pub struct Page {
     pub revised: bool,
     /// A regeneration asked for and not yet landed: one at a time per page.
     pub regeneration: Option<PageRegeneration>,
+    /// When a request started reading this page aloud on demand (its claim: one reading at a
+    /// time; past [`READ_ALOUD_CLAIM`] the claim is stale and another request may take it).
+    pub read_aloud_since: Option<DateTime<Utc>>,
 }
+
+/// How long a claim to read a page aloud holds: beyond the studio function's 29 s timeout.
+pub const READ_ALOUD_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
 
 impl Page {
     /// A page as the story step first makes it.
@@ -431,6 +529,7 @@ impl Page {
             version: 1,
             revised: false,
             regeneration: None,
+            read_aloud_since: None,
         }
     }
 }
@@ -821,6 +920,34 @@ impl CharacterSheet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markup_in_character_references_is_markup() {
+        for encoded in [
+            "javascript&colon;alert(1)",
+            "java&#x09;script:alert(1)",
+            "java&#9;script:alert(1)",
+            "&#x3C;script&#x3E;alert(1)",
+            "&#60script&#62",
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "&amp;lt;script&amp;gt;",
+            "&amp;#x3C;svg&amp;#x3E;",
+            "jav&Tab;ascript:alert(1)",
+            "<IMG SRC=x>",
+        ] {
+            assert!(contains_markup(encoded), "{encoded}");
+        }
+        for fine in [
+            "3 &lt; 5 and 7 &gt; 2",
+            "Tom &amp; Jerry",
+            "salt &c.",
+            "공룡 &#44277;",
+            "a &#x41; b",
+            "on the moon = happy",
+        ] {
+            assert!(!contains_markup(fine), "{fine}");
+        }
+    }
 
     #[test]
     fn topics() {

@@ -169,6 +169,35 @@ pub struct Sheet {
     pub visual_style_notes: String,
 }
 
+impl Sheet {
+    /// Every word of the sheet, one field a line: what moderation reads.
+    pub fn words(&self) -> String {
+        let (a, c) = (&self.appearance, &self.clothing);
+        let mut lines = vec![
+            self.name.as_str(),
+            &self.master_description,
+            &a.age_visual,
+            &a.face,
+            &a.hair,
+            &a.skin,
+            &a.body,
+            &c.top,
+            &c.bottom,
+            &c.shoes,
+            &c.accessories,
+            &self.visual_style_notes,
+        ];
+        lines.extend(self.personality_traits.iter().map(String::as_str));
+        lines.extend(
+            self.distinctive_features
+                .iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        lines.join("\n")
+    }
+}
+
 /// A character as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Character {

@@ -36,15 +36,17 @@ pub fn photos_allowed(consent: Option<&Consent>) -> bool {
     consent.is_some_and(Consent::allows_photos)
 }
 
-/// The version label of the consent text agreed to: 1 to 40 visible ASCII characters.
+/// The version label of the consent text agreed to (`2025-01`, `v2.1`): 1 to 40 ASCII letters,
+/// digits, `.`, `_` or `-`. A label is echoed back and shown to operators: no markup fits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentVersion(String);
 
 impl ConsentVersion {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        if raw.is_empty() || raw.len() > 40 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        let label = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if raw.is_empty() || raw.len() > 40 || !raw.bytes().all(label) {
             return Err(Invalid::new(
-                "consent_version must be 1 to 40 visible ASCII characters",
+                "consent_version must be 1 to 40 letters, digits, '.', '_' or '-'",
             ));
         }
         Ok(Self(raw.to_owned()))

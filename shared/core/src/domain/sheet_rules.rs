@@ -30,11 +30,12 @@ pub struct SheetProblem {
     pub broken: Broken,
 }
 
-/// A text of `min` to `max` characters without markup or control characters, or how it breaks
-/// that.
+/// A text of `min` to `max` characters (at least `min` of them not blank) without markup or
+/// control characters, or how it breaks that.
 pub fn text_rule(value: &str, min: usize, max: usize) -> Option<Broken> {
     let length = value.chars().count();
-    if length < min {
+    // Blank text says nothing: `"   "` is as short as `""`.
+    if value.trim().chars().count() < min {
         Some(Broken::TooShort { min })
     } else if length > max {
         Some(Broken::TooLong { max })

@@ -38,14 +38,7 @@ impl BlobKey {
         if raw.is_empty() || raw.len() > 512 {
             return Err(Invalid::new("a blob key is 1 to 512 characters"));
         }
-        for segment in raw.split('/') {
-            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-            if segment.is_empty() || segment.starts_with('.') || !segment.chars().all(allowed) {
-                return Err(Invalid::new(
-                    "a blob key has non-empty segments of letters, digits, '.', '_' and '-', none starting with '.'",
-                ));
-            }
-        }
+        check_segments(raw)?;
         let key = Self(raw.to_owned());
         key.content_type_checked()?;
         Ok(key)
@@ -53,6 +46,13 @@ impl BlobKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the key lies in `folder` (at any depth).
+    pub fn is_in(&self, folder: &BlobFolder) -> bool {
+        self.0
+            .strip_prefix(folder.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
     }
 
     pub fn content_type(&self) -> &'static str {
@@ -83,6 +83,37 @@ impl BlobKey {
     }
 }
 
+/// Non-empty `/`-separated segments of `[A-Za-z0-9._-]`, none starting with `.` (so no `..`).
+fn check_segments(raw: &str) -> Result<(), Invalid> {
+    for segment in raw.split('/') {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if segment.is_empty() || segment.starts_with('.') || !segment.chars().all(allowed) {
+            return Err(Invalid::new(
+                "a blob key has non-empty segments of letters, digits, '.', '_' and '-', none starting with '.'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A folder of blobs (`books/bk_1`): every blob one thing owns, deleted as one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobFolder(String);
+
+impl BlobFolder {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() || raw.len() > 500 {
+            return Err(Invalid::new("a blob folder is 1 to 500 characters"));
+        }
+        check_segments(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Stores the stream under `key`, replacing what was there; readers never see half a blob.
@@ -92,6 +123,10 @@ pub trait BlobStore: Send + Sync {
 
     /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
+
+    /// Deletes every blob in `folder`, whatever its name: what one thing owns goes whole, even
+    /// a file stored under a name no record holds. An empty or missing folder is not an error.
+    async fn delete_folder(&self, folder: &BlobFolder) -> Result<(), BlobError>;
 
     /// An absolute URL that loads the blob without any header until `ttl` has passed.
     async fn signed_url(&self, key: &BlobKey, ttl: Duration) -> Result<String, BlobError>;

@@ -8,7 +8,7 @@ pub mod queue;
 pub mod store;
 pub mod studio;
 
-pub use blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+pub use blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 pub use not_given::NotGiven;
 pub use queue::{QueueError, QueuedMessage, StepQueue};
 pub use store::{CreateOutcome, LimitDecision, Store, StoreError, StoredBook};

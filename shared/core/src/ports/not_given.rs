@@ -4,7 +4,7 @@
 //! an unreachable dependency would; the route catalogue keeps such functions to routes that make
 //! no such call, and a test runs every one of their routes over this port.
 
-use super::blobs::{BlobError, BlobKey, BlobStore, BlobStream};
+use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
 use crate::domain::book::{Language, TargetAge};
@@ -31,6 +31,10 @@ impl BlobStore for NotGiven {
     }
 
     async fn delete(&self, _: &BlobKey) -> Result<(), BlobError> {
+        Err(BlobError::Unavailable(not_given("blob store")))
+    }
+
+    async fn delete_folder(&self, _: &BlobFolder) -> Result<(), BlobError> {
         Err(BlobError::Unavailable(not_given("blob store")))
     }
 
@@ -72,6 +76,10 @@ impl StepQueue for NotGiven {
 
 #[async_trait]
 impl Studio for NotGiven {
+    async fn moderate(&self, _: &str, _: &str) -> Result<(), StudioError> {
+        Err(StudioError::Unavailable(not_given("studio")))
+    }
+
     async fn sheet_from_words(&self, _: &CharacterWords, _: &str) -> Result<Sheet, StudioError> {
         Err(StudioError::Unavailable(not_given("studio")))
     }

@@ -76,6 +76,10 @@ pub enum StudioError {
 /// the book it is made for.
 #[async_trait]
 pub trait Studio: Send + Sync {
+    /// Refuses what a parent wrote when moderation refuses it: the local word list, then the
+    /// moderation model, as a book's topic is judged ([`StudioError::Refused`]).
+    async fn moderate(&self, words: &str, spent_on: &str) -> Result<(), StudioError>;
+
     /// A full sheet from the parent's words (moderated first).
     async fn sheet_from_words(
         &self,

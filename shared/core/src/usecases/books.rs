@@ -10,7 +10,6 @@ use crate::domain::failure::FailureCode;
 use crate::domain::user::User;
 use crate::metrics;
 use crate::ports::CreateOutcome;
-use crate::spend::SpendGuard;
 use crate::usecases::users::settings_of;
 
 /// How long a book may wait for its first step before a retry of its request starts it again;
@@ -84,9 +83,7 @@ pub async fn create_book(
     let price = app.settings.book_price(book.page_count.get());
     let limits = &app.settings.limits;
     // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
-    if let Some(stopped) = SpendGuard::new(app).stopped().await? {
-        return Err(stopped.into());
-    }
+    super::refuse_while_stopped(app).await?;
     let today = settings_of(app, user).await?.timezone.today(now);
     let books_today = format!("books-day:{}", user.id.as_str());
     // Counted before the book is made, atomically (so concurrent requests cannot all pass a

@@ -37,20 +37,62 @@ pub fn sheet_of(character: &Character) -> CharacterSheet {
     }
 }
 
-/// Makes a character from the parent's sheet.
+/// The refusal of a character beyond the user's cap.
+fn too_many(cap: usize) -> Refusal {
+    Refusal::Conflict(format!(
+        "An account keeps at most {cap} characters; delete one to make another"
+    ))
+}
+
+/// Refuses a new character when the user already has as many as one account keeps.
+async fn room_for_one(app: &App, request: &Request<User>) -> Result<(), Refusal> {
+    let cap = app.settings.characters_per_user;
+    if app.store.characters_of(&request.caller.id).await?.len() >= cap {
+        return Err(too_many(cap));
+    }
+    Ok(())
+}
+
+/// Stores a new character within the user's cap. Requests racing past [`room_for_one`] each
+/// count again once stored, and one that finds the user over the cap takes its character back:
+/// the last one stored always sees every other, so the cap holds whatever the concurrency (a
+/// race may refuse one that would have fitted, never keep one too many). Answers whether the
+/// record was new (false: the same id was stored already).
+async fn store_within_cap(
+    app: &App,
+    request: &Request<User>,
+    character: &Character,
+) -> Result<bool, Refusal> {
+    let user = &request.caller.id;
+    if !app.store.put_character(character).await? {
+        return Ok(false);
+    }
+    let cap = app.settings.characters_per_user;
+    if app.store.characters_of(user).await?.len() > cap {
+        delete_reference(app, character).await?;
+        app.store.delete_character(user, &character.id).await?;
+        return Err(too_many(cap));
+    }
+    Ok(true)
+}
+
+/// Makes a character from the parent's sheet, once moderation lets every word of it through.
 pub async fn create_character(
     app: &App,
     request: &Request<User>,
     sheet: Sheet,
 ) -> Result<Character, Refusal> {
+    room_for_one(app, request).await?;
+    let id = CharacterId::generate();
+    app.studio.moderate(&sheet.words(), id.as_str()).await?;
     let character = Character::new(
-        CharacterId::generate(),
+        id,
         request.caller.id.clone(),
         sheet,
         Origin::Sheet,
         request.now,
     );
-    app.store.put_character(&character).await?;
+    store_within_cap(app, request, &character).await?;
     Ok(character)
 }
 
@@ -61,6 +103,7 @@ pub async fn create_from_words(
     request: &Request<User>,
     words: CharacterWords,
 ) -> Result<Character, Refusal> {
+    room_for_one(app, request).await?;
     let id = CharacterId::generate();
     let sheet = app.studio.sheet_from_words(&words, id.as_str()).await?;
     let character = Character::new(
@@ -70,7 +113,7 @@ pub async fn create_from_words(
         Origin::Text,
         request.now,
     );
-    app.store.put_character(&character).await?;
+    store_within_cap(app, request, &character).await?;
     Ok(character)
 }
 
@@ -139,6 +182,7 @@ pub async fn create_from_upload(
         }
         None => CharacterId::generate(),
     };
+    room_for_one(app, request).await?;
     let made = app
         .studio
         .character_from_upload(&upload, id.as_str())
@@ -154,14 +198,14 @@ pub async fn create_from_upload(
     let reference = character_reference_key(&character.id, "png");
     app.blobs.put(&reference, stream_of(made.reference)).await?;
     character.reference_key = Some(reference.as_str().to_owned());
-    let stored = match app.store.put_character(&character).await {
+    let stored = match store_within_cap(app, request, &character).await {
         Ok(stored) => stored,
         Err(error) => {
             // Nothing names the picture just drawn: it goes (best effort; the refusal stands).
             if let Err(left) = app.blobs.delete(&reference).await {
                 tracing::warn!(error = %left, "a character's unrecorded reference picture is left");
             }
-            return Err(error.into());
+            return Err(error);
         }
     };
     if !stored {
@@ -193,8 +237,18 @@ pub async fn create_from_preset(
     language: Option<&str>,
 ) -> Result<Character, Refusal> {
     let preset = preset(preset_id).ok_or_else(|| Refusal::not_found("preset", preset_id))?;
-    let character = preset.character(request.caller.id.clone(), name, language, request.now);
-    app.store.put_character(&character).await?;
+    room_for_one(app, request).await?;
+    let character = preset.character(
+        request.caller.id.clone(),
+        name.clone(),
+        language,
+        request.now,
+    );
+    // The parent's name for it is theirs to write: moderated like any of their words.
+    if let Some(name) = &name {
+        app.studio.moderate(name, character.id.as_str()).await?;
+    }
+    store_within_cap(app, request, &character).await?;
     Ok(character)
 }
 

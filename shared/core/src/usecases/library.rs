@@ -3,7 +3,7 @@
 use super::books::{cover_link, owned_book};
 use super::{Refusal, Request};
 use crate::app::App;
-use crate::book_files::blob_keys;
+use crate::book_files::delete_book_files;
 use crate::book_records::{Change, update_book};
 use crate::domain::book::{Book, Style, TargetAge};
 use crate::domain::user::User;
@@ -119,9 +119,7 @@ pub async fn delete_book(
     if !book.is_finished() {
         return Err(Refusal::Conflict("The book is still being made".into()));
     }
-    for key in blob_keys(&book) {
-        app.blobs.delete(&key).await?;
-    }
+    delete_book_files(&*app.blobs, &book).await?;
     let stored = app
         .store
         .find_book(&book.id)
@@ -132,5 +130,8 @@ pub async fn delete_book(
             "The book changed meanwhile; try again".into(),
         ));
     }
+    // Again, now that no step can record to it: a page made again meanwhile stored its files
+    // after the first pass (and a step that finds the book gone removes what it stores later).
+    delete_book_files(&*app.blobs, &stored.book).await?;
     Ok(book)
 }

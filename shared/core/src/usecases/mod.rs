@@ -52,6 +52,10 @@ pub enum Refusal {
     /// Well-formed but refused on its meaning.
     #[error("{0}")]
     Invalid(String),
+    /// Words (or a picture) moderation refused: what a children's book must never carry. The
+    /// message says what was refused, never why in detail.
+    #[error("{0}")]
+    Unsafe(String),
     /// A credential that is valid but may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -140,9 +144,10 @@ impl From<crate::ports::StudioError> for Refusal {
         match error {
             StudioError::Upload(refusal) => Refusal::Upload(refusal),
             StudioError::Stopped(stopped) => stopped.into(),
-            StudioError::Refused => {
-                Refusal::Invalid("The picture or words were refused for safety".into())
-            }
+            StudioError::Refused => Refusal::Unsafe(
+                "The words or the picture were refused: they are not suitable for a children's book"
+                    .into(),
+            ),
             StudioError::Unavailable(source) => Refusal::Unavailable(source),
         }
     }
@@ -154,6 +159,15 @@ impl From<Stopped> for Refusal {
             Stopped::Switched { .. } => Refusal::GenerationOff,
             Stopped::OverBudget { retry_after, .. } => Refusal::BudgetExceeded { retry_after },
         }
+    }
+}
+
+/// Refuses paid work while generation is stopped (the kill switch, today's hard limit): nothing
+/// is charged or started, and every paid route answers as a new book does.
+async fn refuse_while_stopped(app: &App) -> Result<(), Refusal> {
+    match crate::spend::SpendGuard::new(app).stopped().await? {
+        Some(stopped) => Err(stopped.into()),
+        None => Ok(()),
     }
 }
 

@@ -2,12 +2,12 @@
 //! both), and narration added to a book made without it.
 
 use super::books::owned_book;
-use super::{Refusal, Request};
+use super::{Refusal, Request, refuse_while_stopped};
 use crate::app::App;
 use crate::book_files::{audio_key, enqueue_step};
 use crate::book_records::{Change, update_book};
 use crate::domain::book::{
-    AudioState, Book, BookId, JobState, PageRegeneration, RegenerationMode, Step,
+    AudioState, Book, BookId, JobState, PageRegeneration, READ_ALOUD_CLAIM, RegenerationMode, Step,
 };
 use crate::domain::credits::{EntryKind, Grant, GrantOutcome, TransactionId};
 use crate::domain::user::User;
@@ -79,6 +79,8 @@ pub async fn regenerate_page(
     if number == 0 || !book.pages.iter().any(|p| p.number == number) {
         return Err(page_missing());
     }
+    // Nothing is charged or started while generation is stopped, as for a new book.
+    refuse_while_stopped(app).await?;
     let price = app.settings.page_regeneration_price;
     let regeneration = PageRegeneration {
         mode: asked.mode,
@@ -184,6 +186,7 @@ pub async fn book_audio(
     if silent(&book).is_empty() {
         return Ok(BookAudio::Available);
     }
+    refuse_while_stopped(app).await?;
     let price = app.settings.book_audio_price;
     if price > 0 {
         let reason = format!("narration of {}", book.id.as_str());
@@ -199,18 +202,23 @@ pub async fn book_audio(
         }
     }
     // The pages to narrate are marked pending in the book's own document (the page assets of
-    // its making are past for them), then each is narrated by its step.
+    // its making are past for them), then each is narrated by its step. Only the request that
+    // marked a page enqueues it: concurrent or repeated requests find it pending already and
+    // start nothing, so each page is narrated once whatever the concurrency.
+    let marked_now = std::sync::Mutex::new(Vec::new());
     let marked = update_book(&*app.store, request.now, &book.id, |book| {
         let pages = silent(book);
-        let mut changed = false;
+        let mut changed = Vec::new();
         for page in book.pages.iter_mut().filter(|p| pages.contains(&p.number)) {
             if page.audio_state != AudioState::Pending {
                 page.revised = true;
                 page.audio_state = AudioState::Pending;
-                changed = true;
+                changed.push(page.number);
             }
         }
-        if changed {
+        let write = !changed.is_empty();
+        *marked_now.lock().unwrap_or_else(|p| p.into_inner()) = changed;
+        if write {
             Change::Write
         } else {
             Change::Unchanged
@@ -220,39 +228,108 @@ pub async fn book_audio(
     let Some((book, _)) = marked else {
         return Err(Refusal::not_found("book", raw_id));
     };
-    let pending: Vec<u8> = book
+    let marked_now = marked_now.into_inner().unwrap_or_else(|p| p.into_inner());
+    for (i, page) in marked_now.iter().enumerate() {
+        if let Err(error) = enqueue_step(&*app.queue, &book.id, Step::Narrate { page: *page }).await
+        {
+            // Pages marked and never enqueued would wait for a step that never comes.
+            let never_started = &marked_now[i..];
+            update_book(&*app.store, request.now, &book.id, |book| {
+                let mut changed = false;
+                for page in book.pages.iter_mut() {
+                    if never_started.contains(&page.number)
+                        && page.audio_state == AudioState::Pending
+                    {
+                        page.audio_state = AudioState::Missing;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    Change::Write
+                } else {
+                    Change::Unchanged
+                }
+            })
+            .await?;
+            return Err(error.into());
+        }
+    }
+    let pending = book
         .story_pages()
         .filter(|p| p.audio_state == AudioState::Pending)
-        .map(|p| p.number)
-        .collect();
-    for page in &pending {
-        enqueue_step(&*app.queue, &book.id, Step::Narrate { page: *page }).await?;
-    }
-    Ok(BookAudio::Queued(pending.len()))
+        .count();
+    Ok(BookAudio::Queued(pending))
 }
 
+/// How long a request waits for a page another request (or the step worker) is reading aloud,
+/// within API Gateway's 30 s.
+const READ_ALOUD_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// The signed URL of page `number`'s narration of the caller's finished book, read aloud now
-/// when it has none (the studio's narrator), and kept for the next time.
+/// when it has none (the studio's narrator), and kept for the next time. One reading per page
+/// whatever the concurrency: the request that claims the page reads it, the others wait for its
+/// file (a claim left by a request that died is taken over once stale).
 pub async fn page_audio(
     app: &App,
     request: &Request<User>,
     raw_id: &str,
     number: i64,
 ) -> Result<String, Refusal> {
-    let book = done_book(app, request, raw_id, "book").await?;
     let page_missing = || Refusal::not_found("page", number.to_string());
     let number = u8::try_from(number).map_err(|_| page_missing())?;
+    let ttl = app.settings.signed_url_ttl;
+    let started = std::time::Instant::now();
+    let (book, before) = loop {
+        let book = done_book(app, request, raw_id, "book").await?;
+        let page = book
+            .story_pages()
+            .find(|p| p.number == number)
+            .ok_or_else(page_missing)?;
+        if page.audio_state == AudioState::Available
+            && let Some(key) = &page.audio_key
+        {
+            return Ok(app.blobs.signed_url(&super::stored_key(key)?, ttl).await?);
+        }
+        let now = app.clock.now();
+        let before = std::sync::Mutex::new(AudioState::NotRequested);
+        let claimed = update_book(&*app.store, request.now, &book.id, |book| {
+            match book.pages.iter_mut().find(|p| p.number == number) {
+                Some(page) if page.audio_state != AudioState::Available => {
+                    let stale = page
+                        .read_aloud_since
+                        .is_some_and(|since| now - since > READ_ALOUD_CLAIM);
+                    if page.audio_state == AudioState::Pending && !stale {
+                        return Change::Unchanged;
+                    }
+                    *before.lock().unwrap_or_else(|p| p.into_inner()) = page.audio_state;
+                    page.revised = true;
+                    page.audio_state = AudioState::Pending;
+                    page.read_aloud_since = Some(now);
+                    Change::Write
+                }
+                _ => Change::Unchanged,
+            }
+        })
+        .await?;
+        match claimed {
+            Some((book, true)) => {
+                break (book, before.into_inner().unwrap_or_else(|p| p.into_inner()));
+            }
+            None => return Err(Refusal::not_found("book", raw_id)),
+            Some(_) if started.elapsed() >= READ_ALOUD_WAIT => {
+                return Err(Refusal::Conflict(
+                    "This page is being read aloud; try again in a moment".into(),
+                ));
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    };
     let page = book
         .story_pages()
         .find(|p| p.number == number)
         .ok_or_else(page_missing)?;
-    let ttl = app.settings.signed_url_ttl;
-    if page.audio_state == AudioState::Available
-        && let Some(key) = &page.audio_key
-    {
-        return Ok(app.blobs.signed_url(&super::stored_key(key)?, ttl).await?);
-    }
-    let speech = app
+    let claim = page.read_aloud_since;
+    let speech = match app
         .studio
         .read_aloud(
             &page.text,
@@ -260,7 +337,32 @@ pub async fn page_audio(
             book.request.target_age,
             book.id.as_str(),
         )
-        .await?;
+        .await
+    {
+        Ok(speech) => speech,
+        Err(error) => {
+            // The claim goes; the page is as it was (a stale claim taken over: missing), for
+            // the next request to try.
+            let restored = match before {
+                AudioState::Pending => AudioState::Missing,
+                other => other,
+            };
+            update_book(&*app.store, request.now, &book.id, |book| {
+                match book.pages.iter_mut().find(|p| p.number == number) {
+                    Some(page) if page.read_aloud_since == claim => {
+                        page.read_aloud_since = None;
+                        if page.audio_state == AudioState::Pending {
+                            page.audio_state = restored;
+                        }
+                        Change::Write
+                    }
+                    _ => Change::Unchanged,
+                }
+            })
+            .await?;
+            return Err(error.into());
+        }
+    };
     let key = audio_key(&book.id, number, speech.format);
     app.blobs.put(&key, stream_of(speech.audio)).await?;
     let landed = update_book(&*app.store, request.now, &book.id, |book| {
@@ -269,20 +371,25 @@ pub async fn page_audio(
                 page.revised = true;
                 page.audio_key = Some(key.as_str().to_owned());
                 page.audio_state = AudioState::Available;
+                page.read_aloud_since = None;
                 Change::Write
             }
             _ => Change::Unchanged,
         }
     })
     .await?;
-    // Read aloud by a concurrent request first (the same file, or another format's): theirs.
+    // Read aloud by another first (a stale claim taken over, the step worker): theirs is kept.
     let kept = match landed {
         Some((book, _)) => book
             .pages
             .into_iter()
             .find(|p| p.number == number)
             .and_then(|p| p.audio_key),
-        None => return Err(Refusal::not_found("book", raw_id)),
+        None => {
+            // The book went while its page was read: its file goes too.
+            app.blobs.delete(&key).await?;
+            return Err(Refusal::not_found("book", raw_id));
+        }
     };
     let kept = match kept {
         Some(kept) if kept != key.as_str() => {

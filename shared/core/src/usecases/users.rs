@@ -2,7 +2,7 @@
 
 use super::{Refusal, Request, audit};
 use crate::app::App;
-use crate::book_files::blob_keys;
+use crate::book_files::{character_folder, delete_book_files};
 use crate::domain::audit::AuditEvent;
 use crate::domain::settings::{FieldRefusal, UserSettings, UserSettingsPatch};
 use crate::domain::user::User;
@@ -54,16 +54,17 @@ pub async fn erase_user(app: &App, request: &Request<User>) -> Result<Erased, Re
     let books = app.store.books_of(&user.id).await?;
     let delete_files = || async {
         for book in &books {
-            for key in blob_keys(book) {
-                app.blobs.delete(&key).await?;
-            }
+            delete_book_files(&*app.blobs, book).await?;
         }
         Ok::<_, Refusal>(())
     };
     delete_files().await?;
-    // The characters' reference pictures (some drawn from a child's photo) go with them.
+    // The characters' pictures (some drawn from a child's photo) go with them, folder and all.
     for character in app.store.characters_of(&user.id).await? {
         super::characters::delete_reference(app, &character).await?;
+        app.blobs
+            .delete_folder(&character_folder(&character.id))
+            .await?;
     }
     // What the books cost stays in the day's spend, under no book's name.
     for book in &books {

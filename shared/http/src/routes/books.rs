@@ -397,6 +397,7 @@ pub async fn create_series(
         next.series_id,
         next.series_title,
         next.new_topic_hint,
+        SeriesPlace::new_id(&request.caller.id, idempotency_key.as_ref()),
     ));
     match books::create_book(&state, &request, book, &characters, idempotency_key, false).await? {
         Created::New(book) | Created::Replayed(book) => Ok(created(&book).into_response()),

@@ -19,13 +19,7 @@ use storybook_core::usecases::characters;
 /// The seed's `Body_create_character_from_text`: `name`, `age`, `traits` (comma-separated),
 /// optional `style`. Any other field is refused, as in a JSON body.
 fn words_of(body: &[u8]) -> Result<CharacterWords, ApiError> {
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-        ApiError::schema(Problem::new(
-            &["body"],
-            "The body is not a form",
-            "value_error",
-        ))
-    })?;
+    let fields = form_fields(body)?;
     let mut p = Problems::default();
     let (mut name, mut age, mut traits, mut style) = (None, None, None, None);
     for (field, value) in fields {
@@ -74,6 +68,39 @@ fn words_of(body: &[u8]) -> Result<CharacterWords, ApiError> {
         traits,
         style,
     })
+}
+
+/// A form's fields, each name and value decoded (`+` a space, `%XX` a byte) and refused unless
+/// its bytes are UTF-8, as a JSON body's strings are: never replaced with "\u{FFFD}".
+fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let decode = |raw: &[u8]| -> Option<String> {
+        let spaced: Vec<u8> = raw
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        String::from_utf8(bytes).ok()
+    };
+    let mut fields = Vec::new();
+    for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = decode(name);
+        let field = name.clone().unwrap_or_else(|| "body".to_owned());
+        match (name, decode(value)) {
+            (Some(name), Some(value)) => fields.push((name, value)),
+            _ => {
+                return Err(ApiError::schema(Problem::new(
+                    &["body", &field],
+                    "Input should be a valid UTF-8 string",
+                    "string_unicode",
+                )));
+            }
+        }
+    }
+    Ok(fields)
 }
 
 /// A character from the parent's words; the story model fills in the rest of the sheet.
@@ -148,7 +175,13 @@ async fn upload_of(
             picture = Some(bytes.freeze());
             continue;
         }
-        let text = field.text().await.map_err(|_| unreadable(&field_name))?;
+        // Strict UTF-8, as a JSON string: a lossy decoding would store "\u{FFFD}".
+        let raw = field.bytes().await.map_err(|_| unreadable(&field_name))?;
+        let Ok(text) = String::from_utf8(raw.to_vec()) else {
+            let msg = "Input should be a valid UTF-8 string";
+            p.0.push(Problem::new(&["body", &field_name], msg, "string_unicode"));
+            continue;
+        };
         match field_name.as_str() {
             "name" if !text.is_empty() => name = Some(text),
             "name" => {}

@@ -384,12 +384,10 @@ impl Pipeline {
         }
         if book.title.is_none() {
             let request = &book.request;
-            // The parent's own words, before anything is paid for.
-            let mut asked = vec![request.topic.as_str(), request.hero()];
-            asked.extend(request.character_appearance.as_deref());
-            asked.extend(request.theme.as_deref());
-            asked.extend(request.forbidden_elements.iter().map(String::as_str));
-            if let Verdict::Refused(reason) = self.moderate(id, &asked.join("\n")).await? {
+            // Every word the parent wrote that reaches a prompt, before anything is paid for:
+            // their characters' sheets too (moderated again here whenever they were stored, so
+            // a sheet passed by older rules is judged by today's) and the series' title and hint.
+            if let Verdict::Refused(reason) = self.moderate(id, &request.parent_words()).await? {
                 fail_book(
                     &*self.store,
                     self.clock.now(),
@@ -430,6 +428,15 @@ impl Pipeline {
                     return Err(StepError::retry(
                         FailureCode::LlmJsonInvalid,
                         anyhow::anyhow!("the story does not have one text per page"),
+                    ));
+                }
+                // Whichever writer wrote it: a story with markup is asked for again, and a book
+                // never gets one (refused, not stripped: a model that writes tags is not trusted
+                // with the words around them either).
+                if let Some(place) = crate::providers::story::markup_in(&candidate) {
+                    return Err(StepError::retry(
+                        FailureCode::LlmJsonInvalid,
+                        anyhow::anyhow!("{place} of the story holds markup"),
                     ));
                 }
                 let whole = std::iter::once(candidate.title.as_str())
@@ -756,7 +763,11 @@ impl Pipeline {
         };
         // A finished book's page narrated afterwards (the book was made without narration).
         let after_the_fact = book.state == JobState::Done && current.revised;
-        if !(book.in_production() || after_the_fact) || current.audio_state != AudioState::Pending {
+        // A page a request is reading aloud on demand is that request's to narrate.
+        if !(book.in_production() || after_the_fact)
+            || current.audio_state != AudioState::Pending
+            || current.read_aloud_since.is_some()
+        {
             return self.assemble_when_ready(&book).await;
         }
         let request = SpeechRequest {

@@ -7,7 +7,7 @@
 use super::{Drawn, Pipeline, StepError, artwork, pdf};
 use crate::book_files::{page_version_key, pdf_key};
 use crate::book_records::{Change, end_regeneration, update_book};
-use crate::domain::book::{AudioState, Book, BookId, ImageState, Page, Step};
+use crate::domain::book::{AudioState, Book, BookId, ImageState, Page, Step, contains_markup};
 use crate::domain::failure::FailureCode;
 use crate::ports::BlobKey;
 use crate::ports::blobs::stream_of;
@@ -53,6 +53,14 @@ impl Pipeline {
                 )
                 .await?
                 .map_err(|e| StepError::provider(FailureCode::LlmJsonInvalid, e))?;
+            if contains_markup(&rewritten.text) || contains_markup(&rewritten.scene) {
+                tracing::info!(
+                    book = id.as_str(),
+                    page = number,
+                    "rewritten page holds markup"
+                );
+                return self.give_up_regeneration(id, number).await;
+            }
             if let Verdict::Refused(reason) = self.moderate(id, &rewritten.text).await? {
                 tracing::info!(book = id.as_str(), page = number, %reason, "rewritten page refused");
                 return self.give_up_regeneration(id, number).await;
@@ -154,8 +162,17 @@ impl Pipeline {
                 }
                 Ok(())
             }
-            // Landed by an earlier delivery, or the book is gone: what this one drew goes.
-            Some((_, false)) | None => {
+            // The book is gone (deleted, its user erased): what this one stored goes, the PDF
+            // too (the deletion may have passed before it was stored).
+            None => {
+                if let Some(key) = drawn {
+                    self.blobs.delete(&key).await?;
+                }
+                self.blobs.delete(&pdf_key(id)).await?;
+                Ok(())
+            }
+            // Landed by an earlier delivery: what this one drew goes.
+            Some((_, false)) => {
                 if let Some(key) = drawn {
                     let kept = self.store.find_book(id).await?.is_some_and(|stored| {
                         stored
@@ -173,13 +190,17 @@ impl Pipeline {
         }
     }
 
+    /// Stores the book's PDF; when the book is gone by then (its deletion passed while the PDF
+    /// was made), the PDF goes again: nothing outlives a deletion.
     async fn put_pdf(&self, book: &Book) -> Result<(), StepError> {
         let document = pdf::render(book, &*self.blobs)
             .await
             .map_err(|e| StepError::retry(FailureCode::Unknown, e))?;
-        self.blobs
-            .put(&pdf_key(&book.id), stream_of(document))
-            .await?;
+        let key = pdf_key(&book.id);
+        self.blobs.put(&key, stream_of(document)).await?;
+        if self.store.find_book(&book.id).await?.is_none() {
+            self.blobs.delete(&key).await?;
+        }
         Ok(())
     }
 

@@ -4,12 +4,12 @@
 
 use super::designer;
 use super::story::{self, WrittenStory};
-use super::wire::{ApiSecret, RetryPolicy, checked, client, json, transport};
+use super::wire::{ApiSecret, RetryPolicy, capped_body, checked, client, json, transport};
 use super::{
     Artwork, CharacterDesigner, DesignBrief, ImagePrompt, Metered, Moderator, Narrator, PageBrief,
     ProviderError, Speech, SpeechRequest, StoryBrief, StoryPage, StoryWriter, Usage, Verdict,
 };
-use crate::domain::book::{Language, TargetAge};
+use crate::domain::book::{Language, TargetAge, contains_markup};
 use crate::domain::character::Sheet;
 use async_trait::async_trait;
 use base64::Engine;
@@ -227,6 +227,9 @@ impl StoryWriter for ChatStoryWriter {
         let mut usage = Usage::new("openai", &self.model.name);
         let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
         let page: RewrittenPage = structured(answer, &mut usage, "the page")?;
+        if contains_markup(&page.text) || contains_markup(&page.scene) {
+            return Err(ProviderError::Malformed("the page holds markup".into()));
+        }
         if page.text.trim().is_empty() || page.text.chars().count() > longest {
             return Err(ProviderError::Malformed(format!(
                 "the page's text is {} characters long",
@@ -520,7 +523,12 @@ pub struct OpenAiSpeech {
     model: Model,
     voices: VoiceChoice,
     format: &'static str,
+    /// The largest answer kept (`MAX_AUDIO_BYTES`); a larger one is refused as it streams.
+    max_bytes: u64,
 }
+
+/// The largest narration of one page kept by default: minutes of speech in either format.
+pub const MAX_AUDIO_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Which voice reads which language.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,7 +568,13 @@ impl OpenAiSpeech {
             model: Model::new(api, model, timeout),
             voices,
             format,
+            max_bytes: MAX_AUDIO_BYTES,
         }
+    }
+
+    /// The same speech, keeping answers of at most `max_bytes`.
+    pub fn with_max_bytes(self, max_bytes: u64) -> Self {
+        Self { max_bytes, ..self }
     }
 }
 
@@ -599,7 +613,7 @@ impl Narrator for OpenAiSpeech {
                         "speech answered {kind:?}, not audio"
                     )));
                 }
-                let audio = response.bytes().await.map_err(transport)?;
+                let audio = capped_body(response, self.max_bytes, "speech").await?;
                 if audio.is_empty() {
                     return Err(ProviderError::Malformed("empty audio".into()));
                 }

@@ -53,6 +53,8 @@ pub struct ProviderSettings {
     pub story_timeout: Duration,
     pub image_timeout: Duration,
     pub speech_timeout: Duration,
+    /// The largest narration of one page kept (`MAX_AUDIO_BYTES`).
+    pub max_audio_bytes: u64,
     pub fetch: FetchPolicy,
     pub breaker: BreakerPolicy,
     /// Which provider serves each capability (decided with the core's configuration).
@@ -186,6 +188,7 @@ impl ProviderSettings {
             story_timeout,
             image_timeout,
             speech_timeout,
+            max_audio_bytes: number(lookup, "MAX_AUDIO_BYTES", super::openai::MAX_AUDIO_BYTES)?,
             fetch: FetchPolicy {
                 allowed_hosts: list(lookup, "ASSET_HOSTS", ASSET_HOSTS),
                 max_bytes: number(lookup, "MAX_IMAGE_BYTES", 10 * 1024 * 1024)?,
@@ -246,13 +249,16 @@ impl ProviderSettings {
             providers.narrator = Arc::new(Guarded::<dyn super::Narrator> {
                 name,
                 breakers,
-                inner: Arc::new(OpenAiSpeech::new(
-                    openai.api.clone(),
-                    &openai.speech_model,
-                    openai.voices.clone(),
-                    openai.speech_format,
-                    self.speech_timeout,
-                )),
+                inner: Arc::new(
+                    OpenAiSpeech::new(
+                        openai.api.clone(),
+                        &openai.speech_model,
+                        openai.voices.clone(),
+                        openai.speech_format,
+                        self.speech_timeout,
+                    )
+                    .with_max_bytes(self.max_audio_bytes),
+                ),
             });
         }
         if !self.image_chain.is_empty() {

@@ -1,7 +1,7 @@
 //! What a story is, whoever writes it: its shape (and the JSON schema a chat model is held to),
 //! and the checks every story passes before a book is built on it.
 
-use crate::domain::book::{BookRequest, CharacterSheet, Language, TargetAge};
+use crate::domain::book::{BookRequest, CharacterSheet, Language, TargetAge, contains_markup};
 use serde::{Deserialize, Serialize};
 
 /// One page of a story: what the child reads, and what the illustrator draws.
@@ -46,8 +46,39 @@ pub fn max_page_chars(age: TargetAge) -> usize {
 /// The most words a character's master description may have.
 pub const MAX_DESCRIPTION_WORDS: usize = 60;
 
+/// Which part of the story holds markup or script, by the rule a parent's text keeps
+/// ([`contains_markup`]), if any: such a story is refused, never stored or served (a title or a
+/// page would reach the library, the book's detail and pages a browser shows).
+pub fn markup_in(story: &WrittenStory) -> Option<String> {
+    let marked =
+        |text: &str| contains_markup(text) || text.chars().any(|c| c.is_control() && c != '\n');
+    if marked(&story.title) {
+        return Some("the title".into());
+    }
+    if marked(&story.cover_scene) {
+        return Some("the cover's scene".into());
+    }
+    for (i, page) in story.pages.iter().enumerate() {
+        if marked(&page.text) || marked(&page.scene) || page.characters.iter().any(|c| marked(c)) {
+            return Some(format!("page {}", i + 1));
+        }
+    }
+    story
+        .characters
+        .iter()
+        .find(|sheet| {
+            marked(&sheet.name)
+                || marked(&sheet.description)
+                || sheet.features.iter().any(|f| marked(f))
+        })
+        .map(|sheet| format!("{}'s sheet", sheet.name))
+}
+
 /// Why a story cannot be used, or `Ok` when it can.
 pub fn check(story: &WrittenStory, request: &BookRequest) -> Result<(), String> {
+    if let Some(place) = markup_in(story) {
+        return Err(format!("{place} holds markup"));
+    }
     let wanted = usize::from(request.page_count.get());
     if story.title.trim().is_empty() {
         return Err("the story has no title".into());

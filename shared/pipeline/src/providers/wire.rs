@@ -105,6 +105,31 @@ pub async fn checked(response: reqwest::Response) -> Result<reqwest::Response, P
     })
 }
 
+/// A successful answer's body, read as it streams and refused as soon as it shows itself
+/// larger than `cap` bytes (declared or counted): a provider answering without end costs at most
+/// `cap` bytes of memory. Too large is [`ProviderError::Malformed`]: asking again would not help.
+pub async fn capped_body(
+    response: reqwest::Response,
+    cap: u64,
+    what: &str,
+) -> Result<bytes::Bytes, ProviderError> {
+    use futures::StreamExt;
+    let too_large = || ProviderError::Malformed(format!("{what} larger than {cap} bytes"));
+    if response.content_length().is_some_and(|length| length > cap) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport)?;
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Reads a JSON answer into `T`; a body that does not fit is [`ProviderError::Malformed`].
 pub async fn json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
