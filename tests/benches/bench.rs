@@ -15,7 +15,9 @@
 //! - a first book naming the parent's character, the next book of its series and one page made
 //!   again, each timed with those latencies, with their image calls (the series book reuses the
 //!   character's reference picture);
-//! - the peak resident memory of a process fetching a 50 MB picture through the illustrate step.
+//! - the peak resident memory of a process fetching a 50 MB picture through the illustrate step;
+//! - an uploaded 36-megapixel photo, and four 25-megapixel ones at once, decoded as uploads are
+//!   (a JPEG at a reduced scale) beside a whole decode: time and peak memory.
 
 use axum::body::Body;
 use http::Request;
@@ -203,6 +205,10 @@ fn main() {
         runtime().block_on(memory_probe());
         return;
     }
+    if let Some(how) = std::env::var_os("BENCH_UPLOAD_PROBE") {
+        upload_probe(&how.to_string_lossy());
+        return;
+    }
     // `cargo bench` passes `--bench`; nothing else is accepted, so nothing else is parsed.
     credential_checks();
     println!();
@@ -226,6 +232,83 @@ fn main() {
         probe.status.success(),
         "memory probe: {}",
         String::from_utf8_lossy(&probe.stderr)
+    );
+    println!();
+    uploads_decoded();
+}
+
+/// Photos as a parent uploads them: a 6000 × 6000 JPEG alone, then four 5000 × 5000 ones at
+/// once, each way in a fresh process of this binary (so that its peak memory is that work alone):
+/// decoded as uploads are (`pictures::decode_upload`, a JPEG at a reduced scale) beside a whole
+/// decode (what uploads cost before).
+fn uploads_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, side) in [("one.jpg", 6000u32), ("four.jpg", 5000)] {
+        // A photo-like picture (gradients and noise), so the JPEG is of a photo's size.
+        let picture = image::RgbImage::from_fn(side, side, |x, y| {
+            let noise = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
+            image::Rgb([
+                (x * 255 / side) as u8,
+                (y * 255 / side) as u8,
+                (noise * 11) as u8,
+            ])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&picture)
+            .unwrap();
+        std::fs::write(dir.path().join(name), jpeg).unwrap();
+    }
+    println!("uploaded photos decoded (each way in a process of its own)");
+    for how in ["scaled", "whole"] {
+        let probe = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_UPLOAD_PROBE", how)
+            .env("BENCH_UPLOAD_DIR", dir.path())
+            .output()
+            .unwrap();
+        print!("{}", String::from_utf8_lossy(&probe.stdout));
+        assert!(
+            probe.status.success(),
+            "upload probe: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+    }
+}
+
+/// One way of decoding uploads (`scaled`: as the studio does; `whole`: every pixel), timed, with
+/// the process's peak resident memory.
+fn upload_probe(how: &str) {
+    let dir = std::path::PathBuf::from(std::env::var_os("BENCH_UPLOAD_DIR").unwrap());
+    let decode = |bytes: &[u8]| -> (u32, u32) {
+        let decoded = match how {
+            "scaled" => storybook_pipeline::pictures::decode_upload(bytes, 40_000_000).unwrap(),
+            _ => image::load_from_memory(bytes).unwrap(),
+        };
+        (decoded.width(), decoded.height())
+    };
+    let one = std::fs::read(dir.join("one.jpg")).unwrap();
+    let before = peak_memory_kib();
+    let started = Instant::now();
+    let (w, h) = decode(&one);
+    let alone = started.elapsed();
+    let peak_alone = peak_memory_kib();
+    let four = std::fs::read(dir.join("four.jpg")).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| decode(&four));
+        }
+    });
+    let together = started.elapsed();
+    let peak_four = peak_memory_kib();
+    println!(
+        "  {how:<6} a 36 MP JPEG ({:.1} MB) to {w} x {h}: {:>7.0} ms, peak {:>6.1} MB; four 25 MP at once: {:>7.0} ms, peak {:>6.1} MB (before {:.1} MB)",
+        one.len() as f64 / 1e6,
+        alone.as_secs_f64() * 1e3,
+        peak_alone as f64 / 1024.0,
+        together.as_secs_f64() * 1e3,
+        peak_four as f64 / 1024.0,
+        before as f64 / 1024.0,
     );
 }
 

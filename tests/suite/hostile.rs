@@ -217,9 +217,14 @@ async fn every_word_a_parent_writes_is_moderated(backend: Backend) {
     app.state.store.put_character(&stored).await.unwrap();
     let mut with_sheet = english_book(4);
     with_sheet["character_id"] = json!(id);
-    let series_hint = json!({"topic": "the moon", "character_id": id, "language": "en",
+    // A series of a character whose sheet passes: its own words are what is refused.
+    let clean = app
+        .post_json("/v1/characters", &user, &sheet("Joon"), &[])
+        .await;
+    let clean = clean.body["character_id"].as_str().unwrap();
+    let series_hint = json!({"topic": "the moon", "character_id": clean, "language": "en",
         "new_topic_hint": "this time there is blood and a murder"});
-    let series_title = json!({"topic": "the moon", "character_id": id, "language": "en",
+    let series_title = json!({"topic": "the moon", "character_id": clean, "language": "en",
         "series_title": format!("The {MODEL_ONLY} saga")});
     let before = credits(&app, &user).await;
     assert_eq!(before, start);
@@ -559,6 +564,12 @@ on_both_backends!(
     a_series_retry_answers_its_first_job
 );
 
+/// `DELETE path` as `user`.
+async fn delete(app: &TestApp, path: &str, user: &str) -> Answer {
+    app.call(Method::DELETE, path, &[("x-user-key", user)], None)
+        .await
+}
+
 /// The blobs stored under `folder/`.
 async fn blobs_in(app: &TestApp, folder: &str) -> Vec<String> {
     app.all_blobs()
@@ -569,8 +580,9 @@ async fn blobs_in(app: &TestApp, folder: &str) -> Vec<String> {
         .collect()
 }
 
-/// Issue items 8 and 9: a page regeneration racing the book's deletion or its user's erasure
-/// leaves no file of the book (its PDF included); deleted characters leave no folder.
+/// Issue items 8, 9 and 14: a page regeneration racing the book's deletion or its user's erasure
+/// leaves no file of the book (its PDF included); deleted characters leave no folder; a large
+/// PNG is refused before it is decoded.
 async fn nothing_outlives_a_deletion(backend: Backend) {
     let server = openai_server(4).await;
     let (app, worker) = app_on(backend, test_settings(), &server, &[]).await;
@@ -624,23 +636,9 @@ async fn nothing_outlives_a_deletion(backend: Backend) {
         assert!(started.elapsed() < PATIENCE, "the regenerations never drew");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/library/{}", books[0]),
-            &[("x-user-key", &deleter)],
-            None,
-        )
-        .await;
+    let deleted = delete(&app, &format!("/v1/library/{}", books[0]), &deleter).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &eraser)],
-            None,
-        )
-        .await;
+    let erased = delete(&app, "/v1/users/me", &eraser).await;
     assert_eq!(erased.status, 200, "{}", erased.body);
     // The drawings answer, the steps end; then nothing of either book is left.
     tokio::time::sleep(Duration::from_millis(3000)).await;
@@ -682,15 +680,20 @@ async fn nothing_outlives_a_deletion(backend: Backend) {
         assert_eq!(made.status, 200, "{}", made.body);
         ids.push(made.body["character_id"].as_str().unwrap().to_owned());
     }
-    let gone = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/characters/{}", ids[0]),
-            &[("x-user-key", &parent)],
-            None,
-        )
-        .await;
+    let gone = delete(&app, &format!("/v1/characters/{}", ids[0]), &parent).await;
     assert_eq!(gone.status, 200, "{}", gone.body);
+    // Issue item 14: a PNG is decoded whole, so one of 25 megapixels is refused by its header
+    // (a JPEG that large is decoded at a reduced scale: `pictures`' own test).
+    let fields: [(&str, Option<&str>, &[u8]); 1] =
+        [("drawing", Some("d.png"), &crate::uploads::bomb(5000))];
+    let large =
+        crate::uploads::upload(&app, &parent, "/v1/characters/from-drawing", &fields, None).await;
+    assert_eq!(large.status, 400, "{}", large.body);
+    assert_eq!(large.body["error"]["details"]["reason"], "too_many_pixels");
+    assert_eq!(
+        large.body["error"]["details"]["limit_pixels"],
+        storybook_pipeline::pictures::WHOLE_DECODE_PIXELS
+    );
     let revoked = app
         .post_json("/v1/consent/revoke", &parent, &json!({}), &[])
         .await;

@@ -56,7 +56,7 @@ pub(crate) fn drawing() -> Vec<u8> {
 
 /// A PNG whose header declares `side` × `side` pixels, with a few bytes of data: refused by its
 /// declared size, never decoded.
-fn bomb(side: u32) -> Vec<u8> {
+pub(crate) fn bomb(side: u32) -> Vec<u8> {
     let mut png = drawing();
     png[16..20].copy_from_slice(&side.to_be_bytes());
     png[20..24].copy_from_slice(&side.to_be_bytes());

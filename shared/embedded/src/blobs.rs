@@ -64,6 +64,14 @@ impl LocalUrlSigner {
     }
 }
 
+/// A deletion's outcome: deleting what is not there is not an error.
+fn already_gone_is_fine(removed: std::io::Result<()>) -> Result<(), BlobError> {
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BlobError::unavailable(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Blobs as files in a folder, written through a temporary file and renamed, so a reader never
 /// sees half a blob.
 #[derive(Clone)]
@@ -154,11 +162,7 @@ impl BlobStore for FolderBlobs {
     #[tracing::instrument(level = "debug", skip_all, fields(blob = %key.as_str()))]
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         let path = self.path(key);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BlobError::unavailable(e)),
-        }
+        already_gone_is_fine(tokio::fs::remove_file(&path).await)?;
         if let Some(parent) = path.parent() {
             self.prune(parent).await;
         }
@@ -169,11 +173,7 @@ impl BlobStore for FolderBlobs {
     async fn delete_folder(&self, folder: &BlobFolder) -> Result<(), BlobError> {
         // BlobFolder admits no `..` nor a leading `/`: this stays under root.
         let path = self.root.join(folder.as_str());
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BlobError::unavailable(e)),
-        }
+        already_gone_is_fine(tokio::fs::remove_dir_all(&path).await)?;
         if let Some(parent) = path.parent() {
             self.prune(parent).await;
         }

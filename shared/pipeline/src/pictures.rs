@@ -191,6 +191,30 @@ pub fn has_metadata(picture: &Bytes) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_large_jpeg_is_decoded_at_a_reduced_scale() {
+        let mut jpeg = Vec::new();
+        let wide =
+            image::RgbImage::from_fn(3200, 400, |x, _| image::Rgb([(x % 256) as u8, 90, 200]));
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&wide)
+            .unwrap();
+        let decoded = decode_upload(&jpeg, 40_000_000).unwrap();
+        // Half of it: the smallest scale that keeps 1536 pixels on its longest side.
+        assert_eq!((decoded.width(), decoded.height()), (1600, 200));
+        let small = image::RgbImage::from_pixel(300, 200, image::Rgb([10, 20, 30]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&small)
+            .unwrap();
+        let decoded = decode_upload(&jpeg, 40_000_000).unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (300, 200),
+            "whole when small"
+        );
+    }
+
     fn png_with_text() -> Bytes {
         let clean = png_of(&DynamicImage::new_rgb8(4, 4));
         let mut png = img_parts::png::Png::from_bytes(clean).unwrap();
