@@ -246,15 +246,16 @@ fn uploads_decoded() {
     for (name, side) in [("one.jpg", 6000u32), ("four.jpg", 5000)] {
         // A photo-like picture (gradients and noise), so the JPEG is of a photo's size.
         let picture = image::RgbImage::from_fn(side, side, |x, y| {
-            let noise = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
+            let grain = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 7;
+            let shade = ((x / 40 + y / 40) % 2 * 30) as u8;
             image::Rgb([
-                (x * 255 / side) as u8,
-                (y * 255 / side) as u8,
-                (noise * 11) as u8,
+                (x * 200 / side) as u8 + shade,
+                (y * 200 / side) as u8,
+                (grain * 6) as u8 + shade,
             ])
         });
         let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
             .encode_image(&picture)
             .unwrap();
         std::fs::write(dir.path().join(name), jpeg).unwrap();

@@ -10,16 +10,16 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use img_parts::{ImageEXIF, ImageICC};
 use std::io::Cursor;
 
-/// The longest side an upload is decoded at, or near: the description model is shown 768 px and
-/// a reference is drawn from about 2 megapixels, so more would cost time and memory for nothing.
-pub const DECODED_SIDE: u16 = 1536;
+/// The longest side of an upload as the models see it: the description model is shown it, and
+/// the reference picture is drawn from it. A JPEG is decoded no larger than it needs for this.
+pub const SHOWN_SIDE: u32 = 768;
 
 /// The most pixels a PNG or WebP upload may have: those are decoded whole (unlike a JPEG, whose
 /// DCT scales down), so their size is what they cost (16.8 megapixels, 64 MB of RGBA at most).
 pub const WHOLE_DECODE_PIXELS: u64 = 4096 * 4096;
 
 /// An upload's pixels, once its type and declared size pass: a JPEG (a phone's photo) decoded at
-/// the smallest scale of an eighth, a quarter, a half or whole that keeps [`DECODED_SIDE`], a PNG
+/// the smallest scale of an eighth, a quarter, a half or whole that keeps [`SHOWN_SIDE`], a PNG
 /// or WebP whole, within [`WHOLE_DECODE_PIXELS`] as well as `max_pixels`.
 pub fn decode_upload(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, UploadRefusal> {
     let format = match image::guess_format(bytes) {
@@ -48,7 +48,7 @@ pub fn decode_upload(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Uplo
     reader.decode().map_err(|_| UploadRefusal::Undecodable)
 }
 
-/// A JPEG decoded at a reduced scale: its longest side at least [`DECODED_SIDE`] where it has
+/// A JPEG decoded at a reduced scale: its longest side at least [`SHOWN_SIDE`] where it has
 /// that many, in a buffer no larger than `max_pixels` whole pixels would need.
 fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, UploadRefusal> {
     use jpeg_decoder::{Decoder, PixelFormat};
@@ -61,7 +61,8 @@ fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Upl
         .map_err(|_| UploadRefusal::Undecodable)?;
     let info = decoder.info().ok_or(UploadRefusal::Undecodable)?;
     let longest = info.width.max(info.height).max(1);
-    let ratio = f64::from(DECODED_SIDE.min(longest)) / f64::from(longest);
+    let shown = u16::try_from(SHOWN_SIDE).unwrap_or(u16::MAX);
+    let ratio = f64::from(shown.min(longest)) / f64::from(longest);
     let wanted = |side: u16| ((f64::from(side) * ratio).ceil() as u16).max(1);
     let (width, height) = decoder
         .scale(wanted(info.width), wanted(info.height))
@@ -200,8 +201,8 @@ mod tests {
             .encode_image(&wide)
             .unwrap();
         let decoded = decode_upload(&jpeg, 40_000_000).unwrap();
-        // Half of it: the smallest scale that keeps 1536 pixels on its longest side.
-        assert_eq!((decoded.width(), decoded.height()), (1600, 200));
+        // A quarter of it: the smallest scale that keeps 768 pixels on its longest side.
+        assert_eq!((decoded.width(), decoded.height()), (800, 100));
         let small = image::RgbImage::from_pixel(300, 200, image::Rgb([10, 20, 30]));
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg)

@@ -18,8 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-/// Longest side of the picture a model is shown: enough to describe, and a small request.
-const SHOWN_SIDE: u32 = 768;
+use crate::pictures::SHOWN_SIDE;
 
 pub struct ProviderStudio {
     providers: Providers,
