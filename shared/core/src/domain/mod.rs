@@ -10,6 +10,7 @@ pub mod consent;
 pub mod credential;
 pub mod credits;
 pub mod failure;
+pub mod markup;
 pub mod settings;
 pub mod sheet_rules;
 pub mod spend;

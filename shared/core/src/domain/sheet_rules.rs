@@ -2,8 +2,8 @@
 //! answer): each text's length (the app's `CreateCharacterRequest`), no markup or control
 //! characters, and how many traits and features.
 
-use super::book::contains_markup;
 use super::character::Sheet;
+use super::markup::contains_markup;
 
 /// How a text or a list breaks the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -157,7 +157,7 @@ pub async fn rename(
             "value_error",
         )));
     }
-    if crate::domain::book::contains_markup(&title) {
+    if crate::domain::markup::contains_markup(&title) {
         return Err(ApiError::schema(Problem::new(
             &["body", "title"],
             "The title may not contain markup or script",

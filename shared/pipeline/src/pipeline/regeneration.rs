@@ -7,8 +7,9 @@
 use super::{Drawn, Pipeline, StepError, artwork, pdf};
 use crate::book_files::{page_version_key, pdf_key};
 use crate::book_records::{Change, end_regeneration, update_book};
-use crate::domain::book::{AudioState, Book, BookId, ImageState, Page, Step, contains_markup};
+use crate::domain::book::{AudioState, Book, BookId, ImageState, Page, Step};
 use crate::domain::failure::FailureCode;
+use crate::domain::markup::contains_markup;
 use crate::ports::BlobKey;
 use crate::ports::blobs::stream_of;
 use crate::providers::{PageBrief, PictureKind, Verdict};

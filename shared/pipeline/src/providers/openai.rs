@@ -9,8 +9,9 @@ use super::{
     Artwork, CharacterDesigner, DesignBrief, ImagePrompt, Metered, Moderator, Narrator, PageBrief,
     ProviderError, Speech, SpeechRequest, StoryBrief, StoryPage, StoryWriter, Usage, Verdict,
 };
-use crate::domain::book::{Language, TargetAge, contains_markup};
+use crate::domain::book::{Language, TargetAge};
 use crate::domain::character::Sheet;
+use crate::domain::markup::contains_markup;
 use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;

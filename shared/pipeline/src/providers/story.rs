@@ -1,7 +1,8 @@
 //! What a story is, whoever writes it: its shape (and the JSON schema a chat model is held to),
 //! and the checks every story passes before a book is built on it.
 
-use crate::domain::book::{BookRequest, CharacterSheet, Language, TargetAge, contains_markup};
+use crate::domain::book::{BookRequest, CharacterSheet, Language, TargetAge};
+use crate::domain::markup::contains_markup;
 use serde::{Deserialize, Serialize};
 
 /// One page of a story: what the child reads, and what the illustrator draws.
