@@ -38,13 +38,7 @@ async fn openai_server(pages: usize) -> MockServer {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(path("/v1/moderations"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"results": [{"flagged": false, "categories": {}}]})),
-        )
-        .mount(&server)
-        .await;
+    mount_moderation_allowing(&server).await;
     let story = crate::providers::story_json(pages).to_string();
     Mock::given(path("/v1/chat/completions"))
         .respond_with(
@@ -60,6 +54,17 @@ async fn openai_server(pages: usize) -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// Moderation on `server` that lets every text through (unless a mock of higher priority flags it).
+async fn mount_moderation_allowing(server: &MockServer) {
+    Mock::given(path("/v1/moderations"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"results": [{"flagged": false, "categories": {}}]})),
+        )
+        .mount(server)
+        .await;
 }
 
 /// Pictures from `server`'s images API, each answered after `delay`.
@@ -282,13 +287,7 @@ async fn the_story_models_markup_is_never_stored(backend: Backend) {
         )
         .mount(&server)
         .await;
-    Mock::given(path("/v1/moderations"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"results": [{"flagged": false, "categories": {}}]})),
-        )
-        .mount(&server)
-        .await;
+    mount_moderation_allowing(&server).await;
     let (app, _worker) = app_on(backend, test_settings(), &server, &[]).await;
     let user = new_user_key();
     let start = credits(&app, &user).await;
@@ -602,13 +601,7 @@ async fn nothing_outlives_a_deletion(backend: Backend) {
     worker.abort();
     // Pictures now take a while: the deletion lands while the page is being drawn.
     let slow = MockServer::start().await;
-    Mock::given(path("/v1/moderations"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"results": [{"flagged": false, "categories": {}}]})),
-        )
-        .mount(&slow)
-        .await;
+    mount_moderation_allowing(&slow).await;
     mount_pictures(&slow, Duration::from_millis(1500)).await;
     let pipeline = app.pipeline_with(providers(&app.state, &slow, &[]));
     let _slow_worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));

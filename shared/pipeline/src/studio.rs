@@ -63,18 +63,6 @@ impl ProviderStudio {
         Ok(made.value)
     }
 
-    /// Refuses words moderation refuses.
-    async fn moderate(&self, spent_on: &str, text: &str) -> Result<(), StudioError> {
-        let moderator = &self.providers.moderator;
-        match self
-            .metered(spent_on, "moderate", moderator.check(text))
-            .await?
-        {
-            Verdict::Allowed => Ok(()),
-            Verdict::Refused(_) => Err(StudioError::Refused),
-        }
-    }
-
     /// The character's reference picture, drawn from its sheet with the child's picture as the
     /// reference, as a PNG of its pixels alone (whatever the provider put in its file).
     async fn draw_reference(
@@ -136,7 +124,14 @@ impl ProviderStudio {
 #[async_trait]
 impl Studio for ProviderStudio {
     async fn moderate(&self, words: &str, spent_on: &str) -> Result<(), StudioError> {
-        ProviderStudio::moderate(self, spent_on, words).await
+        let moderator = &self.providers.moderator;
+        match self
+            .metered(spent_on, "moderate", moderator.check(words))
+            .await?
+        {
+            Verdict::Allowed => Ok(()),
+            Verdict::Refused(_) => Err(StudioError::Refused),
+        }
     }
 
     async fn sheet_from_words(
@@ -145,14 +140,14 @@ impl Studio for ProviderStudio {
         spent_on: &str,
     ) -> Result<Sheet, StudioError> {
         let said = format!("{} {} {}", words.name, words.age, words.traits.join(", "));
-        self.moderate(spent_on, &said).await?;
+        self.moderate(&said, spent_on).await?;
         let brief = DesignBrief::Words(words.clone());
         let designer = &self.providers.designer;
         let sheet = self
             .metered(spent_on, "design", designer.design(&brief))
             .await?;
         // What the model filled in is moderated like what the parent wrote.
-        self.moderate(spent_on, &sheet.words()).await?;
+        self.moderate(&sheet.words(), spent_on).await?;
         Ok(sheet)
     }
 
@@ -162,7 +157,7 @@ impl Studio for ProviderStudio {
         spent_on: &str,
     ) -> Result<PictureCharacter, StudioError> {
         if let Some(name) = &upload.name {
-            self.moderate(spent_on, name).await?;
+            self.moderate(name, spent_on).await?;
         }
         // Decoding is CPU work: off the request's thread.
         let (bytes, max_pixels) = (upload.bytes.clone(), self.max_pixels);
@@ -185,7 +180,7 @@ impl Studio for ProviderStudio {
         let sheet = self
             .metered(spent_on, "design", designer.design(&brief))
             .await?;
-        self.moderate(spent_on, &sheet.words()).await?;
+        self.moderate(&sheet.words(), spent_on).await?;
         let style = match upload.kind {
             UploadKind::Photo => upload.style.as_str(),
             // The app's drawing style (`storybook_crayon`) is no book style: drawn as a cartoon.

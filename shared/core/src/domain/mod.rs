@@ -20,6 +20,18 @@ pub mod user;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+/// The SHA-256 of `parts`, each preceded by its length (so no two lists of parts hash alike), in
+/// hex: what tells one request from another under the same idempotency key.
+pub fn digest_of(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
+    hex::encode(digest.finalize())
+}
+
 /// Why a value was refused; shown to the client as-is, so it never echoes secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

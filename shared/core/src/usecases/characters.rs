@@ -69,7 +69,7 @@ async fn store_within_cap(
     }
     let cap = app.settings.characters_per_user;
     if app.store.characters_of(user).await?.len() > cap {
-        delete_reference(app, character).await?;
+        // The record goes; a reference picture already stored goes with the caller's refusal.
         app.store.delete_character(user, &character.id).await?;
         return Err(too_many(cap));
     }
@@ -129,18 +129,12 @@ async fn photo_gate(app: &App, request: &Request<User>) -> Result<(), Refusal> {
 
 /// What tells a retry from another upload under the same idempotency key.
 fn fingerprint(upload: &Upload) -> String {
-    use sha2::{Digest, Sha256};
-    let mut digest = Sha256::new();
-    for part in [
+    crate::domain::digest_of(&[
         upload.kind.as_str().as_bytes(),
         upload.name.as_deref().unwrap_or_default().as_bytes(),
         upload.style.as_bytes(),
         &upload.bytes,
-    ] {
-        digest.update((part.len() as u64).to_be_bytes());
-        digest.update(part);
-    }
-    hex::encode(digest.finalize())
+    ])
 }
 
 /// `existing`, made under the same idempotency key, if it was made from the same upload.

@@ -52,22 +52,19 @@ impl SeriesPlace {
             hint,
         }
     }
-}
 
-impl SeriesPlace {
     /// The id of a series a request starts: derived from the user and the request's
     /// `X-Idempotency-Key` when it has one, so that a retry asks for the very same book (the
     /// id is part of what the key's fingerprint hashes); random otherwise.
     pub fn new_id(user: &UserId, key: Option<&IdempotencyKey>) -> String {
-        use sha2::Digest;
         match key {
             Some(key) => {
-                let mut digest = sha2::Sha256::new();
-                for part in ["series", user.as_str(), key.as_str()] {
-                    digest.update((part.len() as u64).to_be_bytes());
-                    digest.update(part.as_bytes());
-                }
-                format!("sr_{}", &hex::encode(digest.finalize())[..32])
+                let parts = [
+                    b"series".as_slice(),
+                    user.as_str().as_bytes(),
+                    key.as_str().as_bytes(),
+                ];
+                format!("sr_{}", &crate::domain::digest_of(&parts)[..32])
             }
             None => format!("sr_{}", uuid::Uuid::new_v4().simple()),
         }
