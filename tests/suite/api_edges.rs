@@ -166,7 +166,7 @@ async fn capabilities_follow_the_routes_served() {
     assert_eq!(answer.body["features"]["credits"], true);
     assert_eq!(
         answer.body["features"]["book_generation"],
-        storybook_core::catalogue::serves("POST", "/v1/books")
+        storybook_http::endpoints::Feature::BookGeneration.served()
     );
     assert_eq!(answer.body["credits"]["opening_credits"], 3);
     // No key set: the offline providers make every book.

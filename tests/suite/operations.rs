@@ -18,7 +18,7 @@ use storybook_core::deploy_check::{
     SmokeRequest, SmokeResponse, SmokeTarget, Verdict, pre_traffic,
 };
 use storybook_core::spend::{BUDGET_GUARD, SpendGuard};
-use storybook_http::{Family, app};
+use storybook_http::{Family, app, smoke};
 use tower::ServiceExt;
 use wiremock::matchers::{body_partial_json, header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -138,7 +138,7 @@ async fn the_pre_traffic_hook_passes_a_healthy_release() {
     let app = TestApp::new(Backend::Embedded).await;
     let target = HttpTarget::new(app.base_url.clone().unwrap());
     let (server, reporter) = codedeploy_expecting("Succeeded").await;
-    let verdict = pre_traffic(lifecycle_event(), &target, &reporter)
+    let verdict = pre_traffic(lifecycle_event(), &smoke::checks(), &target, &reporter)
         .await
         .unwrap();
     assert_eq!(verdict, Verdict::Succeeded);
@@ -166,9 +166,14 @@ async fn the_pre_traffic_hook_stops_a_release_whose_health_check_fails() {
         let _ = storybook_local::serve(listener, broken).await;
     });
     let (server, reporter) = codedeploy_expecting("Failed").await;
-    let verdict = pre_traffic(lifecycle_event(), &HttpTarget::new(base_url), &reporter)
-        .await
-        .unwrap();
+    let verdict = pre_traffic(
+        lifecycle_event(),
+        &smoke::checks(),
+        &HttpTarget::new(base_url),
+        &reporter,
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(&verdict, Verdict::Failed(reason) if reason.contains("/health/ready") && reason.contains("503")),
         "{verdict:?}"

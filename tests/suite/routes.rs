@@ -107,6 +107,44 @@ fn each_route_is_served_by_its_familys_function() {
     }
 }
 
+/// The non-test Rust sources of `shared/` and `functions/`: each file up to its first
+/// `#[cfg(test)]` (the tests sit at the end of a file).
+fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
+                found.push((path, code));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    walk(&root.join("shared"), &mut found);
+    walk(&root.join("functions"), &mut found);
+    found
+}
+
+#[test]
+fn each_route_path_is_written_once_in_the_code() {
+    let sources = non_test_sources();
+    let paths: BTreeSet<&str> = catalogue().iter().map(|e| e.path).collect();
+    for path in paths {
+        let quoted = format!("\"{path}\"");
+        let places: Vec<String> = sources
+            .iter()
+            .flat_map(|(file, code)| {
+                std::iter::repeat_n(file.display().to_string(), code.matches(&quoted).count())
+            })
+            .collect();
+        assert_eq!(places.len(), 1, "{path} is written here: {places:?}");
+    }
+}
+
 #[test]
 fn the_step_queue_dead_letters_after_five_receives_and_outlasts_functions() {
     let template = template();
@@ -353,11 +391,7 @@ fn every_generation_route_is_throttled_tighter_and_the_api_logs_its_access() {
     let format = api["AccessLogSettings"]["Format"].as_str().unwrap();
     serde_json::from_str::<serde_json::Value>(format).expect("access log lines are JSON");
     for entry in catalogue() {
-        let class = storybook_core::catalogue::RouteClass::of(
-            &http::Method::from_bytes(entry.method.as_bytes()).unwrap(),
-            entry.path,
-        );
-        if class == storybook_core::catalogue::RouteClass::Generation {
+        if entry.class == storybook_core::catalogue::RouteClass::Generation {
             let key = format!("{} {}", entry.method, entry.path);
             assert!(
                 !api["RouteSettings"][key.as_str()]["ThrottlingRateLimit"].is_null(),

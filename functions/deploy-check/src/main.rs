@@ -17,11 +17,12 @@ async fn main() -> Result<(), Error> {
             .map_err(|e| format!("{e:#}"))?,
     );
     let reporter = Arc::new(CodeDeployReporter(aws_sdk_codedeploy::Client::new(&config)));
+    let checks = Arc::new(storybook_http::smoke::checks());
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CodeDeployLifecycleEvent>| {
-            let (target, reporter) = (target.clone(), reporter.clone());
+            let (checks, target, reporter) = (checks.clone(), target.clone(), reporter.clone());
             async move {
-                let verdict = pre_traffic(event.payload, &*target, &*reporter)
+                let verdict = pre_traffic(event.payload, &checks, &*target, &*reporter)
                     .await
                     .map_err(|e| Error::from(format!("{e:#}")))?;
                 Ok::<_, Error>(serde_json::json!({ "status": verdict.status() }))

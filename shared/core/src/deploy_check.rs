@@ -63,66 +63,19 @@ pub trait LifecycleReporter: Send + Sync {
     ) -> anyhow::Result<()>;
 }
 
-/// The checks, in order: each names what it asks and which statuses pass.
-fn checks() -> Vec<(SmokeRequest, &'static [u16])> {
-    let user = || vec![("x-user-key", SMOKE_USER_KEY.to_owned())];
-    vec![
-        (
-            SmokeRequest {
-                family: Family::Health,
-                method: "GET",
-                path: "/health/ready",
-                headers: Vec::new(),
-                body: None,
-            },
-            &[200],
-        ),
-        (
-            SmokeRequest {
-                family: Family::Credits,
-                method: "GET",
-                path: "/v1/credits/balance",
-                headers: user(),
-                body: None,
-            },
-            &[200],
-        ),
-        (
-            SmokeRequest {
-                family: Family::Books,
-                method: "POST",
-                path: "/v1/books",
-                headers: [
-                    user(),
-                    vec![
-                        ("x-dry-run", "true".to_owned()),
-                        ("content-type", "application/json".to_owned()),
-                    ],
-                ]
-                .concat(),
-                body: Some(
-                    serde_json::json!({
-                        "topic": "a smoke test before a release",
-                        "target_age": "5-7",
-                        "style": "watercolor",
-                        "language": "en",
-                        "page_count": 4,
-                    })
-                    .to_string(),
-                ),
-            },
-            // 204: it would be made. A release that refuses books because generation is
-            // stopped (the kill switch, today's hard limit) is behaving, not broken.
-            &[204, 429, 503],
-        ),
-    ]
+/// One check: what it asks and which statuses pass. The checks themselves are the API's
+/// (`storybook_http::smoke::checks`), which knows its routes.
+#[derive(Debug, Clone)]
+pub struct SmokeCheck {
+    pub request: SmokeRequest,
+    pub passing: &'static [u16],
 }
 
 /// Runs every check against `target`; the first failure decides.
-pub async fn smoke_test(target: &dyn SmokeTarget) -> Verdict {
-    for (request, passing) in checks() {
+pub async fn smoke_test(target: &dyn SmokeTarget, checks: &[SmokeCheck]) -> Verdict {
+    for SmokeCheck { request, passing } in checks {
         let what = format!("{} {}", request.method, request.path);
-        match target.send(&request).await {
+        match target.send(request).await {
             Ok(answer) if passing.contains(&answer.status) => {
                 if answer.status == 429 || answer.status == 503 {
                     // Only the stopped-generation refusals pass, not any 429 or 503.
@@ -150,10 +103,11 @@ pub async fn smoke_test(target: &dyn SmokeTarget) -> Verdict {
 /// The hook's handler: runs the smoke test and reports its verdict for `event`.
 pub async fn pre_traffic(
     event: CodeDeployLifecycleEvent,
+    checks: &[SmokeCheck],
     target: &dyn SmokeTarget,
     reporter: &dyn LifecycleReporter,
 ) -> anyhow::Result<Verdict> {
-    let verdict = smoke_test(target).await;
+    let verdict = smoke_test(target, checks).await;
     match &verdict {
         Verdict::Succeeded => tracing::info!(
             deployment = event.deployment_id.as_str(),

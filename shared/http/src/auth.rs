@@ -3,7 +3,7 @@
 //! refusal audited with a truncated hash of what was presented (never the key), and failed
 //! authentications limited per client IP so that keys cannot be guessed.
 
-use crate::catalogue::Access;
+use crate::catalogue::{Access, RouteClass};
 use crate::context::{request_of, route_of};
 use crate::domain::api_key::{ApiKeyRecord, Scope};
 use crate::domain::user::{User, UserKey};
@@ -66,35 +66,40 @@ pub async fn verify(
 /// Authentication as a layer on every route that needs it, by the route's [`Access`]: it runs
 /// before the handler and its extractors, so the order of a handler's arguments never decides
 /// who is let in (nor whether a user is made for a caller who is then refused).
-pub async fn authenticate(
-    State((state, access)): State<(AppState, Access)>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    match let_in(&state, access, &mut parts).await {
+    match let_in(&guard, &mut parts).await {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(error) => error.into_response(),
     }
 }
 
-/// Checks `access` and leaves who was let in in the request's extensions.
-async fn let_in(state: &AppState, access: Access, parts: &mut Parts) -> Result<(), ApiError> {
-    match access {
+/// What guards a route: who may call it, and the rate limit their calls count against.
+#[derive(Clone)]
+pub struct Guard {
+    pub state: AppState,
+    pub access: Access,
+    pub class: RouteClass,
+}
+
+/// Checks the guard's access and leaves who was let in in the request's extensions.
+async fn let_in(guard: &Guard, parts: &mut Parts) -> Result<(), ApiError> {
+    let state = &guard.state;
+    match guard.access {
         Access::Public => {}
         Access::User => {
-            let user = app_user(state, parts).await?;
+            let user = app_user(state, guard.class, parts).await?;
             parts.extensions.insert(AppUser(user));
         }
         Access::AdminApiKey => {
             let record = verify(state, parts, KeyHeader::ApiHeaders, Scope::Admin).await?;
-            enforce(state, parts, &format!("key:{}", record.key_id)).await?;
+            enforce(state, parts, guard.class, &format!("key:{}", record.key_id)).await?;
             parts.extensions.insert(AdminCaller(record));
         }
         Access::AdminForUser => {
             let record = verify(state, parts, KeyHeader::AdminHeader, Scope::Admin).await?;
             parts.extensions.insert(AdminKey(record));
-            let user = app_user(state, parts).await?;
+            let user = app_user(state, guard.class, parts).await?;
             parts.extensions.insert(AppUser(user));
         }
     }
@@ -105,7 +110,7 @@ pub const USER_KEY_HEADER: &str = "x-user-key";
 
 /// The app user behind `X-User-Key`. A missing key is a schema error (422), a malformed one a
 /// 400, both before any store read; an unknown well-formed key creates the user.
-async fn app_user(state: &AppState, parts: &Parts) -> Result<User, ApiError> {
+async fn app_user(state: &AppState, class: RouteClass, parts: &Parts) -> Result<User, ApiError> {
     let Some(raw) = parts.headers.get(USER_KEY_HEADER) else {
         return Err(ApiError::schema(Problem::new(
             &["header", USER_KEY_HEADER],
@@ -119,7 +124,7 @@ async fn app_user(state: &AppState, parts: &Parts) -> Result<User, ApiError> {
         .and_then(|raw| UserKey::parse(raw).ok())
         .ok_or_else(|| ApiError::BadRequest("Invalid X-User-Key format".into()))?;
     let user = user_for_key(state, &request_of(state, parts, &key)).await?;
-    enforce(state, parts, &format!("user:{}", user.id.as_str())).await?;
+    enforce(state, parts, class, &format!("user:{}", user.id.as_str())).await?;
     Ok(user)
 }
 

@@ -1,97 +1,215 @@
-//! Each catalogued route's handler. The route data (method, path, family, class) lives in
-//! [`crate::catalogue`] (the core crate's), apart from the handlers, so reading it builds no handler.
+//! What a route is, declared once beside its handler: each file in `routes/` has an `endpoints()`
+//! naming its routes (method, path, family, access, rate-limit class, body limit, the feature it
+//! gives the capabilities) and this module merges them. The router, the template and OpenAPI
+//! checks and `/v1/config/capabilities` all read these declarations; `docs/adding-a-route.md`
+//! lists what else a new route needs.
 
-use crate::catalogue::{Access, Family, ROUTES, Route};
-use crate::routes::{
-    admin, books, characters, config, consent, credits, health, library, pages, settings, spend,
-    streak, studio, users,
-};
+use crate::catalogue::{Access, Family, RouteClass};
+use crate::routes;
 use crate::state::AppState;
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::handler::Handler;
+use axum::routing::MethodRouter;
+use std::sync::LazyLock;
 
-/// One route and its handler.
+/// How large a route's request body may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// The API's (`MAX_BODY_BYTES`).
+    Api,
+    /// A child's picture: the upload's limit (`UPLOAD_MAX_BYTES`) and its multipart framing.
+    Upload,
+}
+
+/// What the app's UI turns on when the route that gives it is served (`/v1/config/capabilities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feature {
+    BookGeneration,
+    Library,
+    PdfExport,
+    Narration,
+    PageRegeneration,
+    Series,
+    Characters,
+    CharacterFromPhoto,
+    Streaks,
+    Settings,
+    AccountDeletion,
+    Credits,
+}
+
+impl Feature {
+    pub const ALL: &'static [Feature] = &[
+        Feature::BookGeneration,
+        Feature::Library,
+        Feature::PdfExport,
+        Feature::Narration,
+        Feature::PageRegeneration,
+        Feature::Series,
+        Feature::Characters,
+        Feature::CharacterFromPhoto,
+        Feature::Streaks,
+        Feature::Settings,
+        Feature::AccountDeletion,
+        Feature::Credits,
+    ];
+
+    /// True when this build serves a route giving the feature.
+    pub fn served(self) -> bool {
+        static SERVED: LazyLock<Vec<Feature>> =
+            LazyLock::new(|| all().iter().filter_map(|e| e.feature).collect());
+        SERVED.contains(&self)
+    }
+}
+
+/// One route and its handler. Made with [`Endpoint::get`] and its siblings: an app user's route
+/// (`X-User-Key`), limited as a read (`GET`) or a write, with the API's body limit, unless a
+/// modifier says otherwise.
 pub struct Endpoint {
     pub family: Family,
     pub access: Access,
+    pub class: RouteClass,
+    pub body: BodyLimit,
+    pub feature: Option<Feature>,
     pub method: &'static str,
     pub path: &'static str,
     pub handler: MethodRouter<AppState>,
 }
 
-/// The handler of `route`; `None` for a route no handler serves (a test keeps there being none).
-fn handler(route: &Route) -> Option<MethodRouter<AppState>> {
-    Some(match (route.method, route.path) {
-        ("GET", "/health") => get(health::health),
-        ("GET", "/health/live") => get(health::live),
-        ("GET", "/health/ready") => get(health::ready),
-        ("GET", "/v1/config/capabilities") => get(config::capabilities),
-        ("GET", "/v1/credits/balance") => get(credits::balance),
-        ("GET", "/v1/credits/status") => get(credits::status),
-        ("GET", "/v1/credits/check") => get(credits::check),
-        ("GET", "/v1/credits/transactions") => get(credits::transactions),
-        ("POST", "/v1/credits/add") => post(credits::add),
-        ("POST", "/v1/books") => post(books::create),
-        ("POST", "/v1/books/series") => post(books::create_series),
-        ("GET", "/v1/books/{job_id}") => get(books::status),
-        ("GET", "/v1/books/{book_id}/detail") => get(books::detail),
-        ("GET", "/v1/books/{book_id}/pdf") => get(books::pdf),
-        ("POST", "/v1/books/{job_id}/pages/{page_number}/regenerate") => post(pages::regenerate),
-        ("POST", "/v1/books/{book_id}/audio") => post(pages::book_audio),
-        ("GET", "/v1/books/{book_id}/pages/{page_number}/audio") => get(pages::page_audio),
-        ("GET", "/v1/library") => get(library::list),
-        ("PATCH", "/v1/library/{book_id}") => patch(library::rename),
-        ("DELETE", "/v1/library/{book_id}") => delete(library::delete),
-        ("POST", "/v1/characters") => post(characters::create),
-        ("GET", "/v1/characters") => get(characters::list),
-        ("GET", "/v1/characters/presets") => get(characters::presets),
-        ("POST", "/v1/characters/from-preset") => post(characters::from_preset),
-        ("POST", "/v1/characters/from-text") => post(studio::from_text),
-        ("POST", "/v1/characters/from-photo") => post(studio::from_photo),
-        ("POST", "/v1/characters/from-drawing") => post(studio::from_drawing),
-        ("GET", "/v1/characters/{character_id}") => get(characters::get),
-        ("DELETE", "/v1/characters/{character_id}") => delete(characters::delete),
-        ("DELETE", "/v1/users/me") => delete(users::erase_me),
-        ("GET", "/v1/settings") => get(settings::get),
-        ("PATCH", "/v1/settings") => patch(settings::patch),
-        ("GET", "/v1/consent") => get(consent::get),
-        ("POST", "/v1/consent") => post(consent::grant),
-        ("POST", "/v1/consent/revoke") => post(consent::revoke),
-        ("POST", "/v1/streak/read") => post(streak::read),
-        ("GET", "/v1/streak/info") => get(streak::info),
-        ("GET", "/v1/streak/calendar") => get(streak::calendar),
-        ("GET", "/v1/streak/history") => get(streak::history),
-        ("POST", "/v1/admin/api-keys") => post(admin::create_key),
-        ("GET", "/v1/admin/api-keys") => get(admin::list_keys),
-        ("GET", "/v1/admin/api-keys/{key_id}") => get(admin::get_key),
-        ("PATCH", "/v1/admin/api-keys/{key_id}") => patch(admin::update_key),
-        ("DELETE", "/v1/admin/api-keys/{key_id}") => delete(admin::revoke_key),
-        ("POST", "/v1/admin/api-keys/{key_id}/rotate") => post(admin::rotate_key),
-        ("GET", "/v1/admin/api-keys/{key_id}/usage") => get(admin::key_usage),
-        ("POST", "/v1/admin/users/{user_id}/credits") => post(admin::adjust_credits),
-        ("GET", "/v1/admin/audit-log") => get(admin::audit_log),
-        ("GET", "/v1/admin/users/{user_id}/reconciliation") => get(admin::reconcile),
-        ("GET", "/v1/admin/spend") => get(spend::report),
-        ("PUT", "/v1/admin/kill-switch") => put(spend::kill_switch),
-        _ => return None,
-    })
+macro_rules! methods {
+    ($($name:ident => $method:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("A `", $method, "` route of `family` at `path`.")]
+            pub fn $name<H, T>(family: Family, path: &'static str, handler: H) -> Self
+            where
+                H: Handler<T, AppState>,
+                T: 'static,
+            {
+                Self::new(family, $method, path, axum::routing::$name(handler))
+            }
+        )*
+    };
+}
+
+impl Endpoint {
+    fn new(
+        family: Family,
+        method: &'static str,
+        path: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Endpoint {
+            family,
+            access: Access::User,
+            class: if method == "GET" {
+                RouteClass::Read
+            } else {
+                RouteClass::Write
+            },
+            body: BodyLimit::Api,
+            feature: None,
+            method,
+            path,
+            handler,
+        }
+    }
+
+    methods!(get => "GET", post => "POST", put => "PUT", patch => "PATCH", delete => "DELETE");
+
+    /// Anyone may call it (no key, no rate limit per caller).
+    pub fn public(self) -> Self {
+        self.access(Access::Public)
+    }
+
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// It starts paid work: limited as generation.
+    pub fn generation(mut self) -> Self {
+        self.class = RouteClass::Generation;
+        self
+    }
+
+    /// Its body is a child's picture.
+    pub fn upload(mut self) -> Self {
+        self.body = BodyLimit::Upload;
+        self
+    }
+
+    /// Serving it turns `feature` on in the capabilities.
+    pub fn gives(mut self, feature: Feature) -> Self {
+        self.feature = Some(feature);
+        self
+    }
+}
+
+/// Every route, in the order the router adds them.
+pub fn all() -> Vec<Endpoint> {
+    [
+        routes::health::endpoints(),
+        routes::config::endpoints(),
+        routes::credits::endpoints(),
+        routes::books::endpoints(),
+        routes::pages::endpoints(),
+        routes::library::endpoints(),
+        routes::characters::endpoints(),
+        routes::studio::endpoints(),
+        routes::users::endpoints(),
+        routes::settings::endpoints(),
+        routes::consent::endpoints(),
+        routes::streak::endpoints(),
+        routes::admin::endpoints(),
+        routes::spend::endpoints(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The routes of `families` with their handlers.
 pub fn endpoints(families: &[Family]) -> Vec<Endpoint> {
-    ROUTES
-        .iter()
-        .filter(|route| families.contains(&route.family))
-        .map(|route| Endpoint {
-            family: route.family,
-            access: route.access,
-            method: route.method,
-            path: route.path,
-            handler: handler(route).unwrap_or_else(|| {
-                panic!(
-                    "{} {} is catalogued without a handler",
-                    route.method, route.path
-                )
-            }),
-        })
+    all()
+        .into_iter()
+        .filter(|endpoint| families.contains(&endpoint.family))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(method: &str, path: &str) -> Endpoint {
+        all()
+            .into_iter()
+            .find(|e| e.method == method && e.path == path)
+            .unwrap_or_else(|| panic!("{method} {path} is declared"))
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(declared("POST", "/v1/books").class, RouteClass::Generation);
+        assert_eq!(declared("POST", "/v1/credits/add").class, RouteClass::Write);
+        assert_eq!(
+            declared("DELETE", "/v1/library/{book_id}").class,
+            RouteClass::Write
+        );
+        assert_eq!(
+            declared("GET", "/v1/books/{job_id}").class,
+            RouteClass::Read
+        );
+        // A page read aloud on demand may start paid work.
+        assert_eq!(
+            declared("GET", "/v1/books/{book_id}/pages/{page_number}/audio").class,
+            RouteClass::Generation
+        );
+    }
+
+    #[test]
+    fn every_feature_is_given_by_exactly_one_route() {
+        for feature in Feature::ALL {
+            let givers = all().iter().filter(|e| e.feature == Some(*feature)).count();
+            assert_eq!(givers, 1, "{feature:?}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod request_id;
 mod router;
 mod routes;
+pub mod smoke;
 pub mod state;
 
 pub use endpoints::{Endpoint, endpoints};

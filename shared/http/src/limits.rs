@@ -3,7 +3,7 @@
 //! the `RateLimit-*` / `X-RateLimit-*` headers on the answer.
 
 use crate::catalogue::RouteClass;
-use crate::context::{path_of, request_of};
+use crate::context::request_of;
 use crate::domain::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::ports::LimitDecision;
@@ -24,10 +24,14 @@ const MINUTE: Duration = Duration::from_secs(60);
 #[derive(Clone, Default)]
 struct DecisionSlot(Arc<Mutex<Option<LimitDecision>>>);
 
-/// Counts one request of `caller` against its route class; refuses past the limit. When the store
+/// Counts one request of `caller` against the route's `class`; refuses past the limit. When the store
 /// cannot count, reads go through if so configured, everything else is refused (fail closed).
-pub async fn enforce(state: &AppState, parts: &Parts, caller: &str) -> Result<(), ApiError> {
-    let class = RouteClass::of(&parts.method, path_of(parts));
+pub async fn enforce(
+    state: &AppState,
+    parts: &Parts,
+    class: RouteClass,
+    caller: &str,
+) -> Result<(), ApiError> {
     let limits = &state.settings.limits;
     let limit = class.limit(limits);
     if !state.limiter.allows(class, caller) {

@@ -1,12 +1,12 @@
-//! The router: the catalogued routes of some families, each behind the authentication its
+//! The router: the declared routes of some families, each behind the authentication its
 //! access needs (a layer, so no handler's argument order decides who is let in), and the edges
 //! every answer passes through.
 
 use crate::auth;
-use crate::catalogue::{self, Access, Family};
+use crate::catalogue::{Access, Family};
 use crate::config;
 use crate::edges;
-use crate::endpoints::endpoints;
+use crate::endpoints::{BodyLimit, endpoints};
 use crate::error::{ApiError, ErrorCode, envelope};
 use crate::limits;
 use crate::request_id;
@@ -22,15 +22,18 @@ pub fn api(state: AppState, families: &[Family]) -> Router {
     // A picture's request: the file, its fields and the multipart framing.
     let upload_limit = state.settings.upload_max_bytes + 1024 * 1024;
     for endpoint in endpoints(families) {
-        let handler = if catalogue::takes_upload(endpoint.path) {
-            endpoint.handler.layer(DefaultBodyLimit::max(upload_limit))
-        } else {
-            endpoint.handler
+        let handler = match endpoint.body {
+            BodyLimit::Upload => endpoint.handler.layer(DefaultBodyLimit::max(upload_limit)),
+            BodyLimit::Api => endpoint.handler,
         };
         let handler = match endpoint.access {
             Access::Public => handler,
             access => handler.route_layer(axum::middleware::from_fn_with_state(
-                (state.clone(), access),
+                auth::Guard {
+                    state: state.clone(),
+                    access,
+                    class: endpoint.class,
+                },
                 auth::authenticate,
             )),
         };

@@ -2,8 +2,10 @@
 //! the API key lifecycle, per-key usage, credits for a user, the audit log.
 
 use crate::auth::AdminRequest;
+use crate::catalogue::{Access, Family};
 use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope, parse_ip_rule};
 use crate::domain::audit::AuditEntry;
+use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams, parse_json};
 use crate::state::AppState;
@@ -15,6 +17,48 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use storybook_core::usecases::keys::{self, KeyChange, MadeKey, NewKey};
 use storybook_core::usecases::{self, credits};
+
+/// The path of more than one route here.
+const API_KEYS: &str = "/v1/admin/api-keys";
+
+/// The path of more than one route here.
+const API_KEY: &str = "/v1/admin/api-keys/{key_id}";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Admin, API_KEYS, create_key).access(Access::AdminApiKey),
+        Endpoint::get(Family::Admin, API_KEYS, list_keys).access(Access::AdminApiKey),
+        Endpoint::get(Family::Admin, API_KEY, get_key).access(Access::AdminApiKey),
+        Endpoint::patch(Family::Admin, API_KEY, update_key).access(Access::AdminApiKey),
+        Endpoint::delete(Family::Admin, API_KEY, revoke_key).access(Access::AdminApiKey),
+        Endpoint::post(
+            Family::Admin,
+            "/v1/admin/api-keys/{key_id}/rotate",
+            rotate_key,
+        )
+        .access(Access::AdminApiKey),
+        Endpoint::get(
+            Family::Admin,
+            "/v1/admin/api-keys/{key_id}/usage",
+            key_usage,
+        )
+        .access(Access::AdminApiKey),
+        Endpoint::post(
+            Family::Admin,
+            "/v1/admin/users/{user_id}/credits",
+            adjust_credits,
+        )
+        .access(Access::AdminApiKey),
+        Endpoint::get(Family::Admin, "/v1/admin/audit-log", audit_log).access(Access::AdminApiKey),
+        Endpoint::get(
+            Family::Admin,
+            "/v1/admin/users/{user_id}/reconciliation",
+            reconcile,
+        )
+        .access(Access::AdminApiKey),
+    ]
+}
 
 fn problem(field: &str, msg: impl Into<String>) -> ApiError {
     ApiError::schema(Problem::new(&["body", field], msg, "value_error"))

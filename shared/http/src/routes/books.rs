@@ -2,11 +2,13 @@
 //! the PDF.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::book::{
     AudioState, Book, BookRequest, GenerationWarning, ImageState, JobState, Language, Name,
     PageCount, SeriesPlace, Style, TargetAge, Topic,
 };
 use crate::domain::failure::FailureCode;
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, check_profile_header};
 use crate::state::AppState;
@@ -16,6 +18,24 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::books::{self, BookLinks, Created, Named};
+
+/// A new book: the release smoke test asks for a dry run too.
+pub(crate) const BOOKS: &str = "/v1/books";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Books, BOOKS, create)
+            .generation()
+            .gives(Feature::BookGeneration),
+        Endpoint::post(Family::Books, "/v1/books/series", create_series)
+            .generation()
+            .gives(Feature::Series),
+        Endpoint::get(Family::Books, "/v1/books/{job_id}", status),
+        Endpoint::get(Family::Books, "/v1/books/{book_id}/detail", detail),
+        Endpoint::get(Family::Books, "/v1/books/{book_id}/pdf", pdf).gives(Feature::PdfExport),
+    ]
+}
 
 /// The seed's `BookSpec`, as sent; [`BookSpec::validate`] turns it into a [`BookRequest`].
 #[derive(Deserialize)]

@@ -2,8 +2,10 @@
 //! /v1/characters/{character_id}`.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
 use crate::domain::sheet_rules;
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problems};
 use crate::extract::{JsonBody, PageQuery, PathParam, QueryParams};
 use crate::routes::books::timestamp;
@@ -12,6 +14,24 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::characters::{self, Sheet};
+
+/// The path of more than one route here.
+const CHARACTERS: &str = "/v1/characters";
+
+/// The path of more than one route here.
+const CHARACTER: &str = "/v1/characters/{character_id}";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Studio, CHARACTERS, create).gives(Feature::Characters),
+        Endpoint::get(Family::Library, CHARACTERS, list),
+        Endpoint::get(Family::Library, "/v1/characters/presets", presets).public(),
+        Endpoint::post(Family::Studio, "/v1/characters/from-preset", from_preset),
+        Endpoint::get(Family::Library, CHARACTER, get),
+        Endpoint::delete(Family::Library, CHARACTER, delete),
+    ]
+}
 
 /// The seed's `CreateCharacterRequest`.
 #[derive(Deserialize)]

@@ -1,12 +1,18 @@
 //! `GET /v1/config/capabilities`: what this deployment can do, for the app's UI gating.
 
-use crate::catalogue::serves;
+use crate::catalogue::Family;
 use crate::config::ProviderNames;
 use crate::domain::book::PageCount;
+use crate::endpoints::{Endpoint, Feature};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::get(Family::Health, "/v1/config/capabilities", capabilities).public()]
+}
 
 #[derive(Serialize)]
 pub struct Capabilities {
@@ -62,18 +68,18 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
         environment: settings.environment.as_str(),
         version: env!("CARGO_PKG_VERSION"),
         features: Features {
-            book_generation: serves("POST", "/v1/books"),
-            library: serves("GET", "/v1/library"),
-            pdf_export: serves("GET", "/v1/books/{book_id}/pdf"),
-            narration: serves("POST", "/v1/books/{book_id}/audio"),
-            page_regeneration: serves("POST", "/v1/books/{job_id}/pages/{page_number}/regenerate"),
-            series: serves("POST", "/v1/books/series"),
-            characters: serves("POST", "/v1/characters"),
-            character_from_photo: serves("POST", "/v1/characters/from-photo"),
-            streaks: serves("POST", "/v1/streak/read"),
-            settings: serves("GET", "/v1/settings"),
-            account_deletion: serves("DELETE", "/v1/users/me"),
-            credits: serves("GET", "/v1/credits/balance"),
+            book_generation: Feature::BookGeneration.served(),
+            library: Feature::Library.served(),
+            pdf_export: Feature::PdfExport.served(),
+            narration: Feature::Narration.served(),
+            page_regeneration: Feature::PageRegeneration.served(),
+            series: Feature::Series.served(),
+            characters: Feature::Characters.served(),
+            character_from_photo: Feature::CharacterFromPhoto.served(),
+            streaks: Feature::Streaks.served(),
+            settings: Feature::Settings.served(),
+            account_deletion: Feature::AccountDeletion.served(),
+            credits: Feature::Credits.served(),
         },
         credits: OpeningCredits {
             opening_credits: settings.opening_credits,

@@ -2,7 +2,9 @@
 //! and drawing routes require.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::consent::{CURRENT_VERSION, Consent, ConsentVersion};
+use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -10,6 +12,18 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::consent::{self, ConsentGrant};
+
+/// The path of more than one route here.
+const CONSENT: &str = "/v1/consent";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Users, CONSENT, get),
+        Endpoint::post(Family::Users, CONSENT, grant),
+        Endpoint::post(Family::Users, "/v1/consent/revoke", revoke),
+    ]
+}
 
 /// The seed's `ConsentGrantRequest`. An unknown field is refused (422): a typo must never read
 /// as consent.

@@ -1,5 +1,7 @@
 use crate::auth::{AdminForUserRequest, UserRequest};
+use crate::catalogue::{Access, Family};
 use crate::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PageQuery, QueryParams};
 use crate::routes::books::timestamp;
@@ -8,6 +10,20 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::{Refusal, credits};
+
+/// The balance: the release smoke test reads it too.
+pub(crate) const BALANCE: &str = "/v1/credits/balance";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Credits, BALANCE, balance).gives(Feature::Credits),
+        Endpoint::get(Family::Credits, "/v1/credits/status", status),
+        Endpoint::get(Family::Credits, "/v1/credits/check", check),
+        Endpoint::get(Family::Credits, "/v1/credits/transactions", transactions),
+        Endpoint::post(Family::Credits, "/v1/credits/add", add).access(Access::AdminForUser),
+    ]
+}
 
 /// `{"credits": n}`: what the app reads before offering a book.
 #[derive(Serialize)]

@@ -1,5 +1,7 @@
 //! Whether the process answers, is alive, and can serve.
 
+use crate::catalogue::Family;
+use crate::endpoints::Endpoint;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -7,6 +9,18 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use storybook_core::usecases::health::readiness;
+
+/// Readiness: the release smoke test asks it too.
+pub(crate) const READY: &str = "/health/ready";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Health, "/health", health).public(),
+        Endpoint::get(Family::Health, "/health/live", live).public(),
+        Endpoint::get(Family::Health, READY, ready).public(),
+    ]
+}
 
 #[derive(Serialize)]
 pub struct Health {

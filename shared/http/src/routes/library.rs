@@ -1,7 +1,9 @@
 //! The parent's library of finished books: list, rename, delete.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::book::{Book, Style, TargetAge};
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams};
 use crate::routes::books::timestamp;
@@ -10,6 +12,18 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::library::{self, Order, Shelf};
+
+/// The path of more than one route here.
+const SHELVED_BOOK: &str = "/v1/library/{book_id}";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Library, "/v1/library", list).gives(Feature::Library),
+        Endpoint::patch(Family::Library, SHELVED_BOOK, rename),
+        Endpoint::delete(Family::Library, SHELVED_BOOK, delete),
+    ]
+}
 
 #[derive(Deserialize)]
 pub struct LibraryQuery {

@@ -2,6 +2,8 @@
 //! `POST /v1/books/{book_id}/audio` and `GET /v1/books/{book_id}/pages/{page_number}/audio`.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::Problems;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams};
@@ -12,6 +14,28 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use storybook_core::domain::book::RegenerationMode;
 use storybook_core::usecases::pages::{self, BookAudio, PageRequest};
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(
+            Family::Books,
+            "/v1/books/{job_id}/pages/{page_number}/regenerate",
+            regenerate,
+        )
+        .generation()
+        .gives(Feature::PageRegeneration),
+        Endpoint::post(Family::Books, "/v1/books/{book_id}/audio", book_audio)
+            .generation()
+            .gives(Feature::Narration),
+        Endpoint::get(
+            Family::Studio,
+            "/v1/books/{book_id}/pages/{page_number}/audio",
+            page_audio,
+        )
+        .generation(),
+    ]
+}
 
 /// A book's id and a page number from the path; a number that is not an integer is a 422
 /// naming it, as the seed's schema would.

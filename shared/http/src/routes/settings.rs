@@ -2,13 +2,26 @@
 //! counted in.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::settings::{UserSettings, UserSettingsPatch};
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use storybook_core::usecases::users::{self, SettingsRefused};
+
+/// The path of more than one route here.
+const SETTINGS: &str = "/v1/settings";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Users, SETTINGS, get).gives(Feature::Settings),
+        Endpoint::patch(Family::Users, SETTINGS, patch),
+    ]
+}
 
 pub async fn get(
     State(state): State<AppState>,

@@ -2,7 +2,9 @@
 //! that stops generation (admin-scoped API keys; switching is audited).
 
 use crate::auth::AdminRequest;
+use crate::catalogue::{Access, Family};
 use crate::domain::spend::KillSwitch;
+use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
@@ -11,6 +13,15 @@ use axum::extract::State;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use storybook_core::usecases::spend;
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(Family::Admin, "/v1/admin/spend", report).access(Access::AdminApiKey),
+        Endpoint::put(Family::Admin, "/v1/admin/kill-switch", kill_switch)
+            .access(Access::AdminApiKey),
+    ]
+}
 
 /// How many of the day's dearest books the report lists.
 const BOOKS_LISTED: usize = 20;

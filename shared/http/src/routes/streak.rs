@@ -2,7 +2,9 @@
 //! Days are the user's local days (their settings' time zone); timestamps are kept in UTC.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
 use crate::domain::streak::{MAX_READING_SECONDS, MilestoneKind, Reading};
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, check_profile_header};
 use crate::state::AppState;
@@ -13,6 +15,16 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use storybook_core::usecases::streaks;
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Users, "/v1/streak/read", read).gives(Feature::Streaks),
+        Endpoint::get(Family::Users, "/v1/streak/info", info),
+        Endpoint::get(Family::Users, "/v1/streak/calendar", calendar),
+        Endpoint::get(Family::Users, "/v1/streak/history", history),
+    ]
+}
 
 /// The seed's `ReadingLogRequest`; `reading_time` is in seconds.
 #[derive(Deserialize)]

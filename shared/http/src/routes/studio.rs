@@ -2,6 +2,8 @@
 //! `POST /v1/characters/from-photo` and `/from-drawing` (the app's multipart upload).
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::Problems;
 use crate::error::{ApiError, Problem};
 use crate::extract::idempotency_key;
@@ -15,6 +17,20 @@ use storybook_core::domain::character::{UploadKind, UploadRefusal};
 use storybook_core::ports::studio::{CharacterWords, Upload};
 use storybook_core::usecases::Refusal;
 use storybook_core::usecases::characters;
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Studio, "/v1/characters/from-text", from_text).generation(),
+        Endpoint::post(Family::Studio, "/v1/characters/from-photo", from_photo)
+            .generation()
+            .upload()
+            .gives(Feature::CharacterFromPhoto),
+        Endpoint::post(Family::Studio, "/v1/characters/from-drawing", from_drawing)
+            .generation()
+            .upload(),
+    ]
+}
 
 /// The seed's `Body_create_character_from_text`: `name`, `age`, `traits` (comma-separated),
 /// optional `style`. Any other field is refused, as in a JSON body.

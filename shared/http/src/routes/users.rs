@@ -1,12 +1,19 @@
 //! `DELETE /v1/users/me`: a parent erases everything we hold about them.
 
 use crate::auth::UserRequest;
+use crate::catalogue::Family;
+use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use storybook_core::usecases::users;
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::delete(Family::Users, "/v1/users/me", erase_me).gives(Feature::AccountDeletion)]
+}
 
 /// What was deleted, and what is kept without the user.
 #[derive(Serialize)]
