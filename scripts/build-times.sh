@@ -13,7 +13,7 @@ trap 'git -C "$repo" worktree remove --force "$work/src" >/dev/null 2>&1 || true
 git -C "$repo" worktree add --detach --quiet "$work/src" "$rev"
 cd "$work/src"
 export CARGO_TARGET_DIR="$work/target" CARGO_TERM_COLOR=never
-route_file="$(git ls-files | grep -E '(^|/)routes/books\.rs$' | head -n 1)"
+route_file="$(git ls-files | grep -E '(^|/)routes/books(/mod)?\.rs$' | head -n 1)"
 
 seconds() { local start=$SECONDS; "$@" >/dev/null 2>&1; echo $((SECONDS - start)); }
 cargo fetch --locked --quiet

@@ -898,7 +898,8 @@ async fn until_done(
 /// page step, assembly) measured in the same run. Answers the sum of every step's time alone (our
 /// own work per book).
 async fn book_pipeline() -> Duration {
-    use storybook_core::domain::book::{Step, StepMessage};
+    use storybook_core::domain::book::Step;
+    use storybook_core::ports::queue::StepMessage;
     use storybook_pipeline::providers::Providers;
 
     let (_dir, mode) = local_mode();
@@ -995,7 +996,7 @@ async fn time_one_book(
         &state,
         providers(&state),
     ));
-    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;
     let before = counts.tally();
@@ -1222,7 +1223,7 @@ async fn series_and_regeneration() {
     let pipeline = std::sync::Arc::new(storybook_pipeline::pipeline::Pipeline::new(
         &state, providers,
     ));
-    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;
@@ -1427,11 +1428,13 @@ const BIG_PICTURE: usize = 50 * 1024 * 1024;
 /// the process's peak resident memory (VmHWM).
 async fn memory_probe() {
     use std::sync::Arc;
-    use storybook_core::domain::book::{Step, StepMessage};
+    use storybook_core::domain::book::Step;
+    use storybook_core::domain::spend::Usage;
+    use storybook_core::ports::queue::StepMessage;
     use storybook_pipeline::pipeline::Pipeline;
     use storybook_pipeline::providers::fetch::{FetchPolicy, SafeFetcher};
     use storybook_pipeline::providers::{
-        Artwork, Illustrator, ImagePrompt, Metered, ProviderError, Usage,
+        Artwork, Illustrator, ImagePrompt, Metered, ProviderError,
     };
 
     // The picture server: a PNG signature, then zeros, in 64 KiB chunks made as they are sent.
@@ -1478,7 +1481,7 @@ async fn memory_probe() {
         ..FetchPolicy::default()
     });
     let pipeline = Pipeline::new(&mode.state, providers);
-    let router = storybook_http::app(mode.state.clone(), storybook_http::Family::ALL);
+    let router = storybook_http::app(mode.state.clone(), storybook_core::catalogue::Family::ALL);
     let user = uuid::Uuid::new_v4().to_string();
     make_user(&router, &user).await;
     let id = request_book(&router, &user).await;

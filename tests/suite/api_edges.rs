@@ -3,8 +3,9 @@
 use crate::harness::{Answer, Backend, TestApp, new_user_key, state_over, test_settings};
 use http::Method;
 use storybook_aws::provision::provision;
+use storybook_core::catalogue::Family;
 use storybook_core::config::AwsResources;
-use storybook_http::{AppState, Family, app};
+use storybook_http::{AppState, app};
 use tower::ServiceExt;
 
 #[tokio::test]

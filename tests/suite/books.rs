@@ -1,7 +1,7 @@
 //! A parent's book end to end, charging under concurrency, redelivered steps, the worker's SQS
 //! answers, and refusals, on both backends where the store matters.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use crate::on_both_backends;
 use aws_lambda_events::event::sqs::SqsEvent;
 use futures::future::join_all;
@@ -9,17 +9,16 @@ use http::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storybook_core::domain::book::{BookId, JobState, Step, StepMessage};
+use storybook_core::domain::book::{BookId, JobState, Step};
 use storybook_core::domain::credits::{EntryKind, LedgerPage};
+use storybook_core::ports::queue::StepMessage;
 use storybook_pipeline::pipeline::worker::sqs_batch;
-
-pub fn korean_book(pages: u8) -> Value {
-    json!({"topic": "어둠을 무서워하는 공룡", "target_age": "5-7", "style": "watercolor", "language": "ko", "page_count": pages})
-}
 
 /// Asks for a 4-page Korean book for `user`; answers its job id.
 pub async fn start_book(app: &TestApp, user: &str) -> String {
-    let created = app.post_json("/v1/books", user, &korean_book(4), &[]).await;
+    let created = app
+        .post_json("/v1/books", user, &BookAsk::korean(4).json(), &[])
+        .await;
     assert_eq!(created.status, 200, "{}", created.body);
     created.body["job_id"].as_str().unwrap().to_owned()
 }
@@ -78,7 +77,7 @@ async fn an_eight_page_korean_book(backend: Backend) {
     let user = new_user_key();
     let started = Instant::now();
     let created = app
-        .post_json("/v1/books", &user, &korean_book(8), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(8).json(), &[])
         .await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["status"], "queued");
@@ -178,7 +177,7 @@ async fn fifty_creates_with_one_idempotency_key(backend: Backend) {
             app.post_json(
                 "/v1/books",
                 &user,
-                &korean_book(4),
+                &BookAsk::korean(4).json(),
                 &[("x-idempotency-key", "retry-me")],
             )
             .await
@@ -215,7 +214,7 @@ async fn fifty_creates_against_a_balance_of_seven(backend: Backend) {
             app.post_json(
                 "/v1/books",
                 &user,
-                &korean_book(4),
+                &BookAsk::korean(4).json(),
                 &[("x-idempotency-key", &format!("key-{i}"))],
             )
             .await
@@ -405,7 +404,7 @@ async fn refusals_of_a_book_request() {
     let user = new_user_key();
     let mut cases: Vec<(Value, &str)> = Vec::new();
     let with = |field: &str, value: Value| {
-        let mut body = korean_book(8);
+        let mut body = BookAsk::korean(8).json();
         body[field] = value;
         body
     };
@@ -446,7 +445,7 @@ async fn refusals_of_a_book_request() {
         .post_json(
             "/v1/books",
             &user,
-            &korean_book(8),
+            &BookAsk::korean(8).json(),
             &[("x-profile-id", "bad id!")],
         )
         .await;
@@ -503,14 +502,14 @@ async fn too_few_credits_make_nothing() {
     let user = new_user_key();
     for _ in 0..3 {
         assert_eq!(
-            app.post_json("/v1/books", &user, &korean_book(4), &[])
+            app.post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
                 .await
                 .status,
             200
         );
     }
     let answer = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!((answer.status, answer.code()), (402, "PAYMENT_REQUIRED"));
     assert_eq!(
@@ -589,7 +588,7 @@ async fn assemble_with_missing_pictures(
     let pipeline = app.pipeline();
     let user = new_user_key();
     let job = app
-        .post_json("/v1/books", &user, &korean_book(8), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(8).json(), &[])
         .await
         .body["job_id"]
         .as_str()
@@ -624,7 +623,7 @@ async fn assemble_with_missing_pictures(
     {
         page.image_state = storybook_core::domain::book::ImageState::Missing;
         page.image_key = Some(
-            storybook_pipeline::pipeline::image_key(&id, page.number)
+            storybook_core::book_files::image_key(&id, page.number)
                 .as_str()
                 .to_owned(),
         );
@@ -634,7 +633,7 @@ async fn assemble_with_missing_pictures(
         app.state
             .blobs
             .put(
-                &storybook_pipeline::pipeline::image_key(&id, page),
+                &storybook_core::book_files::image_key(&id, page),
                 storybook_core::ports::blobs::stream_of(
                     storybook_pipeline::providers::offline::placeholder_png(),
                 ),
@@ -755,7 +754,7 @@ async fn twenty_books_at_once(
     let answers = join_all((0..20).map(|_| {
         let (app, user) = (app.clone(), user.clone());
         tokio::spawn(async move {
-            app.post_json("/v1/books", &user, &korean_book(4), &[])
+            app.post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
                 .await
         })
     }))
@@ -789,7 +788,7 @@ async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
     let balance = app.get("/v1/credits/balance", &user).await.body["credits"].clone();
     assert_eq!(balance, 3 + 50 - 3, "only the books made are charged");
     let day_full = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(day_full.code(), "DAILY_LIMIT_EXCEEDED");
 }
@@ -814,7 +813,7 @@ async fn refused_requests_give_their_place_back(backend: Backend) {
     let user = new_user_key();
     for _ in 0..4 {
         let poor = app
-            .post_json("/v1/books", &user, &korean_book(4), &[])
+            .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
             .await;
         assert_eq!(poor.code(), "PAYMENT_REQUIRED");
     }
@@ -824,7 +823,7 @@ async fn refused_requests_give_their_place_back(backend: Backend) {
     );
     for _ in 0..2 {
         let made = app
-            .post_json("/v1/books", &user, &korean_book(4), &[])
+            .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
             .await;
         assert_eq!(made.status, 200, "{}", made.body);
     }
@@ -934,7 +933,7 @@ async fn a_step_finishing_after_erasure_leaves_no_file(backend: Backend) {
     let id = BookId::parse(&job).unwrap();
     assert!(app.state.store.find_book(&id).await.unwrap().is_none());
     for extension in ["png", "jpg", "webp"] {
-        let key = storybook_pipeline::pipeline::image_key_as(&id, 1, extension);
+        let key = storybook_core::book_files::image_key_as(&id, 1, extension);
         assert_eq!(
             app.state.blobs.get(&key).await.unwrap(),
             None,

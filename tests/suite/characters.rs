@@ -1,7 +1,7 @@
 //! A parent's characters from a sheet: made, listed, read and deleted, on both adapters, every
 //! answer against the app's contract; another user's character is not found.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use crate::on_both_backends;
 use crate::seed_contract::conforms;
 use http::Method;
@@ -293,7 +293,7 @@ async fn a_book_naming_characters_uses_their_sheets(backend: Backend) {
     );
 
     let stranger = new_user_key();
-    let mut theirs = crate::books::korean_book(4);
+    let mut theirs = BookAsk::korean(4).json();
     theirs["character_id"] = json!(mina_id);
     let refused = app.post_json("/v1/books", &stranger, &theirs, &[]).await;
     assert_eq!(refused.status, 404, "{}", refused.body);
@@ -301,7 +301,7 @@ async fn a_book_naming_characters_uses_their_sheets(backend: Backend) {
     let balance = app.get("/v1/credits/balance", &stranger).await;
     assert_eq!(balance.body["credits"], 3, "nothing charged");
 
-    let mut mine = crate::books::korean_book(4);
+    let mut mine = BookAsk::korean(4).json();
     mine["character_id"] = json!(mina_id);
     mine["character_ids"] = json!([joon_id, mina_id]);
     let created = app.post_json("/v1/books", &user, &mine, &[]).await;
@@ -381,7 +381,7 @@ async fn a_characters_reference_is_drawn_once_and_reused(backend: Backend) {
     )
     .await;
     let mina_id = mina.body["character_id"].as_str().unwrap().to_owned();
-    let mut spec = crate::books::korean_book(4);
+    let mut spec = BookAsk::korean(4).json();
     spec["character_id"] = json!(mina_id);
     let book = |n: usize| {
         let (app, user, spec) = (&app, user.clone(), spec.clone());
@@ -467,7 +467,7 @@ async fn an_inline_character_named_as_the_parents_is_that_character(backend: Bac
     )
     .await;
     let mina_id = mina.body["character_id"].as_str().unwrap().to_owned();
-    let mut spec = crate::books::korean_book(4);
+    let mut spec = BookAsk::korean(4).json();
     spec["character"] = json!({"name": "Mina", "appearance": "yellow raincoat"});
     let created = app.post_json("/v1/books", &user, &spec, &[]).await;
     assert_eq!(created.status, 200, "{}", created.body);

@@ -10,11 +10,12 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use storybook_aws::{adapters, provision::provision};
+use storybook_core::catalogue::Family;
 use storybook_core::clock::Clock;
 use storybook_core::config::{LocalSettings, Settings};
 use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
-use storybook_http::{AppState, Family, app};
+use storybook_http::{AppState, app};
 use storybook_local::LocalMode;
 use storybook_pipeline::providers::Providers;
 use storybook_pipeline::studio::ProviderStudio;
@@ -602,4 +603,88 @@ impl std::io::Write for TestLogWriter {
 pub fn capture_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| storybook_core::telemetry::init_with(|| TestLogWriter));
+}
+
+/// The non-test Rust sources of `shared/` and `functions/`: each file up to its first
+/// `#[cfg(test)]` (the tests sit at the end of a file).
+pub fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
+                found.push((path, code));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    walk(&root.join("shared"), &mut found);
+    walk(&root.join("functions"), &mut found);
+    found
+}
+
+/// A book as a parent asks for it, for every test that needs one: the app's JSON body
+/// ([`BookAsk::json`]) or the domain's request ([`BookAsk::request`]), of a dinosaur who is
+/// afraid of the dark unless told otherwise.
+#[derive(Debug, Clone)]
+pub struct BookAsk {
+    topic: String,
+    language: storybook_core::domain::book::Language,
+    pages: u8,
+}
+
+impl BookAsk {
+    /// A Korean book of `pages` pages, as the app asks by default.
+    pub fn korean(pages: u8) -> Self {
+        BookAsk {
+            topic: "어둠을 무서워하는 공룡".into(),
+            language: storybook_core::domain::book::Language::Korean,
+            pages,
+        }
+    }
+
+    /// An English book of `pages` pages.
+    pub fn english(pages: u8) -> Self {
+        BookAsk {
+            topic: "a dinosaur who is afraid of the dark".into(),
+            language: storybook_core::domain::book::Language::English,
+            pages,
+        }
+    }
+
+    /// The body of `POST /v1/books`.
+    pub fn json(&self) -> Value {
+        serde_json::json!({
+            "topic": self.topic,
+            "target_age": "5-7",
+            "style": "watercolor",
+            "language": self.language.as_str(),
+            "page_count": self.pages,
+        })
+    }
+
+    /// The domain's request, as the pipeline and the providers take it (narrated, no characters).
+    pub fn request(&self) -> storybook_core::domain::book::BookRequest {
+        use storybook_core::domain::book::{BookRequest, PageCount, Style, TargetAge, Topic};
+        BookRequest {
+            topic: Topic::parse(&self.topic).unwrap(),
+            target_age: TargetAge::FiveToSeven,
+            style: Style::Watercolor,
+            language: self.language,
+            page_count: PageCount::parse(i64::from(self.pages)).unwrap(),
+            protagonist: None,
+            character_appearance: None,
+            forbidden_elements: vec![],
+            theme: None,
+            narration: true,
+            characters: vec![],
+            hero_character: None,
+            series: None,
+            from_picture: false,
+        }
+    }
 }

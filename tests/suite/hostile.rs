@@ -7,12 +7,12 @@
 
 use crate::books::{PATIENCE, poll};
 use crate::characters::sheet;
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use crate::seed_contract::conforms;
 use futures::future::join_all;
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use storybook_core::config::Settings;
@@ -132,11 +132,6 @@ async fn sent_to(server: &MockServer, route: &str) -> Vec<String> {
         .collect()
 }
 
-fn english_book(pages: u8) -> Value {
-    json!({"topic": "a dinosaur who is afraid of the dark", "target_age": "5-7",
-        "style": "watercolor", "language": "en", "page_count": pages})
-}
-
 fn balance(answer: &Answer) -> i64 {
     answer.body["credits"].as_i64().unwrap()
 }
@@ -220,7 +215,7 @@ async fn every_word_a_parent_writes_is_moderated(backend: Backend) {
         .await
         .unwrap();
     app.state.store.put_character(&stored).await.unwrap();
-    let mut with_sheet = english_book(4);
+    let mut with_sheet = BookAsk::english(4).json();
     with_sheet["character_id"] = json!(id);
     // A series of a character whose sheet passes: its own words are what is refused.
     let clean = app
@@ -292,7 +287,7 @@ async fn the_story_models_markup_is_never_stored(backend: Backend) {
     let user = new_user_key();
     let start = credits(&app, &user).await;
     let created = app
-        .post_json("/v1/books", &user, &english_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::english(4).json(), &[])
         .await;
     let job = created.body["job_id"].as_str().unwrap().to_owned();
     let failed = poll(&app, &user, &job, PATIENCE).await;
@@ -349,7 +344,7 @@ async fn narration_is_paid_for_once(backend: Backend) {
     let user = new_user_key();
     app.grant(&user, 10, "narration").await;
     let made = app
-        .post_json("/v1/books", &user, &english_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::english(4).json(), &[])
         .await;
     let job = made.body["job_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -402,7 +397,7 @@ async fn narration_is_paid_for_once(backend: Backend) {
 
     // Switched off: narration and regeneration answer as a new book does, and charge nothing.
     let other = app
-        .post_json("/v1/books", &user, &english_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::english(4).json(), &[])
         .await;
     let other = other.body["job_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -420,7 +415,7 @@ async fn narration_is_paid_for_once(backend: Backend) {
     assert_eq!(on.status, 200, "{}", on.body);
     let before = credits(&app, &user).await;
     let book = app
-        .post_json("/v1/books", &user, &english_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::english(4).json(), &[])
         .await;
     let regenerate = app
         .post_json(
@@ -512,7 +507,7 @@ async fn speech_answers_are_capped(backend: Backend) {
     .await;
     let user = new_user_key();
     let made = app
-        .post_json("/v1/books", &user, &english_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::english(4).json(), &[])
         .await;
     let job = made.body["job_id"].as_str().unwrap().to_owned();
     let done = poll(&app, &user, &job, PATIENCE).await;
@@ -589,7 +584,7 @@ async fn nothing_outlives_a_deletion(backend: Backend) {
     let mut books = Vec::new();
     for user in [&deleter, &eraser] {
         let made = app
-            .post_json("/v1/books", user, &english_book(4), &[])
+            .post_json("/v1/books", user, &BookAsk::english(4).json(), &[])
             .await;
         let job = made.body["job_id"].as_str().unwrap().to_owned();
         assert_eq!(
@@ -722,7 +717,7 @@ async fn inputs_that_slipped_past_the_rules(backend: Backend) {
         "java&#x09;script:alert(1)",
         "&#x3C;script&#x3E;",
     ] {
-        let mut book = english_book(4);
+        let mut book = BookAsk::english(4).json();
         book["topic"] = json!(format!("a cat {encoded}"));
         let answer = app.post_json("/v1/books", &user, &book, &[]).await;
         assert_eq!(answer.status, 422, "{encoded}: {}", answer.body);

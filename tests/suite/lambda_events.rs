@@ -6,9 +6,10 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine;
 use http::{HeaderValue, Method};
-use storybook_core::book_records::scheduled_sweep;
+use storybook_aws::events::scheduled_sweep;
+use storybook_core::catalogue::Family;
 use storybook_core::config::Settings;
-use storybook_http::{Family, app};
+use storybook_http::app;
 use tower::ServiceExt;
 
 /// The fixture (copied from aws_lambda_events' `example-apigw-v2-request-no-authorizer.json`),

@@ -1,7 +1,7 @@
 //! Local mode as a parent's laptop runs it: state that survives a restart, and signed blob URLs
 //! served by the local server itself.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
 use http::Method;
 use std::time::Duration;
 use storybook_core::config::LocalSettings;
@@ -208,7 +208,7 @@ async fn a_book_stopped_mid_way_finishes_after_a_restart() {
         public_base_url: "http://127.0.0.1:9".into(),
     };
     let user = new_user_key();
-    let book = crate::books::korean_book(4).to_string();
+    let book = BookAsk::korean(4).json().to_string();
     let (mid_way, never_enqueued) = {
         let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
         let mid_way = grab_job(

@@ -1,7 +1,8 @@
 //! Credits under concurrency and failure: many users, random balances, racing book requests;
 //! failures injected around the charge and the enqueue.
 
-use crate::books::{korean_book, start_book};
+use crate::books::start_book;
+use crate::harness::BookAsk;
 use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings, whole_ledger};
 use crate::on_both_backends;
 use chrono::Utc;
@@ -11,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use storybook_core::book_records::sweep_stuck_books;
 use storybook_core::clock::Clock;
-use storybook_core::domain::book::{BookId, Step, StepMessage};
+use storybook_core::domain::book::{BookId, Step};
 use storybook_core::domain::credential::CredentialKind;
 use storybook_core::domain::credits::{EntryKind, ledger_reconciles};
+use storybook_core::ports::queue::StepMessage;
 
 async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
     let app = Arc::new(TestApp::new(backend).await);
@@ -36,7 +38,7 @@ async fn two_hundred_book_requests_across_twenty_users(backend: Backend) {
     let requests = (0..200).map(|i| {
         let (app, user) = (app.clone(), users[i % 20].0.clone());
         tokio::spawn(async move {
-            let body = crate::books::korean_book(4);
+            let body = crate::harness::BookAsk::korean(4).json();
             app.post_json(
                 "/v1/books",
                 &user,
@@ -100,7 +102,7 @@ async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
             .unwrap();
     resources.step_queue_url = format!("{}-gone", resources.step_queue_url);
     let state = state_over(&config, &resources, test_settings());
-    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let user = new_user_key();
     let call = |method: Method, path: &str, body: Option<String>| {
         let router = router.clone();
@@ -123,7 +125,7 @@ async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
         let answer = call(
             Method::POST,
             "/v1/books",
-            Some(crate::books::korean_book(4).to_string()),
+            Some(crate::harness::BookAsk::korean(4).json().to_string()),
         )
         .await;
         assert_eq!((answer.status, answer.code()), (503, "SERVICE_UNAVAILABLE"));
@@ -162,7 +164,7 @@ async fn a_lost_answer_after_the_enqueue_charges_once(backend: Backend) {
         .post_json(
             "/v1/books",
             &user,
-            &crate::books::korean_book(4),
+            &crate::harness::BookAsk::korean(4).json(),
             &[("x-idempotency-key", "lost-1")],
         )
         .await;
@@ -170,7 +172,7 @@ async fn a_lost_answer_after_the_enqueue_charges_once(backend: Backend) {
         .post_json(
             "/v1/books",
             &user,
-            &crate::books::korean_book(4),
+            &crate::harness::BookAsk::korean(4).json(),
             &[("x-idempotency-key", "lost-1")],
         )
         .await;
@@ -202,11 +204,21 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
     let user = new_user_key();
     let key = [("x-idempotency-key", "same-key")];
     let first = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(4), &key)
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::harness::BookAsk::korean(4).json(),
+            &key,
+        )
         .await;
     assert_eq!(first.status, 200);
     let other = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(6), &key)
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::harness::BookAsk::korean(6).json(),
+            &key,
+        )
         .await;
     assert_eq!(
         (other.status, other.code()),
@@ -217,7 +229,7 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
         .post_json(
             "/v1/books",
             &new_user_key(),
-            &crate::books::korean_book(6),
+            &crate::harness::BookAsk::korean(6).json(),
             &key,
         )
         .await;
@@ -245,7 +257,7 @@ async fn idempotency_keys_answer_their_own_request_for_a_day(backend: Backend) {
         .post_json(
             "/v1/books",
             &user,
-            &crate::books::korean_book(4),
+            &crate::harness::BookAsk::korean(4).json(),
             &[("x-idempotency-key", "yesterday")],
         )
         .await;
@@ -308,9 +320,14 @@ async fn a_book_costs_what_its_page_count_is_priced() {
     );
     let user = new_user_key();
     assert_eq!(
-        app.post_json("/v1/books", &user, &crate::books::korean_book(12), &[])
-            .await
-            .status,
+        app.post_json(
+            "/v1/books",
+            &user,
+            &crate::harness::BookAsk::korean(12).json(),
+            &[]
+        )
+        .await
+        .status,
         200
     );
     assert_eq!(
@@ -318,14 +335,24 @@ async fn a_book_costs_what_its_page_count_is_priced() {
         1
     );
     let refused = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(10), &[])
+        .post_json(
+            "/v1/books",
+            &user,
+            &crate::harness::BookAsk::korean(10).json(),
+            &[],
+        )
         .await;
     assert_eq!((refused.status, refused.code()), (402, "PAYMENT_REQUIRED"));
     assert_eq!(refused.body["error"]["details"]["required"], 2);
     assert_eq!(
-        app.post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
-            .await
-            .status,
+        app.post_json(
+            "/v1/books",
+            &user,
+            &crate::harness::BookAsk::korean(4).json(),
+            &[]
+        )
+        .await
+        .status,
         200
     );
     assert_eq!(
@@ -467,7 +494,7 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
     );
     // The refunded credit is spent on another book before the first is finished.
     let second = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(second.status, 200, "{}", second.body);
     let worker = app.start_worker();
@@ -494,7 +521,7 @@ async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
     let user = new_user_key();
     let key = [("x-idempotency-key", "crash-1")];
     let first = app
-        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &key)
         .await;
     let job = first.body["job_id"].clone();
     for message in app
@@ -508,7 +535,7 @@ async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
     }
     // A prompt retry gives no duplicate step to a book that may just be waiting its turn.
     let prompt = app
-        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &key)
         .await;
     assert_eq!(prompt.body["job_id"], job);
     assert!(
@@ -522,7 +549,7 @@ async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
     // Three minutes on, the retry starts it.
     clock.set(Utc::now() + chrono::Duration::minutes(3));
     let late = app
-        .post_json("/v1/books", &user, &korean_book(4), &key)
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &key)
         .await;
     assert_eq!(late.body["job_id"], job);
     let _worker = app.start_worker();

@@ -3,7 +3,7 @@
 //! JSON protocol on loopback), the dry-run book it asks for, and the budget guard on a real
 //! CloudWatch alarm event.
 
-use crate::books::korean_book;
+use crate::harness::BookAsk;
 use crate::harness::{Backend, TestApp, moto_config, new_user_key, test_settings};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
@@ -12,13 +12,13 @@ use aws_lambda_events::event::cloudwatch_alarms::{
 };
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use http::Method;
-use storybook_aws::deploy::{CodeDeployReporter, api_event};
+use storybook_aws::deploy::{CodeDeployReporter, api_event, pre_traffic};
+use storybook_aws::events::OnSpendAlarm;
 use storybook_aws::secrets::{SecretIds, Secrets};
-use storybook_core::deploy_check::{
-    SmokeRequest, SmokeResponse, SmokeTarget, Verdict, pre_traffic,
-};
+use storybook_core::catalogue::Family;
+use storybook_core::deploy_check::{SmokeRequest, SmokeResponse, SmokeTarget, Verdict};
 use storybook_core::spend::{BUDGET_GUARD, SpendGuard};
-use storybook_http::{Family, app, smoke};
+use storybook_http::{app, smoke};
 use tower::ServiceExt;
 use wiremock::matchers::{body_partial_json, header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -194,7 +194,7 @@ async fn the_hook_event_for_a_function_version_is_one_lambda_http_serves() {
             ("x-dry-run", "true".into()),
             ("content-type", "application/json".into()),
         ],
-        body: Some(korean_book(4).to_string()),
+        body: Some(BookAsk::korean(4).json().to_string()),
     };
     let event = api_event(&request).to_string();
     let _: ApiGatewayV2httpRequest = serde_json::from_str(&event).expect("an API Gateway v2 event");
@@ -208,7 +208,7 @@ async fn a_dry_run_book_is_checked_but_never_made(backend: Backend) {
     let user = new_user_key();
     let dry = [("x-dry-run", "true")];
     let answer = app
-        .post_json("/v1/books", &user, &korean_book(4), &dry)
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &dry)
         .await;
     assert_eq!(answer.status, 204, "{}", answer.body);
     assert_eq!(
@@ -226,7 +226,7 @@ async fn a_dry_run_book_is_checked_but_never_made(backend: Backend) {
         .post_json(
             "/v1/books",
             &user,
-            &korean_book(4),
+            &BookAsk::korean(4).json(),
             &[("x-dry-run", "maybe")],
         )
         .await;
@@ -238,7 +238,7 @@ async fn a_dry_run_book_is_checked_but_never_made(backend: Backend) {
     };
     let pricey = TestApp::with_settings(backend, settings).await;
     let refused = pricey
-        .post_json("/v1/books", &poor, &korean_book(4), &dry)
+        .post_json("/v1/books", &poor, &BookAsk::korean(4).json(), &dry)
         .await;
     assert_eq!((refused.status, refused.code()), (402, "PAYMENT_REQUIRED"));
 }
@@ -284,7 +284,12 @@ async fn the_budget_guard_switches_generation_off_once(backend: Backend) {
             .unwrap()
     );
     let refused = app
-        .post_json("/v1/books", &new_user_key(), &korean_book(4), &[])
+        .post_json(
+            "/v1/books",
+            &new_user_key(),
+            &BookAsk::korean(4).json(),
+            &[],
+        )
         .await;
     assert_eq!(
         (refused.status, refused.code()),

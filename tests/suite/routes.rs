@@ -2,7 +2,8 @@
 //! paths name the same routes, and each route is served by the function of its family.
 
 use serde_yaml::Value as Yaml;
-use storybook_http::{Endpoint, Family, endpoints};
+use storybook_core::catalogue::Family;
+use storybook_http::{Endpoint, endpoints};
 
 /// Every catalogued route with its handler (building them checks that each has one).
 fn catalogue() -> Vec<Endpoint> {
@@ -107,31 +108,9 @@ fn each_route_is_served_by_its_familys_function() {
     }
 }
 
-/// The non-test Rust sources of `shared/` and `functions/`: each file up to its first
-/// `#[cfg(test)]` (the tests sit at the end of a file).
-fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
-    fn walk(dir: &std::path::Path, found: &mut Vec<(std::path::PathBuf, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
-                found.push((path, code));
-            }
-        }
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut found = Vec::new();
-    walk(&root.join("shared"), &mut found);
-    walk(&root.join("functions"), &mut found);
-    found
-}
-
 #[test]
 fn each_route_path_is_written_once_in_the_code() {
-    let sources = non_test_sources();
+    let sources = crate::harness::non_test_sources();
     let paths: BTreeSet<&str> = catalogue().iter().map(|e| e.path).collect();
     for path in paths {
         let quoted = format!("\"{path}\"");
@@ -142,6 +121,34 @@ fn each_route_path_is_written_once_in_the_code() {
             })
             .collect();
         assert_eq!(places.len(), 1, "{path} is written here: {places:?}");
+    }
+}
+
+#[test]
+fn each_function_is_granted_the_storage_its_family_uses() {
+    let template = template();
+    for family in Family::ALL {
+        let function = template["Resources"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| {
+                r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(family.function())
+            })
+            .unwrap_or_else(|| panic!("{} is not in template.yaml", family.function()));
+        let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
+        let (blobs, queue) = (policies.contains("s3:"), policies.contains("sqs:"));
+        if family.uses_blobs_and_queue() {
+            assert!(
+                blobs,
+                "{family:?} uses blobs: its function needs an s3: grant"
+            );
+        } else {
+            assert!(
+                !blobs && !queue,
+                "{family:?} is store-only: its function is granted no blobs or queue"
+            );
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! of a served seed operation validates against the seed's schema for its status, and our
 //! OpenAPI document keeps each seed operation exactly, adding only responses.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -228,7 +228,7 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
     let headers = [("x-user-key", user.as_str())];
-    let book = crate::books::korean_book(4).to_string();
+    let book = BookAsk::korean(4).json().to_string();
     let created = app
         .call(Method::POST, "/v1/books", &headers, Some(&book))
         .await;
@@ -293,7 +293,7 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
         ("x-user-key", user.as_str()),
         ("x-idempotency-key", "seed-key"),
     ];
-    let other_book = crate::books::korean_book(5).to_string();
+    let other_book = BookAsk::korean(5).json().to_string();
     app.call(Method::POST, "/v1/books", &keyed, Some(&book))
         .await;
     let reused = app

@@ -2,7 +2,7 @@
 //! told the earlier books in short, its place in the series recorded; on both adapters and
 //! against the app's contract.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use crate::on_both_backends;
 use crate::seed_contract::conforms;
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ async fn a_series_continues_the_earlier_books(backend: Backend) {
         )
         .await;
     let mina_id = mina.body["character_id"].as_str().unwrap().to_owned();
-    let mut first = crate::books::korean_book(4);
+    let mut first = BookAsk::korean(4).json();
     first["character_id"] = json!(mina_id);
     let created = app.post_json("/v1/books", &user, &first, &[]).await;
     let first_job = created.body["job_id"].as_str().unwrap().to_owned();

@@ -1,7 +1,8 @@
 //! Bounded spend on both backends: the store's sums under concurrency, the hard limit and the
 //! kill switch at the API and before a worker's provider call, and the admin's spend report.
 
-use crate::books::{korean_book, poll, start_book};
+use crate::books::{poll, start_book};
+use crate::harness::BookAsk;
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use futures::future::join_all;
@@ -10,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use storybook_core::clock::Clock;
 use storybook_core::config::Settings;
-use storybook_core::domain::book::{BookId, JobState, Step, StepMessage};
+use storybook_core::domain::book::{BookId, JobState, Step};
+use storybook_core::domain::spend::Usage;
 use storybook_core::domain::spend::{
     Microdollars, PriceTable, SpendCharge, SpendLimits, WhenStopped, spend_day,
 };
+use storybook_core::ports::queue::StepMessage;
 use storybook_core::spend::SpendGuard;
 use storybook_pipeline::pipeline::StepError;
-use storybook_pipeline::providers::Usage;
 
 /// Offline pictures priced at 4 cents each and narration at 1.5 cents per thousand characters,
 /// so that an offline book costs something.
@@ -155,7 +157,7 @@ async fn the_hard_limit_refuses_new_books_and_stops_workers(backend: Backend) {
         .await
         .unwrap();
     let refused = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.code(), "SERVICE_BUDGET_EXCEEDED");
@@ -268,7 +270,7 @@ async fn the_kill_switch_stops_generation_and_is_audited(backend: Backend) {
     assert_eq!(on.body["enabled"], true);
     assert_eq!(on.body["reason"], "provider incident");
     let refused = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(
         (refused.status, refused.code()),
@@ -310,7 +312,7 @@ async fn the_kill_switch_stops_generation_and_is_audited(backend: Backend) {
     .await;
     assert_eq!(off.body["enabled"], false);
     let accepted = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(accepted.status, 200, "{}", accepted.body);
 }

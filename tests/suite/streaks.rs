@@ -1,7 +1,8 @@
 //! Settings and reading streaks through the API, on a manual clock: local days in two time zones,
 //! midnight, daylight-saving changes, concurrent reads and milestone rewards.
 
-use crate::books::{finished_book, korean_book, start_book};
+use crate::books::{finished_book, start_book};
+use crate::harness::BookAsk;
 use crate::harness::{Backend, TestApp, new_user_key, test_settings, whole_ledger};
 use crate::on_both_backends;
 use futures::future::join_all;
@@ -352,7 +353,7 @@ async fn the_daily_cap_follows_the_users_time_zone(backend: Backend) {
     let app = TestApp::with_clock(backend, settings, clock).await;
     let (user, _) = reader(&app, Some("America/Los_Angeles")).await;
     let refused = app
-        .post_json("/v1/books", &user, &korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     assert_eq!(
         (refused.status, refused.code()),

@@ -2,7 +2,7 @@
 //! an upload (type, size, decoding, a decompression bomb), idempotent retries, metadata never
 //! kept, the upload never stored, on both adapters and against the app's contract.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
 use crate::seed_contract::conforms;
 use bytes::Bytes;
@@ -390,7 +390,7 @@ async fn no_stored_picture_keeps_metadata_or_the_upload(backend: Backend) {
     let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(
         app.pipeline_with(providers),
     ));
-    let mut spec = crate::books::korean_book(4);
+    let mut spec = BookAsk::korean(4).json();
     spec["character_id"] = json!(character);
     let created = app.post_json("/v1/books", &user, &spec, &[]).await;
     assert_eq!(created.status, 200, "{}", created.body);
@@ -503,7 +503,7 @@ async fn revoking_consent_leaves_nothing_from_a_photo(backend: Backend) {
     let drawn = upload(&app, &user, "/v1/characters/from-drawing", &fields, None).await;
     let drawn_id = drawn.body["character_id"].as_str().unwrap().to_owned();
     let worker = app.start_worker();
-    let mut spec = crate::books::korean_book(4);
+    let mut spec = BookAsk::korean(4).json();
     spec["character_id"] = json!(character);
     let created = app.post_json("/v1/books", &user, &spec, &[]).await;
     let job = created.body["job_id"].as_str().unwrap().to_owned();

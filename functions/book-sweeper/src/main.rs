@@ -3,7 +3,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
-use storybook_core::book_records::scheduled_sweep;
+use storybook_aws::events::scheduled_sweep;
 use storybook_core::clock::Clock;
 
 #[tokio::main]

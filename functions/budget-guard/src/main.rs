@@ -3,6 +3,7 @@
 use aws_lambda_events::event::cloudwatch_alarms::CloudWatchMetricAlarm;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
+use storybook_aws::events::OnSpendAlarm;
 use storybook_core::clock::Clock;
 use storybook_core::spend::SpendGuard;
 

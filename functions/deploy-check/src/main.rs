@@ -5,8 +5,7 @@
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
-use storybook_aws::deploy::{CodeDeployReporter, LambdaVersions};
-use storybook_core::deploy_check::pre_traffic;
+use storybook_aws::deploy::{CodeDeployReporter, LambdaVersions, pre_traffic};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

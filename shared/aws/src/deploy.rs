@@ -2,13 +2,16 @@
 //! `Invoke` with an API Gateway v2 event, before the alias points at them), and the verdict goes
 //! to CodeDeploy.
 
-use crate::catalogue::Family;
-use crate::deploy_check::{LifecycleReporter, SmokeRequest, SmokeResponse, SmokeTarget, Verdict};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use storybook_core::catalogue::Family;
+use storybook_core::deploy_check::{
+    Deployment, LifecycleReporter, SmokeCheck, SmokeRequest, SmokeResponse, SmokeTarget, Verdict,
+    check_release,
+};
 
 /// The new versions (ARNs with their version number) of the functions the smoke test calls.
 pub struct LambdaVersions {
@@ -98,20 +101,31 @@ impl SmokeTarget for LambdaVersions {
     }
 }
 
+/// The `PreTraffic` hook's handler: CodeDeploy's event, checked and answered by
+/// [`check_release`].
+pub async fn pre_traffic(
+    event: CodeDeployLifecycleEvent,
+    checks: &[SmokeCheck],
+    target: &dyn SmokeTarget,
+    reporter: &dyn LifecycleReporter,
+) -> anyhow::Result<Verdict> {
+    let deployment = Deployment {
+        id: event.deployment_id,
+        hook_execution_id: event.lifecycle_event_hook_execution_id,
+    };
+    check_release(&deployment, checks, target, reporter).await
+}
+
 /// Reports a hook's verdict to CodeDeploy (`PutLifecycleEventHookExecutionStatus`).
 pub struct CodeDeployReporter(pub aws_sdk_codedeploy::Client);
 
 #[async_trait]
 impl LifecycleReporter for CodeDeployReporter {
-    async fn report(
-        &self,
-        event: &CodeDeployLifecycleEvent,
-        verdict: &Verdict,
-    ) -> anyhow::Result<()> {
+    async fn report(&self, deployment: &Deployment, verdict: &Verdict) -> anyhow::Result<()> {
         self.0
             .put_lifecycle_event_hook_execution_status()
-            .deployment_id(&event.deployment_id)
-            .lifecycle_event_hook_execution_id(&event.lifecycle_event_hook_execution_id)
+            .deployment_id(&deployment.id)
+            .lifecycle_event_hook_execution_id(&deployment.hook_execution_id)
             .status(aws_sdk_codedeploy::types::LifecycleEventStatus::from(
                 verdict.status(),
             ))

@@ -31,22 +31,6 @@
 //! `ledger_seq` (optimistic concurrency: a lost race re-reads and tries again). Items past their
 //! `expires_at` are treated as absent when read: DynamoDB deletes them days late, moto never.
 
-use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
-use crate::domain::audit::{AuditEntry, AuditEvent};
-use crate::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
-use crate::domain::breaker::BreakerRecord;
-use crate::domain::character::{Character, CharacterId};
-use crate::domain::consent::Consent;
-use crate::domain::credential::CredentialHash;
-use crate::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
-use crate::domain::settings::UserSettings;
-use crate::domain::streak::Reading;
-use crate::domain::user::{User, UserId, UserLookup};
-use crate::ports::store::{
-    ApiKeyStore, AuditStore, BookStore, BreakerStore, CharacterStore, ConsentStore, CreateOutcome,
-    CreditStore, KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError,
-    StoredBook, StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
-};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -62,6 +46,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 use storybook_core::clock::Clock;
 use storybook_core::documents::Document;
+use storybook_core::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope};
+use storybook_core::domain::audit::{AuditEntry, AuditEvent};
+use storybook_core::domain::book::{Book, BookId, Idempotency, IdempotencyKey, RecordedAsset};
+use storybook_core::domain::breaker::BreakerRecord;
+use storybook_core::domain::character::{Character, CharacterId};
+use storybook_core::domain::consent::Consent;
+use storybook_core::domain::credential::CredentialHash;
+use storybook_core::domain::credits::{EntryKind, Grant, GrantOutcome, LedgerEntry, LedgerPage};
+use storybook_core::domain::settings::UserSettings;
+use storybook_core::domain::streak::Reading;
+use storybook_core::domain::user::{User, UserId, UserLookup};
+use storybook_core::ports::store::{
+    ApiKeyStore, AuditStore, BookStore, BreakerStore, CharacterStore, ConsentStore, CreateOutcome,
+    CreditStore, KeyUsage, LimitDecision, LimitStore, SettingsStore, Settlement, Store, StoreError,
+    StoredBook, StoredStreak, StreakAdvance, StreakStore, UserStore, Window,
+};
 
 mod audit;
 mod book_items;

@@ -11,11 +11,13 @@
 //! - [`provision`] (`dynamodb`, `s3`, `sqs`): creating the table, bucket and queues (tests, the
 //!   restore drill).
 //! - [`state`]: a Lambda function's application, built once per cold start.
+//! - [`events`]: the scheduled functions' Lambda events, read into the core's words.
 
 #[cfg(feature = "deploy")]
 pub mod deploy;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
+pub mod events;
 #[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs"))]
 pub mod provision;
 #[cfg(feature = "dynamodb")]
@@ -41,7 +43,3 @@ pub use dynamodb::DynamoStore;
 pub use s3::S3Blobs;
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;
-
-// The core's modules under the names the adapters use (`crate::domain`, `crate::ports`, ...).
-#[allow(unused_imports)]
-use storybook_core::{catalogue, config, deploy_check, domain, metrics, ports};

@@ -1,7 +1,6 @@
 //! Creates the table, bucket and queues as `template.yaml` declares them, for tests against
 //! `moto_server` (in AWS, SAM creates them).
 
-use crate::config::AwsResources;
 use crate::sdk::{describe, s3_client};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
@@ -9,6 +8,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use storybook_core::config::AwsResources;
 
 /// Makes a fresh set of resources whose names start with `prefix` (lower-case letters, digits, -).
 pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<AwsResources> {
@@ -79,7 +79,7 @@ pub async fn provision(config: &SdkConfig, prefix: &str) -> anyhow::Result<AwsRe
         .ok_or_else(|| anyhow::anyhow!("the dead-letter queue has no ARN"))?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dead_letter_arn,
-        "maxReceiveCount": crate::ports::queue::MAX_RECEIVES,
+        "maxReceiveCount": storybook_core::ports::queue::MAX_RECEIVES,
     });
     let queue_url = sqs
         .create_queue()

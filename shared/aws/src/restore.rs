@@ -3,14 +3,14 @@
 //! runs for one user, here for all). Run by `cargo run -p functions --bin restore-drill`.
 
 use super::DynamoStore;
-use crate::domain::credential::CredentialHash;
-use crate::domain::credits::ledger_reconciles;
-use crate::ports::store::UserStore;
-use crate::ports::store::whole_ledger;
 use crate::sdk::describe;
 use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use storybook_core::domain::credential::CredentialHash;
+use storybook_core::domain::credits::ledger_reconciles;
+use storybook_core::ports::store::UserStore;
+use storybook_core::ports::store::whole_ledger;
 
 /// What the restored table holds, and which balances do not match their ledgers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,4 +1,3 @@
-use crate::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -8,6 +7,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use std::time::Duration;
+use storybook_core::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 
 /// S3's smallest multipart part; a blob below it goes up in one PutObject.
 const PART_SIZE: usize = 8 * 1024 * 1024;

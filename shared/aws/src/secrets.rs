@@ -2,10 +2,10 @@
 //! first admin key. Only the secrets' ids are in the functions' environment (what
 //! `GetFunctionConfiguration` shows); their values live in this process's memory alone.
 
-use crate::domain::Invalid;
-use crate::domain::credential::Pepper;
 use crate::sdk::describe;
 use std::collections::HashMap;
+use storybook_core::domain::Invalid;
+use storybook_core::domain::credential::Pepper;
 
 /// Where each secret is, by id or ARN (`*_SECRET_ID` in the environment); `None`: not used by
 /// this function, or not configured.

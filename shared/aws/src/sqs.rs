@@ -1,9 +1,9 @@
-use crate::ports::queue::{QueueError, QueuedMessage, StepQueue};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use std::time::Duration;
+use storybook_core::ports::queue::{QueueError, QueuedMessage, StepQueue};
 
 /// The step queue on SQS. Dead letters come from the queue's redrive policy (maxReceiveCount 5,
 /// set in `template.yaml` and by [`super::provision`]).
@@ -70,7 +70,7 @@ impl StepQueue for SqsQueue {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let seconds = delay
-            .min(crate::ports::queue::MAX_DELAY)
+            .min(storybook_core::ports::queue::MAX_DELAY)
             .as_secs_f64()
             .ceil() as i32;
         let answer = self
@@ -109,7 +109,7 @@ impl StepQueue for SqsQueue {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
         let seconds = delay
-            .min(crate::ports::queue::MAX_POSTPONE)
+            .min(storybook_core::ports::queue::MAX_POSTPONE)
             .as_secs_f64()
             .ceil() as i32;
         self.client

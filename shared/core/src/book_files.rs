@@ -1,7 +1,8 @@
 //! Where a book's files live in blob storage, and how a step of a book is queued: what the HTTP
 //! layer, the pipeline and erasure agree on.
 
-use crate::domain::book::{Book, BookId, Step, StepMessage};
+use crate::domain::book::{Book, BookId, Step};
+use crate::ports::queue::StepMessage;
 use crate::ports::{BlobError, BlobFolder, BlobKey, BlobStore, StepQueue};
 
 /// Where a page's picture lives in blob storage, by the kind of image it is.

@@ -8,7 +8,6 @@ use crate::domain::credits::{EntryKind, Grant, TransactionId};
 use crate::domain::failure::FailureCode;
 use crate::ports::store::Settlement;
 use crate::ports::{Store, StoreError};
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -238,15 +237,14 @@ pub async fn sweep_local(store: Arc<dyn Store>, clock: Clock, stuck_after: Durat
     }
 }
 
-/// The sweep function's handler: a scheduled EventBridge event, swept as of the time it fired.
+/// The scheduled sweep, as of the time its schedule `fired_at` (now when the event said none).
 pub async fn scheduled_sweep(
     store: &dyn Store,
     clock: &Clock,
     stuck_after: Duration,
-    event: EventBridgeEvent,
+    fired_at: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value, crate::ports::StoreError> {
-    // The time the schedule fired, or now when the event carries none.
-    let now = event.time.unwrap_or_else(|| clock.now());
+    let now = fired_at.unwrap_or_else(|| clock.now());
     let swept = sweep_stuck_books(store, now, chrono_duration(stuck_after)).await?;
     Ok(serde_json::json!({ "swept": swept }))
 }

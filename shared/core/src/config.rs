@@ -1,5 +1,5 @@
-//! Settings from the environment. Every variable is listed, with its default, in the README's
-//! configuration table; [`Settings::from_lookup`] is the one place that reads them.
+//! Settings from the environment. Every variable is listed, with its default, in
+//! `docs/configuration.md`; [`Settings::from_lookup`] is the one place that reads them.
 
 use crate::domain::Invalid;
 use crate::domain::credential::Pepper;

@@ -9,7 +9,6 @@
 
 use crate::catalogue::Family;
 use async_trait::async_trait;
-use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 
 /// The device key of the smoke test's own user (the same user every release; it is never
 /// charged: its only book request is a dry run).
@@ -54,13 +53,17 @@ impl Verdict {
     }
 }
 
+/// The release being checked: the deployment and its hook's execution, which the verdict
+/// answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: String,
+    pub hook_execution_id: String,
+}
+
 #[async_trait]
 pub trait LifecycleReporter: Send + Sync {
-    async fn report(
-        &self,
-        event: &CodeDeployLifecycleEvent,
-        verdict: &Verdict,
-    ) -> anyhow::Result<()>;
+    async fn report(&self, deployment: &Deployment, verdict: &Verdict) -> anyhow::Result<()>;
 }
 
 /// One check: what it asks and which statuses pass. The checks themselves are the API's
@@ -100,25 +103,24 @@ pub async fn smoke_test(target: &dyn SmokeTarget, checks: &[SmokeCheck]) -> Verd
     Verdict::Succeeded
 }
 
-/// The hook's handler: runs the smoke test and reports its verdict for `event`.
-pub async fn pre_traffic(
-    event: CodeDeployLifecycleEvent,
+/// The hook's work: runs the smoke test and reports its verdict for `deployment`.
+pub async fn check_release(
+    deployment: &Deployment,
     checks: &[SmokeCheck],
     target: &dyn SmokeTarget,
     reporter: &dyn LifecycleReporter,
 ) -> anyhow::Result<Verdict> {
     let verdict = smoke_test(target, checks).await;
     match &verdict {
-        Verdict::Succeeded => tracing::info!(
-            deployment = event.deployment_id.as_str(),
-            "smoke test passed"
-        ),
+        Verdict::Succeeded => {
+            tracing::info!(deployment = deployment.id.as_str(), "smoke test passed")
+        }
         Verdict::Failed(reason) => tracing::error!(
-            deployment = event.deployment_id.as_str(),
+            deployment = deployment.id.as_str(),
             reason,
             "smoke test failed: the release is stopped"
         ),
     }
-    reporter.report(&event, &verdict).await?;
+    reporter.report(deployment, &verdict).await?;
     Ok(verdict)
 }

@@ -10,7 +10,7 @@
 //! - [`app`]: the ports, settings and clock that operations run over.
 //! - [`usecases`]: one function per thing the product does (make a book, grant credits, rotate
 //!   a key, erase a user, record a reading...), over the ports; the HTTP layer calls them.
-//! - [`catalogue`]: every API route's data (method, path, function family, class).
+//! - [`catalogue`]: the words routes are declared in (function family, access, rate-limit class).
 //! - [`book_records`], [`book_files`]: changing a stored book safely (and the stuck-book sweep);
 //!   where a book's files live and how its steps are queued.
 //! - [`spend`]: the spend guard (prices, the daily limit, the kill switch).

@@ -16,6 +16,13 @@ use std::sync::Arc;
 /// Who the budget guard is, in the kill switch's record.
 pub const BUDGET_GUARD: &str = "budget-guard";
 
+/// The spend alarm as the budget guard reads it: which alarm, and whether it is firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendAlarm {
+    pub name: String,
+    pub firing: bool,
+}
+
 #[derive(Clone)]
 pub struct SpendGuard {
     store: Arc<dyn Store>,
@@ -125,19 +132,10 @@ impl SpendGuard {
     /// The budget guard: the hard-limit alarm went to ALARM, so the kill switch goes on (unless
     /// it is on already: an operator's reason is kept). Other states change nothing. Answers
     /// whether it switched.
-    pub async fn on_spend_alarm(
-        &self,
-        alarm: &aws_lambda_events::event::cloudwatch_alarms::CloudWatchMetricAlarm,
-    ) -> Result<bool, StoreError> {
-        use aws_lambda_events::event::cloudwatch_alarms::CloudWatchAlarmStateValue;
-        let firing = alarm
-            .alarm_data
-            .state
-            .as_ref()
-            .is_some_and(|s| s.value == CloudWatchAlarmStateValue::Alarm);
-        if !firing {
+    pub async fn on_alarm(&self, alarm: &SpendAlarm) -> Result<bool, StoreError> {
+        if !alarm.firing {
             tracing::info!(
-                alarm = alarm.alarm_data.alarm_name.as_str(),
+                alarm = alarm.name.as_str(),
                 "alarm not firing: nothing to do"
             );
             return Ok(false);
@@ -149,7 +147,7 @@ impl SpendGuard {
             true,
             &format!(
                 "today's provider spend reached the hard limit (alarm {})",
-                alarm.alarm_data.alarm_name
+                alarm.name
             ),
             BUDGET_GUARD,
         )

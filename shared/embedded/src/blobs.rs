@@ -1,10 +1,10 @@
-use crate::domain::credential::{CredentialHasher, CredentialKind};
-use crate::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;
+use storybook_core::domain::credential::{CredentialHasher, CredentialKind};
+use storybook_core::ports::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use tokio::io::AsyncWriteExt;
 
 /// Signs and checks the URLs local mode serves its blobs under (`/local/blobs/{key}`), so that a

@@ -11,6 +11,3 @@ pub use blobs::{FolderBlobs, LOCAL_BLOB_PATH, LocalUrlSigner};
 pub use database::Database;
 pub use queue::SqliteQueue;
 pub use store::SqliteStore;
-
-// The core's modules under the names the adapters use (`crate::domain`, `crate::ports`).
-use storybook_core::{domain, ports};

@@ -1,9 +1,9 @@
 use crate::database::Database;
-use crate::ports::queue::{MAX_RECEIVES, QueueError, QueuedMessage, StepQueue};
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::ports::queue::{MAX_RECEIVES, QueueError, QueuedMessage, StepQueue};
 
 /// The step queue in the same SQLite database as the state: durable, so unfinished work survives
 /// a restart, with SQS's delivery rules (visibility timeout, dead letters past [`MAX_RECEIVES`]).
@@ -54,7 +54,9 @@ impl StepQueue for SqliteQueue {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn send_delayed(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
         let body = body.to_owned();
-        let delay = delay.min(crate::ports::queue::MAX_DELAY).as_millis() as i64;
+        let delay = delay
+            .min(storybook_core::ports::queue::MAX_DELAY)
+            .as_millis() as i64;
         let id = uuid::Uuid::new_v4().to_string();
         let message_id = id.clone();
         self.run(move |c| {
@@ -131,7 +133,7 @@ impl StepQueue for SqliteQueue {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
         let receipt = receipt.to_owned();
-        let delay = delay.min(crate::ports::queue::MAX_POSTPONE);
+        let delay = delay.min(storybook_core::ports::queue::MAX_POSTPONE);
         self.run(move |c| {
             c.execute(
                 "UPDATE queue_messages SET visible_at_ms = ?2 WHERE receipt = ?1",

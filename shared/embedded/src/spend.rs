@@ -2,15 +2,15 @@
 //! total, the book's record for the day and its whole cost.
 
 use super::SqliteStore;
-use crate::domain::book::BookId;
-use crate::domain::spend::{
-    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
-};
-use crate::ports::store::{SpendStore, StoreError};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use storybook_core::documents::Document;
+use storybook_core::domain::book::BookId;
+use storybook_core::domain::spend::{
+    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
+};
+use storybook_core::ports::store::{SpendStore, StoreError};
 
 const KILL_SWITCH: &str = "kill-switch";
 

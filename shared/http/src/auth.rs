@@ -3,10 +3,7 @@
 //! refusal audited with a truncated hash of what was presented (never the key), and failed
 //! authentications limited per client IP so that keys cannot be guessed.
 
-use crate::catalogue::{Access, RouteClass};
 use crate::context::{request_of, route_of};
-use crate::domain::api_key::{ApiKeyRecord, Scope};
-use crate::domain::user::{User, UserKey};
 use crate::error::{ApiError, Problem};
 use crate::limits::enforce;
 use crate::state::AppState;
@@ -14,6 +11,9 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use storybook_core::catalogue::{Access, RouteClass};
+use storybook_core::domain::api_key::{ApiKeyRecord, Scope};
+use storybook_core::domain::user::{User, UserKey};
 use storybook_core::usecases::access::{user_for_key, verify_key};
 use storybook_core::usecases::{self, Refusal};
 

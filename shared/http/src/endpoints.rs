@@ -4,12 +4,12 @@
 //! checks and `/v1/config/capabilities` all read these declarations; `docs/adding-a-route.md`
 //! lists what else a new route needs.
 
-use crate::catalogue::{Access, Family, RouteClass};
 use crate::routes;
 use crate::state::AppState;
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
 use std::sync::LazyLock;
+use storybook_core::catalogue::{Access, Family, RouteClass};
 
 /// How large a route's request body may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

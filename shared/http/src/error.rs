@@ -3,19 +3,21 @@
 //! `detail` and `error.details` are the list of `{loc, msg, type}` problems.
 
 use super::request_id::current_request_id;
-use crate::ports::{BlobError, QueueError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use storybook_core::domain::character::UploadRefusal;
 use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
-use storybook_core::usecases::Refusal;
+use storybook_core::ports::{BlobError, QueueError, StoreError};
+use storybook_core::usecases::{Failure, Refusal};
 
 /// One problem with a request, as the seed's `ValidationError` has it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     pub loc: Vec<Value>,
     pub msg: String,
+    #[serde(rename = "type")]
     pub kind: &'static str,
 }
 
@@ -27,10 +29,6 @@ impl Problem {
             kind,
         }
     }
-
-    fn to_json(&self) -> Value {
-        json!({"loc": self.loc, "msg": self.msg, "type": self.kind})
-    }
 }
 
 /// Every refusal the API makes: the use cases' [`Refusal`]s, and what only HTTP can get wrong
@@ -38,7 +36,7 @@ impl Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request does not fit the schema (422 `VALIDATION_ERROR` with the problems).
-    #[error("request validation failed")]
+    #[error("Request validation failed")]
     Schema(Vec<Problem>),
     /// A malformed credential or path (400 `BAD_REQUEST`).
     #[error("{0}")]
@@ -146,11 +144,80 @@ impl ApiError {
                 Refusal::BudgetExceeded { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, C::ServiceBudgetExceeded)
                 }
-                Refusal::GenerationOff | Refusal::Unavailable(_) => {
+                Refusal::GenerationOff | Refusal::Failed(Failure::Unavailable(_)) => {
                     (StatusCode::SERVICE_UNAVAILABLE, C::ServiceUnavailable)
                 }
-                Refusal::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError),
+                Refusal::Failed(Failure::Internal(_)) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError)
+                }
             },
+        }
+    }
+
+    /// What the envelope's `error.details` says beyond the message, and when to come back.
+    fn details(&self) -> (Option<Value>, Option<u64>) {
+        let Self::Refused(refusal) = self else {
+            return (None, None);
+        };
+        match refusal {
+            Refusal::NotFound { resource, id } => {
+                (Some(json!({"resource": resource, "id": id})), None)
+            }
+            Refusal::PaymentRequired {
+                reason,
+                required,
+                balance,
+            } => (
+                Some(json!({"reason": reason, "required": required, "balance": balance})),
+                None,
+            ),
+            Refusal::RateLimited { retry_after, .. } | Refusal::BudgetExceeded { retry_after } => (
+                Some(json!({"retry_after": retry_after})),
+                Some(*retry_after),
+            ),
+            Refusal::DailyLimit { limit, retry_after } => (
+                Some(json!({"limit": limit, "retry_after": retry_after})),
+                Some(*retry_after),
+            ),
+            Refusal::ConsentRequired => (Some(json!({"reason": "photo_consent_required"})), None),
+            Refusal::Upload(refusal) => {
+                let mut details = json!({"reason": refusal.reason()});
+                match refusal {
+                    UploadRefusal::TooLarge { limit_bytes } => {
+                        details["limit_bytes"] = json!(limit_bytes)
+                    }
+                    UploadRefusal::TooManyPixels { limit_pixels } => {
+                        details["limit_pixels"] = json!(limit_pixels)
+                    }
+                    _ => {}
+                }
+                (Some(details), None)
+            }
+            Refusal::TooManyPending { limit } => (Some(json!({"limit": limit})), None),
+            _ => (None, None),
+        }
+    }
+
+    /// Counts and logs what is ours to fix, or what operators watch.
+    fn record(&self) {
+        use storybook_core::metrics::{BUDGET_REFUSED, RATE_LIMITED, SERVER_ERRORS, count};
+        match self {
+            ApiError::Refused(Refusal::Failed(failure)) => {
+                count(SERVER_ERRORS);
+                match failure {
+                    Failure::Unavailable(source) => {
+                        tracing::warn!(error = format!("{source:#}"), "dependency unavailable")
+                    }
+                    Failure::Internal(source) => {
+                        tracing::error!(error = format!("{source:#}"), "internal error")
+                    }
+                }
+            }
+            ApiError::Refused(Refusal::RateLimited { .. } | Refusal::DailyLimit { .. }) => {
+                count(RATE_LIMITED)
+            }
+            ApiError::Refused(Refusal::BudgetExceeded { .. }) => count(BUDGET_REFUSED),
+            _ => {}
         }
     }
 }
@@ -173,20 +240,21 @@ impl From<BlobError> for ApiError {
     }
 }
 
-/// The 422 envelope: `detail` and `error.details` are the list of problems.
-fn problem_list(
-    status: StatusCode,
-    code: ErrorCode,
-    message: &str,
-    problems: &[Problem],
-) -> Response {
-    let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
-    let body = json!({
-        "detail": list,
-        "error": {"code": code.as_str(), "message": message, "details": list},
-        "request_id": current_request_id(),
-    });
-    (status, axum::Json(body)).into_response()
+/// The app's error envelope. `detail` is the message, or for a 422 the list of problems (as is
+/// `error.details` then).
+#[derive(Serialize)]
+struct Envelope<'a> {
+    detail: Value,
+    error: EnvelopeError<'a>,
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
 }
 
 /// The envelope for a status, code and message, with optional details.
@@ -196,137 +264,67 @@ pub fn envelope(
     message: &str,
     details: Option<Value>,
 ) -> Response {
-    let mut error = json!({"code": code.as_str(), "message": message});
-    if let Some(details) = details {
-        error["details"] = details;
-    }
-    let body = json!({"detail": message, "error": error, "request_id": current_request_id()});
+    let body = Envelope {
+        detail: Value::from(message),
+        error: EnvelopeError {
+            code: code.as_str(),
+            message,
+            details,
+        },
+        request_id: current_request_id(),
+    };
     (status, axum::Json(body)).into_response()
 }
 
-/// A refusal that says when to come back.
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
+/// The 422 envelope: `detail` and `error.details` are the list of problems.
+fn problem_list(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    problems: &[Problem],
+) -> Response {
+    let list = serde_json::to_value(problems).expect("problems serialize");
+    let body = Envelope {
+        detail: list.clone(),
+        error: EnvelopeError {
+            code: code.as_str(),
+            message,
+            details: Some(list),
+        },
+        request_id: current_request_id(),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.record();
         let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Refused(Refusal::Unavailable(source)) => {
-                crate::metrics::count(crate::metrics::SERVER_ERRORS);
-                tracing::warn!(error = format!("{source:#}"), "dependency unavailable")
-            }
-            ApiError::Refused(Refusal::Internal(source)) => {
-                crate::metrics::count(crate::metrics::SERVER_ERRORS);
-                tracing::error!(error = format!("{source:#}"), "internal error")
-            }
-            _ => {}
-        }
-        match self {
-            ApiError::Schema(problems) => {
-                problem_list(status, code, "Request validation failed", &problems)
-            }
+        let message = self.to_string();
+        let mut response = match &self {
+            ApiError::Schema(problems) => problem_list(status, code, &message, problems),
             // A 422 like every other: the seed's `HTTPValidationError` shape, its own code.
             ApiError::Refused(Refusal::IdempotencyKeyReused) => problem_list(
                 status,
                 code,
-                "This X-Idempotency-Key was already used for a different request",
+                &message,
                 &[Problem::new(
                     &["header", "x-idempotency-key"],
                     "This key was already used for a different request; use a new key",
                     "idempotency_key_reused",
                 )],
             ),
-            ApiError::Refused(Refusal::NotFound { resource, id }) => envelope(
-                status,
-                code,
-                &format!("{resource} not found"),
-                Some(json!({"resource": resource, "id": id})),
-            ),
-            ApiError::Refused(Refusal::PaymentRequired {
-                reason,
-                required,
-                balance,
-            }) => envelope(
-                status,
-                code,
-                "Not enough credits",
-                Some(json!({"reason": reason, "required": required, "balance": balance})),
-            ),
-            ApiError::Refused(Refusal::RateLimited { limit, retry_after }) => {
-                crate::metrics::count(crate::metrics::RATE_LIMITED);
-                let details = json!({"retry_after": retry_after});
-                let message = "Too many requests; try again later";
-                let mut response =
-                    with_retry_after(envelope(status, code, message, Some(details)), retry_after);
-                let headers = response.headers_mut();
-                for (name, value) in [
-                    ("x-ratelimit-limit", u64::from(limit)),
-                    ("x-ratelimit-remaining", 0),
-                    ("x-ratelimit-reset", retry_after),
-                    ("ratelimit-limit", u64::from(limit)),
-                    ("ratelimit-remaining", 0),
-                    ("ratelimit-reset", retry_after),
-                ] {
-                    headers.insert(name, HeaderValue::from(value));
-                }
-                response
-            }
-            ApiError::Refused(Refusal::BudgetExceeded { retry_after }) => {
-                crate::metrics::count(crate::metrics::BUDGET_REFUSED);
-                let details = json!({"retry_after": retry_after});
-                let message = "Book making is paused for today; try again tomorrow";
-                with_retry_after(envelope(status, code, message, Some(details)), retry_after)
-            }
-            ApiError::Refused(Refusal::DailyLimit { limit, retry_after }) => {
-                crate::metrics::count(crate::metrics::RATE_LIMITED);
-                let details = json!({"limit": limit, "retry_after": retry_after});
-                let message = "Today's books are used up; more tomorrow";
-                with_retry_after(envelope(status, code, message, Some(details)), retry_after)
-            }
-            ApiError::Refused(Refusal::ConsentRequired) => envelope(
-                status,
-                code,
-                "A parent's consent to photos is needed first",
-                Some(json!({"reason": "photo_consent_required"})),
-            ),
-            ApiError::Refused(Refusal::Upload(refusal)) => {
-                let mut details = json!({"reason": refusal.reason()});
-                match refusal {
-                    UploadRefusal::TooLarge { limit_bytes } => {
-                        details["limit_bytes"] = json!(limit_bytes)
-                    }
-                    UploadRefusal::TooManyPixels { limit_pixels } => {
-                        details["limit_pixels"] = json!(limit_pixels)
-                    }
-                    _ => {}
-                }
-                envelope(status, code, &refusal.to_string(), Some(details))
-            }
-            ApiError::Refused(Refusal::TooManyPending { limit }) => envelope(
-                status,
-                code,
-                "Too many books are still being made; wait for one to finish",
-                Some(json!({"limit": limit})),
-            ),
-            ApiError::Refused(Refusal::Unavailable(_)) => envelope(
-                status,
-                code,
-                "The service is temporarily unavailable; try again shortly",
-                None,
-            ),
-            ApiError::Refused(Refusal::Internal(_)) => {
-                envelope(status, code, "Something went wrong on our side", None)
-            }
-            other => {
-                let message = other.to_string();
-                envelope(status, code, &message, None)
-            }
+            _ => envelope(status, code, &message, self.details().0),
+        };
+        if let (_, Some(seconds)) = self.details() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let ApiError::Refused(Refusal::RateLimited { limit, retry_after }) = self {
+            crate::limits::write_headers(response.headers_mut(), limit, 0, retry_after);
+        }
+        response
     }
 }
 

@@ -2,12 +2,12 @@
 
 use crate::error::{ApiError, Problem};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use storybook_core::domain::book::IdempotencyKey;
 
 /// A JSON body that must match `T` exactly; every mismatch is a 422 with its location.
 pub struct JsonBody<T>(pub T);
@@ -188,40 +188,79 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// `X-Profile-Id`, when sent, is 1–60 characters of `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise);
-/// its shape is all we check until profiles exist.
-pub fn check_profile_header(headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(raw) = headers.get("x-profile-id") {
-        let valid = raw.to_str().is_ok_and(|v| {
+/// `X-Profile-Id`, when sent: the child profile a request is scoped to, 1–60 characters of
+/// `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise). No header means the whole account. Its shape is
+/// all we check until profiles exist.
+pub struct ProfileScope(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ProfileScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get("x-profile-id") else {
+            return Ok(ProfileScope(None));
+        };
+        let valid = raw.to_str().ok().filter(|v| {
             (1..=60).contains(&v.len())
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         });
-        if !valid {
-            return Err(ApiError::BadRequest("Invalid X-Profile-Id format".into()));
+        match valid {
+            Some(profile) => Ok(ProfileScope(Some(profile.to_owned()))),
+            None => Err(ApiError::BadRequest("Invalid X-Profile-Id format".into())),
         }
     }
-    Ok(())
 }
 
 /// `X-Idempotency-Key`, when sent: 1 to 80 visible ASCII characters (422 otherwise).
-pub fn idempotency_key(
-    headers: &HeaderMap,
-) -> Result<Option<storybook_core::domain::book::IdempotencyKey>, ApiError> {
-    let Some(raw) = headers.get("x-idempotency-key") else {
-        return Ok(None);
-    };
-    let parsed = raw
-        .to_str()
-        .ok()
-        .and_then(|raw| storybook_core::domain::book::IdempotencyKey::parse(raw).ok());
-    parsed.map(Some).ok_or_else(|| {
-        ApiError::schema(Problem::new(
-            &["header", "x-idempotency-key"],
-            "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
-            "value_error",
-        ))
-    })
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get("x-idempotency-key") else {
+            return Ok(IdempotencyKeyHeader(None));
+        };
+        let parsed = raw
+            .to_str()
+            .ok()
+            .and_then(|raw| IdempotencyKey::parse(raw).ok());
+        parsed
+            .map(|key| IdempotencyKeyHeader(Some(key)))
+            .ok_or_else(|| {
+                ApiError::schema(Problem::new(
+                    &["header", "x-idempotency-key"],
+                    "X-Idempotency-Key must be 1 to 80 visible ASCII characters",
+                    "value_error",
+                ))
+            })
+    }
+}
+
+/// Whether the request is a dry run (`X-Dry-Run: true`, our addition): checked like a real one
+/// and answered 204 when it would be made, with nothing charged, stored or enqueued. The
+/// release's smoke test asks this way.
+pub struct DryRun(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for DryRun {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts
+            .headers
+            .get("x-dry-run")
+            .map(|v| v.to_str().unwrap_or_default())
+        {
+            None | Some("false") => Ok(DryRun(false)),
+            Some("true") => Ok(DryRun(true)),
+            Some(_) => Err(ApiError::schema(Problem::new(
+                &["header", "x-dry-run"],
+                "Input should be true or false",
+                "bool_parsing",
+            ))),
+        }
+    }
 }
 
 /// `?limit=&offset=` of a paged list, 20 from the first by default, as the seed's lists take

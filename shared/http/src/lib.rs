@@ -19,7 +19,3 @@ pub mod state;
 pub use endpoints::{Endpoint, endpoints};
 pub use router::{api, app, with_edges};
 pub use state::AppState;
-pub use storybook_core::catalogue::Family;
-
-// The layers below, under the names the handlers use (`crate::domain`, `crate::ports`, ...).
-use storybook_core::{app, catalogue, config, domain, metrics, ports};

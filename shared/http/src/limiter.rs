@@ -1,12 +1,12 @@
 //! The per-process first line of the rate limits: a keyed in-memory limiter per route class.
 
-use crate::catalogue::RouteClass;
-use crate::config::Limits;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use storybook_core::catalogue::RouteClass;
+use storybook_core::config::Limits;
 use storybook_core::usecases::access::VerifiedKeys;
 
 /// The per-process first line: refuses what the store would refuse anyway, without a write.

@@ -2,12 +2,8 @@
 //! shares one count), with a per-process in-memory limiter in front as a cheap first line, and
 //! the `RateLimit-*` / `X-RateLimit-*` headers on the answer.
 
-use crate::catalogue::RouteClass;
 use crate::context::request_of;
-use crate::domain::audit::AuditEvent;
 use crate::error::ApiError;
-use crate::ports::LimitDecision;
-use crate::ports::store::Window;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::http::request::Parts;
@@ -16,6 +12,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use storybook_core::catalogue::RouteClass;
+use storybook_core::domain::audit::AuditEvent;
+use storybook_core::ports::LimitDecision;
+use storybook_core::ports::store::Window;
 use storybook_core::usecases::{Refusal, audit};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -96,8 +96,19 @@ async fn refuse(
     Refusal::RateLimited { limit, retry_after }.into()
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
-    headers.insert(name, HeaderValue::from(value));
+/// The rate-limit headers of an answer, in both spellings clients read (`RateLimit-*`, IETF's
+/// draft, and `X-RateLimit-*`): the one place they are written.
+pub fn write_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_after: u64) {
+    for (name, value) in [
+        ("ratelimit-limit", u64::from(limit)),
+        ("ratelimit-remaining", u64::from(remaining)),
+        ("ratelimit-reset", reset_after),
+        ("x-ratelimit-limit", u64::from(limit)),
+        ("x-ratelimit-remaining", u64::from(remaining)),
+        ("x-ratelimit-reset", reset_after),
+    ] {
+        headers.insert(name, HeaderValue::from(value));
+    }
 }
 
 /// Puts the decision of [`enforce`] on the answer as `RateLimit-*` and `X-RateLimit-*` headers.
@@ -107,19 +118,12 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let decision = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(decision) = decision {
-        let headers = response.headers_mut();
-        for (limit, remaining, reset) in [
-            ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"),
-            (
-                "x-ratelimit-limit",
-                "x-ratelimit-remaining",
-                "x-ratelimit-reset",
-            ),
-        ] {
-            set(headers, limit, u64::from(decision.limit));
-            set(headers, remaining, u64::from(decision.remaining));
-            set(headers, reset, decision.reset_after);
-        }
+        write_headers(
+            response.headers_mut(),
+            decision.limit,
+            decision.remaining,
+            decision.reset_after,
+        );
     }
     response
 }

@@ -3,8 +3,6 @@
 //! every answer passes through.
 
 use crate::auth;
-use crate::catalogue::{Access, Family};
-use crate::config;
 use crate::edges;
 use crate::endpoints::{BodyLimit, endpoints};
 use crate::error::{ApiError, ErrorCode, envelope};
@@ -14,6 +12,8 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use storybook_core::catalogue::{Access, Family};
+use storybook_core::config;
 use storybook_core::usecases::Refusal;
 
 /// The routes of `families`, with the API's fallbacks, not yet wrapped in [`with_edges`].

@@ -1,8 +1,8 @@
 //! The release smoke test's requests (`storybook_core::deploy_check` runs them): health, an
 //! authenticated read and a dry-run book, at the routes their handlers declare.
 
-use crate::catalogue::Family;
 use crate::routes::{books, credits, health};
+use storybook_core::catalogue::Family;
 use storybook_core::deploy_check::{SMOKE_USER_KEY, SmokeCheck, SmokeRequest};
 
 /// The checks, in order: each names what it asks and which statuses pass.

@@ -2,8 +2,8 @@
 //! line of the rate limits.
 
 use crate::limiter::LocalLimiter;
-use crate::{app, config, domain, ports};
 use std::sync::Arc;
+use storybook_core::{app, config, domain, ports};
 
 /// What every handler may use: the application (ports, settings, clock) and the per-process
 /// first line of the rate limits.

@@ -15,6 +15,3 @@ pub mod pictures;
 pub mod pipeline;
 pub mod providers;
 pub mod studio;
-
-// The core's modules under the names the pipeline uses (`crate::domain`, `crate::ports`, ...).
-use storybook_core::{app, book_files, book_records, clock, config, domain, metrics, ports, spend};

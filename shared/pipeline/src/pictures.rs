@@ -3,12 +3,12 @@
 //! nothing of the original file (EXIF, GPS, XMP, comments) goes further. A provider's picture
 //! loses its metadata without being re-encoded.
 
-use crate::domain::character::UploadRefusal;
 use crate::providers::fetch::image_extension;
 use bytes::Bytes;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use img_parts::{ImageEXIF, ImageICC};
 use std::io::Cursor;
+use storybook_core::domain::character::UploadRefusal;
 
 /// The longest side of an upload as the models see it: the description model is shown it, and
 /// the reference picture is drawn from it. A JPEG is decoded no larger than it needs for this.

@@ -2,21 +2,21 @@
 //! is made only while generation may go on, and its cost is counted in today's spend like a
 //! book step's (under the character's or the book's id).
 
-use crate::domain::book::{BookId, Language, Style, TargetAge};
-use crate::domain::character::{Sheet, UploadKind, UploadRefusal};
 use crate::pictures;
-use crate::ports::studio::{
-    CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload,
-};
 use crate::providers::fetch::Expected;
 use crate::providers::{
     Artwork, CharacterReference, DesignBrief, ImagePrompt, Metered, PictureKind, ProviderError,
     Providers, SpeechRequest, Verdict, seed_of,
 };
-use crate::spend::SpendGuard;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
+use storybook_core::domain::book::{BookId, Language, Style, TargetAge};
+use storybook_core::domain::character::{Sheet, UploadKind, UploadRefusal};
+use storybook_core::ports::studio::{
+    CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload,
+};
+use storybook_core::spend::SpendGuard;
 
 use crate::pictures::SHOWN_SIDE;
 
@@ -27,7 +27,7 @@ pub struct ProviderStudio {
 }
 
 impl ProviderStudio {
-    pub fn new(app: &crate::app::App, providers: Providers) -> Self {
+    pub fn new(app: &storybook_core::app::App, providers: Providers) -> Self {
         Self {
             providers,
             spend: SpendGuard::new(app),

@@ -11,7 +11,7 @@ mod pipeline;
 mod replicate;
 
 use std::time::Duration;
-use storybook_core::domain::book::{BookRequest, Language, PageCount, Style, TargetAge, Topic};
+
 use storybook_pipeline::providers::wire::{ApiSecret, RetryPolicy};
 
 /// Retries as in production, with millisecond waits.
@@ -29,25 +29,6 @@ pub fn openai_at(server: &wiremock::MockServer) -> storybook_pipeline::providers
         base_url: format!("{}/v1", server.uri()),
         key: ApiSecret::new("sk-test-key"),
         retry: quick_retries(),
-    }
-}
-
-pub fn request(language: Language, pages: i64) -> BookRequest {
-    BookRequest {
-        topic: Topic::parse("a dinosaur who is afraid of the dark").unwrap(),
-        target_age: TargetAge::FiveToSeven,
-        style: Style::Watercolor,
-        language,
-        page_count: PageCount::parse(pages).unwrap(),
-        protagonist: None,
-        character_appearance: None,
-        forbidden_elements: vec![],
-        theme: None,
-        narration: true,
-        characters: vec![],
-        hero_character: None,
-        series: None,
-        from_picture: false,
     }
 }
 

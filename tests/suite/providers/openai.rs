@@ -1,6 +1,7 @@
 //! OpenAI-compatible chat (the story), moderation, images and speech, on their wire formats.
 
-use super::{chat_answer, openai_at, png, request, story_json};
+use super::{chat_answer, openai_at, png, story_json};
+use crate::harness::BookAsk;
 use base64::Engine;
 use std::time::Duration;
 use storybook_core::domain::book::Language;
@@ -20,7 +21,7 @@ fn writer(server: &MockServer) -> ChatStoryWriter {
 
 fn brief(pages: i64) -> StoryBrief {
     StoryBrief {
-        request: request(Language::English, pages),
+        request: BookAsk::english(pages as u8).request(),
         stricter: false,
     }
 }

@@ -10,7 +10,7 @@ use super::*;
 async fn device_key_missing_is_422_and_malformed_is_400_without_a_store_read() {
     let router = storybook_http::app(
         crate::api_edges::unreachable_aws_state().await,
-        storybook_http::Family::ALL,
+        storybook_core::catalogue::Family::ALL,
     );
     let call = |headers: Vec<(&'static str, &'static str)>| {
         let router = router.clone();
@@ -64,7 +64,7 @@ on_both_backends!(
 async fn api_key_bad_format_is_401_without_a_store_read() {
     let router = storybook_http::app(
         crate::api_edges::unreachable_aws_state().await,
-        storybook_http::Family::ALL,
+        storybook_core::catalogue::Family::ALL,
     );
     use tower::ServiceExt;
     for key in [

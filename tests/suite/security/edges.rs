@@ -2,6 +2,7 @@
 //! injection-shaped input, and no credential in any log line.
 
 use super::*;
+use crate::harness::BookAsk;
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
@@ -179,7 +180,7 @@ async fn no_log_line_carries_a_credential() {
     app.post_json(
         "/v1/books",
         &user,
-        &crate::books::korean_book(4),
+        &BookAsk::korean(4).json(),
         &[("x-request-id", "log-check")],
     )
     .await;

@@ -1,6 +1,7 @@
 //! Erasing a user: their books go, the ledger stays anonymised, and no lasting item names them.
 
 use super::*;
+use crate::harness::BookAsk;
 
 async fn erasure_removes_a_users_books_and_keeps_the_ledger_anonymised(backend: Backend) {
     let app = TestApp::new(backend).await;
@@ -68,7 +69,7 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
         .await
         .unwrap();
     let state = crate::harness::state_over(&config, &resources, test_settings());
-    let router = storybook_http::app(state.clone(), storybook_http::Family::ALL);
+    let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let user = new_user_key();
     let hash = state.hasher.hash(CredentialKind::UserKey, &user);
     let call =
@@ -108,7 +109,7 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
         Method::POST,
         "/v1/books",
         me(),
-        Some(crate::books::korean_book(4)),
+        Some(BookAsk::korean(4).json()),
     )
     .await;
     let job = book.body["job_id"].as_str().unwrap().to_owned();

@@ -2,6 +2,7 @@
 //! daily and unfinished book caps, and the store failing generation closed.
 
 use super::*;
+use crate::harness::BookAsk;
 
 fn strict(limits: Limits) -> Settings {
     Settings {
@@ -146,14 +147,14 @@ async fn daily_and_unfinished_book_caps(backend: Backend) {
     let user = new_user_key();
     for _ in 0..2 {
         assert_eq!(
-            app.post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+            app.post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
                 .await
                 .status,
             200
         );
     }
     let third = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     refused(&third, 429, "DAILY_LIMIT_EXCEEDED");
     let retry: u64 = third.headers["retry-after"]
@@ -171,20 +172,20 @@ async fn daily_and_unfinished_book_caps(backend: Backend) {
     let (busy, other) = (new_user_key(), new_user_key());
     for _ in 0..2 {
         assert_eq!(
-            app.post_json("/v1/books", &busy, &crate::books::korean_book(4), &[])
+            app.post_json("/v1/books", &busy, &BookAsk::korean(4).json(), &[])
                 .await
                 .status,
             200
         );
     }
     refused(
-        &app.post_json("/v1/books", &busy, &crate::books::korean_book(4), &[])
+        &app.post_json("/v1/books", &busy, &BookAsk::korean(4).json(), &[])
             .await,
         429,
         "TOO_MANY_PENDING_JOBS",
     );
     assert_eq!(
-        app.post_json("/v1/books", &other, &crate::books::korean_book(4), &[])
+        app.post_json("/v1/books", &other, &BookAsk::korean(4).json(), &[])
             .await
             .status,
         200,
@@ -214,7 +215,7 @@ async fn without_its_counters_the_store_fails_generation_closed_and_reads_open()
         "reads fail open"
     );
     let create = app
-        .post_json("/v1/books", &user, &crate::books::korean_book(4), &[])
+        .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
         .await;
     refused(&create, 503, "SERVICE_UNAVAILABLE");
     assert_eq!(

@@ -10,8 +10,9 @@ pub(super) fn audit_day_pk(day: chrono::NaiveDate) -> String {
 impl AuditStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        let expires =
-            (e.at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+        let expires = (e.at
+            + chrono::Duration::days(storybook_core::domain::audit::RETENTION_DAYS))
+        .timestamp();
         let mut put = self
             .client
             .put_item()
@@ -47,7 +48,7 @@ impl AuditStore for DynamoStore {
             .and_then(|id| chrono::NaiveDate::parse_from_str(id.get(..8)?, "%Y%m%d").ok())
             .unwrap_or_else(|| now.date_naive());
         let mut entries = Vec::new();
-        for back in 0..=crate::domain::audit::RETENTION_DAYS {
+        for back in 0..=storybook_core::domain::audit::RETENTION_DAYS {
             let day = start_day - chrono::Duration::days(back);
             let mut query = self
                 .client

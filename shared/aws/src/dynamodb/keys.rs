@@ -43,7 +43,7 @@ impl DynamoStore {
     }
 
     pub(super) fn parse_api_key(item: &Item) -> Result<ApiKeyRecord, StoreError> {
-        let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
+        let corrupt = |e: storybook_core::domain::Invalid| StoreError::Corrupt(e.0);
         let strings = |name: &str| -> Result<Vec<String>, StoreError> {
             match item.get(name) {
                 None => Ok(Vec::new()),
@@ -176,8 +176,8 @@ impl ApiKeyStore for DynamoStore {
         route: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let expires =
-            (at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+        let expires = (at + chrono::Duration::days(storybook_core::domain::audit::RETENTION_DAYS))
+            .timestamp();
         self.client
             .update_item()
             .table_name(&self.table)

@@ -6,15 +6,15 @@
 //! call.
 
 use super::{Attempt, Document, DynamoStore, Item, n, num, s, text, until_settled};
-use crate::domain::book::BookId;
-use crate::domain::spend::{
-    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
-};
-use crate::ports::store::{SpendStore, StoreError};
 use crate::sdk::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use chrono::NaiveDate;
+use storybook_core::domain::book::BookId;
+use storybook_core::domain::spend::{
+    BookSpend, DaySpend, ERASED_BOOK, KillSwitch, Microdollars, SpendCharge,
+};
+use storybook_core::ports::store::{SpendStore, StoreError};
 
 const TOTAL: &str = "TOTAL";
 const COST: &str = "COST";

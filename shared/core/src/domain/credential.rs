@@ -1,6 +1,7 @@
 //! Credentials (device keys, API keys) are high-entropy random values, so they are stored as an
 //! HMAC-SHA256 under a server-side pepper: one hash, one lookup, microseconds per check. A slow
-//! password hash would buy nothing against 122+ bits of entropy (see BRIEF.md, "Decisions").
+//! password hash would buy nothing against 122+ bits of entropy (see
+//! `docs/decisions/0001-credentials-hmac-under-a-pepper.md`).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -16,6 +16,52 @@ pub struct Reading {
     pub completed: bool,
 }
 
+/// The sessions of one local day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadingDay {
+    pub day: NaiveDate,
+    pub sessions: Vec<Reading>,
+}
+
+impl ReadingDay {
+    /// Sessions grouped by local day, oldest day first.
+    pub fn group(readings: Vec<Reading>) -> Vec<ReadingDay> {
+        let mut days: std::collections::BTreeMap<NaiveDate, Vec<Reading>> = Default::default();
+        for reading in readings {
+            days.entry(reading.day).or_default().push(reading);
+        }
+        days.into_iter()
+            .map(|(day, sessions)| ReadingDay { day, sessions })
+            .collect()
+    }
+
+    pub fn seconds_read(&self) -> u64 {
+        self.sessions
+            .iter()
+            .map(|r| u64::from(r.reading_time))
+            .sum()
+    }
+
+    pub fn completed(&self) -> usize {
+        self.sessions.iter().filter(|r| r.completed).count()
+    }
+}
+
+/// The first and last day of a calendar month; `None` for no such month.
+pub fn month_days(year: i32, month: u32) -> Option<(NaiveDate, NaiveDate)> {
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let last = first
+        .checked_add_months(chrono::Months::new(1))?
+        .pred_opt()?;
+    Some((first, last))
+}
+
+/// The `days` local days ending with `last` (so `days` 1 is `last` alone).
+pub fn days_ending(last: NaiveDate, days: u32) -> Option<(NaiveDate, NaiveDate)> {
+    let first = last.checked_sub_days(Days::new(u64::from(days.max(1)) - 1))?;
+    Some((first, last))
+}
+
 /// The longest reading session we record: a day. Longer is a client's mistake.
 pub const MAX_READING_SECONDS: i64 = 86_400;
 
@@ -154,6 +200,47 @@ pub fn milestones_reached(before: &Streak, after: &Streak) -> Vec<Milestone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reading(day: u32, seconds: u32, completed: bool) -> Reading {
+        Reading {
+            book_id: BookId::parse("bk_00000000000000000000000000").unwrap(),
+            read_at: DateTime::UNIX_EPOCH,
+            day: NaiveDate::from_ymd_opt(2026, 2, day).unwrap(),
+            reading_time: seconds,
+            completed,
+        }
+    }
+
+    #[test]
+    fn readings_are_grouped_by_day_oldest_first() {
+        let days = ReadingDay::group(vec![
+            reading(3, 60, true),
+            reading(1, 30, false),
+            reading(3, 15, false),
+        ]);
+        let summary: Vec<(u32, usize, u64, usize)> = days
+            .iter()
+            .map(|d| {
+                use chrono::Datelike;
+                (
+                    d.day.day(),
+                    d.sessions.len(),
+                    d.seconds_read(),
+                    d.completed(),
+                )
+            })
+            .collect();
+        assert_eq!(summary, [(1, 1, 30, 0), (3, 2, 75, 1)]);
+    }
+
+    #[test]
+    fn months_and_spans_of_days() {
+        let day = |m, d| NaiveDate::from_ymd_opt(2028, m, d).unwrap();
+        assert_eq!(month_days(2028, 2), Some((day(2, 1), day(2, 29))));
+        assert_eq!(month_days(2028, 13), None);
+        assert_eq!(days_ending(day(3, 1), 1), Some((day(3, 1), day(3, 1))));
+        assert_eq!(days_ending(day(3, 1), 2), Some((day(2, 29), day(3, 1))));
+    }
 
     fn day(raw: &str) -> NaiveDate {
         raw.parse().unwrap()

@@ -1,7 +1,7 @@
 //! A port a function is not given: the credits and admin functions have no blob store and no
 //! queue (their IAM policies allow neither, and they link neither client); only the studio
 //! function is given the studio (the providers). Every call fails as
-//! an unreachable dependency would; the route catalogue keeps such functions to routes that make
+//! an unreachable dependency would; the route declarations keep such functions to routes that make
 //! no such call, and a test runs every one of their routes over this port.
 
 use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};

@@ -1,7 +1,10 @@
 //! The queue of generation steps: at-least-once delivery, a visibility timeout, and dead letters
 //! after [`MAX_RECEIVES`] receives (as an SQS redrive policy does).
 
+use crate::domain::book::{BookId, Step};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A message received this many times without being deleted goes to the dead letters.
@@ -22,6 +25,29 @@ pub enum QueueError {
 impl QueueError {
     pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
         Self::Unavailable(error.into())
+    }
+}
+
+/// A queue message: one step of one book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub book_id: BookId,
+    #[serde(flatten)]
+    pub step: Step,
+    /// Since when the step has been sent again to wait for an open circuit (each time a new
+    /// message, whose deliveries start again): bounded, so that a provider that stays down ends
+    /// the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
+}
+
+impl StepMessage {
+    pub fn new(book_id: BookId, step: Step) -> Self {
+        Self {
+            book_id,
+            step,
+            deferred_since: None,
+        }
     }
 }
 
@@ -71,4 +97,21 @@ pub trait StepQueue: Send + Sync {
     async fn dead_letters(&self, max: u32) -> Result<Vec<QueuedMessage>, QueueError>;
 
     async fn ping(&self) -> Result<(), QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_messages_round_trip() {
+        let message = StepMessage::new(BookId::generate(), Step::Illustrate { page: 3 });
+        let json = serde_json::to_string(&message).unwrap();
+        assert!(
+            json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
+        assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
+    }
 }

@@ -5,7 +5,10 @@ use super::{Refusal, Request};
 use crate::app::App;
 use crate::book_files::enqueue_step;
 use crate::book_records::fail_book;
-use crate::domain::book::{Book, BookId, BookRequest, Idempotency, IdempotencyKey, JobState, Step};
+use crate::domain::book::{
+    Book, BookId, BookRequest, Idempotency, IdempotencyKey, JobState, NextInSeries, SeriesPlace,
+    Step,
+};
 use crate::domain::failure::FailureCode;
 use crate::domain::user::User;
 use crate::metrics;
@@ -48,6 +51,7 @@ pub async fn create_book(
     dry_run: bool,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
+    book.narration = app.settings.narration;
     // The parent's own characters the book names (another's or a missing one is not found),
     // the hero's first: their sheets replace the ones the story model would make up.
     let mut characters = Vec::new();
@@ -148,7 +152,7 @@ async fn create_counted(
                 if let Some(record) = &idempotency {
                     app.store.forget_idempotency(&user.id, &record.key).await?;
                 }
-                return Err(Refusal::Unavailable(error.into()));
+                return Err(Refusal::unavailable(error));
             }
             tracing::info!(
                 book = stored.book.id.as_str(),
@@ -219,6 +223,28 @@ pub async fn finished_book(app: &App, user: &User, raw_id: &str) -> Result<Book,
         )));
     }
     Ok(book)
+}
+
+/// Makes the next book of a series with the parent's character (charged as a book): after
+/// `previous_book_id`, the caller's finished book, the story is told the earlier books in short
+/// and takes their age, style and language unless the request names its own.
+pub async fn create_next_in_series(
+    app: &App,
+    request: &Request<User>,
+    next: NextInSeries,
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<Created, Refusal> {
+    let previous = match &next.previous_book_id {
+        Some(id) => Some(finished_book(app, &request.caller, id).await?),
+        None => None,
+    };
+    let named = Named {
+        ids: vec![next.character_id.clone()],
+        inline: None,
+    };
+    let new_series_id = SeriesPlace::new_id(&request.caller.id, idempotency_key.as_ref());
+    let book = next.book_after(previous.as_ref(), new_series_id);
+    create_book(app, request, book, &named, idempotency_key, false).await
 }
 
 /// A job as the app polls it: the book, and its links once it is done.

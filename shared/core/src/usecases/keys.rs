@@ -209,7 +209,38 @@ pub async fn rotate_key(
 }
 
 /// A key's requests per day and route, for the last 90 days.
-pub async fn key_usage(app: &App, key_id: &str) -> Result<Vec<KeyUsage>, Refusal> {
+pub async fn key_usage(app: &App, key_id: &str) -> Result<UsageByDay, Refusal> {
     key_by_id(app, key_id).await?;
-    Ok(app.store.key_usage(key_id).await?)
+    Ok(UsageByDay::of(&app.store.key_usage(key_id).await?))
+}
+
+/// A key's requests per day, newest day first, each day's counted per route.
+pub struct UsageByDay {
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub days: Vec<UsageDay>,
+}
+
+pub struct UsageDay {
+    pub day: String,
+    pub requests: u64,
+    pub routes: std::collections::BTreeMap<String, u64>,
+}
+
+impl UsageByDay {
+    fn of(usage: &[KeyUsage]) -> Self {
+        let mut days: std::collections::BTreeMap<&str, UsageDay> = Default::default();
+        for entry in usage {
+            let day = days.entry(&entry.day).or_insert_with(|| UsageDay {
+                day: entry.day.clone(),
+                requests: 0,
+                routes: Default::default(),
+            });
+            day.requests += entry.count;
+            day.routes.insert(entry.route.clone(), entry.count);
+        }
+        UsageByDay {
+            last_used_at: usage.iter().map(|u| u.last_used_at).max(),
+            days: days.into_values().rev().collect(),
+        }
+    }
 }

@@ -45,8 +45,9 @@ impl<C> Request<C> {
     }
 }
 
-/// Every refusal a use case makes, in the product's words; the HTTP layer gives each its status
-/// and stable code.
+/// What a use case answers instead of its result, in the product's words: a refusal (the
+/// caller's doing: a 4xx, or a 503 while generation is stopped) or a [`Failure`] (ours: 5xx).
+/// The HTTP layer gives each its status and stable code; its message is its `Display`.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     /// Well-formed but refused on its meaning.
@@ -82,7 +83,7 @@ pub enum Refusal {
     Conflict(String),
     #[error("{resource} not found")]
     NotFound { resource: &'static str, id: String },
-    #[error("rate limit exceeded")]
+    #[error("Too many requests; try again later")]
     RateLimited { limit: u32, retry_after: u64 },
     /// The user's books for their local day are used up.
     #[error("Today's books are used up; more tomorrow")]
@@ -96,11 +97,20 @@ pub enum Refusal {
     /// An operator switched generation off.
     #[error("Book making is paused for now; try again later")]
     GenerationOff,
-    /// A dependency (store, queue, blobs) cannot be reached; the caller may retry.
-    #[error("the service is temporarily unavailable")]
+    /// Not the caller's doing: ours.
+    #[error(transparent)]
+    Failed(#[from] Failure),
+}
+
+/// What went wrong on our side: logged in full, answered with a message that says nothing of
+/// internals.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// A dependency (store, queue, blobs, a provider) cannot be reached; the caller may retry.
+    #[error("The service is temporarily unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
-    /// Never planned: logged in full, answered with a message that says nothing of internals.
-    #[error("internal error")]
+    /// Never planned.
+    #[error("Something went wrong on our side")]
     Internal(#[source] anyhow::Error),
 }
 
@@ -113,28 +123,32 @@ impl Refusal {
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        Refusal::Internal(anyhow::anyhow!("{message}"))
+        Failure::Internal(anyhow::anyhow!("{message}")).into()
+    }
+
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Failure::Unavailable(error.into()).into()
     }
 }
 
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(source) => Refusal::Unavailable(source),
-            other => Refusal::Internal(other.into()),
+            StoreError::Unavailable(source) => Failure::Unavailable(source).into(),
+            other => Failure::Internal(other.into()).into(),
         }
     }
 }
 
 impl From<QueueError> for Refusal {
     fn from(error: QueueError) -> Self {
-        Refusal::Unavailable(error.into())
+        Refusal::unavailable(error)
     }
 }
 
 impl From<BlobError> for Refusal {
     fn from(error: BlobError) -> Self {
-        Refusal::Unavailable(error.into())
+        Refusal::unavailable(error)
     }
 }
 
@@ -148,7 +162,7 @@ impl From<crate::ports::StudioError> for Refusal {
                 "The words or the picture were refused: they are not suitable for a children's book"
                     .into(),
             ),
-            StudioError::Unavailable(source) => Refusal::Unavailable(source),
+            StudioError::Unavailable(source) => Refusal::unavailable(source),
         }
     }
 }

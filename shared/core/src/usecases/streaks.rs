@@ -6,7 +6,9 @@ use super::users::settings_of;
 use super::{Refusal, Request};
 use crate::app::App;
 use crate::domain::settings::TimeZone;
-use crate::domain::streak::{Milestone, Reading, Streak, StreakView, milestones_reached};
+use crate::domain::streak::{
+    Milestone, Reading, ReadingDay, Streak, StreakView, days_ending, milestones_reached, month_days,
+};
 use crate::domain::user::User;
 use crate::ports::store::StreakAdvance;
 use chrono::NaiveDate;
@@ -86,7 +88,7 @@ pub async fn record_reading(
             });
         }
     }
-    Err(Refusal::Unavailable(anyhow::anyhow!(
+    Err(Refusal::unavailable(anyhow::anyhow!(
         "too much contention on one streak"
     )))
 }
@@ -103,21 +105,54 @@ pub async fn streak_today(
     Ok((streak, view))
 }
 
-/// The user's local today and their time zone.
-pub async fn local_today(
-    app: &App,
-    request: &Request<User>,
-) -> Result<(NaiveDate, TimeZone), Refusal> {
-    let zone = settings_of(app, &request.caller).await?.timezone;
-    Ok((zone.day_of(request.now), zone))
+/// Local days of reading: which days, in which time zone, and the sessions of each day read
+/// (oldest day first).
+pub struct ReadingSpan {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub zone: TimeZone,
+    pub days: Vec<ReadingDay>,
+    pub sessions: usize,
 }
 
-/// The sessions of local days `first..=last`, oldest first.
-pub async fn readings(
+/// The reading of one calendar month of the user's local days.
+pub async fn month_of_reading(
+    app: &App,
+    request: &Request<User>,
+    year: i32,
+    month: u32,
+) -> Result<ReadingSpan, Refusal> {
+    let (first, last) = month_days(year, month)
+        .ok_or_else(|| Refusal::Invalid(format!("no month {year}-{month}")))?;
+    span_of_reading(app, request, first, last).await
+}
+
+/// The reading of the last `days` local days, today included.
+pub async fn recent_reading(
+    app: &App,
+    request: &Request<User>,
+    days: u32,
+) -> Result<ReadingSpan, Refusal> {
+    let zone = settings_of(app, &request.caller).await?.timezone;
+    let (first, last) = days_ending(zone.day_of(request.now), days)
+        .ok_or_else(|| Refusal::Invalid(format!("no span of {days} days")))?;
+    span_of_reading(app, request, first, last).await
+}
+
+async fn span_of_reading(
     app: &App,
     request: &Request<User>,
     first: NaiveDate,
     last: NaiveDate,
-) -> Result<Vec<Reading>, Refusal> {
-    Ok(app.store.readings(&request.caller.id, first, last).await?)
+) -> Result<ReadingSpan, Refusal> {
+    let zone = settings_of(app, &request.caller).await?.timezone;
+    let readings = app.store.readings(&request.caller.id, first, last).await?;
+    let sessions = readings.len();
+    Ok(ReadingSpan {
+        first,
+        last,
+        zone,
+        days: ReadingDay::group(readings),
+        sessions,
+    })
 }

@@ -8,7 +8,7 @@ impl AuditStore for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let e = entry.clone();
         self.run(move |c| {
-            let expires = (e.at + chrono::Duration::days(crate::domain::audit::RETENTION_DAYS)).timestamp();
+            let expires = (e.at + chrono::Duration::days(storybook_core::domain::audit::RETENTION_DAYS)).timestamp();
             c.execute(
                 "INSERT INTO audit_log (id, at, event, credential, client_ip, route, detail, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

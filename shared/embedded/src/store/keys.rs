@@ -27,7 +27,7 @@ pub(super) fn key_record(values: [Option<String>; 11]) -> anyhow::Result<ApiKeyR
         allowed_ips,
         rotated_to,
     ] = values;
-    let corrupt = |e: crate::domain::Invalid| StoreError::Corrupt(e.0);
+    let corrupt = |e: storybook_core::domain::Invalid| StoreError::Corrupt(e.0);
     let required = |v: Option<String>| {
         v.ok_or_else(|| StoreError::Corrupt("an API key column is empty".into()))
     };
@@ -171,7 +171,7 @@ impl ApiKeyStore for SqliteStore {
     async fn key_usage(&self, key_id: &str) -> Result<Vec<KeyUsage>, StoreError> {
         let key_id = key_id.to_owned();
         let oldest = (self.clock.now()
-            - chrono::Duration::days(crate::domain::audit::RETENTION_DAYS))
+            - chrono::Duration::days(storybook_core::domain::audit::RETENTION_DAYS))
         .format("%Y-%m-%d")
         .to_string();
         self.run(move |c| {

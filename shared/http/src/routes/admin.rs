@@ -2,9 +2,6 @@
 //! the API key lifecycle, per-key usage, credits for a user, the audit log.
 
 use crate::auth::AdminRequest;
-use crate::catalogue::{Access, Family};
-use crate::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope, parse_ip_rule};
-use crate::domain::audit::AuditEntry;
 use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams, parse_json};
@@ -15,6 +12,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use storybook_core::catalogue::{Access, Family};
+use storybook_core::domain::api_key::{ApiKeyRecord, KeyEnvironment, Scope, parse_ip_rule};
+use storybook_core::domain::audit::AuditEntry;
 use storybook_core::usecases::keys::{self, KeyChange, MadeKey, NewKey};
 use storybook_core::usecases::{self, credits};
 
@@ -338,25 +338,15 @@ pub async fn key_usage(
     PathParam(key_id): PathParam,
 ) -> Result<Json<KeyUsage>, ApiError> {
     let usage = keys::key_usage(&state, &key_id).await?;
-    let mut days: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
-    for entry in &usage {
-        let day = days.entry(entry.day.clone()).or_default();
-        day.0 += entry.count;
-        day.1.insert(entry.route.clone(), entry.count);
-    }
     Ok(Json(KeyUsage {
-        last_used_at: usage
-            .iter()
-            .map(|u| u.last_used_at)
-            .max()
-            .map(|t| t.to_rfc3339()),
-        days: days
+        last_used_at: usage.last_used_at.map(|t| t.to_rfc3339()),
+        days: usage
+            .days
             .into_iter()
-            .rev()
-            .map(|(day, (requests, routes))| UsageDay {
-                day,
-                requests,
-                routes,
+            .map(|day| UsageDay {
+                day: day.day,
+                requests: day.requests,
+                routes: day.routes,
             })
             .collect(),
         key_id,

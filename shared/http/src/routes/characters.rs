@@ -2,17 +2,17 @@
 //! /v1/characters/{character_id}`.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
-use crate::domain::character::{Appearance, Character, Clothing, PRESETS};
-use crate::domain::sheet_rules;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problems};
 use crate::extract::{JsonBody, PageQuery, PathParam, QueryParams};
-use crate::routes::books::timestamp;
+use crate::routes::timestamp;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::Family;
+use storybook_core::domain::character::{Appearance, Character, Clothing, PRESETS};
+use storybook_core::domain::sheet_rules;
 use storybook_core::usecases::characters::{self, Sheet};
 
 /// The path of more than one route here.

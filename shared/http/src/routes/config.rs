@@ -1,13 +1,13 @@
 //! `GET /v1/config/capabilities`: what this deployment can do, for the app's UI gating.
 
-use crate::catalogue::Family;
-use crate::config::ProviderNames;
-use crate::domain::book::PageCount;
 use crate::endpoints::{Endpoint, Feature};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use storybook_core::catalogue::Family;
+use storybook_core::config::ProviderNames;
+use storybook_core::domain::book::PageCount;
 
 /// The routes this file serves.
 pub(crate) fn endpoints() -> Vec<Endpoint> {

@@ -2,8 +2,6 @@
 //! and drawing routes require.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
-use crate::domain::consent::{CURRENT_VERSION, Consent, ConsentVersion};
 use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::JsonBody;
@@ -11,6 +9,8 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::Family;
+use storybook_core::domain::consent::{CURRENT_VERSION, Consent, ConsentVersion};
 use storybook_core::usecases::consent::{self, ConsentGrant};
 
 /// The path of more than one route here.

@@ -1,14 +1,14 @@
 use crate::auth::{AdminForUserRequest, UserRequest};
-use crate::catalogue::{Access, Family};
-use crate::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PageQuery, QueryParams};
-use crate::routes::books::timestamp;
+use crate::routes::timestamp;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::{Access, Family};
+use storybook_core::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
 use storybook_core::usecases::{Refusal, credits};
 
 /// The balance: the release smoke test reads it too.

@@ -1,6 +1,5 @@
 //! Whether the process answers, is alive, and can serve.
 
-use crate::catalogue::Family;
 use crate::endpoints::Endpoint;
 use crate::state::AppState;
 use axum::Json;
@@ -8,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use storybook_core::catalogue::Family;
 use storybook_core::usecases::health::readiness;
 
 /// Readiness: the release smoke test asks it too.

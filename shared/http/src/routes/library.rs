@@ -1,16 +1,16 @@
 //! The parent's library of finished books: list, rename, delete.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
-use crate::domain::book::{Book, Style, TargetAge};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams};
-use crate::routes::books::timestamp;
+use crate::routes::timestamp;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::Family;
+use storybook_core::domain::book::{Book, Style, TargetAge};
 use storybook_core::usecases::library::{self, Order, Shelf};
 
 /// The path of more than one route here.
@@ -171,7 +171,7 @@ pub async fn rename(
             "value_error",
         )));
     }
-    if crate::domain::markup::contains_markup(&title) {
+    if storybook_core::domain::markup::contains_markup(&title) {
         return Err(ApiError::schema(Problem::new(
             &["body", "title"],
             "The title may not contain markup or script",

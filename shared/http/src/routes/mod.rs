@@ -14,3 +14,8 @@ pub mod spend;
 pub mod streak;
 pub mod studio;
 pub mod users;
+
+/// RFC 3339 in UTC with milliseconds, as the seed writes its timestamps.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -2,7 +2,6 @@
 //! `POST /v1/books/{book_id}/audio` and `GET /v1/books/{book_id}/pages/{page_number}/audio`.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::Problems;
 use crate::error::{ApiError, Problem};
@@ -12,6 +11,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::Family;
 use storybook_core::domain::book::RegenerationMode;
 use storybook_core::usecases::pages::{self, BookAudio, PageRequest};
 

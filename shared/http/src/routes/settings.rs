@@ -2,14 +2,14 @@
 //! counted in.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
-use crate::domain::settings::{UserSettings, UserSettingsPatch};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use storybook_core::catalogue::Family;
+use storybook_core::domain::settings::{UserSettings, UserSettingsPatch};
 use storybook_core::usecases::users::{self, SettingsRefused};
 
 /// The path of more than one route here.

@@ -2,8 +2,6 @@
 //! that stops generation (admin-scoped API keys; switching is audited).
 
 use crate::auth::AdminRequest;
-use crate::catalogue::{Access, Family};
-use crate::domain::spend::KillSwitch;
 use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -12,6 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use storybook_core::catalogue::{Access, Family};
+use storybook_core::domain::spend::KillSwitch;
 use storybook_core::usecases::spend;
 
 /// The routes this file serves.

@@ -2,18 +2,16 @@
 //! Days are the user's local days (their settings' time zone); timestamps are kept in UTC.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
-use crate::domain::streak::{MAX_READING_SECONDS, MilestoneKind, Reading};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, check_profile_header};
+use crate::extract::{JsonBody, ProfileScope, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use chrono::{Datelike, Days, Months, NaiveDate};
+use chrono::Datelike;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use storybook_core::catalogue::Family;
+use storybook_core::domain::streak::{MAX_READING_SECONDS, MilestoneKind};
 use storybook_core::usecases::streaks;
 
 /// The routes this file serves.
@@ -59,11 +57,10 @@ struct MilestoneReached {
 /// Records a reading session; the first of a local day moves the streak.
 pub async fn read(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ProfileScope,
     UserRequest(request): UserRequest,
     JsonBody(log): JsonBody<ReadingLog>,
 ) -> Result<Json<ReadingResult>, ApiError> {
-    check_profile_header(&headers)?;
     ApiError::unless_between(
         &["body", "reading_time"],
         log.reading_time,
@@ -110,10 +107,9 @@ pub struct StreakInfo {
 
 pub async fn info(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ProfileScope,
     UserRequest(request): UserRequest,
 ) -> Result<Json<StreakInfo>, ApiError> {
-    check_profile_header(&headers)?;
     let (streak, view) = streaks::streak_today(&state, &request).await?;
     Ok(Json(StreakInfo {
         current_streak: view.current,
@@ -123,19 +119,6 @@ pub async fn info(
         read_today: view.read_today,
         streak_broken: view.broken,
     }))
-}
-
-/// Sessions grouped by local day, oldest day first.
-fn by_day(readings: &[Reading]) -> BTreeMap<NaiveDate, Vec<&Reading>> {
-    let mut days: BTreeMap<NaiveDate, Vec<&Reading>> = BTreeMap::new();
-    for reading in readings {
-        days.entry(reading.day).or_default().push(reading);
-    }
-    days
-}
-
-fn seconds_read(sessions: &[&Reading]) -> u64 {
-    sessions.iter().map(|r| u64::from(r.reading_time)).sum()
 }
 
 #[derive(Deserialize)]
@@ -166,37 +149,31 @@ struct CalendarDay {
 
 pub async fn calendar(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ProfileScope,
     UserRequest(request): UserRequest,
     QueryParams(query): QueryParams<CalendarQuery>,
 ) -> Result<Json<Calendar>, ApiError> {
-    check_profile_header(&headers)?;
     ApiError::unless_between(&["query", "year"], query.year, 2020, 2100)?;
     ApiError::unless_between(&["query", "month"], query.month, 1, 12)?;
-    let first = NaiveDate::from_ymd_opt(query.year as i32, query.month as u32, 1)
-        .expect("a checked year and month");
-    let last = first
-        .checked_add_months(Months::new(1))
-        .and_then(|next| next.pred_opt())
-        .expect("a month has a last day");
-    let (_, zone) = streaks::local_today(&state, &request).await?;
-    let readings = streaks::readings(&state, &request, first, last).await?;
-    let days: Vec<CalendarDay> = by_day(&readings)
+    let span =
+        streaks::month_of_reading(&state, &request, query.year as i32, query.month as u32).await?;
+    let days: Vec<CalendarDay> = span
+        .days
         .iter()
-        .map(|(day, sessions)| CalendarDay {
-            date: day.to_string(),
-            day: day.day(),
-            sessions: sessions.len(),
-            reading_time: seconds_read(sessions),
-            completed: sessions.iter().filter(|r| r.completed).count(),
+        .map(|read| CalendarDay {
+            date: read.day.to_string(),
+            day: read.day.day(),
+            sessions: read.sessions.len(),
+            reading_time: read.seconds_read(),
+            completed: read.completed(),
         })
         .collect();
     Ok(Json(Calendar {
         year: query.year,
         month: query.month,
-        timezone: zone.name(),
+        timezone: span.zone.name(),
         days_read: days.len(),
-        total_sessions: readings.len(),
+        total_sessions: span.sessions,
         days,
     }))
 }
@@ -239,24 +216,21 @@ struct Session {
 
 pub async fn history(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ProfileScope,
     UserRequest(request): UserRequest,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<History>, ApiError> {
-    check_profile_header(&headers)?;
     ApiError::unless_between(&["query", "days"], query.days, 1, 365)?;
-    let (today, zone) = streaks::local_today(&state, &request).await?;
-    let first = today
-        .checked_sub_days(Days::new(query.days as u64 - 1))
-        .expect("a representable day");
-    let readings = streaks::readings(&state, &request, first, today).await?;
-    let history = by_day(&readings)
+    let span = streaks::recent_reading(&state, &request, query.days as u32).await?;
+    let history = span
+        .days
         .iter()
         .rev()
-        .map(|(day, sessions)| HistoryDay {
-            date: day.to_string(),
-            reading_time: seconds_read(sessions),
-            sessions: sessions
+        .map(|read| HistoryDay {
+            date: read.day.to_string(),
+            reading_time: read.seconds_read(),
+            sessions: read
+                .sessions
                 .iter()
                 .map(|r| Session {
                     book_id: r.book_id.as_str().to_owned(),
@@ -269,10 +243,10 @@ pub async fn history(
         .collect();
     Ok(Json(History {
         days: query.days,
-        from_date: first.to_string(),
-        to_date: today.to_string(),
-        timezone: zone.name(),
-        total_sessions: readings.len(),
+        from_date: span.first.to_string(),
+        to_date: span.last.to_string(),
+        timezone: span.zone.name(),
+        total_sessions: span.sessions,
         history,
     }))
 }

@@ -2,17 +2,18 @@
 //! `POST /v1/characters/from-photo` and `/from-drawing` (the app's multipart upload).
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::Problems;
 use crate::error::{ApiError, Problem};
-use crate::extract::idempotency_key;
+use crate::extract::IdempotencyKeyHeader;
 use crate::routes::characters::CharacterResponse;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, State};
-use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use storybook_core::catalogue::Family;
+use storybook_core::domain::book::IdempotencyKey;
 use storybook_core::domain::character::{UploadKind, UploadRefusal};
 use storybook_core::ports::studio::{CharacterWords, Upload};
 use storybook_core::usecases::Refusal;
@@ -119,13 +120,60 @@ fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     Ok(fields)
 }
 
+/// The parent's words about a character, from the app's form (see [`words_of`]).
+pub struct CharacterForm(CharacterWords);
+
+impl<S: Send + Sync> FromRequest<S> for CharacterForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        words_of(&body)
+            .map(CharacterForm)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// A child's photo and its fields, from the app's multipart upload (see [`upload_of`]).
+pub struct PhotoUpload(Upload);
+
+/// A child's drawing and its fields, from the app's multipart upload.
+pub struct DrawingUpload(Upload);
+
+impl FromRequest<AppState> for PhotoUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        upload_of(request, state, UploadKind::Photo)
+            .await
+            .map(PhotoUpload)
+    }
+}
+
+impl FromRequest<AppState> for DrawingUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        upload_of(request, state, UploadKind::Drawing)
+            .await
+            .map(DrawingUpload)
+    }
+}
+
 /// A character from the parent's words; the story model fills in the rest of the sheet.
 pub async fn from_text(
     State(state): State<AppState>,
     UserRequest(request): UserRequest,
-    body: Bytes,
+    CharacterForm(words): CharacterForm,
 ) -> Result<Json<CharacterResponse>, ApiError> {
-    let words = words_of(&body)?;
     let made = characters::create_from_words(&state, &request, words).await?;
     Ok(Json(made.into()))
 }
@@ -239,10 +287,10 @@ async fn upload_of(
 pub async fn from_photo(
     State(state): State<AppState>,
     UserRequest(request): UserRequest,
-    headers: HeaderMap,
-    body: axum::extract::Request,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    PhotoUpload(upload): PhotoUpload,
 ) -> Result<Json<CharacterResponse>, ApiError> {
-    from_upload(state, request, headers, body, UploadKind::Photo).await
+    from_upload(&state, &request, key, upload).await
 }
 
 /// A character from a child's drawing (behind the photo gate). The reference picture is always
@@ -250,23 +298,19 @@ pub async fn from_photo(
 pub async fn from_drawing(
     State(state): State<AppState>,
     UserRequest(request): UserRequest,
-    headers: HeaderMap,
-    body: axum::extract::Request,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    DrawingUpload(upload): DrawingUpload,
 ) -> Result<Json<CharacterResponse>, ApiError> {
-    from_upload(state, request, headers, body, UploadKind::Drawing).await
+    from_upload(&state, &request, key, upload).await
 }
 
 async fn from_upload(
-    state: AppState,
-    request: storybook_core::usecases::Request<storybook_core::domain::user::User>,
-    headers: HeaderMap,
-    body: axum::extract::Request,
-    kind: UploadKind,
+    state: &AppState,
+    request: &storybook_core::usecases::Request<storybook_core::domain::user::User>,
+    key: Option<IdempotencyKey>,
+    upload: Upload,
 ) -> Result<Json<CharacterResponse>, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let upload = upload_of(body, &state, kind).await?;
-    let (made, _) =
-        characters::create_from_upload(&state, &request, upload, key.as_ref().map(|k| k.as_str()))
-            .await?;
+    let key = key.as_ref().map(|k| k.as_str());
+    let (made, _) = characters::create_from_upload(state, request, upload, key).await?;
     Ok(Json(made.into()))
 }

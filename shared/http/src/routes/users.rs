@@ -1,13 +1,13 @@
 //! `DELETE /v1/users/me`: a parent erases everything we hold about them.
 
 use crate::auth::UserRequest;
-use crate::catalogue::Family;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use storybook_core::catalogue::Family;
 use storybook_core::usecases::users;
 
 /// The routes this file serves.

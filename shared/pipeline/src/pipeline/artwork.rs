@@ -2,13 +2,13 @@
 //! the scene, what to leave out, one seed per book), and storing what comes back, whether bytes
 //! or a URL, with its type and size checked and its metadata removed where it is held.
 
-use crate::domain::book::{Book, Page};
-use crate::ports::BlobStore;
-use crate::ports::blobs::{BlobKey, stream_of};
 use crate::providers::fetch::{Expected, FetchError, SafeFetcher, image_extension};
 use crate::providers::{Artwork, CharacterReference, ImagePrompt, PictureKind, seed_of};
 use bytes::Bytes;
 use futures::TryStreamExt;
+use storybook_core::domain::book::{Book, Page};
+use storybook_core::ports::BlobStore;
+use storybook_core::ports::blobs::{BlobKey, stream_of};
 
 /// What no picture in a children's book shows, whatever the story says.
 const ALWAYS_LEFT_OUT: &[&str] = &[
@@ -120,7 +120,7 @@ pub async fn store(
 ) -> Result<BlobKey, super::StepError> {
     let unusable = |why: String| {
         super::StepError::retry(
-            crate::domain::failure::FailureCode::ImageFailed,
+            storybook_core::domain::failure::FailureCode::ImageFailed,
             anyhow::anyhow!("the picture: {why}"),
         )
     };

@@ -14,30 +14,31 @@ mod regeneration;
 mod story;
 pub mod worker;
 
-pub use crate::book_files::{
-    audio_key, blob_keys, character_reference_key, enqueue_step, image_key, image_key_as, pdf_key,
-    reference_key,
-};
-use crate::book_records::{Change, fail_book, update_book};
-use crate::domain::book::{
-    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
-    RecordedAsset, Step, StepMessage, WarningCode,
-};
-use crate::domain::character::Character;
-use crate::domain::failure::FailureCode;
-use crate::domain::spend::{Stopped, WhenStopped};
-use crate::metrics::{self, Unit};
-use crate::ports::blobs::stream_of;
-use crate::ports::store::Settlement;
-use crate::ports::{BlobKey, BlobStore, StepQueue, Store};
 use crate::providers::offline::placeholder_png;
 use crate::providers::{
     Metered, PictureKind, ProviderError, Providers, SpeechRequest, StoryBrief, Verdict,
 };
-use crate::spend::SpendGuard;
 use std::sync::Arc;
 use std::time::Duration;
+pub(crate) use storybook_core::book_files::{
+    audio_key, character_reference_key, enqueue_step, image_key, image_key_as, pdf_key,
+    reference_key,
+};
+use storybook_core::book_records::{Change, fail_book, update_book};
 use storybook_core::clock::Clock;
+use storybook_core::domain::book::{
+    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
+    RecordedAsset, Step, WarningCode,
+};
+use storybook_core::domain::character::Character;
+use storybook_core::domain::failure::FailureCode;
+use storybook_core::domain::spend::{Stopped, WhenStopped};
+use storybook_core::metrics::{self, Unit};
+use storybook_core::ports::blobs::stream_of;
+use storybook_core::ports::queue::StepMessage;
+use storybook_core::ports::store::Settlement;
+use storybook_core::ports::{BlobKey, BlobStore, StepQueue, Store};
+use storybook_core::spend::SpendGuard;
 
 /// Why a step did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -104,20 +105,20 @@ impl StepError {
     }
 }
 
-impl From<crate::ports::StoreError> for StepError {
-    fn from(error: crate::ports::StoreError) -> Self {
+impl From<storybook_core::ports::StoreError> for StepError {
+    fn from(error: storybook_core::ports::StoreError) -> Self {
         StepError::retry(FailureCode::DbWriteFailed, error)
     }
 }
 
-impl From<crate::ports::QueueError> for StepError {
-    fn from(error: crate::ports::QueueError) -> Self {
+impl From<storybook_core::ports::QueueError> for StepError {
+    fn from(error: storybook_core::ports::QueueError) -> Self {
         StepError::retry(FailureCode::QueueFailed, error)
     }
 }
 
-impl From<crate::ports::BlobError> for StepError {
-    fn from(error: crate::ports::BlobError) -> Self {
+impl From<storybook_core::ports::BlobError> for StepError {
+    fn from(error: storybook_core::ports::BlobError) -> Self {
         StepError::retry(FailureCode::StorageUploadFailed, error)
     }
 }
@@ -163,7 +164,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The step runner over `state`'s ports, with production's waits.
-    pub fn new(state: &crate::app::App, providers: Providers) -> Self {
+    pub fn new(state: &storybook_core::app::App, providers: Providers) -> Self {
         Self {
             store: state.store.clone(),
             blobs: state.blobs.clone(),
@@ -176,7 +177,11 @@ impl Pipeline {
         }
     }
 
-    pub async fn enqueue(&self, book: &BookId, step: Step) -> Result<(), crate::ports::QueueError> {
+    pub async fn enqueue(
+        &self,
+        book: &BookId,
+        step: Step,
+    ) -> Result<(), storybook_core::ports::QueueError> {
         enqueue_step(&*self.queue, book, step).await
     }
 

@@ -6,8 +6,6 @@
 //! Hangul and Latin; krilla embeds only the glyphs used. Pictures come from our own blob storage,
 //! never from a URL a client supplied.
 
-use crate::domain::book::{Book, Language, TargetAge};
-use crate::ports::{BlobKey, BlobStore};
 use krilla::Document;
 use krilla::color::rgb;
 use krilla::geom::{PathBuilder, Point, Rect, Size, Transform};
@@ -17,6 +15,8 @@ use krilla::page::PageSettings;
 use krilla::paint::Fill;
 use krilla::surface::Surface;
 use krilla::text::{Font, TextDirection};
+use storybook_core::domain::book::{Book, Language, TargetAge};
+use storybook_core::ports::{BlobKey, BlobStore};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/NanumSquareRoundR.ttf");
 

@@ -5,14 +5,14 @@
 //! was and the charge is given back.
 
 use super::{Drawn, Pipeline, StepError, artwork, pdf};
-use crate::book_files::{page_version_key, pdf_key};
-use crate::book_records::{Change, end_regeneration, update_book};
-use crate::domain::book::{AudioState, Book, BookId, ImageState, Page, Step};
-use crate::domain::failure::FailureCode;
-use crate::domain::markup::contains_markup;
-use crate::ports::BlobKey;
-use crate::ports::blobs::stream_of;
 use crate::providers::{PageBrief, PictureKind, Verdict};
+use storybook_core::book_files::{page_version_key, pdf_key};
+use storybook_core::book_records::{Change, end_regeneration, update_book};
+use storybook_core::domain::book::{AudioState, Book, BookId, ImageState, Page, Step};
+use storybook_core::domain::failure::FailureCode;
+use storybook_core::domain::markup::contains_markup;
+use storybook_core::ports::BlobKey;
+use storybook_core::ports::blobs::stream_of;
 
 impl Pipeline {
     pub(super) async fn regenerate(&self, id: &BookId, number: u8) -> Result<(), StepError> {

@@ -4,11 +4,11 @@
 //! in local mode, on a schedule on Lambda.
 
 use super::{Pipeline, StepError};
-use crate::ports::queue::{MAX_RECEIVES, QueuedMessage};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::future::join_all;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::ports::queue::{MAX_RECEIVES, QueuedMessage};
 
 /// How long a received step stays hidden from other receivers while it runs: longer than the
 /// longest step (a picture: the provider's 90 s and its download), as on Lambda.

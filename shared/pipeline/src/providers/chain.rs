@@ -7,13 +7,13 @@ use super::{
     Narrator, PageBrief, ProviderError, Speech, SpeechRequest, StoryBrief, StoryPage, StoryWriter,
     Verdict, WrittenStory,
 };
-use crate::clock::Clock;
-use crate::domain::breaker::{Admission, BreakerPolicy};
-use crate::domain::character::Sheet;
-use crate::ports::store::BreakerStore;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::clock::Clock;
+use storybook_core::domain::breaker::{Admission, BreakerPolicy};
+use storybook_core::domain::character::Sheet;
+use storybook_core::ports::store::BreakerStore;
 
 /// The breakers of every provider, in the store.
 #[derive(Clone)]

@@ -3,10 +3,10 @@
 //! markup rules as a sheet the parent writes).
 
 use super::DesignBrief;
-use crate::domain::character::{Appearance, Clothing, Sheet, UploadKind};
-use crate::domain::sheet_rules;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use storybook_core::domain::character::{Appearance, Clothing, Sheet, UploadKind};
+use storybook_core::domain::sheet_rules;
 
 /// A sheet as a model writes it.
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,6 @@
 //! is the one that answers the connector, so DNS rebinding cannot swap it), redirects re-checked
 //! (at most three), a size cap and the expected content type checked while the body streams.
 
-use crate::ports::blobs::BlobStream;
 use bytes::Bytes;
 use futures::StreamExt;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -12,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use storybook_core::ports::blobs::BlobStream;
 
 /// What may be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,17 +23,17 @@ pub mod settings;
 pub mod story;
 pub mod wire;
 
-use crate::domain::book::{BookRequest, Language, Style, TargetAge};
 use async_trait::async_trait;
 use bytes::Bytes;
+use storybook_core::domain::book::{BookRequest, Language, Style, TargetAge};
 
 use std::time::Duration;
 
-pub use crate::config::ProviderNames;
-pub use crate::domain::book::CharacterSheet;
-pub use crate::domain::spend::Usage;
 pub use set::Providers;
 pub use story::{StoryPage, WrittenStory};
+pub(crate) use storybook_core::config::ProviderNames;
+pub(crate) use storybook_core::domain::book::CharacterSheet;
+pub(crate) use storybook_core::domain::spend::Usage;
 
 /// Why a provider call failed, classified once where the answer is read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,9 +212,9 @@ pub trait Narrator: Send + Sync {
 /// or drawing (already checked, its metadata gone).
 #[derive(Debug, Clone)]
 pub enum DesignBrief {
-    Words(crate::ports::studio::CharacterWords),
+    Words(storybook_core::ports::studio::CharacterWords),
     Picture {
-        kind: crate::domain::character::UploadKind,
+        kind: storybook_core::domain::character::UploadKind,
         /// The picture as a PNG of at most 768 pixels a side.
         png: Bytes,
         /// The colours it is mostly made of, most common first.
@@ -230,7 +230,7 @@ pub trait CharacterDesigner: Send + Sync {
     async fn design(
         &self,
         brief: &DesignBrief,
-    ) -> Result<Metered<crate::domain::character::Sheet>, ProviderError>;
+    ) -> Result<Metered<storybook_core::domain::character::Sheet>, ProviderError>;
 }
 
 /// A stable 64-bit seed from text (FNV-1a): the same name always gives the same look.

@@ -14,17 +14,17 @@ use super::openai::{
 use super::replicate::{ReplicateImages, ReplicateSettings};
 use super::wire::{ApiSecret, RetryPolicy};
 use super::{Illustrator, Metered, Moderator, ProviderError, ProviderNames, Providers, Verdict};
-use crate::clock::Clock;
-use crate::config::providers::{
-    Lookup, MODERATION_MODEL, SPEECH_MODEL, STORY_MODEL, image_chain, list, or, value,
-};
-use crate::domain::Invalid;
-use crate::domain::breaker::BreakerPolicy;
-use crate::ports::store::BreakerStore;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use storybook_core::clock::Clock;
+use storybook_core::config::providers::{
+    Lookup, MODERATION_MODEL, SPEECH_MODEL, STORY_MODEL, image_chain, list, or, value,
+};
+use storybook_core::domain::Invalid;
+use storybook_core::domain::breaker::BreakerPolicy;
+use storybook_core::ports::store::BreakerStore;
 
 /// The OpenAI-compatible provider's settings.
 #[derive(Debug, Clone)]

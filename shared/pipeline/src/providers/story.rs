@@ -1,9 +1,9 @@
 //! What a story is, whoever writes it: its shape (and the JSON schema a chat model is held to),
 //! and the checks every story passes before a book is built on it.
 
-use crate::domain::book::{BookRequest, CharacterSheet, Language, TargetAge};
-use crate::domain::markup::contains_markup;
 use serde::{Deserialize, Serialize};
+use storybook_core::domain::book::{BookRequest, CharacterSheet, Language, TargetAge};
+use storybook_core::domain::markup::contains_markup;
 
 /// One page of a story: what the child reads, and what the illustrator draws.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,7 +283,7 @@ pub fn user_message(request: &BookRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::book::{PageCount, Style, Topic};
+    use storybook_core::domain::book::{PageCount, Style, Topic};
 
     fn request(language: Language) -> BookRequest {
         BookRequest {

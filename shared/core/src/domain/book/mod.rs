@@ -24,6 +24,17 @@ macro_rules! wire_enum {
                 }
             }
 
+            /// The values a request may send, as a refusal lists them: `'a', 'b' or 'c'`.
+            pub fn choices() -> String {
+                let quoted: Vec<String> =
+                    Self::ALL.iter().map(|v| format!("'{}'", v.as_str())).collect();
+                match quoted.split_last() {
+                    Some((last, [])) => last.clone(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            }
+
             pub fn parse(raw: &str) -> Result<Self, Invalid> {
                 match raw {
                     $($wire => Ok($name::$variant),)+
@@ -129,29 +140,6 @@ impl Step {
             Step::Narrate { page } => format!("narrate-{page:02}"),
             Step::Assemble => "assemble".into(),
             Step::Regenerate { page } => format!("regenerate-{page:02}"),
-        }
-    }
-}
-
-/// A queue message: one step of one book.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepMessage {
-    pub book_id: BookId,
-    #[serde(flatten)]
-    pub step: Step,
-    /// Since when the step has been sent again to wait for an open circuit (each time a new
-    /// message, whose deliveries start again): bounded, so that a provider that stays down ends
-    /// the step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deferred_since: Option<DateTime<Utc>>,
-}
-
-impl StepMessage {
-    pub fn new(book_id: BookId, step: Step) -> Self {
-        Self {
-            book_id,
-            step,
-            deferred_since: None,
         }
     }
 }
@@ -412,18 +400,6 @@ mod tests {
         assert!(Style::parse("crayon").is_err());
         assert_eq!(TargetAge::parse("5-7").unwrap().as_str(), "5-7");
         assert!(Language::parse("fr").is_err());
-    }
-
-    #[test]
-    fn step_messages_round_trip() {
-        let message = StepMessage::new(BookId::generate(), Step::Illustrate { page: 3 });
-        let json = serde_json::to_string(&message).unwrap();
-        assert!(
-            json.contains(r#""step":"illustrate""#) && json.contains(r#""page":3"#),
-            "{json}"
-        );
-        assert_eq!(serde_json::from_str::<StepMessage>(&json).unwrap(), message);
-        assert_eq!(Step::Narrate { page: 12 }.key(), "narrate-12");
     }
 
     #[test]

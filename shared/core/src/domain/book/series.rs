@@ -89,3 +89,105 @@ impl EarlierBook {
         }
     }
 }
+
+/// The next book of a series as a parent asks for it, with the parent's character as its hero.
+/// What it leaves out comes from the book before it (see [`NextInSeries::book_after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextInSeries {
+    pub character_id: String,
+    pub topic: Topic,
+    pub target_age: Option<TargetAge>,
+    pub style: Option<Style>,
+    pub language: Option<Language>,
+    pub page_count: Option<PageCount>,
+    pub theme: Option<String>,
+    pub forbidden_elements: Vec<String>,
+    /// The parent's hint for the new topic.
+    pub hint: Option<String>,
+    pub previous_book_id: Option<String>,
+    pub series_id: Option<String>,
+    pub series_title: Option<String>,
+}
+
+impl NextInSeries {
+    /// A series book's age and style when neither the request nor an earlier book names them.
+    pub const FIRST_AGE: TargetAge = TargetAge::FiveToSeven;
+    pub const FIRST_STYLE: Style = Style::Cartoon;
+
+    /// The book asked for after `previous` (the caller's finished book, if the request names
+    /// one): the age, style and language the request leaves out are the previous book's, so the
+    /// series looks and reads alike; its place follows the previous book's, or starts a series
+    /// whose id is `new_series_id`.
+    pub fn book_after(self, previous: Option<&Book>, new_series_id: String) -> BookRequest {
+        let earlier = previous.map(|book| &book.request);
+        BookRequest {
+            topic: self.topic,
+            target_age: self
+                .target_age
+                .or(earlier.map(|r| r.target_age))
+                .unwrap_or(Self::FIRST_AGE),
+            style: self
+                .style
+                .or(earlier.map(|r| r.style))
+                .unwrap_or(Self::FIRST_STYLE),
+            language: self
+                .language
+                .or(earlier.map(|r| r.language))
+                .unwrap_or(Language::Korean),
+            page_count: self.page_count.unwrap_or(PageCount::DEFAULT),
+            protagonist: None,
+            character_appearance: None,
+            forbidden_elements: self.forbidden_elements,
+            theme: self.theme,
+            narration: false,
+            characters: Vec::new(),
+            hero_character: None,
+            series: Some(SeriesPlace::after(
+                previous,
+                self.series_id,
+                self.series_title,
+                self.hint,
+                new_series_id,
+            )),
+            from_picture: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(style: Option<Style>) -> NextInSeries {
+        NextInSeries {
+            character_id: "ch_1".into(),
+            topic: Topic::parse("a lighthouse").unwrap(),
+            target_age: None,
+            style,
+            language: None,
+            page_count: None,
+            theme: None,
+            forbidden_elements: Vec::new(),
+            hint: None,
+            previous_book_id: None,
+            series_id: None,
+            series_title: None,
+        }
+    }
+
+    #[test]
+    fn a_first_series_book_takes_the_series_defaults() {
+        let book = asked(None).book_after(None, "sr_new".into());
+        assert_eq!(
+            (book.target_age, book.style, book.language, book.page_count),
+            (
+                TargetAge::FiveToSeven,
+                Style::Cartoon,
+                Language::Korean,
+                PageCount::DEFAULT
+            )
+        );
+        let place = book.series.unwrap();
+        assert_eq!((place.id.as_str(), place.number), ("sr_new", 1));
+    }
+}

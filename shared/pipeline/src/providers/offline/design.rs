@@ -1,10 +1,10 @@
 //! The offline character designer: a sheet from the parent's words, or from the colours a
 //! picture is mostly made of. Deterministic, and no network.
 
-use crate::domain::character::{Sheet, UploadKind};
 use crate::providers::designer::{self, WrittenAppearance, WrittenClothing, WrittenSheet};
 use crate::providers::{CharacterDesigner, DesignBrief, Metered, ProviderError, Usage};
 use async_trait::async_trait;
+use storybook_core::domain::character::{Sheet, UploadKind};
 
 pub struct OfflineDesigner;
 

@@ -1,9 +1,9 @@
-use crate::domain::book::Style;
 use crate::providers::{
     Artwork, Illustrator, ImagePrompt, Metered, PictureKind, ProviderError, Usage,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
+use storybook_core::domain::book::Style;
 
 const WIDTH: u32 = 512;
 const HEIGHT: u32 = 384;

@@ -1,8 +1,8 @@
-use crate::domain::book::Language;
 use crate::providers::{Metered, Narrator, ProviderError, Speech, SpeechRequest, Usage};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::Cursor;
+use storybook_core::domain::book::Language;
 
 const RATE: u32 = 16_000;
 
@@ -83,7 +83,7 @@ mod tests {
         let request = SpeechRequest {
             text: text.into(),
             language: Language::Korean,
-            age: crate::domain::book::TargetAge::FiveToSeven,
+            age: storybook_core::domain::book::TargetAge::FiveToSeven,
         };
         OfflineNarrator.narrate(&request).await.unwrap().value.audio
     }

@@ -1,10 +1,10 @@
-use crate::domain::book::{BookRequest, Language, TargetAge};
 use crate::providers::story::max_page_chars;
 use crate::providers::{
     CharacterSheet, Metered, Moderator, PageBrief, ProviderError, StoryBrief, StoryPage,
     StoryWriter, Usage, Verdict, WrittenStory, seed_of,
 };
 use async_trait::async_trait;
+use storybook_core::domain::book::{BookRequest, Language, TargetAge};
 
 /// Writes a gentle story from templates: the topic and the hero appear, the page count is
 /// honoured, sentences lengthen with the reader's age. Korean and English; other languages get
@@ -276,7 +276,7 @@ impl Moderator for OfflineModerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::book::{Name, PageCount, Style, Topic};
+    use storybook_core::domain::book::{Name, PageCount, Style, Topic};
 
     #[test]
     fn particles_follow_the_last_syllable() {

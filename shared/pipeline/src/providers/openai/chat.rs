@@ -2,8 +2,6 @@
 //! a character's sheet from a parent's words or a picture (a vision-capable chat model).
 
 use super::api::{Model, OpenAi, TokenUsage};
-use crate::domain::character::Sheet;
-use crate::domain::markup::contains_markup;
 use crate::providers::story::{self, WrittenStory};
 use crate::providers::{
     CharacterDesigner, DesignBrief, Metered, PageBrief, ProviderError, StoryBrief, StoryPage,
@@ -13,6 +11,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;
 use std::time::Duration;
+use storybook_core::domain::character::Sheet;
+use storybook_core::domain::markup::contains_markup;
 
 /// Writes the story with a chat model held to [`story::json_schema`].
 pub struct ChatStoryWriter {

@@ -1,12 +1,12 @@
 //! Speech (`/audio/speech`), its answer capped as it streams.
 
 use super::api::{Model, OpenAi};
-use crate::domain::book::{Language, TargetAge};
 use crate::providers::wire::{capped_body, checked, transport};
 use crate::providers::{Metered, Narrator, ProviderError, Speech, SpeechRequest, Usage};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use storybook_core::domain::book::{Language, TargetAge};
 
 /// OpenAI-compatible speech (`/audio/speech`): a voice per language, slower for younger children.
 pub struct OpenAiSpeech {

@@ -1,0 +1,116 @@
+//! Making a book and following it: `POST /v1/books`, `GET /v1/books/{job_id}`, the detail and
+//! the PDF.
+
+mod answers;
+mod spec;
+
+use crate::auth::UserRequest;
+use crate::endpoints::{Endpoint, Feature};
+use crate::error::ApiError;
+use crate::extract::{DryRun, IdempotencyKeyHeader, JsonBody, PathParam, ProfileScope};
+use crate::state::AppState;
+use answers::{BookResult, JobStatus, PdfLink, created};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use spec::{BookSpec, SeriesNext};
+use storybook_core::catalogue::Family;
+use storybook_core::domain::book::NextInSeries;
+use storybook_core::usecases::books::{self, Created};
+
+/// A new book: the release smoke test asks for a dry run too.
+pub(crate) const BOOKS: &str = "/v1/books";
+
+/// The routes this file serves.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::post(Family::Books, BOOKS, create)
+            .generation()
+            .gives(Feature::BookGeneration),
+        Endpoint::post(Family::Books, "/v1/books/series", create_series)
+            .generation()
+            .gives(Feature::Series),
+        Endpoint::get(Family::Books, "/v1/books/{job_id}", status),
+        Endpoint::get(Family::Books, "/v1/books/{book_id}/detail", detail),
+        Endpoint::get(Family::Books, "/v1/books/{book_id}/pdf", pdf).gives(Feature::PdfExport),
+    ]
+}
+
+/// The next book of a series with the parent's character, charged as a book.
+pub async fn create_series(
+    State(state): State<AppState>,
+    _: ProfileScope,
+    IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
+    UserRequest(request): UserRequest,
+    JsonBody(next): JsonBody<SeriesNext>,
+) -> Result<Response, ApiError> {
+    let next = NextInSeries::try_from(next)?;
+    let made = books::create_next_in_series(&state, &request, next, idempotency_key).await?;
+    Ok(answer(made))
+}
+
+/// Makes a book (charged and started) or answers the one a retry's key made.
+pub async fn create(
+    State(state): State<AppState>,
+    _: ProfileScope,
+    IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
+    DryRun(dry_run): DryRun,
+    UserRequest(request): UserRequest,
+    JsonBody(spec): JsonBody<BookSpec>,
+) -> Result<Response, ApiError> {
+    let (book, characters) = spec.try_into()?;
+    let made = books::create_book(
+        &state,
+        &request,
+        book,
+        &characters,
+        idempotency_key,
+        dry_run,
+    )
+    .await?;
+    Ok(answer(made))
+}
+
+fn answer(made: Created) -> Response {
+    match made {
+        Created::New(book) | Created::Replayed(book) => created(&book).into_response(),
+        Created::WouldMake => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    _: ProfileScope,
+    UserRequest(request): UserRequest,
+    PathParam(job_id): PathParam,
+) -> Result<Response, ApiError> {
+    let books::Job { book, links } = books::job(&state, &request, &job_id).await?;
+    Ok(Json(JobStatus::of(&book, links)).into_response())
+}
+
+/// The whole finished book.
+pub async fn detail(
+    State(state): State<AppState>,
+    _: ProfileScope,
+    UserRequest(request): UserRequest,
+    PathParam(book_id): PathParam,
+) -> Result<Response, ApiError> {
+    let (book, links) = books::read_book(&state, &request, &book_id).await?;
+    Ok(Json(BookResult::of(&book, links)).into_response())
+}
+
+/// A signed URL of the book's PDF.
+pub async fn pdf(
+    State(state): State<AppState>,
+    _: ProfileScope,
+    UserRequest(request): UserRequest,
+    PathParam(book_id): PathParam,
+) -> Result<Json<PdfLink>, ApiError> {
+    let (book, pdf_url) = books::pdf_link(&state, &request, &book_id).await?;
+    Ok(Json(PdfLink {
+        book_id: book.id.as_str().to_owned(),
+        pdf_url,
+        expires_in_seconds: state.settings.signed_url_ttl.as_secs(),
+    }))
+}
