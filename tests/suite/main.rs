@@ -10,6 +10,7 @@ mod books;
 mod characters;
 mod consent;
 mod contract;
+mod docs;
 mod fuzz;
 mod hostile;
 mod lambda_events;
