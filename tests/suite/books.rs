@@ -362,6 +362,50 @@ on_both_backends!(
     redelivered_steps_do_nothing_twice
 );
 
+/// One span per SQS message: a line logged while its step runs names the message, the book and
+/// the step without the code adding them.
+#[tokio::test]
+async fn a_steps_log_lines_carry_its_message_book_and_step() {
+    let app = TestApp::new(Backend::Embedded).await;
+    let user = new_user_key();
+    let job = crate::books::start_book(&app, &user).await;
+    // Generation stopped: the story step logs that its provider call was not made.
+    storybook_core::spend::SpendGuard::new(&app.state)
+        .switch(true, "a span test", "tests")
+        .await
+        .unwrap();
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../fixtures/sqs-event.json")).unwrap();
+    let message_id = format!("span-{job}");
+    event.records.truncate(1);
+    event.records[0].message_id = Some(message_id.clone());
+    event.records[0].body = Some(body(&job, Step::Story));
+    sqs_batch(&app.pipeline(), event).await;
+    let logs = String::from_utf8_lossy(&crate::harness::LOGS.lock().unwrap()).into_owned();
+    let spans_of_the_message: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| {
+            line["spans"]
+                .as_array()?
+                .iter()
+                .find(|span| span["message_id"] == message_id.as_str())
+                .cloned()
+        })
+        .collect();
+    assert!(
+        !spans_of_the_message.is_empty(),
+        "no line logged under the message's span"
+    );
+    for span in spans_of_the_message {
+        assert_eq!(
+            (span["book"].as_str(), span["step"].as_str()),
+            (Some(job.as_str()), Some("story")),
+            "{span}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_worker_answers_an_sqs_batch_with_its_failures() {
     let app = TestApp::new(Backend::Embedded).await;

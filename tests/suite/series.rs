@@ -7,9 +7,8 @@ use crate::on_both_backends;
 use crate::seed_contract::conforms;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use storybook_pipeline::providers::{
-    Metered, ProviderError, Providers, StoryBrief, StoryWriter, WrittenStory,
-};
+use storybook_core::domain::book::{StoryPage, WrittenStory};
+use storybook_pipeline::providers::{Metered, ProviderError, Providers, StoryBrief, StoryWriter};
 
 /// Keeps every brief the story writer is given, passing each to the offline writer.
 struct RecordingWriter(Arc<Mutex<Vec<StoryBrief>>>);
@@ -26,7 +25,7 @@ impl StoryWriter for RecordingWriter {
     async fn rewrite_page(
         &self,
         brief: &storybook_pipeline::providers::PageBrief,
-    ) -> Result<Metered<storybook_pipeline::providers::StoryPage>, ProviderError> {
+    ) -> Result<Metered<StoryPage>, ProviderError> {
         storybook_pipeline::providers::offline::OfflineWriter
             .rewrite_page(brief)
             .await

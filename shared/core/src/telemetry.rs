@@ -83,8 +83,10 @@ pub fn init_with<W: for<'a> MakeWriter<'a> + Send + Sync + 'static>(writer: W) {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
+        // Every span a line is in (the request's or the step message's, then a use case's or a
+        // provider call's), so a provider's line names its book and step.
+        .with_current_span(false)
+        .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
         .with_writer(MaskingWriter(writer))

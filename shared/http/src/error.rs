@@ -322,7 +322,7 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let ApiError::Refused(Refusal::RateLimited { limit, retry_after }) = self {
-            crate::limits::write_headers(response.headers_mut(), limit, 0, retry_after);
+            crate::rate_limit_headers::write(response.headers_mut(), limit, 0, retry_after);
         }
         response
     }

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod lambda;
 pub mod limiter;
 pub mod limits;
+mod rate_limit_headers;
 pub mod request_id;
 mod router;
 mod routes;

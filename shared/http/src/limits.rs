@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::{Arc, Mutex};
@@ -96,21 +95,6 @@ async fn refuse(
     Refusal::RateLimited { limit, retry_after }.into()
 }
 
-/// The rate-limit headers of an answer, in both spellings clients read (`RateLimit-*`, IETF's
-/// draft, and `X-RateLimit-*`): the one place they are written.
-pub fn write_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_after: u64) {
-    for (name, value) in [
-        ("ratelimit-limit", u64::from(limit)),
-        ("ratelimit-remaining", u64::from(remaining)),
-        ("ratelimit-reset", reset_after),
-        ("x-ratelimit-limit", u64::from(limit)),
-        ("x-ratelimit-remaining", u64::from(remaining)),
-        ("x-ratelimit-reset", reset_after),
-    ] {
-        headers.insert(name, HeaderValue::from(value));
-    }
-}
-
 /// Puts the decision of [`enforce`] on the answer as `RateLimit-*` and `X-RateLimit-*` headers.
 pub async fn headers(mut request: Request, next: Next) -> Response {
     let slot = DecisionSlot::default();
@@ -118,7 +102,7 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let decision = *slot.0.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(decision) = decision {
-        write_headers(
+        crate::rate_limit_headers::write(
             response.headers_mut(),
             decision.limit,
             decision.remaining,

@@ -25,6 +25,7 @@ pub trait VerifiedKeys: Send + Sync {
 /// the address; a slot of the address's failures is taken before the lookup (so concurrent
 /// guesses cannot all pass a check made before any of them counted) and given back for a good
 /// key or for a refusal that is not a failed authentication (address, scope).
+#[tracing::instrument(skip_all)]
 pub async fn verify_key(
     app: &App,
     verified: &dyn VerifiedKeys,
@@ -168,6 +169,7 @@ pub async fn verify_key(
 
 /// The user of an `X-User-Key`, made with the opening credits on first sight; making accounts
 /// is limited per address and hour.
+#[tracing::instrument(skip_all)]
 pub async fn user_for_key(app: &App, request: &Request<&UserKey>) -> Result<User, Refusal> {
     let id = app
         .hasher

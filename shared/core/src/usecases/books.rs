@@ -42,6 +42,7 @@ pub struct Named {
 /// counted against the user's day before it is made (and given back when none is), charged and
 /// stored in one atomic step with the unfinished-books cap, then started. A retry with the same
 /// key answers the same book.
+#[tracing::instrument(skip_all)]
 pub async fn create_book(
     app: &App,
     request: &Request<User>,
@@ -199,6 +200,7 @@ async fn create_counted(
 
 /// The caller's book, or 404 whether it is missing or someone else's (`resource` names it as
 /// the route does: a job or a book).
+#[tracing::instrument(skip_all)]
 pub async fn owned_book(
     app: &App,
     user: &User,
@@ -214,6 +216,7 @@ pub async fn owned_book(
 }
 
 /// The caller's readable book; refused while it is still being made (or failed).
+#[tracing::instrument(skip_all)]
 pub async fn finished_book(app: &App, user: &User, raw_id: &str) -> Result<Book, Refusal> {
     let book = owned_book(app, user, raw_id, "book").await?;
     if !book.is_readable() {
@@ -228,6 +231,7 @@ pub async fn finished_book(app: &App, user: &User, raw_id: &str) -> Result<Book,
 /// Makes the next book of a series with the parent's character (charged as a book): after
 /// `previous_book_id`, the caller's finished book, the story is told the earlier books in short
 /// and takes their age, style and language unless the request names its own.
+#[tracing::instrument(skip_all)]
 pub async fn create_next_in_series(
     app: &App,
     request: &Request<User>,
@@ -253,6 +257,7 @@ pub struct Job {
     pub links: Option<BookLinks>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn job(app: &App, request: &Request<User>, raw_id: &str) -> Result<Job, Refusal> {
     let book = owned_book(app, &request.caller, raw_id, "job").await?;
     let links = match book.state {
@@ -263,6 +268,7 @@ pub async fn job(app: &App, request: &Request<User>, raw_id: &str) -> Result<Job
 }
 
 /// A finished book with fresh links to its files.
+#[tracing::instrument(skip_all)]
 pub async fn read_book(
     app: &App,
     request: &Request<User>,
@@ -274,6 +280,7 @@ pub async fn read_book(
 }
 
 /// A signed link to a finished book's PDF, valid for the configured time.
+#[tracing::instrument(skip_all)]
 pub async fn pdf_link(
     app: &App,
     request: &Request<User>,
@@ -295,6 +302,7 @@ pub struct BookLinks {
     pub pages: Vec<(String, Option<String>)>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn book_links(app: &App, book: &Book) -> Result<BookLinks, Refusal> {
     let mut pages = Vec::new();
     for page in book.story_pages() {
@@ -310,6 +318,7 @@ pub async fn book_links(app: &App, book: &Book) -> Result<BookLinks, Refusal> {
 }
 
 /// The signed link of a book's cover picture, empty while it has none.
+#[tracing::instrument(skip_all)]
 pub async fn cover_link(app: &App, book: &Book) -> Result<String, Refusal> {
     let cover = book.cover().and_then(|c| c.image_key.as_deref());
     Ok(signed(app, cover).await?.unwrap_or_default())

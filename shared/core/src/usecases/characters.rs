@@ -77,6 +77,7 @@ async fn store_within_cap(
 }
 
 /// Makes a character from the parent's sheet, once moderation lets every word of it through.
+#[tracing::instrument(skip_all)]
 pub async fn create_character(
     app: &App,
     request: &Request<User>,
@@ -98,6 +99,7 @@ pub async fn create_character(
 
 /// Makes a character from the parent's few words (name, age, traits); the story model fills in
 /// the rest of the sheet.
+#[tracing::instrument(skip_all)]
 pub async fn create_from_words(
     app: &App,
     request: &Request<User>,
@@ -150,6 +152,7 @@ fn same_upload(existing: Character, fingerprint: &str) -> Result<Character, Refu
 /// the picture, describes it and draws the reference picture, which is kept; the upload itself
 /// never is. Under an `X-Idempotency-Key` a retry answers the same character, without a second
 /// analysis. Answers the character and whether it was made now.
+#[tracing::instrument(skip_all)]
 pub async fn create_from_upload(
     app: &App,
     request: &Request<User>,
@@ -223,6 +226,7 @@ pub async fn create_from_upload(
 
 /// Makes a character from the built-in preset `preset_id`: its display text in `language`
 /// (Korean by default), its English master description, and `name` when the parent gave one.
+#[tracing::instrument(skip_all)]
 pub async fn create_from_preset(
     app: &App,
     request: &Request<User>,
@@ -247,6 +251,7 @@ pub async fn create_from_preset(
 }
 
 /// One page of the user's characters, newest first, and how many there are.
+#[tracing::instrument(skip_all)]
 pub async fn characters(
     app: &App,
     request: &Request<User>,
@@ -259,6 +264,7 @@ pub async fn characters(
 }
 
 /// The caller's character, or not found whether it is missing or someone else's.
+#[tracing::instrument(skip_all)]
 pub async fn character(
     app: &App,
     request: &Request<User>,
@@ -275,6 +281,7 @@ pub async fn character(
 /// Deletes every character of the caller made from a photo or a drawing, with its pictures: what
 /// consent no longer covers (revoked, or granted again without photos). Audited with what went;
 /// answers how many. Running it again finds nothing left.
+#[tracing::instrument(skip_all)]
 pub async fn drop_photo_characters(app: &App, request: &Request<User>) -> Result<usize, Refusal> {
     let user = &request.caller.id;
     let from_pictures: Vec<Character> = app
@@ -383,6 +390,7 @@ pub(super) async fn delete_reference(app: &App, character: &Character) -> Result
 }
 
 /// Deletes the caller's character and its reference picture.
+#[tracing::instrument(skip_all)]
 pub async fn delete_character(
     app: &App,
     request: &Request<User>,

@@ -8,6 +8,7 @@ use crate::domain::user::User;
 use crate::usecases::characters::drop_photo_characters;
 
 /// The user's latest consent record, revoked or not; `None` while they never gave one.
+#[tracing::instrument(skip_all)]
 pub async fn consent(app: &App, request: &Request<User>) -> Result<Option<Consent>, Refusal> {
     Ok(app.store.latest_consent(&request.caller.id).await?)
 }
@@ -22,6 +23,7 @@ pub struct ConsentGrant {
 }
 
 /// Records a grant, which supersedes the standing one (kept as proof); audited with its items.
+#[tracing::instrument(skip_all)]
 pub async fn grant_consent(
     app: &App,
     request: &Request<User>,
@@ -64,6 +66,7 @@ pub async fn grant_consent(
 /// Revokes the standing consent, if any, and deletes every character made from a photo or a
 /// drawing at once (again on a repeated call, in case an earlier one failed half-way); answers
 /// the record as it now stands. Audited.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_consent(
     app: &App,
     request: &Request<User>,

@@ -14,6 +14,7 @@ use crate::domain::user::{User, UserId};
 use crate::ports::store::whole_ledger;
 
 /// The user's ledger, newest first.
+#[tracing::instrument(skip_all)]
 pub async fn ledger(app: &App, user: &User, page: LedgerPage) -> Result<Vec<LedgerEntry>, Refusal> {
     Ok(app.store.ledger(&user.id, page).await?)
 }
@@ -26,6 +27,7 @@ pub struct Granted {
 }
 
 /// Grants a purchase to the user an admin key acts for, once per `transaction_id`; audited.
+#[tracing::instrument(skip_all)]
 pub async fn grant_purchase(
     app: &App,
     request: &Request<(ApiKeyRecord, User)>,
@@ -95,6 +97,7 @@ async fn user_by_id(app: &App, raw_id: &str) -> Result<User, Refusal> {
 }
 
 /// Grants (positive) or deducts (negative) credits with a reason, once per transaction; audited.
+#[tracing::instrument(skip_all)]
 pub async fn adjust_credits(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -147,6 +150,7 @@ pub struct Reconciliation {
     pub reconciled: bool,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn reconcile(app: &App, raw_user_id: &str) -> Result<Reconciliation, Refusal> {
     let user = user_by_id(app, raw_user_id).await?;
     let entries = whole_ledger(&*app.store, &user.id).await?;

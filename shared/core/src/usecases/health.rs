@@ -4,6 +4,7 @@ use crate::app::App;
 use std::time::Duration;
 
 /// Each dependency by name, and whether it answered within three seconds.
+#[tracing::instrument(skip_all)]
 pub async fn readiness(app: &App) -> [(&'static str, bool); 3] {
     let limit = Duration::from_secs(3);
     let (store, queue, blobs) = tokio::join!(

@@ -44,6 +44,7 @@ async fn store_new_key(
 }
 
 /// Makes a key; audited.
+#[tracing::instrument(skip_all)]
 pub async fn create_key(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -69,11 +70,13 @@ pub async fn create_key(
     Ok(made)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn list_keys(app: &App) -> Result<Vec<ApiKeyRecord>, Refusal> {
     Ok(app.store.list_api_keys().await?)
 }
 
 /// A key by its id; an id that cannot be one is not found like a missing one.
+#[tracing::instrument(skip_all)]
 pub async fn key_by_id(app: &App, key_id: &str) -> Result<ApiKeyRecord, Refusal> {
     let not_found = || Refusal::not_found("api_key", key_id);
     if key_id.len() > 40
@@ -90,6 +93,7 @@ pub async fn key_by_id(app: &App, key_id: &str) -> Result<ApiKeyRecord, Refusal>
 }
 
 /// A key and when it was last used (from its usage counters).
+#[tracing::instrument(skip_all)]
 pub async fn key_with_last_use(
     app: &App,
     key_id: &str,
@@ -109,6 +113,7 @@ pub struct KeyChange {
 }
 
 /// Changes a key's name, scopes, expiry or addresses; audited.
+#[tracing::instrument(skip_all)]
 pub async fn update_key(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -142,6 +147,7 @@ pub async fn update_key(
 }
 
 /// Revokes a key at once (a revoked key stays revoked); audited when it changes.
+#[tracing::instrument(skip_all)]
 pub async fn revoke_key(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -172,6 +178,7 @@ pub struct Rotated {
 
 /// Replaces an active key with a new one like it; the old key works for `grace_seconds` more
 /// (the configured grace when `None`). Audited.
+#[tracing::instrument(skip_all)]
 pub async fn rotate_key(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -209,6 +216,7 @@ pub async fn rotate_key(
 }
 
 /// A key's requests per day and route, for the last 90 days.
+#[tracing::instrument(skip_all)]
 pub async fn key_usage(app: &App, key_id: &str) -> Result<UsageByDay, Refusal> {
     key_by_id(app, key_id).await?;
     Ok(UsageByDay::of(&app.store.key_usage(key_id).await?))

@@ -34,6 +34,7 @@ pub struct LibraryPage {
     pub has_more: bool,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn library(
     app: &App,
     request: &Request<User>,
@@ -83,6 +84,7 @@ pub async fn library(
 }
 
 /// Renames a finished book (the title checked by the caller); answers it with its cover's link.
+#[tracing::instrument(skip_all)]
 pub async fn rename_book(
     app: &App,
     request: &Request<User>,
@@ -109,6 +111,7 @@ pub async fn rename_book(
 }
 
 /// Deletes a finished (or failed) book: its pictures, audio and PDF, then the book.
+#[tracing::instrument(skip_all)]
 pub async fn delete_book(
     app: &App,
     request: &Request<User>,

@@ -193,6 +193,7 @@ fn stored_key(raw: &str) -> Result<crate::ports::BlobKey, Refusal> {
 
 /// Records an audit entry in the request's name; an audit that cannot be written is logged,
 /// never fatal to the answer.
+#[tracing::instrument(skip_all)]
 pub async fn audit<C>(
     app: &App,
     request: &Request<C>,
@@ -218,6 +219,7 @@ pub async fn audit<C>(
 }
 
 /// The audit log, newest first, `limit` entries from before the entry `before` (its id).
+#[tracing::instrument(skip_all)]
 pub async fn audit_log(
     app: &App,
     limit: u32,

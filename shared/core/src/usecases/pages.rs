@@ -66,6 +66,7 @@ async fn settle(
 /// configured price (nothing by default), one regeneration at a time per page (another while one
 /// is pending is a conflict, and is not charged). The page keeps its current version until the
 /// new one lands; a regeneration that fails is refunded. Answers the book as it now stands.
+#[tracing::instrument(skip_all)]
 pub async fn regenerate_page(
     app: &App,
     request: &Request<User>,
@@ -171,6 +172,7 @@ pub enum BookAudio {
 /// Narrates the caller's finished book where it has no narration: each page without audio is
 /// read aloud by the step worker (charged the configured price once per book, nothing by
 /// default). A book still being made is a conflict.
+#[tracing::instrument(skip_all)]
 pub async fn book_audio(
     app: &App,
     request: &Request<User>,
@@ -269,6 +271,7 @@ const READ_ALOUD_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
 /// when it has none (the studio's narrator), and kept for the next time. One reading per page
 /// whatever the concurrency: the request that claims the page reads it, the others wait for its
 /// file (a claim left by a request that died is taken over once stale).
+#[tracing::instrument(skip_all)]
 pub async fn page_audio(
     app: &App,
     request: &Request<User>,

@@ -18,6 +18,7 @@ pub struct SpendReport {
 }
 
 /// The spend of `day` (today, UTC, when `None`) and the kill switch.
+#[tracing::instrument(skip_all)]
 pub async fn spend_report(
     app: &App,
     request: &Request<ApiKeyRecord>,
@@ -36,6 +37,7 @@ pub async fn spend_report(
 
 /// Turns generation off (`on`) or on again, with the operator's reason; audited. While the
 /// switch is on, new books are refused and workers stop before their next provider call.
+#[tracing::instrument(skip_all)]
 pub async fn set_kill_switch(
     app: &App,
     request: &Request<ApiKeyRecord>,

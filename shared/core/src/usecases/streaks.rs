@@ -24,6 +24,7 @@ pub struct Recorded {
 /// Records a reading session of a finished book. The first of a local day moves the streak (and
 /// pays a milestone's reward) in the same atomic step as the session; concurrent first reads
 /// count the day once.
+#[tracing::instrument(skip_all)]
 pub async fn record_reading(
     app: &App,
     request: &Request<User>,
@@ -94,6 +95,7 @@ pub async fn record_reading(
 }
 
 /// The streak as it stands on the user's local today.
+#[tracing::instrument(skip_all)]
 pub async fn streak_today(
     app: &App,
     request: &Request<User>,
@@ -116,6 +118,7 @@ pub struct ReadingSpan {
 }
 
 /// The reading of one calendar month of the user's local days.
+#[tracing::instrument(skip_all)]
 pub async fn month_of_reading(
     app: &App,
     request: &Request<User>,
@@ -128,6 +131,7 @@ pub async fn month_of_reading(
 }
 
 /// The reading of the last `days` local days, today included.
+#[tracing::instrument(skip_all)]
 pub async fn recent_reading(
     app: &App,
     request: &Request<User>,

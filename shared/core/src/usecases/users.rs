@@ -8,6 +8,7 @@ use crate::domain::settings::{FieldRefusal, UserSettings, UserSettingsPatch};
 use crate::domain::user::User;
 
 /// The user's settings, or the defaults (Asia/Seoul) while they never changed one.
+#[tracing::instrument(skip_all)]
 pub async fn settings_of(app: &App, user: &User) -> Result<UserSettings, Refusal> {
     Ok(app.store.find_settings(&user.id).await?.unwrap_or_default())
 }
@@ -25,6 +26,7 @@ impl<E: Into<Refusal>> From<E> for SettingsRefused {
 }
 
 /// Changes the fields the patch names and answers the whole settings.
+#[tracing::instrument(skip_all)]
 pub async fn update_settings(
     app: &App,
     request: &Request<User>,
@@ -49,6 +51,7 @@ pub struct Erased {
 /// Deletes the user's books with their pictures, audio and PDFs, their characters' pictures,
 /// then the user; the ledger is
 /// kept without the user. The same key afterwards starts afresh.
+#[tracing::instrument(skip_all)]
 pub async fn erase_user(app: &App, request: &Request<User>) -> Result<Erased, Refusal> {
     let user = &request.caller;
     let books = app.store.books_of(&user.id).await?;

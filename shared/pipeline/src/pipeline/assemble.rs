@@ -10,6 +10,7 @@ impl Pipeline {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     pub(super) async fn assemble(&self, id: &BookId) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());

@@ -44,6 +44,7 @@ impl Pipeline {
         Ok(Drawn::Refused)
     }
 
+    #[tracing::instrument(skip(self, id))]
     pub(super) async fn illustrate(&self, id: &BookId, page: u8) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());

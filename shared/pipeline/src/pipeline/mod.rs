@@ -10,7 +10,7 @@ mod illustrate;
 mod narrate;
 pub mod pdf;
 mod reference;
-mod regeneration;
+mod regenerate;
 mod story;
 pub mod worker;
 
@@ -27,8 +27,8 @@ pub(crate) use storybook_core::book_files::{
 use storybook_core::book_records::{Change, fail_book, update_book};
 use storybook_core::clock::Clock;
 use storybook_core::domain::book::{
-    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, Page, PageAsset,
-    RecordedAsset, Step, WarningCode,
+    AudioState, Book, BookId, GenerationWarning, ImageState, JobState, PageAsset, RecordedAsset,
+    Step, WarningCode,
 };
 use storybook_core::domain::character::Character;
 use storybook_core::domain::failure::FailureCode;
@@ -191,6 +191,10 @@ impl Pipeline {
     pub async fn handle(&self, body: &str, last_attempt: bool) -> Result<(), StepError> {
         let message: StepMessage =
             serde_json::from_str(body).map_err(|e| StepError::Undecodable(e.to_string()))?;
+        // The delivery's span (see `handle_delivery`) names the book and step from here on.
+        let span = tracing::Span::current();
+        span.record("book", message.book_id.as_str());
+        span.record("step", message.step.key());
         let outcome = match self.run(&message).await {
             // Waiting for an open circuit, for at most `circuit_patience`; then an ordinary
             // failure, which spends the step's deliveries.
@@ -222,11 +226,11 @@ impl Pipeline {
         match outcome {
             Ok(()) => Ok(()),
             Err(StepError::Retry { code, source, .. }) if last_attempt => {
-                tracing::warn!(book = message.book_id.as_str(), step = %message.step.key(), error = format!("{source:#}"), "step failed for good");
+                tracing::warn!(error = format!("{source:#}"), "step failed for good");
                 self.give_up(&message, code).await
             }
             Err(error) => {
-                tracing::info!(book = message.book_id.as_str(), step = %message.step.key(), error = %error, "step will be retried");
+                tracing::info!(error = %error, "step will be retried");
                 Err(error)
             }
         }

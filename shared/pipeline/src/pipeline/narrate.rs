@@ -4,6 +4,7 @@
 use super::*;
 
 impl Pipeline {
+    #[tracing::instrument(skip(self, id))]
     pub(super) async fn narrate(&self, id: &BookId, page: u8) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());

@@ -5,6 +5,7 @@ use super::*;
 
 impl Pipeline {
     /// The hero's reference picture, made once per book.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn draw_reference(&self, id: &BookId) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());

@@ -4,6 +4,7 @@
 use super::*;
 
 impl Pipeline {
+    #[tracing::instrument(skip_all)]
     pub(super) async fn write_story(&self, id: &BookId) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());
@@ -79,7 +80,7 @@ impl Pipeline {
                         break;
                     }
                     Verdict::Refused(reason) => {
-                        tracing::info!(book = id.as_str(), stricter, %reason, "story refused by moderation");
+                        tracing::info!(stricter, %reason, "story refused by moderation");
                     }
                 }
             }
@@ -94,58 +95,12 @@ impl Pipeline {
                 .await?;
                 return Ok(());
             };
-            let narration = request.narration;
-            let hero = request.hero().to_owned();
             let written = update_book(&*self.store, self.clock.now(), id, |book| {
-                if book.title.is_some() || !book.in_production() {
-                    return Change::Unchanged;
+                if book.record_story(&story) {
+                    Change::Write
+                } else {
+                    Change::Unchanged
                 }
-                let cover = Page::new(
-                    0,
-                    String::new(),
-                    story.cover_scene.clone(),
-                    vec![hero.clone()],
-                );
-                let pages = story.pages.iter().enumerate().map(|(i, page)| Page {
-                    audio_state: if narration {
-                        AudioState::Pending
-                    } else {
-                        AudioState::NotRequested
-                    },
-                    ..Page::new(
-                        i as u8 + 1,
-                        page.text.chars().take(800).collect(),
-                        page.scene.chars().take(600).collect(),
-                        page.characters.clone(),
-                    )
-                });
-                book.pages = std::iter::once(cover).chain(pages).collect();
-                book.title = Some(story.title.chars().take(80).collect());
-                // The parent's own characters replace the story's sheets of the same name; then
-                // the hero's sheet first: it is the one the reference picture is drawn from.
-                let given = &request.characters;
-                let mut sheets = given.clone();
-                sheets.extend(
-                    story
-                        .characters
-                        .iter()
-                        .filter(|sheet| !given.iter().any(|g| g.name == sheet.name))
-                        .cloned(),
-                );
-                if let Some(at) = sheets.iter().position(|c| c.name == hero) {
-                    sheets.swap(0, at);
-                }
-                book.characters = sheets;
-                book.cover_scene = story.cover_scene.clone();
-                let count = story.pages.len() as u32;
-                // Pictures and the cover, the reference, and narration.
-                book.total_assets = count + 2 + if narration { count } else { 0 };
-                book.pending_assets = book.total_assets;
-                // A swept book stays failed while its steps go on.
-                if book.state == JobState::Queued {
-                    book.state = JobState::Running;
-                }
-                Change::Write
             })
             .await?;
             if !matches!(written, Some((ref book, _)) if book.in_production() && book.title.is_some())

@@ -37,8 +37,10 @@ enum Delivery {
 }
 
 impl Pipeline {
-    /// Runs one delivered message and says what should become of it.
-    async fn handle_delivery(&self, body: &str, receive_count: u32) -> Delivery {
+    /// Runs one delivered message and says what should become of it, in one span per message
+    /// (its id, its book and step once decoded) that the step's provider calls inherit.
+    #[tracing::instrument(skip(self, body), fields(book, step))]
+    async fn handle_delivery(&self, message_id: &str, body: &str, receive_count: u32) -> Delivery {
         match self.handle(body, receive_count >= MAX_RECEIVES).await {
             Ok(()) => Delivery::Done,
             Err(StepError::Undecodable(reason)) => {
@@ -124,7 +126,7 @@ pub async fn run_local(pipeline: Arc<Pipeline>) {
             let pipeline = pipeline.clone();
             tokio::spawn(async move {
                 let delivery = pipeline
-                    .handle_delivery(&message.body, message.receive_count)
+                    .handle_delivery(&message.id, &message.body, message.receive_count)
                     .await;
                 pipeline.settle_delivery(&message.receipt, delivery).await;
                 drop(slot);
@@ -148,7 +150,10 @@ pub async fn sqs_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse
             .and_then(|count| count.parse().ok())
             .unwrap_or(1);
         let body = record.body.as_deref().unwrap_or_default();
-        let mut delivery = pipeline.handle_delivery(body, receive_count).await;
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let mut delivery = pipeline
+            .handle_delivery(message_id, body, receive_count)
+            .await;
         if let Delivery::Deferred(wait, again) = &delivery {
             let wait = *wait;
             // Sent again as a new message: this delivery is then done (the event source deletes

@@ -30,9 +30,9 @@ use storybook_core::domain::book::{BookRequest, Language, Style, TargetAge};
 use std::time::Duration;
 
 pub use set::Providers;
-pub use story::{StoryPage, WrittenStory};
 pub(crate) use storybook_core::config::ProviderNames;
 pub(crate) use storybook_core::domain::book::CharacterSheet;
+pub(crate) use storybook_core::domain::book::{StoryPage, WrittenStory};
 pub(crate) use storybook_core::domain::spend::Usage;
 
 /// Why a provider call failed, classified once where the answer is read.

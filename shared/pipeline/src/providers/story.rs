@@ -1,38 +1,8 @@
 //! What a story is, whoever writes it: its shape (and the JSON schema a chat model is held to),
 //! and the checks every story passes before a book is built on it.
 
-use serde::{Deserialize, Serialize};
-use storybook_core::domain::book::{BookRequest, CharacterSheet, Language, TargetAge};
+use storybook_core::domain::book::{BookRequest, Language, TargetAge, WrittenStory};
 use storybook_core::domain::markup::contains_markup;
-
-/// One page of a story: what the child reads, and what the illustrator draws.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoryPage {
-    pub text: String,
-    /// The scene for the illustrator, in English.
-    pub scene: String,
-    /// The named characters in the scene.
-    pub characters: Vec<String>,
-}
-
-/// A story as written: a title, the pages, the cover's scene and a sheet per named character.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WrittenStory {
-    pub title: String,
-    pub pages: Vec<StoryPage>,
-    pub cover_scene: String,
-    pub characters: Vec<CharacterSheet>,
-}
-
-impl WrittenStory {
-    /// The sheet of the book's hero: by name, else the first one.
-    pub fn hero_sheet(&self, hero: &str) -> Option<&CharacterSheet> {
-        self.characters
-            .iter()
-            .find(|c| c.name == hero)
-            .or_else(|| self.characters.first())
-    }
-}
 
 /// The longest page text for a reader's age, in characters.
 pub fn max_page_chars(age: TargetAge) -> usize {
@@ -283,7 +253,7 @@ pub fn user_message(request: &BookRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storybook_core::domain::book::{PageCount, Style, Topic};
+    use storybook_core::domain::book::{CharacterSheet, PageCount, StoryPage, Style, Topic};
 
     fn request(language: Language) -> BookRequest {
         BookRequest {

@@ -75,10 +75,12 @@ wire_enum!(
 mod page;
 mod request;
 mod series;
+mod story;
 
 pub use page::*;
 pub use request::*;
 pub use series::*;
+pub use story::*;
 
 /// Book ids double as job ids: the app polls `/v1/books/{job_id}` and reads
 /// `/v1/books/{book_id}/detail` with the same value.

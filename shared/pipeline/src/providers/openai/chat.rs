@@ -2,7 +2,7 @@
 //! a character's sheet from a parent's words or a picture (a vision-capable chat model).
 
 use super::api::{Model, OpenAi, TokenUsage};
-use crate::providers::story::{self, WrittenStory};
+use crate::providers::story;
 use crate::providers::{
     CharacterDesigner, DesignBrief, Metered, PageBrief, ProviderError, StoryBrief, StoryPage,
     StoryWriter, Usage, designer,
@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;
 use std::time::Duration;
+use storybook_core::domain::book::WrittenStory;
 use storybook_core::domain::character::Sheet;
 use storybook_core::domain::markup::contains_markup;
 

@@ -15,6 +15,7 @@ use storybook_core::ports::BlobKey;
 use storybook_core::ports::blobs::stream_of;
 
 impl Pipeline {
+    #[tracing::instrument(skip(self, id))]
     pub(super) async fn regenerate(&self, id: &BookId, number: u8) -> Result<(), StepError> {
         let Some(stored) = self.store.find_book(id).await? else {
             return Ok(());
@@ -31,7 +32,7 @@ impl Pipeline {
         if let Some(feedback) = &asked.feedback
             && let Verdict::Refused(reason) = self.moderate(id, feedback).await?
         {
-            tracing::info!(book = id.as_str(), page = number, %reason, "regeneration feedback refused");
+            tracing::info!(page = number, %reason, "regeneration feedback refused");
             return self.give_up_regeneration(id, number).await;
         }
         let mut next = page.clone();
@@ -55,15 +56,11 @@ impl Pipeline {
                 .await?
                 .map_err(|e| StepError::provider(FailureCode::LlmJsonInvalid, e))?;
             if contains_markup(&rewritten.text) || contains_markup(&rewritten.scene) {
-                tracing::info!(
-                    book = id.as_str(),
-                    page = number,
-                    "rewritten page holds markup"
-                );
+                tracing::info!(page = number, "rewritten page holds markup");
                 return self.give_up_regeneration(id, number).await;
             }
             if let Verdict::Refused(reason) = self.moderate(id, &rewritten.text).await? {
-                tracing::info!(book = id.as_str(), page = number, %reason, "rewritten page refused");
+                tracing::info!(page = number, %reason, "rewritten page refused");
                 return self.give_up_regeneration(id, number).await;
             }
             next.text = rewritten.text.chars().take(800).collect();
