@@ -320,13 +320,13 @@ async fn a_book_naming_characters_uses_their_sheets(backend: Backend) {
         "the hero first, then the others named"
     );
     assert_eq!(
-        book.characters[0].description,
+        book.characters[0].master_description,
         "A small girl with a bright yellow raincoat and a curious smile"
     );
-    assert_eq!(book.characters[0].features, ["a gap in her front teeth"]);
+    assert_eq!(book.characters[0].features(), ["a gap in her front teeth"]);
     assert!(
         book.characters[1]
-            .description
+            .master_description
             .starts_with("A small round silver robot")
     );
     assert_eq!(book.request.hero(), "Mina");
@@ -478,7 +478,7 @@ async fn an_inline_character_named_as_the_parents_is_that_character(backend: Bac
     );
     assert_eq!(book.request.characters.len(), 1);
     assert_eq!(
-        book.request.characters[0].description,
+        book.request.characters[0].master_description,
         mina.body["master_description"].as_str().unwrap()
     );
     spec["character"] = json!({"name": "Bo"});

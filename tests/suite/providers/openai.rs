@@ -46,7 +46,7 @@ async fn story_happy_path_asks_for_the_strict_schema() {
         .await;
     let written = writer(&server).write(&brief(4)).await.unwrap();
     assert_eq!(written.value.pages.len(), 4);
-    assert_eq!(written.value.characters[0].features.len(), 2);
+    assert_eq!(written.value.characters[0].features().len(), 2);
     assert_eq!(
         (written.usage.input_tokens, written.usage.output_tokens),
         (120, 340)

@@ -1,11 +1,12 @@
 //! A book and its page assets as stored.
 
 use crate::domain::book::{
-    AudioState, Book, BookId, BookRequest, CharacterSheet, EarlierBook, GenerationWarning,
-    ImageState, JobState, Language, Name, Page, PageAsset, PageCount, PageRegeneration,
-    RegenerationMode, SeriesPlace, Style, TargetAge, Topic, WarningCode,
+    AudioState, Book, BookId, BookRequest, EarlierBook, GenerationWarning, ImageState, JobState,
+    Language, Name, Page, PageAsset, PageCount, PageRegeneration, RegenerationMode, SeriesPlace,
+    Style, TargetAge, Topic, WarningCode,
 };
 use crate::domain::character::CharacterId;
+use crate::domain::character::Sheet;
 use crate::domain::failure::FailureCode;
 use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
@@ -209,23 +210,21 @@ enum PageAssetV1 {
     },
 }
 
-impl From<&CharacterSheet> for CharacterV1 {
-    fn from(c: &CharacterSheet) -> Self {
+/// A book keeps its characters' sheets as the illustrator draws them: the name, the master
+/// description and the features.
+impl From<&Sheet> for CharacterV1 {
+    fn from(c: &Sheet) -> Self {
         CharacterV1 {
             name: c.name.clone(),
-            description: c.description.clone(),
-            features: c.features.clone(),
+            description: c.master_description.clone(),
+            features: c.features(),
         }
     }
 }
 
-impl From<CharacterV1> for CharacterSheet {
+impl From<CharacterV1> for Sheet {
     fn from(c: CharacterV1) -> Self {
-        CharacterSheet {
-            name: c.name,
-            description: c.description,
-            features: c.features,
-        }
+        Sheet::sketched(c.name, c.description, c.features)
     }
 }
 
@@ -330,11 +329,7 @@ impl From<BookV1> for Book {
                 forbidden_elements: request.forbidden_elements,
                 theme: request.theme,
                 narration: request.narration,
-                characters: request
-                    .characters
-                    .into_iter()
-                    .map(CharacterSheet::from)
-                    .collect(),
+                characters: request.characters.into_iter().map(Sheet::from).collect(),
                 // Written by this release from a parsed id: one that does not parse is dropped
                 // (the book then draws its own reference).
                 hero_character: request
@@ -366,11 +361,7 @@ impl From<BookV1> for Book {
             pending_assets: doc.pending_assets,
             total_assets: doc.total_assets,
             pdf_key: doc.pdf_key,
-            characters: doc
-                .characters
-                .into_iter()
-                .map(CharacterSheet::from)
-                .collect(),
+            characters: doc.characters.into_iter().map(Sheet::from).collect(),
             cover_scene: doc.cover_scene,
             reference_key: doc.reference_key,
             reference_done: doc.reference_done,

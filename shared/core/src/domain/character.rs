@@ -95,7 +95,7 @@ impl UploadRefusal {
 }
 
 /// How the character looks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appearance {
     pub age_visual: String,
     pub face: String,
@@ -105,7 +105,7 @@ pub struct Appearance {
 }
 
 /// What the character wears.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Clothing {
     pub top: String,
     pub bottom: String,
@@ -157,7 +157,10 @@ impl Origin {
     }
 }
 
-/// A character's sheet: what the parent wrote, or what a model filled in.
+/// A character's sheet, the one kind there is: what the parent wrote or a model filled in (a
+/// parent's character), or what the story model sketched for a character of its own (a name, a
+/// master description and distinctive features, the rest left blank). Every picture of a book
+/// draws its characters from their sheets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sheet {
     pub name: String,
@@ -170,6 +173,49 @@ pub struct Sheet {
 }
 
 impl Sheet {
+    /// A character the story model made up: its name, an English master description (at most
+    /// 60 words) and 2 to 4 distinctive features (a red scarf, one floppy ear).
+    pub fn sketched(name: String, description: String, features: Vec<String>) -> Self {
+        Sheet {
+            name,
+            master_description: description,
+            appearance: Appearance::default(),
+            clothing: Clothing::default(),
+            personality_traits: Vec::new(),
+            distinctive_features: Some(features),
+            visual_style_notes: String::new(),
+        }
+    }
+
+    /// What an illustrator must draw the same on every page, at most four: the distinctive
+    /// features, else what the character wears.
+    pub fn features(&self) -> Vec<String> {
+        let worn = [
+            &self.clothing.top,
+            &self.clothing.accessories,
+            &self.clothing.shoes,
+        ];
+        match &self.distinctive_features {
+            Some(features) if !features.is_empty() => features.iter().take(4).cloned().collect(),
+            _ => worn
+                .iter()
+                .filter(|item| !item.is_empty() && !matches!(item.as_str(), "none" | "없음"))
+                .map(|item| item.to_string())
+                .take(4)
+                .collect(),
+        }
+    }
+
+    /// The sheet as one line of a prompt.
+    pub fn prompt_line(&self) -> String {
+        format!(
+            "{}: {} Distinctive: {}.",
+            self.name,
+            self.master_description,
+            self.features().join(", ")
+        )
+    }
+
     /// Every word of the sheet, one field a line: what moderation reads.
     pub fn words(&self) -> String {
         let (a, c) = (&self.appearance, &self.clothing);
@@ -221,6 +267,19 @@ pub struct Character {
 }
 
 impl Character {
+    /// The character's sheet.
+    pub fn sheet(&self) -> Sheet {
+        Sheet {
+            name: self.name.clone(),
+            master_description: self.master_description.clone(),
+            appearance: self.appearance.clone(),
+            clothing: self.clothing.clone(),
+            personality_traits: self.personality_traits.clone(),
+            distinctive_features: self.distinctive_features.clone(),
+            visual_style_notes: self.visual_style_notes.clone(),
+        }
+    }
+
     /// A new character of `user` from `sheet`.
     pub fn new(
         id: CharacterId,

@@ -73,8 +73,7 @@ pub async fn create_book(
         characters.push(own);
     }
     for character in characters {
-        book.characters
-            .push(crate::usecases::characters::sheet_of(&character));
+        book.characters.push(character.sheet());
         book.from_picture |= character.origin.is_from_picture();
         book.hero_character.get_or_insert(character.id);
     }

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::book_files::character_reference_key;
 use crate::book_records::{Change, update_book};
 use crate::domain::audit::AuditEvent;
-use crate::domain::book::{Book, CharacterSheet};
+use crate::domain::book::Book;
 use crate::domain::character::{Character, CharacterId, Origin, UploadRefusal, preset};
 use crate::domain::consent::photos_allowed;
 use crate::domain::user::User;
@@ -13,29 +13,6 @@ use crate::ports::blobs::stream_of;
 use crate::ports::studio::{CharacterWords, Upload};
 
 pub use crate::domain::character::Sheet;
-
-/// The sheet the illustrator draws `character` from: its name, its English master description,
-/// and up to four distinctive features (its own, else what it wears).
-pub fn sheet_of(character: &Character) -> CharacterSheet {
-    let worn = [
-        &character.clothing.top,
-        &character.clothing.accessories,
-        &character.clothing.shoes,
-    ];
-    let features: Vec<String> = match &character.distinctive_features {
-        Some(features) if !features.is_empty() => features.clone(),
-        _ => worn
-            .iter()
-            .filter(|item| !matches!(item.as_str(), "none" | "없음"))
-            .map(|item| item.to_string())
-            .collect(),
-    };
-    CharacterSheet {
-        name: character.name.clone(),
-        description: character.master_description.clone(),
-        features: features.into_iter().take(4).collect(),
-    }
-}
 
 /// The refusal of a character beyond the user's cap.
 fn too_many(cap: usize) -> Refusal {
@@ -333,7 +310,7 @@ async fn detach_from_books(
     if characters.is_empty() {
         return Ok(0);
     }
-    let sheets: Vec<CharacterSheet> = characters.iter().map(sheet_of).collect();
+    let sheets: Vec<Sheet> = characters.iter().map(Character::sheet).collect();
     let ids: Vec<&CharacterId> = characters.iter().map(|c| &c.id).collect();
     let names = |book: &Book| {
         book.request

@@ -29,7 +29,7 @@ pub fn prompt(book: &Book, kind: PictureKind, page: Option<&Page>) -> ImagePromp
     let request = &book.request;
     let style = request.style.as_str().replace('_', " ");
     let hero = request.hero();
-    let present: Vec<&crate::providers::CharacterSheet> = match page {
+    let present: Vec<&storybook_core::domain::character::Sheet> = match page {
         Some(page) if !page.characters.is_empty() => book
             .characters
             .iter()

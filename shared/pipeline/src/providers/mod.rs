@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use set::Providers;
 pub(crate) use storybook_core::config::ProviderNames;
-pub(crate) use storybook_core::domain::book::CharacterSheet;
+
 pub(crate) use storybook_core::domain::book::{StoryPage, WrittenStory};
 pub(crate) use storybook_core::domain::spend::Usage;
 

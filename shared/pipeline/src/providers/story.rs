@@ -1,7 +1,40 @@
 //! What a story is, whoever writes it: its shape (and the JSON schema a chat model is held to),
 //! and the checks every story passes before a book is built on it.
 
-use storybook_core::domain::book::{BookRequest, Language, TargetAge, WrittenStory};
+use serde::Deserialize;
+use storybook_core::domain::book::{BookRequest, Language, StoryPage, TargetAge, WrittenStory};
+use storybook_core::domain::character::Sheet;
+
+/// A story as the story model's JSON has it ([`json_schema`]): each character a sketch.
+#[derive(Deserialize)]
+pub struct StoryAnswer {
+    title: String,
+    pages: Vec<StoryPage>,
+    cover_scene: String,
+    characters: Vec<SketchAnswer>,
+}
+
+#[derive(Deserialize)]
+struct SketchAnswer {
+    name: String,
+    description: String,
+    features: Vec<String>,
+}
+
+impl From<StoryAnswer> for WrittenStory {
+    fn from(answer: StoryAnswer) -> Self {
+        WrittenStory {
+            title: answer.title,
+            pages: answer.pages,
+            cover_scene: answer.cover_scene,
+            characters: answer
+                .characters
+                .into_iter()
+                .map(|c| Sheet::sketched(c.name, c.description, c.features))
+                .collect(),
+        }
+    }
+}
 use storybook_core::domain::markup::contains_markup;
 
 /// The longest page text for a reader's age, in characters.
@@ -39,8 +72,12 @@ pub fn markup_in(story: &WrittenStory) -> Option<String> {
         .iter()
         .find(|sheet| {
             marked(&sheet.name)
-                || marked(&sheet.description)
-                || sheet.features.iter().any(|f| marked(f))
+                || marked(&sheet.master_description)
+                || sheet
+                    .distinctive_features
+                    .iter()
+                    .flatten()
+                    .any(|f| marked(f))
         })
         .map(|sheet| format!("{}'s sheet", sheet.name))
 }
@@ -85,18 +122,18 @@ pub fn check(story: &WrittenStory, request: &BookRequest) -> Result<(), String> 
         return Err("the story has no character sheet".into());
     }
     for sheet in &story.characters {
-        let words = sheet.description.split_whitespace().count();
+        let words = sheet.master_description.split_whitespace().count();
         if words == 0 || words > MAX_DESCRIPTION_WORDS {
             return Err(format!(
                 "{}'s description has {words} words (1 to {MAX_DESCRIPTION_WORDS})",
                 sheet.name
             ));
         }
-        if !(2..=4).contains(&sheet.features.len()) {
+        let features = sheet.distinctive_features.as_ref().map_or(0, Vec::len);
+        if !(2..=4).contains(&features) {
             return Err(format!(
                 "{} has {} distinctive features (2 to 4)",
-                sheet.name,
-                sheet.features.len()
+                sheet.name, features
             ));
         }
     }
@@ -253,7 +290,7 @@ pub fn user_message(request: &BookRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storybook_core::domain::book::{CharacterSheet, PageCount, StoryPage, Style, Topic};
+    use storybook_core::domain::book::{PageCount, Style, Topic};
 
     fn request(language: Language) -> BookRequest {
         BookRequest {
@@ -285,11 +322,11 @@ mod tests {
                 })
                 .collect(),
             cover_scene: "Tori waves".into(),
-            characters: vec![CharacterSheet {
-                name: "Tori".into(),
-                description: "a small green dinosaur".into(),
-                features: vec!["red scarf".into(), "round eyes".into()],
-            }],
+            characters: vec![Sheet::sketched(
+                "Tori".into(),
+                "a small green dinosaur".into(),
+                vec!["red scarf".into(), "round eyes".into()],
+            )],
         }
     }
 
@@ -312,10 +349,10 @@ mod tests {
                 .contains("3 pages")
         );
         let mut vague = story("Tori walks.");
-        vague.characters[0].features = vec!["green".into()];
+        vague.characters[0].distinctive_features = Some(vec!["green".into()]);
         assert!(check(&vague, &request(Language::English)).is_err());
         let mut long = story("Tori walks.");
-        long.characters[0].description = "word ".repeat(61);
+        long.characters[0].master_description = "word ".repeat(61);
         assert!(check(&long, &request(Language::English)).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! its pages and the generation steps.
 
 use super::Invalid;
+use super::character::Sheet;
 use super::markup::contains_markup;
 use super::user::UserId;
 use chrono::{DateTime, Utc};
@@ -162,7 +163,7 @@ pub struct Book {
     pub total_assets: u32,
     pub pdf_key: Option<String>,
     /// The character sheets the story gave, the hero's first: every picture is drawn from them.
-    pub characters: Vec<CharacterSheet>,
+    pub characters: Vec<Sheet>,
     pub cover_scene: String,
     /// Where the hero's reference picture is, once made; kept for page regeneration and series.
     pub reference_key: Option<String>,

@@ -94,8 +94,8 @@ pub struct BookRequest {
     /// The parent's own characters the book names, the hero's first: every picture is drawn
     /// from their sheets, not from sheets the story model makes up. (Left out of the JSON when
     /// empty, so that the fingerprints of requests without any stay as they were.)
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub characters: Vec<CharacterSheet>,
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "sketches")]
+    pub characters: Vec<Sheet>,
     /// The parent's character the hero is, whose reference picture the book reuses (or makes for
     /// it). Not part of the fingerprint: the sheets above are.
     #[serde(skip)]
@@ -119,7 +119,7 @@ impl BookRequest {
         words.extend(self.character_appearance.clone());
         words.extend(self.theme.clone());
         words.extend(self.forbidden_elements.iter().cloned());
-        words.extend(self.characters.iter().map(CharacterSheet::prompt_line));
+        words.extend(self.characters.iter().map(Sheet::prompt_line));
         if let Some(series) = &self.series {
             words.extend(series.title.clone());
             words.extend(series.hint.clone());
@@ -184,25 +184,18 @@ impl IdempotencyKey {
     }
 }
 
-/// A named character as the illustrator must draw it, on every page. Its JSON is how the story
-/// model writes it (stored books keep their own copy, `documents`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CharacterSheet {
-    pub name: String,
-    /// An English master description, at most 60 words.
-    pub description: String,
-    /// 2 to 4 distinctive features (a red scarf, one floppy ear).
-    pub features: Vec<String>,
-}
-
-impl CharacterSheet {
-    /// The sheet as one line of a prompt.
-    pub fn prompt_line(&self) -> String {
-        format!(
-            "{}: {} Distinctive: {}.",
-            self.name,
-            self.description,
-            self.features.join(", ")
-        )
+/// The parent's characters as a request's fingerprint has always had them: a name, a master
+/// description and the features drawn.
+fn sketches<S: serde::Serializer>(sheets: &[Sheet], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Sketch<'a> {
+        name: &'a str,
+        description: &'a str,
+        features: Vec<String>,
     }
+    serializer.collect_seq(sheets.iter().map(|sheet| Sketch {
+        name: &sheet.name,
+        description: &sheet.master_description,
+        features: sheet.features(),
+    }))
 }

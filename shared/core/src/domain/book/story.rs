@@ -13,17 +13,17 @@ pub struct StoryPage {
 }
 
 /// A story as written: a title, the pages, the cover's scene and a sheet per named character.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenStory {
     pub title: String,
     pub pages: Vec<StoryPage>,
     pub cover_scene: String,
-    pub characters: Vec<CharacterSheet>,
+    pub characters: Vec<Sheet>,
 }
 
 impl WrittenStory {
     /// The sheet of the book's hero: by name, else the first one.
-    pub fn hero_sheet(&self, hero: &str) -> Option<&CharacterSheet> {
+    pub fn hero_sheet(&self, hero: &str) -> Option<&Sheet> {
         self.characters
             .iter()
             .find(|c| c.name == hero)
@@ -104,10 +104,12 @@ mod tests {
     use super::*;
 
     fn story() -> WrittenStory {
-        let sheet = |name: &str| CharacterSheet {
-            name: name.into(),
-            description: format!("{name}, drawn the same on every page"),
-            features: vec!["a red scarf".into(), "one floppy ear".into()],
+        let sheet = |name: &str| {
+            Sheet::sketched(
+                name.into(),
+                format!("{name}, drawn the same on every page"),
+                vec!["a red scarf".into(), "one floppy ear".into()],
+            )
         };
         WrittenStory {
             title: "T".repeat(100),

@@ -1,10 +1,11 @@
 use crate::providers::story::max_page_chars;
 use crate::providers::{
-    CharacterSheet, Metered, Moderator, PageBrief, ProviderError, StoryBrief, StoryPage,
-    StoryWriter, Usage, Verdict, WrittenStory, seed_of,
+    Metered, Moderator, PageBrief, ProviderError, StoryBrief, StoryPage, StoryWriter, Usage,
+    Verdict, WrittenStory, seed_of,
 };
 use async_trait::async_trait;
 use storybook_core::domain::book::{BookRequest, Language, TargetAge};
+use storybook_core::domain::character::Sheet;
 
 /// Writes a gentle story from templates: the topic and the hero appear, the page count is
 /// honoured, sentences lengthen with the reader's age. Korean and English; other languages get
@@ -206,7 +207,7 @@ impl StoryWriter for OfflineWriter {
 }
 
 /// The hero's sheet: the parent's description where given, else one chosen by the name.
-fn hero_sheet(request: &BookRequest) -> CharacterSheet {
+fn hero_sheet(request: &BookRequest) -> Sheet {
     const LOOKS: &[(&str, [&str; 2])] = &[
         (
             "a small round green dinosaur",
@@ -235,11 +236,11 @@ fn hero_sheet(request: &BookRequest) -> CharacterSheet {
             .join(" "),
         None => format!("{hero}, {look}, drawn with soft outlines"),
     };
-    CharacterSheet {
-        name: hero.to_owned(),
+    Sheet::sketched(
+        hero.to_owned(),
         description,
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-    }
+        features.iter().map(|f| (*f).to_owned()).collect(),
+    )
 }
 
 /// Refuses a short list of words no children's book should carry, in text in and out.
@@ -310,7 +311,7 @@ mod tests {
                 stricter: false,
             };
             let story = OfflineWriter.write(&brief).await.unwrap().value;
-            assert!(story.characters[0].features.len() >= 2);
+            assert!(story.characters[0].features().len() >= 2);
             story.pages.into_iter().map(|p| p.text).collect::<Vec<_>>()
         };
         let story = write(request.clone()).await;

@@ -103,7 +103,8 @@ impl ChatStoryWriter {
             },
         });
         let answer: ChatAnswer = self.model.post_json("chat/completions", &body).await?;
-        let written: WrittenStory = structured(answer, usage, "the story")?;
+        let written: WrittenStory =
+            structured::<story::StoryAnswer>(answer, usage, "the story")?.into();
         story::check(&written, request).map_err(ProviderError::Malformed)?;
         Ok(written)
     }
