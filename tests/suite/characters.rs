@@ -1,9 +1,9 @@
 //! A parent's characters from a sheet: made, listed, read and deleted, on both adapters, every
 //! answer against the app's contract; another user's character is not found.
 
+use crate::app_contract::conforms;
 use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use http::Method;
 use serde_json::{Value, json};
 

@@ -1,9 +1,9 @@
 //! A parent's consent: granted, read, superseded, revoked, audited and erased, on both adapters,
 //! every answer against the app's contract.
 
+use crate::app_contract::conforms;
 use crate::harness::{Answer, Backend, TestApp, new_user_key};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use http::Method;
 use serde_json::{Value, json};
 

@@ -5,11 +5,11 @@
 //! its first job, nothing of a deleted book or character outlives it, and the inputs that slipped
 //! past the rules (encoded markup, blank names, bytes that are not UTF-8, too many characters).
 
+use crate::app_contract::conforms;
 use crate::books::{PATIENCE, poll};
 use crate::characters::sheet;
 use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use futures::future::join_all;
 use http::Method;
 use serde_json::json;

@@ -1,11 +1,12 @@
 //! The one integration test binary (one link of the AWS SDK): contract suites for every port on
-//! both adapters, the HTTP API against the seed contract, the template and route set, Lambda
+//! both adapters, the HTTP API against the app contract, the template and route set, Lambda
 //! event fixtures, and local mode end to end.
 
 mod harness;
 
 mod api_credits;
 mod api_edges;
+mod app_contract;
 mod books;
 mod characters;
 mod consent;
@@ -23,7 +24,6 @@ mod pages;
 mod providers;
 mod routes;
 mod security;
-mod seed_contract;
 mod series;
 mod spend;
 mod streaks;

@@ -2,9 +2,9 @@
 //! PDF; charged and refunded as configured; one at a time), and narration added later (the
 //! whole book, or one page on demand). Both adapters, every answer against the app's contract.
 
+use crate::app_contract::conforms;
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use serde_json::{Value, json};
 use std::time::Duration;
 use storybook_core::config::Settings;

@@ -63,7 +63,7 @@ fn template_router_and_openapi_name_one_set_of_routes() {
         template_set.len(),
         "a route is declared twice in template.yaml"
     );
-    let openapi = crate::seed_contract::ours();
+    let openapi = crate::app_contract::ours();
     let openapi_set: BTreeSet<Route> = openapi["paths"]
         .as_object()
         .unwrap()

@@ -2,9 +2,9 @@
 //! told the earlier books in short, its place in the series recorded; on both adapters and
 //! against the app's contract.
 
+use crate::app_contract::conforms;
 use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use storybook_core::domain::book::{StoryPage, WrittenStory};

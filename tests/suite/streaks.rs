@@ -371,7 +371,7 @@ on_both_backends!(
     the_daily_cap_follows_the_users_time_zone
 );
 
-/// Settings start at the defaults, keep what a patch leaves out, and refuse what the seed bounds.
+/// Settings start at the defaults, keep what a patch leaves out, and refuse what the app contract bounds.
 async fn settings_and_refusals(backend: Backend) {
     let (app, _clock) = app_at(backend, "2026-07-06T14:00:00Z").await;
     let user = new_user_key();

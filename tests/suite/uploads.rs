@@ -2,9 +2,9 @@
 //! an upload (type, size, decoding, a decompression bomb), idempotent retries, metadata never
 //! kept, the upload never stored, on both adapters and against the app's contract.
 
+use crate::app_contract::conforms;
 use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
 use crate::on_both_backends;
-use crate::seed_contract::conforms;
 use bytes::Bytes;
 use img_parts::ImageEXIF;
 use serde_json::json;

@@ -128,7 +128,7 @@ pub async fn update_book(
     )
 }
 
-/// Marks the book failed with a seed `ErrorCode` and gives its charge back, exactly once however
+/// Marks the book failed with an `ErrorCode` of the app contract and gives its charge back, exactly once however
 /// often it is called: a finished book (failed or done) is left as it is.
 pub async fn fail_book(
     store: &dyn Store,

@@ -1,4 +1,4 @@
-//! The first admin API key: seeded from `BOOTSTRAP_ADMIN_KEY`, or made fresh for local mode to
+//! The first admin API key: stored from `BOOTSTRAP_ADMIN_KEY`, or made fresh for local mode to
 //! print once.
 
 use crate::app::App;
@@ -24,9 +24,9 @@ pub async fn store_admin_key(app: &App, secret: &ApiKeySecret, name: &str) -> an
     Ok(())
 }
 
-/// Seeds the configured key, or (when `configured` is `None`) makes a fresh live key and returns
-/// it so that the caller can show it once.
-pub async fn seed_admin_key(
+/// Stores the configured key, or (when `configured` is `None`) makes a fresh live key and
+/// returns it so that the caller can show it once.
+pub async fn bootstrap_admin_key(
     app: &App,
     configured: Option<&str>,
 ) -> anyhow::Result<Option<ApiKeySecret>> {

@@ -12,7 +12,7 @@ use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
 use storybook_core::ports::{BlobError, QueueError, StoreError};
 use storybook_core::usecases::{Failure, Refusal};
 
-/// One problem with a request, as the seed's `ValidationError` has it.
+/// One problem with a request, as the app contract's `ValidationError` has it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     pub loc: Vec<Value>,
@@ -98,7 +98,7 @@ impl ApiError {
         Self::Schema(vec![problem])
     }
 
-    /// A 422 naming `loc` unless `value` is within `low..=high`, worded as the seed's checks are.
+    /// A 422 naming `loc` unless `value` is within `low..=high`, worded as the app contract's checks are.
     pub fn unless_between(loc: &[&str], value: i64, low: i64, high: i64) -> Result<(), Self> {
         if (low..=high).contains(&value) {
             return Ok(());
@@ -303,7 +303,7 @@ impl IntoResponse for ApiError {
         let message = self.to_string();
         let mut response = match &self {
             ApiError::Schema(problems) => problem_list(status, code, &message, problems),
-            // A 422 like every other: the seed's `HTTPValidationError` shape, its own code.
+            // A 422 like every other: the app contract's `HTTPValidationError` shape, its own code.
             ApiError::Refused(Refusal::IdempotencyKeyReused) => problem_list(
                 status,
                 code,
@@ -328,7 +328,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Collects the seed's length rules and the markup rule, every problem at once.
+/// Collects the app contract's length rules and the markup rule, every problem at once.
 #[derive(Default)]
 pub struct Problems(pub Vec<Problem>);
 

@@ -36,7 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Deserialises `T`, naming where it went wrong in the seed's `{loc, msg, type}` terms.
+/// Deserialises `T`, naming where it went wrong in the app contract's `{loc, msg, type}` terms.
 /// Deepest nesting of arrays and objects a body may have.
 pub const MAX_JSON_DEPTH: usize = 32;
 
@@ -263,7 +263,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DryRun {
     }
 }
 
-/// `?limit=&offset=` of a paged list, 20 from the first by default, as the seed's lists take
+/// `?limit=&offset=` of a paged list, 20 from the first by default, as the app contract's lists take
 /// them; each route checks its own bounds.
 #[derive(Deserialize)]
 pub struct PageQuery {

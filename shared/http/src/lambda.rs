@@ -11,7 +11,7 @@ pub async fn serve(
     family: Family,
 ) -> Result<(), lambda_http::Error> {
     if let Some(key) = first_admin_key {
-        storybook_core::bootstrap::seed_admin_key(&app, Some(key))
+        storybook_core::bootstrap::bootstrap_admin_key(&app, Some(key))
             .await
             .map_err(|e| format!("{e:#}"))?;
     }

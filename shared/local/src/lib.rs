@@ -304,7 +304,7 @@ pub async fn run() -> anyhow::Result<()> {
         .ok()
         .filter(|k| !k.is_empty());
     if let Some(fresh) =
-        storybook_core::bootstrap::seed_admin_key(&mode.state, configured.as_deref()).await?
+        storybook_core::bootstrap::bootstrap_admin_key(&mode.state, configured.as_deref()).await?
     {
         // Printed once, to the terminal only (never to the log stream): it is the operator's key.
         eprintln!(

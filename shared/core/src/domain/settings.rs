@@ -105,7 +105,7 @@ impl Default for UserSettings {
     }
 }
 
-/// The seed's `SettingsPatchRequest`: a field left out or `null` keeps its value.
+/// The app contract's `SettingsPatchRequest`: a field left out or `null` keeps its value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettingsPatch {
@@ -129,7 +129,7 @@ pub struct FieldRefusal {
 }
 
 impl UserSettingsPatch {
-    /// The settings with the patch applied, or every field it refuses (the seed's bounds).
+    /// The settings with the patch applied, or every field it refuses (the app contract's bounds).
     pub fn apply(self, current: &UserSettings) -> Result<UserSettings, Vec<FieldRefusal>> {
         let mut next = current.clone();
         let mut refused = Vec::new();

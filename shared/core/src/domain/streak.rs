@@ -155,7 +155,7 @@ pub struct Milestone {
 }
 
 impl Milestone {
-    /// What the app shows; the seed leaves the wording to us.
+    /// What the app shows; the app contract leaves the wording to us.
     pub fn message(&self) -> String {
         match (self.kind, self.reward_credits) {
             (MilestoneKind::Streak, _) => format!("{} days in a row!", self.value),

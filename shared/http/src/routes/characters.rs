@@ -33,7 +33,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// The seed's `CreateCharacterRequest`.
+/// The app contract's `CreateCharacterRequest`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCharacter {
@@ -99,7 +99,7 @@ impl CreateCharacter {
     }
 }
 
-/// The seed's `CharacterResponse`.
+/// The app contract's `CharacterResponse`.
 #[derive(Serialize)]
 pub struct CharacterResponse {
     character_id: String,
@@ -151,7 +151,7 @@ pub async fn create(
     Ok(Json(made.into()))
 }
 
-/// The seed's `CharacterListResponse`.
+/// The app contract's `CharacterListResponse`.
 #[derive(Serialize)]
 pub struct CharacterList {
     characters: Vec<CharacterResponse>,
@@ -271,7 +271,7 @@ pub async fn presets(QueryParams(query): QueryParams<PresetsQuery>) -> Json<Pres
     })
 }
 
-/// The seed's `FromPresetRequest`.
+/// The app contract's `FromPresetRequest`.
 #[derive(Deserialize)]
 pub struct FromPreset {
     preset_id: String,

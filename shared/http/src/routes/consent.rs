@@ -25,7 +25,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// The seed's `ConsentGrantRequest`. An unknown field is refused (422): a typo must never read
+/// The app contract's `ConsentGrantRequest`. An unknown field is refused (422): a typo must never read
 /// as consent.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ pub struct GrantRequest {
     consent_version: Option<String>,
 }
 
-/// The seed's `ConsentResponse`: the latest record (all false while there is none).
+/// The app contract's `ConsentResponse`: the latest record (all false while there is none).
 #[derive(Serialize)]
 pub struct ConsentResponse {
     granted: bool,

@@ -37,7 +37,7 @@ pub async fn balance(UserRequest(request): UserRequest) -> Json<Balance> {
     })
 }
 
-/// The seed's `CreditsStatusResponse`. We sell no subscriptions (yet), so none and no plans.
+/// The app contract's `CreditsStatusResponse`. We sell no subscriptions (yet), so none and no plans.
 #[derive(Serialize)]
 pub struct CreditsStatus {
     credits: CreditTotals,
@@ -97,7 +97,7 @@ pub async fn check(
     }))
 }
 
-/// The seed's `TransactionResponse`.
+/// The app contract's `TransactionResponse`.
 #[derive(Serialize)]
 pub struct Transaction {
     id: i64,
@@ -147,7 +147,7 @@ pub struct AddCreditsRequest {
     transaction_id: Option<String>,
 }
 
-/// The seed's answer to a grant.
+/// The app contract's answer to a grant.
 #[derive(Serialize)]
 pub struct Granted {
     status: &'static str,

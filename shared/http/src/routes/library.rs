@@ -49,7 +49,7 @@ fn query_problem(field: &str, msg: &str) -> ApiError {
     ApiError::schema(Problem::new(&["query", field], msg, "value_error"))
 }
 
-/// The seed's `BookSummary`.
+/// The app contract's `BookSummary`.
 #[derive(Serialize)]
 pub struct BookSummary {
     book_id: String,
@@ -79,7 +79,7 @@ impl BookSummary {
     }
 }
 
-/// The seed's `LibraryResponse`.
+/// The app contract's `LibraryResponse`.
 #[derive(Serialize)]
 pub struct LibraryPage {
     books: Vec<BookSummary>,

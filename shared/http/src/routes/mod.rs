@@ -15,7 +15,7 @@ pub mod streak;
 pub mod studio;
 pub mod users;
 
-/// RFC 3339 in UTC with milliseconds, as the seed writes its timestamps.
+/// RFC 3339 in UTC with milliseconds, as the app contract writes its timestamps.
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -38,7 +38,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 }
 
 /// A book's id and a page number from the path; a number that is not an integer is a 422
-/// naming it, as the seed's schema would.
+/// naming it, as the app contract's schema would.
 pub struct BookPage(pub String, pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for BookPage {
@@ -60,7 +60,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BookPage {
     }
 }
 
-/// The seed's `RegeneratePageRequest`.
+/// The app contract's `RegeneratePageRequest`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegeneratePage {
@@ -69,7 +69,7 @@ pub struct RegeneratePage {
     feedback: Option<String>,
 }
 
-/// The seed's `RegeneratePageResponse`: the book's job, queued again for this page.
+/// The app contract's `RegeneratePageResponse`: the book's job, queued again for this page.
 #[derive(Serialize)]
 pub struct Regenerating {
     job_id: String,

@@ -24,7 +24,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// The seed's `ReadingLogRequest`; `reading_time` is in seconds.
+/// The app contract's `ReadingLogRequest`; `reading_time` is in seconds.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadingLog {
@@ -35,7 +35,7 @@ pub struct ReadingLog {
     completed: bool,
 }
 
-/// The seed's `ReadingResultResponse`.
+/// The app contract's `ReadingResultResponse`.
 #[derive(Serialize)]
 pub struct ReadingResult {
     current_streak: u32,
@@ -94,7 +94,7 @@ pub async fn read(
     }))
 }
 
-/// The seed's `StreakInfoResponse`, as the streak stands on the user's local today.
+/// The app contract's `StreakInfoResponse`, as the streak stands on the user's local today.
 #[derive(Serialize)]
 pub struct StreakInfo {
     current_streak: u32,

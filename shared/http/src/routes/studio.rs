@@ -33,7 +33,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// The seed's `Body_create_character_from_text`: `name`, `age`, `traits` (comma-separated),
+/// The app contract's `Body_create_character_from_text`: `name`, `age`, `traits` (comma-separated),
 /// optional `style`. Any other field is refused, as in a JSON body.
 fn words_of(body: &[u8]) -> Result<CharacterWords, ApiError> {
     let fields = form_fields(body)?;

@@ -46,7 +46,7 @@ pub enum StepError {
     /// Worth another delivery (a provider hiccup, the store or queue unreachable).
     #[error("retry later: {source}")]
     Retry {
-        /// The seed `ErrorCode` the book fails with if this was its last chance.
+        /// The app contract's `ErrorCode` the book fails with if this was its last chance.
         code: FailureCode,
         /// How long the provider asked us to wait, when longer than is slept in process: the
         /// message comes back after it (its visibility is set to the wait).
@@ -62,7 +62,7 @@ pub enum StepError {
         wait: Duration,
         /// The message to send again (its count of deferrals moved on).
         again: String,
-        /// The seed `ErrorCode` the book fails with if the step ends up failing for good.
+        /// The app contract's `ErrorCode` the book fails with if the step ends up failing for good.
         code: FailureCode,
     },
     /// Generation is stopped (the kill switch, today's hard limit) and books wait: the step
@@ -123,7 +123,7 @@ impl From<storybook_core::ports::BlobError> for StepError {
     }
 }
 
-/// The seed `ErrorCode` of a provider failure in a story or picture step.
+/// The app contract's `ErrorCode` of a provider failure in a story or picture step.
 fn provider_code(error: &ProviderError, text: bool) -> FailureCode {
     match (error, text) {
         (ProviderError::Timeout, true) => FailureCode::LlmTimeout,

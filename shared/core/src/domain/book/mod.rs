@@ -1,4 +1,4 @@
-//! Books: what a parent asks for (validated from the seed's `BookSpec`), the job that makes it,
+//! Books: what a parent asks for (validated from the app contract's `BookSpec`), the job that makes it,
 //! its pages and the generation steps.
 
 use super::Invalid;
@@ -171,7 +171,7 @@ pub struct Book {
     /// sheet and the seed alone).
     pub reference_done: bool,
     pub warnings: Vec<GenerationWarning>,
-    /// One of the seed's `ErrorCode`s when failed.
+    /// One of the app contract's `ErrorCode`s when failed.
     pub failure: Option<super::failure::FailureCode>,
     /// What moderation refused, shown to the parent (only for `SAFETY_INPUT`).
     pub refusal: Option<String>,

@@ -1,5 +1,5 @@
 //! What the app reads about a book: the job it polls, the finished book with its signed links,
-//! the PDF's link (the seed's `JobCreateResponse`, `JobStatus`, `BookResult`).
+//! the PDF's link (the app contract's `JobCreateResponse`, `JobStatus`, `BookResult`).
 
 use crate::routes::timestamp;
 use axum::Json;
@@ -12,7 +12,7 @@ fn estimate_seconds(book: &Book) -> u32 {
     20 + 5 * u32::from(book.request.page_count.get())
 }
 
-/// The seed's `JobCreateResponse`.
+/// The app contract's `JobCreateResponse`.
 #[derive(Serialize)]
 pub struct JobCreated<'a> {
     job_id: &'a str,
@@ -28,7 +28,7 @@ pub(super) fn created(book: &Book) -> Json<JobCreated<'_>> {
     })
 }
 
-/// The seed's `BookResult` of a finished book, with fresh signed URLs.
+/// The app contract's `BookResult` of a finished book, with fresh signed URLs.
 #[derive(Serialize)]
 pub struct BookResult<'a> {
     book_id: &'a str,
@@ -47,7 +47,7 @@ pub struct BookResult<'a> {
     series_index: Option<u32>,
 }
 
-/// The seed's `GenerationWarning`: something the book was delivered without.
+/// The app contract's `GenerationWarning`: something the book was delivered without.
 #[derive(Serialize)]
 struct Warning {
     code: &'static str,
@@ -172,7 +172,7 @@ fn failure_message(book: &Book) -> String {
     }
 }
 
-/// The seed's `JobStatus`, polled by the app every 2 s.
+/// The app contract's `JobStatus`, polled by the app every 2 s.
 #[derive(Serialize)]
 pub struct JobStatus<'a> {
     job_id: &'a str,

@@ -1,5 +1,5 @@
-//! What the app sends to make a book (the seed's `BookSpec` and `SeriesNextRequest`) and how it
-//! becomes the domain's request: every problem found at once, in the seed's 422 shape, with the
+//! What the app sends to make a book (the app contract's `BookSpec` and `SeriesNextRequest`) and how it
+//! becomes the domain's request: every problem found at once, in the app contract's 422 shape, with the
 //! domain's own lists of ages, styles and languages.
 
 use crate::error::{ApiError, Problem, Problems};
@@ -9,7 +9,7 @@ use storybook_core::domain::book::{
 };
 use storybook_core::usecases::books::Named;
 
-/// The seed's `BookSpec`, as sent; `TryFrom` turns it into the domain's [`BookRequest`] and the
+/// The app contract's `BookSpec`, as sent; `TryFrom` turns it into the domain's [`BookRequest`] and the
 /// parent's characters it names, or every problem at once.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,7 +102,7 @@ fn one_of(choices: String) -> String {
     format!("Input should be {choices}")
 }
 
-/// Every problem at once, each with its location, as the seed's 422 lists them: the request,
+/// Every problem at once, each with its location, as the app contract's 422 lists them: the request,
 /// and the ids of the parent's characters it names (`character_id` first).
 impl TryFrom<BookSpec> for (BookRequest, Named) {
     type Error = ApiError;
@@ -261,7 +261,7 @@ impl TryFrom<BookSpec> for (BookRequest, Named) {
     }
 }
 
-/// The seed's `SeriesNextRequest`.
+/// The app contract's `SeriesNextRequest`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesNext {

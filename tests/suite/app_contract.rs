@@ -1,7 +1,7 @@
 //! Our answers against the app's contract (`contract/app-openapi.json`, the OpenAPI document the
-//! mobile app was built against; "seed" below means that document, not a random seed): every answer
-//! of a served seed operation validates against the seed's schema for its status, and our
-//! OpenAPI document keeps each seed operation exactly, adding only responses.
+//! mobile app was built against): every answer of an operation of the app contract validates
+//! against its schema for its status, and our OpenAPI document keeps each of its operations
+//! exactly, adding only responses.
 
 use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key};
 use http::Method;
@@ -13,7 +13,7 @@ fn load(path: &str) -> Value {
         .unwrap()
 }
 
-pub fn seed() -> Value {
+pub fn app_contract() -> Value {
     load("contract/app-openapi.json")
 }
 
@@ -59,16 +59,16 @@ fn check(
     }
 }
 
-/// Every answer must match the seed schema where the seed has one for its status, and our own
+/// Every answer must match the app contract's schema where it has one for its status, and our own
 /// document's error envelope otherwise.
 pub fn conforms(method: &str, path: &str, answer: &Answer) {
-    let seed = seed();
-    match check(&seed, method, path, answer.status, &answer.body) {
+    let app = app_contract();
+    match check(&app, method, path, answer.status, &answer.body) {
         Ok(true) => {}
         Ok(false) => {
             assert!(
                 answer.status >= 400,
-                "{method} {path} answered {} with no seed schema",
+                "{method} {path} answered {} with no schema in the app contract",
                 answer.status
             );
             let ours = ours();
@@ -86,14 +86,14 @@ pub fn conforms(method: &str, path: &str, answer: &Answer) {
             );
         }
         Err(errors) => panic!(
-            "{method} {path} {} does not match the seed: {errors}\n{}",
+            "{method} {path} {} does not match the app contract: {errors}\n{}",
             answer.status, answer.body
         ),
     }
 }
 
 #[tokio::test]
-async fn every_answer_of_a_served_seed_operation_matches_the_seed() {
+async fn every_answer_of_a_served_app_operation_matches_the_seed() {
     let app = TestApp::new(Backend::Embedded).await;
     let key = new_user_key();
     let admin = app.admin_key.clone();
@@ -193,21 +193,21 @@ async fn every_answer_of_a_served_seed_operation_matches_the_seed() {
 }
 
 #[test]
-fn our_document_keeps_each_seed_operation_exactly() {
-    let (seed, ours) = (seed(), ours());
+fn our_document_keeps_each_app_operation_exactly() {
+    let (app, ours) = (app_contract(), ours());
     for (path, operations) in ours["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {
-            let Some(seed_operation) = seed["paths"][path][method].as_object() else {
+            let Some(app_operation) = app["paths"][path][method].as_object() else {
                 continue;
             };
             for field in ["parameters", "requestBody"] {
                 assert_eq!(
                     operation.get(field),
-                    seed_operation.get(field),
+                    app_operation.get(field),
                     "{method} {path} {field}"
                 );
             }
-            for (status, response) in seed_operation["responses"].as_object().unwrap() {
+            for (status, response) in app_operation["responses"].as_object().unwrap() {
                 assert_eq!(
                     &operation["responses"][status], response,
                     "{method} {path} response {status}"
@@ -215,16 +215,16 @@ fn our_document_keeps_each_seed_operation_exactly() {
             }
         }
     }
-    // Every schema the seed operations use is carried over unchanged.
+    // Every schema the app contract's operations use is carried over unchanged.
     for (name, schema) in ours["components"]["schemas"].as_object().unwrap() {
-        if let Some(seed_schema) = seed["components"]["schemas"].get(name) {
-            assert_eq!(schema, seed_schema, "schema {name}");
+        if let Some(app_schema) = app["components"]["schemas"].get(name) {
+            assert_eq!(schema, app_schema, "schema {name}");
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_answer_of_the_book_operations_matches_the_seed() {
+async fn every_answer_of_the_book_operations_matches_the_app_contract() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
     let headers = [("x-user-key", user.as_str())];
@@ -288,7 +288,7 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
         crate::books::poll(&app, &user, &failed_job, std::time::Duration::from_secs(30)).await;
     assert_eq!(failed.body["status"], "failed");
     conforms("GET", "/v1/books/{job_id}", &failed);
-    // The same idempotency key with another request: a 422, in the seed's shape for 422s.
+    // The same idempotency key with another request: a 422, in the app contract's shape for 422s.
     let keyed = [
         ("x-user-key", user.as_str()),
         ("x-idempotency-key", "seed-key"),
@@ -338,7 +338,7 @@ async fn every_answer_of_the_book_operations_matches_the_seed() {
 }
 
 #[tokio::test]
-async fn every_answer_of_the_streak_and_settings_operations_matches_the_seed() {
+async fn every_answer_of_the_streak_and_settings_operations_matches_the_app_contract() {
     let app = TestApp::new(Backend::Embedded).await;
     let user = new_user_key();
     let headers = [("x-user-key", user.as_str())];
