@@ -23,7 +23,7 @@ use axum::body::Body;
 use http::Request;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use storybook_core::config::{LocalSettings, Settings};
+use storybook_core::config::{Config, LocalSettings};
 use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credential::{CredentialHasher, CredentialKind, Pepper};
 use storybook_core::domain::user::UserKey;
@@ -165,9 +165,9 @@ fn local_mode() -> (tempfile::TempDir, LocalMode) {
 
 /// Default settings with limits out of the way: the bench measures the work of a request,
 /// rate-limit counting included, not the refusals.
-fn unthrottled() -> Settings {
+fn unthrottled() -> Config {
     let high = 1_000_000_000;
-    Settings {
+    Config {
         limits: storybook_core::config::Limits {
             generation_per_minute: high,
             writes_per_minute: high,
@@ -176,7 +176,7 @@ fn unthrottled() -> Settings {
             unfinished_books: high,
             ..storybook_core::config::Limits::default()
         },
-        ..Settings::default()
+        ..Config::default()
     }
 }
 
@@ -1114,12 +1114,12 @@ async fn providers_on_loopback() -> (
     ]
     .into_iter()
     .collect();
-    let settings =
+    let provider_settings =
         storybook_pipeline::providers::settings::ProviderSettings::from_lookup(&|name| {
             vars.get(name).cloned()
         })
         .unwrap();
-    (server, settings)
+    (server, provider_settings)
 }
 
 /// The same book with an OpenAI-compatible server on loopback answering after real providers'
@@ -1127,12 +1127,12 @@ async fn providers_on_loopback() -> (
 /// page picture, or narration if slower, + assembly), and what it cost.
 async fn book_with_provider_latencies(offline_compute: Duration) {
     let seconds = Duration::from_secs_f64;
-    let (server, settings) = providers_on_loopback().await;
+    let (server, provider_settings) = providers_on_loopback().await;
     let (_dir, mode) = local_mode();
     let TimedBook {
         book, wall, tally, ..
     } = time_one_book(&mode, |state| {
-        settings.build(state.store.clone(), state.clock.clone())
+        provider_settings.build(state.store.clone(), state.clock.clone())
     })
     .await;
     // Assembly alone, on the finished book, to complete the ideal path.
@@ -1216,10 +1216,10 @@ async fn post(
 /// less; the page is one text call, one picture and the PDF.
 async fn series_and_regeneration() {
     use storybook_core::domain::book::BookId;
-    let (server, settings) = providers_on_loopback().await;
+    let (server, provider_settings) = providers_on_loopback().await;
     let (_dir, mode) = local_mode();
     let state = mode.state.clone();
-    let providers = settings.build(state.store.clone(), state.clock.clone());
+    let providers = provider_settings.build(state.store.clone(), state.clock.clone());
     let pipeline = std::sync::Arc::new(storybook_pipeline::pipeline::Pipeline::new(
         &state, providers,
     ));

@@ -1,12 +1,12 @@
 //! The credits operations through the router, on both backends.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use serde_json::Value;
 use std::sync::Arc;
-use storybook_core::config::{Environment, Settings};
+use storybook_core::config::{Config, Environment};
 use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credits::{EntryKind, LedgerEntry, ledger_reconciles};
 
@@ -340,11 +340,11 @@ on_both_backends!(
 
 #[tokio::test]
 async fn a_test_key_is_refused_in_production() {
-    let settings = Settings {
+    let config = Config {
         environment: Environment::Prod,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let app = TestApp::with_config(Backend::Embedded, config).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
     storybook_core::bootstrap::store_admin_key(&app.state, &test_key, "test")
         .await
@@ -366,11 +366,11 @@ async fn a_test_key_is_refused_in_production() {
 
 #[tokio::test]
 async fn account_creation_is_limited_per_client_ip() {
-    let settings = Settings {
+    let config = Config {
         account_creations_per_ip_per_hour: 2,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let app = TestApp::with_config(Backend::Embedded, config).await;
     let (first, second) = (new_user_key(), new_user_key());
     assert_eq!(app.get("/v1/credits/balance", &first).await.status, 200);
     assert_eq!(app.get("/v1/credits/balance", &second).await.status, 200);

@@ -1,6 +1,6 @@
 //! What every answer shares: the envelope, request ids, unknown routes, limits, readiness.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, state_over, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, state_over, test_config};
 use http::Method;
 use storybook_aws::provision::provision;
 use storybook_core::catalogue::Family;
@@ -46,7 +46,7 @@ async fn an_oversized_body_is_a_validation_error() {
     let app = TestApp::new(Backend::Embedded).await;
     let body = format!(
         r#"{{"amount": 1, "transaction_id": "{}"}}"#,
-        "x".repeat(test_settings().max_body_bytes)
+        "x".repeat(test_config().max_body_bytes)
     );
     let key = new_user_key();
     let answer = app
@@ -70,7 +70,7 @@ pub async fn unreachable_aws_state() -> AppState {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -85,7 +85,7 @@ pub async fn unreachable_aws_state() -> AppState {
         step_queue_url: "http://127.0.0.1:1/q".into(),
         step_dead_letter_url: "http://127.0.0.1:1/d".into(),
     };
-    state_over(&config, &resources, test_settings())
+    state_over(&sdk, &resources, test_config())
 }
 
 async fn call(router: &axum::Router, path: &str, headers: &[(&str, &str)]) -> Answer {
@@ -144,12 +144,12 @@ async fn ready_on_both_backends() {
         );
     }
     // A missing table is a failing store, not a crash.
-    let config = crate::harness::moto_config().await;
-    let mut resources = provision(&config, &crate::harness::unique_prefix())
+    let sdk = crate::harness::moto_config().await;
+    let mut resources = provision(&sdk, &crate::harness::unique_prefix())
         .await
         .unwrap();
     resources.table = "no-such-table".into();
-    let state = state_over(&config, &resources, test_settings());
+    let state = state_over(&sdk, &resources, test_config());
     let ready = call(&app(state, Family::ALL), "/health/ready", &[]).await;
     assert_eq!(
         (ready.status, ready.body["failing"].clone()),
@@ -186,13 +186,13 @@ async fn capabilities_name_the_providers_configured() {
         ("IMAGE_PROVIDERS", "replicate,openai"),
         ("STORY_MODEL", "llama3.1"),
     ];
-    let settings = storybook_core::config::Settings::from_lookup(&|name| {
+    let config = storybook_core::config::Config::from_lookup(&|name| {
         vars.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| (*v).to_owned())
     })
     .unwrap();
-    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let app = TestApp::with_config(Backend::Embedded, config).await;
     let answer = app
         .call(Method::GET, "/v1/config/capabilities", &[], None)
         .await;

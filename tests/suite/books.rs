@@ -787,9 +787,9 @@ on_both_backends!(
 /// key and the answers.
 async fn twenty_books_at_once(
     backend: Backend,
-    settings: storybook_core::config::Settings,
+    config: storybook_core::config::Config,
 ) -> (Arc<TestApp>, String, Vec<Answer>) {
-    let app = Arc::new(TestApp::with_settings(backend, settings).await);
+    let app = Arc::new(TestApp::with_config(backend, config).await);
     let user = new_user_key();
     assert_eq!(
         app.grant(&user, 50, &format!("cap-{user}")).await.status,
@@ -811,14 +811,14 @@ async fn twenty_books_at_once(
 /// a cap of 3 make 3 books (a check made before any of them counted let 17 or 18 through), and
 /// the refused ones are neither charged nor counted.
 async fn concurrent_requests_never_pass_the_daily_cap(backend: Backend) {
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         limits: storybook_core::config::Limits {
             books_per_day: 3,
-            ..crate::harness::test_settings().limits
+            ..crate::harness::test_config().limits
         },
-        ..crate::harness::test_settings()
+        ..crate::harness::test_config()
     };
-    let (app, user, answers) = twenty_books_at_once(backend, settings).await;
+    let (app, user, answers) = twenty_books_at_once(backend, config).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -845,15 +845,15 @@ on_both_backends!(
 /// A refused request gives its place back: a user without credits can ask all day and still make
 /// the day's books once paid.
 async fn refused_requests_give_their_place_back(backend: Backend) {
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         opening_credits: 0,
         limits: storybook_core::config::Limits {
             books_per_day: 2,
-            ..crate::harness::test_settings().limits
+            ..crate::harness::test_config().limits
         },
-        ..crate::harness::test_settings()
+        ..crate::harness::test_config()
     };
-    let app = TestApp::with_settings(backend, settings).await;
+    let app = TestApp::with_config(backend, config).await;
     let user = new_user_key();
     for _ in 0..4 {
         let poor = app
@@ -882,15 +882,15 @@ on_both_backends!(
 /// concurrent requests with a cap of 2 make 2 books (a count read before any of them was made
 /// let 16 to 19 through), and the refused ones are neither charged nor counted for the day.
 async fn concurrent_requests_never_pass_the_unfinished_cap(backend: Backend) {
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         limits: storybook_core::config::Limits {
             unfinished_books: 2,
-            ..crate::harness::test_settings().limits
+            ..crate::harness::test_config().limits
         },
-        ..crate::harness::test_settings()
+        ..crate::harness::test_config()
     };
     // No worker runs: every book made stays unfinished.
-    let (app, user, answers) = twenty_books_at_once(backend, settings).await;
+    let (app, user, answers) = twenty_books_at_once(backend, config).await;
     let made = answers.iter().filter(|a| a.status == 200).count();
     assert_eq!(
         made,

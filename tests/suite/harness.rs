@@ -12,7 +12,7 @@ use std::sync::Arc;
 use storybook_aws::{adapters, provision::provision};
 use storybook_core::catalogue::Family;
 use storybook_core::clock::Clock;
-use storybook_core::config::{LocalSettings, Settings};
+use storybook_core::config::{Config, LocalSettings};
 use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
 use storybook_http::{AppState, app};
@@ -27,9 +27,9 @@ pub enum Backend {
     Aws,
 }
 
-/// Settings for tests: account creation per IP is not what most tests are about.
-pub fn test_settings() -> Settings {
-    Settings {
+/// Config for tests: account creation per IP is not what most tests are about.
+pub fn test_config() -> Config {
+    Config {
         account_creations_per_ip_per_hour: 100_000,
         limits: storybook_core::config::Limits {
             generation_per_minute: 100_000,
@@ -40,7 +40,7 @@ pub fn test_settings() -> Settings {
             auth_failures_per_minute: 100_000,
             ..storybook_core::config::Limits::default()
         },
-        ..Settings::default()
+        ..Config::default()
     }
 }
 
@@ -131,50 +131,50 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn new(backend: Backend) -> Self {
-        Self::with_settings(backend, test_settings()).await
+        Self::with_config(backend, test_config()).await
     }
 
-    pub async fn with_settings(backend: Backend, settings: Settings) -> Self {
-        Self::with_clock(backend, settings, Clock::system()).await
+    pub async fn with_config(backend: Backend, config: Config) -> Self {
+        Self::with_clock(backend, config, Clock::system()).await
     }
 
     /// The app reading the time from `clock` (a manual one moves days without waiting).
-    pub async fn with_clock(backend: Backend, settings: Settings, clock: Clock) -> Self {
-        Self::built(backend, settings, clock, |_| Providers::offline()).await
+    pub async fn with_clock(backend: Backend, config: Config, clock: Clock) -> Self {
+        Self::built(backend, config, clock, |_| Providers::offline()).await
     }
 
     /// The app whose studio calls `providers`.
-    pub async fn with_studio(backend: Backend, settings: Settings, providers: Providers) -> Self {
-        Self::built(backend, settings, Clock::system(), |_| providers).await
+    pub async fn with_studio(backend: Backend, config: Config, providers: Providers) -> Self {
+        Self::built(backend, config, Clock::system(), |_| providers).await
     }
 
     /// The app whose studio calls the providers `make` builds over its state (real providers
     /// keep their breakers in the app's own store).
     pub async fn with_studio_over(
         backend: Backend,
-        settings: Settings,
+        config: Config,
         make: impl FnOnce(&AppState) -> Providers,
     ) -> Self {
-        Self::built(backend, settings, Clock::system(), make).await
+        Self::built(backend, config, Clock::system(), make).await
     }
 
     async fn built(
         backend: Backend,
-        settings: Settings,
+        config: Config,
         clock: Clock,
         providers: impl FnOnce(&AppState) -> Providers,
     ) -> Self {
         capture_logs();
         let mut aws = None;
         let (state, router, base_url, keep) = match backend {
-            Backend::Embedded => embedded(settings, clock, providers).await,
+            Backend::Embedded => embedded(config, clock, providers).await,
             Backend::Aws => {
-                let config = moto_config().await;
-                let resources = provision(&config, &unique_prefix())
+                let sdk = moto_config().await;
+                let resources = provision(&sdk, &unique_prefix())
                     .await
                     .expect("provisioning in moto_server");
-                let mut state = state_over(&config, &resources, settings);
-                aws = Some((config, resources));
+                let mut state = state_over(&sdk, &resources, config);
+                aws = Some((sdk, resources));
                 state.clock = clock;
                 state.studio = Arc::new(ProviderStudio::new(&state, providers(&state)));
                 let router = app(state.clone(), Family::ALL);
@@ -207,8 +207,8 @@ impl TestApp {
     /// Every blob stored, by key: the bucket listed, or local mode's blob folder walked.
     pub async fn all_blobs(&self) -> Vec<(String, bytes::Bytes)> {
         let mut found = Vec::new();
-        if let Some((config, resources)) = &self.aws {
-            let s3 = storybook_aws::sdk::s3_client(config);
+        if let Some((sdk, resources)) = &self.aws {
+            let s3 = storybook_aws::sdk::s3_client(sdk);
             let listed = s3
                 .list_objects_v2()
                 .bucket(&resources.bucket)
@@ -255,8 +255,8 @@ impl TestApp {
     /// its table and key.
     pub async fn records_holding(&self, needle: &str) -> Vec<String> {
         let mut found = Vec::new();
-        if let Some((config, resources)) = &self.aws {
-            let dynamodb = aws_sdk_dynamodb::Client::new(config);
+        if let Some((sdk, resources)) = &self.aws {
+            let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
             let mut start = None;
             loop {
                 let page = dynamodb
@@ -440,7 +440,7 @@ impl TestApp {
 
 /// Local mode on a fresh folder, its server listening on a free port.
 async fn embedded(
-    settings: Settings,
+    config: Config,
     clock: Clock,
     providers: impl FnOnce(&AppState) -> Providers,
 ) -> (AppState, Router, Option<String>, Keep) {
@@ -452,7 +452,7 @@ async fn embedded(
         data_dir: dir.path().to_owned(),
         public_base_url: base_url.clone(),
     };
-    let mut mode = LocalMode::open(settings, &local, &Default::default()).unwrap();
+    let mut mode = LocalMode::open(config, &local, &Default::default()).unwrap();
     mode.state.clock = clock;
     mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers(&mode.state)));
     let router = mode.router();
@@ -473,17 +473,17 @@ async fn embedded(
 
 /// The app state over the AWS adapters for `resources`, with a fresh pepper.
 pub fn state_over(
-    config: &SdkConfig,
+    sdk: &SdkConfig,
     resources: &storybook_core::config::AwsResources,
-    settings: Settings,
+    config: Config,
 ) -> AppState {
-    let (store, blobs, queue) = adapters(config, resources);
+    let (store, blobs, queue) = adapters(sdk, resources);
     AppState::new(
         Arc::new(store),
         Arc::new(blobs),
         Arc::new(queue),
         CredentialHasher::new(Pepper::generate()),
-        settings,
+        config,
     )
 }
 

@@ -8,14 +8,14 @@
 use crate::app_contract::conforms;
 use crate::books::{PATIENCE, poll};
 use crate::characters::sheet;
-use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use storybook_core::config::Settings;
+use storybook_core::config::Config;
 use storybook_core::domain::book::AudioState;
 use storybook_http::AppState;
 use storybook_pipeline::providers::Providers;
@@ -109,12 +109,12 @@ fn providers(state: &AppState, server: &MockServer, extra: &[(&str, &str)]) -> P
 /// The app with its studio on `server`, and a worker whose steps call it too.
 async fn app_on(
     backend: Backend,
-    settings: Settings,
+    config: Config,
     server: &MockServer,
     extra: &[(&str, &str)],
 ) -> (TestApp, tokio::task::JoinHandle<()>) {
     let app =
-        TestApp::with_studio_over(backend, settings, |state| providers(state, server, extra)).await;
+        TestApp::with_studio_over(backend, config, |state| providers(state, server, extra)).await;
     let pipeline = app.pipeline_with(providers(&app.state, server, extra));
     let worker = tokio::spawn(storybook_pipeline::pipeline::worker::run_local(pipeline));
     (app, worker)
@@ -157,7 +157,7 @@ fn unsafe_words(answer: &Answer, route: &str) {
 /// and no refused word reaches a story or picture prompt.
 async fn every_word_a_parent_writes_is_moderated(backend: Backend) {
     let server = openai_server(4).await;
-    let (app, _worker) = app_on(backend, test_settings(), &server, &[]).await;
+    let (app, _worker) = app_on(backend, test_config(), &server, &[]).await;
     let user = new_user_key();
     app.grant(&user, 5, "safety").await;
     let start = credits(&app, &user).await;
@@ -283,7 +283,7 @@ async fn the_story_models_markup_is_never_stored(backend: Backend) {
         .mount(&server)
         .await;
     mount_moderation_allowing(&server).await;
-    let (app, _worker) = app_on(backend, test_settings(), &server, &[]).await;
+    let (app, _worker) = app_on(backend, test_config(), &server, &[]).await;
     let user = new_user_key();
     let start = credits(&app, &user).await;
     let created = app
@@ -334,13 +334,13 @@ async fn narrated(app: &TestApp, job: &str) {
 /// narration and regeneration are refused as a new book is, nothing charged.
 async fn narration_is_paid_for_once(backend: Backend) {
     let server = openai_server(4).await;
-    let settings = Settings {
+    let config = Config {
         narration: false,
         book_audio_price: 1,
         page_regeneration_price: 1,
-        ..test_settings()
+        ..test_config()
     };
-    let (app, _worker) = app_on(backend, settings, &server, &[]).await;
+    let (app, _worker) = app_on(backend, config, &server, &[]).await;
     let user = new_user_key();
     app.grant(&user, 10, "narration").await;
     let made = app
@@ -455,14 +455,14 @@ async fn narration_is_paid_for_once(backend: Backend) {
     );
 
     // A read that may start paid work counts as generation.
-    let limited = TestApp::with_settings(
+    let limited = TestApp::with_config(
         backend,
-        Settings {
+        Config {
             limits: storybook_core::config::Limits {
                 generation_per_minute: 2,
-                ..test_settings().limits
+                ..test_config().limits
             },
-            ..test_settings()
+            ..test_config()
         },
     )
     .await;
@@ -500,7 +500,7 @@ async fn speech_answers_are_capped(backend: Backend) {
         .await;
     let (app, _worker) = app_on(
         backend,
-        test_settings(),
+        test_config(),
         &server,
         &[("MAX_AUDIO_BYTES", "65536")],
     )
@@ -579,7 +579,7 @@ async fn blobs_in(app: &TestApp, folder: &str) -> Vec<String> {
 /// PNG is refused before it is decoded.
 async fn nothing_outlives_a_deletion(backend: Backend) {
     let server = openai_server(4).await;
-    let (app, worker) = app_on(backend, test_settings(), &server, &[]).await;
+    let (app, worker) = app_on(backend, test_config(), &server, &[]).await;
     let (deleter, eraser) = (new_user_key(), new_user_key());
     let mut books = Vec::new();
     for user in [&deleter, &eraser] {
@@ -706,11 +706,11 @@ on_both_backends!(
 /// writes; a consent version is a label; a blank sheet name, a form name that is not UTF-8 and a
 /// character past `CHARACTERS_PER_USER` (racing requests too) are refused.
 async fn inputs_that_slipped_past_the_rules(backend: Backend) {
-    let settings = Settings {
+    let config = Config {
         characters_per_user: 3,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(backend, settings).await;
+    let app = TestApp::with_config(backend, config).await;
     let user = new_user_key();
     for encoded in [
         "javascript&colon;alert(1)",

@@ -1,14 +1,14 @@
 //! API Gateway v2 events (the `aws_lambda_events` fixture, typed) through `lambda_http`'s own
 //! conversion and one function's router, as on Lambda; the sweep's scheduled event.
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine;
 use http::{HeaderValue, Method};
 use storybook_aws::events::scheduled_sweep;
 use storybook_core::catalogue::Family;
-use storybook_core::config::Settings;
+use storybook_core::config::Config;
 use storybook_http::app;
 use tower::ServiceExt;
 
@@ -58,11 +58,11 @@ async fn invoke(router: &axum::Router, event: &str) -> Answer {
 
 #[tokio::test]
 async fn the_credits_function_serves_an_api_gateway_event() {
-    let settings = Settings {
+    let config = Config {
         account_creations_per_ip_per_hour: 1,
-        ..test_settings()
+        ..test_config()
     };
-    let test_app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let test_app = TestApp::with_config(Backend::Embedded, config).await;
     let function = app(test_app.state.clone(), &[Family::Credits]);
     let user = new_user_key();
     let grant = event(
@@ -153,7 +153,7 @@ async fn the_sweep_function_handles_a_scheduled_event() {
     let fixture = include_str!("../fixtures/scheduled-event.json");
     let mut event: EventBridgeEvent = serde_json::from_str(fixture).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
-    let stuck_after = app.state.settings.stuck_book_after;
+    let stuck_after = app.state.config.stuck_book_after;
     let answer = scheduled_sweep(
         &*app.state.store,
         &app.state.clock,

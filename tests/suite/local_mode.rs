@@ -1,7 +1,7 @@
 //! Local mode as a parent's laptop runs it: state that survives a restart, and signed blob URLs
 //! served by the local server itself.
 
-use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_config};
 use http::Method;
 use std::time::Duration;
 use storybook_core::config::LocalSettings;
@@ -43,7 +43,7 @@ async fn a_restart_keeps_every_user_key_and_credit() {
     let admin = ApiKeySecret::generate(KeyEnvironment::Live);
     let grant = |id: &str| format!(r#"{{"amount": 4, "transaction_id": "{id}"}}"#);
     {
-        let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
+        let mode = LocalMode::open(test_config(), &local, &Default::default()).unwrap();
         storybook_core::bootstrap::store_admin_key(&mode.state, &admin, "ops")
             .await
             .unwrap();
@@ -62,7 +62,7 @@ async fn a_restart_keeps_every_user_key_and_credit() {
         assert_eq!(answer.body["new_balance"], 7);
         mode.state.queue.send("unfinished step").await.unwrap();
     }
-    let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
+    let mode = LocalMode::open(test_config(), &local, &Default::default()).unwrap();
     let balance = call(
         &mode,
         Method::GET,
@@ -210,7 +210,7 @@ async fn a_book_stopped_mid_way_finishes_after_a_restart() {
     let user = new_user_key();
     let book = BookAsk::korean(4).json().to_string();
     let (mid_way, never_enqueued) = {
-        let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
+        let mode = LocalMode::open(test_config(), &local, &Default::default()).unwrap();
         let mid_way = grab_job(
             &call(
                 &mode,
@@ -267,7 +267,7 @@ async fn a_book_stopped_mid_way_finishes_after_a_restart() {
             .unwrap();
         (mid_way, never_enqueued)
     };
-    let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
+    let mode = LocalMode::open(test_config(), &local, &Default::default()).unwrap();
     let _worker = mode.start_worker().await.unwrap();
     for job in [&mid_way, &never_enqueued] {
         let status = poll_done(&mode, &user, job).await;

@@ -2,7 +2,7 @@
 //! connections and slow bodies are cut off, and connections are capped. Raw TCP on loopback,
 //! limits of milliseconds.
 
-use crate::harness::{new_user_key, test_settings};
+use crate::harness::{new_user_key, test_config};
 use std::time::Duration;
 use storybook_core::config::LocalSettings;
 use storybook_local::{ConnectionLimits, LocalMode, serve_with};
@@ -25,7 +25,7 @@ async fn server(
         data_dir: dir.path().to_owned(),
         public_base_url: format!("http://{address}"),
     };
-    let mode = LocalMode::open(test_settings(), &local, &Default::default()).unwrap();
+    let mode = LocalMode::open(test_config(), &local, &Default::default()).unwrap();
     let router = mode.router();
     let task = tokio::spawn(async move {
         let _ = serve_with(listener, router, limits, std::future::pending()).await;

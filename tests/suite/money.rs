@@ -3,7 +3,7 @@
 
 use crate::books::start_book;
 use crate::harness::BookAsk;
-use crate::harness::{Backend, TestApp, new_user_key, state_over, test_settings, whole_ledger};
+use crate::harness::{Backend, TestApp, new_user_key, state_over, test_config, whole_ledger};
 use crate::on_both_backends;
 use chrono::Utc;
 use futures::future::join_all;
@@ -95,13 +95,12 @@ on_both_backends!(
 /// idempotency key is freed for the retry.
 #[tokio::test]
 async fn a_failed_enqueue_after_the_charge_leaves_no_charge_without_a_book() {
-    let config = crate::harness::moto_config().await;
-    let mut resources =
-        storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
-            .await
-            .unwrap();
+    let sdk = crate::harness::moto_config().await;
+    let mut resources = storybook_aws::provision::provision(&sdk, &crate::harness::unique_prefix())
+        .await
+        .unwrap();
     resources.step_queue_url = format!("{}-gone", resources.step_queue_url);
-    let state = state_over(&config, &resources, test_settings());
+    let state = state_over(&sdk, &resources, test_config());
     let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let user = new_user_key();
     let call = |method: Method, path: &str, body: Option<String>| {
@@ -276,7 +275,7 @@ on_both_backends!(
 
 #[tokio::test]
 async fn a_book_costs_what_its_page_count_is_priced() {
-    use storybook_core::config::{PagePrice, Settings};
+    use storybook_core::config::{Config, PagePrice};
     let prices = vec![
         PagePrice {
             min: 4,
@@ -289,11 +288,11 @@ async fn a_book_costs_what_its_page_count_is_priced() {
             credits: 2,
         },
     ];
-    let app = TestApp::with_settings(
+    let app = TestApp::with_config(
         Backend::Embedded,
-        Settings {
+        Config {
             book_prices_by_pages: prices,
-            ..test_settings()
+            ..test_config()
         },
     )
     .await;
@@ -481,11 +480,11 @@ on_both_backends!(
 /// A clawback never takes a balance below zero: the refund was spent, so nothing is taken.
 #[tokio::test]
 async fn a_clawback_takes_only_what_the_balance_holds() {
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         opening_credits: 1,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let app = TestApp::with_config(Backend::Embedded, config).await;
     let user = new_user_key();
     let job = start_book(&app, &user).await;
     assert_eq!(
@@ -517,7 +516,7 @@ async fn a_clawback_takes_only_what_the_balance_holds() {
 /// app's retry with its key starts the book again, and it is made and charged once.
 async fn a_retry_starts_a_book_whose_first_step_was_lost(backend: Backend) {
     let clock = Clock::manual(Utc::now());
-    let app = TestApp::with_clock(backend, test_settings(), clock.clone()).await;
+    let app = TestApp::with_clock(backend, test_config(), clock.clone()).await;
     let user = new_user_key();
     let key = [("x-idempotency-key", "crash-1")];
     let first = app

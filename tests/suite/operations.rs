@@ -4,7 +4,7 @@
 //! CloudWatch alarm event.
 
 use crate::harness::BookAsk;
-use crate::harness::{Backend, TestApp, moto_config, new_user_key, test_settings};
+use crate::harness::{Backend, TestApp, moto_config, new_user_key, test_config};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::cloudwatch_alarms::{
@@ -25,8 +25,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
 async fn secrets_are_read_from_secrets_manager_by_id() {
-    let config = moto_config().await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let sdk = moto_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let prefix = crate::harness::unique_prefix();
     let pepper = "p".repeat(48);
     let generated = "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v";
@@ -121,7 +121,7 @@ async fn codedeploy_expecting(status: &str) -> (MockServer, CodeDeployReporter) 
         .expect(1)
         .mount(&server)
         .await;
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(server.uri())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -129,7 +129,7 @@ async fn codedeploy_expecting(status: &str) -> (MockServer, CodeDeployReporter) 
         ))
         .load()
         .await;
-    let reporter = CodeDeployReporter(aws_sdk_codedeploy::Client::new(&config));
+    let reporter = CodeDeployReporter(aws_sdk_codedeploy::Client::new(&sdk));
     (server, reporter)
 }
 
@@ -232,11 +232,11 @@ async fn a_dry_run_book_is_checked_but_never_made(backend: Backend) {
         .await;
     assert_eq!((maybe.status, maybe.code()), (422, "VALIDATION_ERROR"));
     let poor = new_user_key();
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         book_price: 5,
-        ..test_settings()
+        ..test_config()
     };
-    let pricey = TestApp::with_settings(backend, settings).await;
+    let pricey = TestApp::with_config(backend, config).await;
     let refused = pricey
         .post_json("/v1/books", &poor, &BookAsk::korean(4).json(), &dry)
         .await;
@@ -316,11 +316,11 @@ async fn the_restore_drill_restores_the_table_and_reconciles_every_balance() {
     use storybook_aws::restore::restore_and_reconcile;
     use storybook_core::domain::credits::{EntryKind, Grant, GrantAmount, TransactionId};
     use storybook_core::ports::Store;
-    let config = moto_config().await;
-    let resources = storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
+    let sdk = moto_config().await;
+    let resources = storybook_aws::provision::provision(&sdk, &crate::harness::unique_prefix())
         .await
         .unwrap();
-    let state = crate::harness::state_over(&config, &resources, test_settings());
+    let state = crate::harness::state_over(&sdk, &resources, test_config());
     let store: &dyn Store = &*state.store;
     let users: Vec<_> = (0..3)
         .map(|_| {
@@ -348,7 +348,7 @@ async fn the_restore_drill_restores_the_table_and_reconciles_every_balance() {
             .await
             .unwrap();
     }
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
     let restored = format!("{}-drill", resources.table);
     let report = restore_and_reconcile(&client, &resources.table, &restored, None)
         .await

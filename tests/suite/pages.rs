@@ -3,11 +3,11 @@
 //! whole book, or one page on demand). Both adapters, every answer against the app's contract.
 
 use crate::app_contract::conforms;
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use serde_json::{Value, json};
 use std::time::Duration;
-use storybook_core::config::Settings;
+use storybook_core::config::Config;
 use storybook_core::domain::book::{AudioState, Book};
 use storybook_core::ports::BlobKey;
 
@@ -192,10 +192,10 @@ on_both_backends!(
     regeneration_refusals
 );
 
-fn priced() -> Settings {
-    Settings {
+fn priced() -> Config {
+    Config {
         page_regeneration_price: 1,
-        ..test_settings()
+        ..test_config()
     }
 }
 
@@ -208,7 +208,7 @@ async fn ledger(app: &TestApp, user: &str) -> Vec<Value> {
 /// accepted one is charged once with its ledger entry; the rest are conflicts, charged nothing.
 /// A regeneration refused by moderation gives its charge back, once.
 async fn regenerations_are_charged_once_and_one_at_a_time(backend: Backend) {
-    let app = std::sync::Arc::new(TestApp::with_settings(backend, priced()).await);
+    let app = std::sync::Arc::new(TestApp::with_config(backend, priced()).await);
     let user = new_user_key();
     let job = crate::books::finished_book(&app, &user).await;
     app.grant(&user, 5, "regenerations").await;
@@ -303,11 +303,11 @@ on_both_backends!(
 /// A book made without narration: narrated afterwards as a whole (409 while it is being made),
 /// or one page read aloud on demand; every URL absolute and loadable.
 async fn narration_after_the_book(backend: Backend) {
-    let settings = Settings {
+    let config = Config {
         narration: false,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(backend, settings).await;
+    let app = TestApp::with_config(backend, config).await;
     let user = new_user_key();
     let unfinished = crate::books::start_book(&app, &user).await;
     let answer = app

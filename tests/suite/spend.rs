@@ -3,14 +3,14 @@
 
 use crate::books::{poll, start_book};
 use crate::harness::BookAsk;
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
 use std::sync::Arc;
 use std::time::Duration;
 use storybook_core::clock::Clock;
-use storybook_core::config::Settings;
+use storybook_core::config::Config;
 use storybook_core::domain::book::{BookId, JobState, Step};
 use storybook_core::domain::spend::Usage;
 use storybook_core::domain::spend::{
@@ -32,11 +32,11 @@ fn priced_offline() -> Arc<PriceTable> {
     )
 }
 
-fn settings_with(limits: SpendLimits) -> Settings {
-    Settings {
+fn settings_with(limits: SpendLimits) -> Config {
+    Config {
         spend: limits,
         prices: priced_offline(),
-        ..test_settings()
+        ..test_config()
     }
 }
 
@@ -205,7 +205,7 @@ on_both_backends!(
 
 async fn a_stopped_book_fails_and_is_refunded_when_so_configured(backend: Backend) {
     let limits = one_dollar_a_day(WhenStopped::Fail);
-    let app = TestApp::with_settings(backend, settings_with(limits)).await;
+    let app = TestApp::with_config(backend, settings_with(limits)).await;
     let user = new_user_key();
     let job = start_book(&app, &user).await;
     app.state
@@ -239,7 +239,7 @@ on_both_backends!(
 );
 
 async fn the_kill_switch_stops_generation_and_is_audited(backend: Backend) {
-    let app = TestApp::with_settings(backend, settings_with(SpendLimits::default())).await;
+    let app = TestApp::with_config(backend, settings_with(SpendLimits::default())).await;
     let user = new_user_key();
     let job = start_book(&app, &user).await;
     let unauthorised = app
@@ -323,7 +323,7 @@ on_both_backends!(
 );
 
 async fn the_spend_report_adds_up_a_finished_book(backend: Backend) {
-    let app = TestApp::with_settings(backend, settings_with(SpendLimits::default())).await;
+    let app = TestApp::with_config(backend, settings_with(SpendLimits::default())).await;
     let _worker = app.start_worker();
     let user = new_user_key();
     let job = start_book(&app, &user).await;
@@ -368,7 +368,7 @@ on_both_backends!(
 /// the limit plus at most the calls in flight when it was reached.
 async fn racing_workers_overshoot_by_at_most_their_calls_in_flight(backend: Backend) {
     let limits = one_dollar_a_day(WhenStopped::Wait);
-    let app = TestApp::with_settings(backend, settings_with(limits)).await;
+    let app = TestApp::with_config(backend, settings_with(limits)).await;
     let guard = SpendGuard::new(&app.state);
     // An offline picture: 4 cents in these settings.
     let call = Usage {

@@ -3,7 +3,7 @@
 
 use crate::books::{finished_book, start_book};
 use crate::harness::BookAsk;
-use crate::harness::{Backend, TestApp, new_user_key, test_settings, whole_ledger};
+use crate::harness::{Backend, TestApp, new_user_key, test_config, whole_ledger};
 use crate::on_both_backends;
 use futures::future::join_all;
 use http::Method;
@@ -17,7 +17,7 @@ fn at(raw: &str) -> chrono::DateTime<chrono::Utc> {
 
 async fn app_at(backend: Backend, now: &str) -> (TestApp, Clock) {
     let clock = Clock::manual(at(now));
-    let app = TestApp::with_clock(backend, test_settings(), clock.clone()).await;
+    let app = TestApp::with_clock(backend, test_config(), clock.clone()).await;
     (app, clock)
 }
 
@@ -346,11 +346,11 @@ on_both_backends!(
 
 /// The daily book cap ends at the user's local midnight, not Seoul's.
 async fn the_daily_cap_follows_the_users_time_zone(backend: Backend) {
-    let mut settings = test_settings();
-    settings.limits.books_per_day = 1;
+    let mut config = test_config();
+    config.limits.books_per_day = 1;
     // In the future: the store lets day counters lapse at their window's end in real time.
     let clock = Clock::manual(at("2027-07-06T14:00:00Z"));
-    let app = TestApp::with_clock(backend, settings, clock).await;
+    let app = TestApp::with_clock(backend, config, clock).await;
     let (user, _) = reader(&app, Some("America/Los_Angeles")).await;
     let refused = app
         .post_json("/v1/books", &user, &BookAsk::korean(4).json(), &[])
@@ -519,7 +519,7 @@ async fn settings_and_refusals(backend: Backend) {
 
 on_both_backends!(
     #[tokio::test]
-    settings,
+    config,
     settings_and_refusals
 );
 

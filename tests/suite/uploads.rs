@@ -3,7 +3,7 @@
 //! kept, the upload never stored, on both adapters and against the app's contract.
 
 use crate::app_contract::conforms;
-use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, BookAsk, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use bytes::Bytes;
 use img_parts::ImageEXIF;
@@ -207,11 +207,11 @@ on_both_backends!(
 /// Every refused upload says why: the wrong type, too large, undecodable, a decompression bomb
 /// (by its declared size, before decoding), a missing or unknown field. Nothing is stored.
 async fn refused_uploads_say_why(backend: Backend) {
-    let settings = storybook_core::config::Settings {
+    let config = storybook_core::config::Config {
         upload_max_bytes: 64 * 1024,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(backend, settings).await;
+    let app = TestApp::with_config(backend, config).await;
     let user = new_user_key();
     consent(&app, &user, true).await;
     let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec();
@@ -305,7 +305,7 @@ async fn a_retry_returns_the_same_character_without_a_second_analysis(backend: B
     let analyses = Arc::new(AtomicUsize::new(0));
     let mut providers = Providers::offline();
     providers.designer = Arc::new(CountingDesigner(analyses.clone()));
-    let app = TestApp::with_studio(backend, test_settings(), providers).await;
+    let app = TestApp::with_studio(backend, test_config(), providers).await;
     let user = new_user_key();
     consent(&app, &user, true).await;
     let picture = photo_with_location();
@@ -379,7 +379,7 @@ impl Illustrator for TaggingIllustrator {
 async fn no_stored_picture_keeps_metadata_or_the_upload(backend: Backend) {
     let mut providers = Providers::offline();
     providers.illustrator = Arc::new(TaggingIllustrator { fail: false });
-    let app = TestApp::with_studio(backend, test_settings(), providers.clone()).await;
+    let app = TestApp::with_studio(backend, test_config(), providers.clone()).await;
     let user = new_user_key();
     consent(&app, &user, true).await;
     app.grant(&user, 5, "metadata").await;
@@ -421,7 +421,7 @@ async fn no_stored_picture_keeps_metadata_or_the_upload(backend: Backend) {
     // Failing half-way (the picture analysed, the reference not drawn): nothing is kept.
     let mut failing = Providers::offline();
     failing.illustrator = Arc::new(TaggingIllustrator { fail: true });
-    let app = TestApp::with_studio(backend, test_settings(), failing).await;
+    let app = TestApp::with_studio(backend, test_config(), failing).await;
     let user = new_user_key();
     consent(&app, &user, true).await;
     let failed = photo(&app, &user, &picture, Some("fails")).await;

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
         .await
         .map_err(|e| format!("{e:#}"))?;
     let store = Arc::new(start.store());
-    let stuck_after = start.settings.stuck_book_after;
+    let stuck_after = start.config.stuck_book_after;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
         let store = store.clone();
         async move {

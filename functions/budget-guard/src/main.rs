@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let start = storybook_aws::state::start()
         .await
         .map_err(|e| format!("{e:#}"))?;
-    let guard = SpendGuard::over(Arc::new(start.store()), &start.settings, Clock::system());
+    let guard = SpendGuard::over(Arc::new(start.store()), &start.config, Clock::system());
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CloudWatchMetricAlarm>| {
             let guard = guard.clone();

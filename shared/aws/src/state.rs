@@ -8,8 +8,8 @@ use crate::sdk::LazyClient;
 /// What every function reads before it builds its clients.
 #[cfg(feature = "secrets")]
 pub struct Start {
-    pub config: aws_config::SdkConfig,
-    pub settings: storybook_core::config::Settings,
+    pub sdk: aws_config::SdkConfig,
+    pub config: storybook_core::config::Config,
     pub resources: storybook_core::config::AwsResources,
     pub secrets: crate::secrets::Secrets,
     pub hasher: storybook_core::domain::credential::CredentialHasher,
@@ -19,17 +19,17 @@ pub struct Start {
 #[cfg(feature = "secrets")]
 pub async fn start() -> anyhow::Result<Start> {
     use crate::secrets::{SecretIds, Secrets};
-    use storybook_core::config::{AwsResources, Settings, pepper_from_env};
+    use storybook_core::config::{AwsResources, Config, pepper_from_env};
     storybook_core::metrics::init();
-    let settings = Settings::from_env()?;
+    let config = Config::from_env()?;
     let resources = AwsResources::from_env()?;
-    let config = crate::sdk::sdk_config().await;
+    let sdk = crate::sdk::sdk_config().await;
     // A Secrets Manager client only where there are secrets to read.
     let ids = SecretIds::from_env();
     let secrets = if ids == SecretIds::default() {
         Secrets::default()
     } else {
-        Secrets::load(&aws_sdk_secretsmanager::Client::new(&config), &ids).await?
+        Secrets::load(&aws_sdk_secretsmanager::Client::new(&sdk), &ids).await?
     };
     tracing::info!(?secrets, "secrets read");
     // `KEY_PEPPER` itself only where no secret is configured (`sam local`, `cargo lambda`).
@@ -39,8 +39,8 @@ pub async fn start() -> anyhow::Result<Start> {
             .ok_or_else(|| anyhow::anyhow!("KEY_PEPPER_SECRET_ID (or KEY_PEPPER) must be set"))?,
     };
     Ok(Start {
+        sdk,
         config,
-        settings,
         resources,
         secrets,
         hasher: storybook_core::domain::credential::CredentialHasher::new(pepper),
@@ -51,7 +51,7 @@ pub async fn start() -> anyhow::Result<Start> {
 impl Start {
     pub fn store(&self) -> crate::DynamoStore {
         crate::DynamoStore::new(
-            LazyClient::from_config(&self.config, aws_sdk_dynamodb::Client::new),
+            LazyClient::from_config(&self.sdk, aws_sdk_dynamodb::Client::new),
             &self.resources.table,
         )
     }
@@ -66,7 +66,7 @@ impl Start {
             Arc::new(NotGiven),
             Arc::new(NotGiven),
             self.hasher,
-            self.settings,
+            self.config,
         )
     }
 
@@ -94,13 +94,13 @@ impl Start {
     #[cfg(all(feature = "s3", feature = "sqs"))]
     pub fn app(self) -> storybook_core::app::App {
         use std::sync::Arc;
-        let (store, blobs, queue) = adapters(&self.config, &self.resources);
+        let (store, blobs, queue) = adapters(&self.sdk, &self.resources);
         storybook_core::app::App::new(
             Arc::new(store),
             Arc::new(blobs),
             Arc::new(queue),
             self.hasher,
-            self.settings,
+            self.config,
         )
     }
 }
@@ -108,20 +108,20 @@ impl Start {
 /// The three adapters over one SDK configuration and one set of resources.
 #[cfg(all(feature = "dynamodb", feature = "s3", feature = "sqs"))]
 pub fn adapters(
-    config: &aws_config::SdkConfig,
+    sdk: &aws_config::SdkConfig,
     resources: &storybook_core::config::AwsResources,
 ) -> (crate::DynamoStore, crate::S3Blobs, crate::SqsQueue) {
     (
         crate::DynamoStore::new(
-            LazyClient::from_config(config, aws_sdk_dynamodb::Client::new),
+            LazyClient::from_config(sdk, aws_sdk_dynamodb::Client::new),
             &resources.table,
         ),
         crate::S3Blobs::new(
-            LazyClient::from_config(config, crate::sdk::s3_client),
+            LazyClient::from_config(sdk, crate::sdk::s3_client),
             &resources.bucket,
         ),
         crate::SqsQueue::new(
-            LazyClient::from_config(config, aws_sdk_sqs::Client::new),
+            LazyClient::from_config(sdk, aws_sdk_sqs::Client::new),
             &resources.step_queue_url,
             &resources.step_dead_letter_url,
         ),

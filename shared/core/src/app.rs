@@ -2,7 +2,7 @@
 //! layer, the step worker and the scheduled functions each hold one.
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::Config;
 use crate::domain::credential::CredentialHasher;
 use crate::ports::{BlobStore, NotGiven, StepQueue, Store, Studio};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub struct App {
     /// mode) is given them.
     pub studio: Arc<dyn Studio>,
     pub hasher: CredentialHasher,
-    pub settings: Arc<Settings>,
+    pub config: Arc<Config>,
     /// What "now" is for days, streaks and daily caps.
     pub clock: Clock,
 }
@@ -27,7 +27,7 @@ impl App {
         blobs: Arc<dyn BlobStore>,
         queue: Arc<dyn StepQueue>,
         hasher: CredentialHasher,
-        settings: Settings,
+        config: Config,
     ) -> Self {
         Self {
             store,
@@ -35,7 +35,7 @@ impl App {
             queue,
             studio: Arc::new(NotGiven),
             hasher,
-            settings: Arc::new(settings),
+            config: Arc::new(config),
             clock: Clock::system(),
         }
     }

@@ -1,5 +1,6 @@
-//! Settings from the environment. Every variable is listed, with its default, in
-//! `docs/configuration.md`; [`Settings::from_lookup`] is the one place that reads them.
+//! The deployment's configuration, from the environment (a user's own settings are
+//! `domain::settings`, the providers' `ProviderSettings`). Every variable is listed, with its default, in
+//! `docs/configuration.md`; [`Config::from_lookup`] is the one place that reads them.
 
 use crate::domain::Invalid;
 use crate::domain::credential::Pepper;
@@ -28,9 +29,9 @@ impl Environment {
     }
 }
 
-/// What the HTTP API needs, whatever runs it.
+/// The deployment's configuration: what the HTTP API needs, whatever runs it.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Config {
     pub environment: Environment,
     /// Credits a new user starts with (one `bonus` ledger entry).
     pub opening_credits: i64,
@@ -100,7 +101,7 @@ impl Default for Limits {
     }
 }
 
-impl Default for Settings {
+impl Default for Config {
     fn default() -> Self {
         Self {
             environment: Environment::Local,
@@ -166,7 +167,7 @@ fn parse_page_prices(raw: &str) -> Result<Vec<PagePrice>, Invalid> {
         .collect()
 }
 
-impl Settings {
+impl Config {
     /// What a book of `pages` pages costs: the first configured range that holds it, else the
     /// flat price.
     pub fn book_price(&self, pages: u8) -> i64 {
@@ -177,7 +178,7 @@ impl Settings {
     }
 }
 
-/// Local mode's own settings, beside [`Settings`].
+/// Local mode's own settings, beside [`Config`].
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
     pub port: u16,
@@ -212,13 +213,13 @@ fn required(lookup: Lookup, name: &str) -> Result<String, Invalid> {
         .ok_or_else(|| Invalid::new(format!("{name} must be set")))
 }
 
-impl Settings {
+impl Config {
     pub fn from_env() -> Result<Self, Invalid> {
         Self::from_lookup(&|name| std::env::var(name).ok())
     }
 
     pub fn from_lookup(lookup: Lookup) -> Result<Self, Invalid> {
-        let defaults = Settings::default();
+        let defaults = Config::default();
         let environment = match lookup("APP_ENV").as_deref().map(str::trim) {
             None | Some("") | Some("local") => Environment::Local,
             Some("dev") => Environment::Dev,
@@ -229,7 +230,7 @@ impl Settings {
         if !(0..=1000).contains(&opening_credits) {
             return Err(Invalid::new("OPENING_CREDITS must be between 0 and 1000"));
         }
-        Ok(Settings {
+        Ok(Config {
             environment,
             opening_credits,
             account_creations_per_ip_per_hour: parsed(
@@ -401,27 +402,27 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, Invalid> {
+    fn config(vars: &[(&str, &str)]) -> Result<Config, Invalid> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::from_lookup(&move |name| map.get(name).cloned())
+        Config::from_lookup(&move |name| map.get(name).cloned())
     }
 
     #[test]
     fn defaults_and_overrides() {
-        let s = settings(&[]).unwrap();
+        let s = config(&[]).unwrap();
         assert_eq!(s.opening_credits, 3);
         assert_eq!(s.environment, Environment::Local);
-        let s = settings(&[("OPENING_CREDITS", "5"), ("APP_ENV", "prod")]).unwrap();
+        let s = config(&[("OPENING_CREDITS", "5"), ("APP_ENV", "prod")]).unwrap();
         assert_eq!(s.opening_credits, 5);
         assert_eq!(s.environment, Environment::Prod);
     }
 
     #[test]
     fn prices_by_page_count() {
-        let s = settings(&[
+        let s = config(&[
             ("BOOK_PRICE_BY_PAGES", "4-8:1, 9-12:2"),
             ("BOOK_PRICE_CREDITS", "3"),
         ])
@@ -435,16 +436,16 @@ mod tests {
             ),
             (1, 1, 2, 2)
         );
-        let flat = settings(&[]).unwrap();
+        let flat = config(&[]).unwrap();
         assert_eq!((flat.book_price(4), flat.book_price(12)), (1, 1));
         for bad in ["4-8", "8-4:1", "4-8:-1", "a-b:1"] {
-            assert!(settings(&[("BOOK_PRICE_BY_PAGES", bad)]).is_err(), "{bad}");
+            assert!(config(&[("BOOK_PRICE_BY_PAGES", bad)]).is_err(), "{bad}");
         }
         assert_eq!(
             (flat.page_regeneration_price, flat.book_audio_price),
             (0, 0)
         );
-        let extras = settings(&[
+        let extras = config(&[
             ("PAGE_REGENERATION_PRICE_CREDITS", "1"),
             ("BOOK_AUDIO_PRICE_CREDITS", "2"),
         ])
@@ -453,21 +454,21 @@ mod tests {
             (extras.page_regeneration_price, extras.book_audio_price),
             (1, 2)
         );
-        let error = settings(&[("BOOK_AUDIO_PRICE_CREDITS", "-1")]).unwrap_err();
+        let error = config(&[("BOOK_AUDIO_PRICE_CREDITS", "-1")]).unwrap_err();
         assert!(error.0.contains("BOOK_AUDIO_PRICE_CREDITS"));
     }
 
     #[test]
     fn bad_values_are_refused_by_name() {
-        let error = settings(&[("OPENING_CREDITS", "many")]).unwrap_err();
+        let error = config(&[("OPENING_CREDITS", "many")]).unwrap_err();
         assert!(error.0.contains("OPENING_CREDITS"));
-        assert!(settings(&[("APP_ENV", "staging")]).is_err());
-        assert!(settings(&[("OPENING_CREDITS", "-1")]).is_err());
+        assert!(config(&[("APP_ENV", "staging")]).is_err());
+        assert!(config(&[("OPENING_CREDITS", "-1")]).is_err());
     }
 
     #[test]
     fn spend_limits_in_dollars() {
-        let s = settings(&[]).unwrap();
+        let s = config(&[]).unwrap();
         assert_eq!(
             (s.spend.alert, s.spend.hard_limit, s.spend.when_stopped),
             (
@@ -476,7 +477,7 @@ mod tests {
                 WhenStopped::Wait
             )
         );
-        let s = settings(&[
+        let s = config(&[
             ("SPEND_ALERT_USD", "0.5"),
             ("SPEND_LIMIT_USD", "2"),
             ("WHEN_GENERATION_STOPPED", "fail"),
@@ -496,7 +497,7 @@ mod tests {
             ("WHEN_GENERATION_STOPPED", "pause"),
             ("PRICE_TABLE", "{"),
         ] {
-            assert!(settings(&[bad]).is_err(), "{bad:?}");
+            assert!(config(&[bad]).is_err(), "{bad:?}");
         }
     }
 }

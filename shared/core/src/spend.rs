@@ -33,15 +33,15 @@ pub struct SpendGuard {
 
 impl SpendGuard {
     pub fn new(app: &crate::app::App) -> Self {
-        Self::over(app.store.clone(), &app.settings, app.clock.clone())
+        Self::over(app.store.clone(), &app.config, app.clock.clone())
     }
 
     /// The guard over `store` alone (the budget guard's function has no other port).
-    pub fn over(store: Arc<dyn Store>, settings: &crate::config::Settings, clock: Clock) -> Self {
+    pub fn over(store: Arc<dyn Store>, config: &crate::config::Config, clock: Clock) -> Self {
         Self {
             store,
-            prices: settings.prices.clone(),
-            limits: settings.spend,
+            prices: config.prices.clone(),
+            limits: config.spend,
             clock,
         }
     }

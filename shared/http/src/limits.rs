@@ -31,7 +31,7 @@ pub async fn enforce(
     class: RouteClass,
     caller: &str,
 ) -> Result<(), ApiError> {
-    let limits = &state.settings.limits;
+    let limits = &state.config.limits;
     let limit = class.limit(limits);
     if !state.limiter.allows(class, caller) {
         return Err(refuse(state, parts, caller, class, limit, 60).await);

@@ -20,7 +20,7 @@ use storybook_core::usecases::Refusal;
 pub fn api(state: AppState, families: &[Family]) -> Router {
     let mut router = Router::new();
     // A picture's request: the file, its fields and the multipart framing.
-    let upload_limit = state.settings.upload_max_bytes + 1024 * 1024;
+    let upload_limit = state.config.upload_max_bytes + 1024 * 1024;
     for endpoint in endpoints(families) {
         let handler = match endpoint.body {
             BodyLimit::Upload => endpoint.handler.layer(DefaultBodyLimit::max(upload_limit)),
@@ -48,10 +48,10 @@ pub fn api(state: AppState, families: &[Family]) -> Router {
 }
 
 /// What every answer passes through: request id and log span, panic catching, body limit.
-pub fn with_edges(router: Router, settings: &config::Settings) -> Router {
+pub fn with_edges(router: Router, config: &config::Config) -> Router {
     let router = router
         .layer(axum::middleware::from_fn(limits::headers))
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a handler panicked");
@@ -66,7 +66,7 @@ pub fn with_edges(router: Router, settings: &config::Settings) -> Router {
         ))
         .layer(axum::middleware::from_fn(edges::security_headers))
         .layer(axum::middleware::from_fn(request_id::middleware));
-    match edges::cors(&settings.cors_origins) {
+    match edges::cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     }
@@ -74,6 +74,6 @@ pub fn with_edges(router: Router, settings: &config::Settings) -> Router {
 
 /// The whole API for `families`, ready to serve.
 pub fn app(state: AppState, families: &[Family]) -> Router {
-    let settings = state.settings.clone();
-    with_edges(api(state, families), &settings)
+    let config = state.config.clone();
+    with_edges(api(state, families), &config)
 }

@@ -32,14 +32,14 @@ impl AppState {
         blobs: Arc<dyn ports::BlobStore>,
         queue: Arc<dyn ports::StepQueue>,
         hasher: domain::credential::CredentialHasher,
-        settings: config::Settings,
+        config: config::Config,
     ) -> Self {
-        Self::of(app::App::new(store, blobs, queue, hasher, settings))
+        Self::of(app::App::new(store, blobs, queue, hasher, config))
     }
 
     /// The HTTP layer's state over `app`.
     pub fn of(app: app::App) -> Self {
-        let limiter = Arc::new(LocalLimiter::new(&app.settings.limits));
+        let limiter = Arc::new(LocalLimiter::new(&app.config.limits));
         Self { app, limiter }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storybook_core::book_files::enqueue_step;
 use storybook_core::catalogue::Family;
-use storybook_core::config::{LocalSettings, Settings, pepper_from_env};
+use storybook_core::config::{Config, LocalSettings, pepper_from_env};
 use storybook_core::domain::book::Step;
 use storybook_core::domain::credential::{CredentialHasher, Pepper};
 use storybook_core::ports::{BlobKey, BlobStore};
@@ -64,7 +64,7 @@ impl LocalMode {
     /// Local mode over `local.data_dir`, making books with `providers` (offline where no key is
     /// set).
     pub fn open(
-        settings: Settings,
+        config: Config,
         local: &LocalSettings,
         providers: &ProviderSettings,
     ) -> anyhow::Result<Self> {
@@ -80,7 +80,7 @@ impl LocalMode {
             Arc::new(blobs),
             Arc::new(queue.clone()),
             hasher,
-            settings,
+            config,
         );
         let providers = providers.build(state.store.clone(), state.clock.clone());
         state.studio = Arc::new(ProviderStudio::new(&state, providers.clone()));
@@ -112,7 +112,7 @@ impl LocalMode {
         tokio::spawn(storybook_core::book_records::sweep_local(
             self.state.store.clone(),
             self.state.clock.clone(),
-            self.state.settings.stuck_book_after,
+            self.state.config.stuck_book_after,
         ));
         Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
     }
@@ -127,7 +127,7 @@ impl LocalMode {
             });
         with_edges(
             api(self.state.clone(), Family::ALL).merge(blobs),
-            &self.state.settings,
+            &self.state.config,
         )
     }
 }
@@ -297,9 +297,9 @@ async fn shutdown_signal() {
 /// The local server's whole start-up: settings, data folder, admin key, listen.
 pub async fn run() -> anyhow::Result<()> {
     storybook_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let config = Config::from_env()?;
     let local = LocalSettings::from_env()?;
-    let mode = LocalMode::open(settings, &local, &ProviderSettings::from_env()?)?;
+    let mode = LocalMode::open(config, &local, &ProviderSettings::from_env()?)?;
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());

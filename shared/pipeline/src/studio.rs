@@ -31,7 +31,7 @@ impl ProviderStudio {
         Self {
             providers,
             spend: SpendGuard::new(app),
-            max_pixels: app.settings.upload_max_pixels,
+            max_pixels: app.config.upload_max_pixels,
         }
     }
 

@@ -262,11 +262,11 @@ on_both_backends!(
 );
 
 async fn a_test_key_in_production_is_401_and_a_security_violation(backend: Backend) {
-    let settings = Settings {
+    let config = Config {
         environment: Environment::Prod,
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(backend, settings).await;
+    let app = TestApp::with_config(backend, config).await;
     let test_key = ApiKeySecret::generate(KeyEnvironment::Test);
     storybook_core::bootstrap::store_admin_key(&app.state, &test_key, "test")
         .await

@@ -6,11 +6,11 @@ use crate::harness::BookAsk;
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    let settings = Settings {
+    let config = Config {
         cors_origins: vec!["https://app.example".into()],
-        ..test_settings()
+        ..test_config()
     };
-    let app = TestApp::with_settings(Backend::Embedded, settings).await;
+    let app = TestApp::with_config(Backend::Embedded, config).await;
     let user = new_user_key();
     for answer in [
         app.call(Method::GET, "/health", &[], None).await,

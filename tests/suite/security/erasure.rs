@@ -64,11 +64,11 @@ on_both_backends!(
 /// the profile, books, settings, streak, readings or indexes, nor the once-only grant markers.
 #[tokio::test]
 async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
-    let config = crate::harness::moto_config().await;
-    let resources = storybook_aws::provision::provision(&config, &crate::harness::unique_prefix())
+    let sdk = crate::harness::moto_config().await;
+    let resources = storybook_aws::provision::provision(&sdk, &crate::harness::unique_prefix())
         .await
         .unwrap();
-    let state = crate::harness::state_over(&config, &resources, test_settings());
+    let state = crate::harness::state_over(&sdk, &resources, test_config());
     let router = storybook_http::app(state.clone(), storybook_core::catalogue::Family::ALL);
     let user = new_user_key();
     let hash = state.hasher.hash(CredentialKind::UserKey, &user);
@@ -156,7 +156,7 @@ async fn erasure_leaves_no_trace_of_the_user_in_dynamodb() {
     let erased = call(Method::DELETE, "/v1/users/me", me(), None).await;
     assert_eq!(erased.status, 200, "{}", erased.body);
 
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
     let items = client
         .scan()
         .table_name(&resources.table)

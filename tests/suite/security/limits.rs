@@ -4,19 +4,19 @@
 use super::*;
 use crate::harness::BookAsk;
 
-fn strict(limits: Limits) -> Settings {
-    Settings {
+fn strict(limits: Limits) -> Config {
+    Config {
         limits,
-        ..test_settings()
+        ..test_config()
     }
 }
 
 async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
     let limits = Limits {
         reads_per_minute: 3,
-        ..test_settings().limits
+        ..test_config().limits
     };
-    let app = TestApp::with_settings(backend, strict(limits)).await;
+    let app = TestApp::with_config(backend, strict(limits)).await;
     let user = new_user_key();
     for remaining in [2, 1, 0] {
         let answer = app.get("/v1/credits/balance", &user).await;
@@ -51,9 +51,9 @@ on_both_backends!(
 async fn api_keys_are_rate_limited_too(backend: Backend) {
     let limits = Limits {
         reads_per_minute: 2,
-        ..test_settings().limits
+        ..test_config().limits
     };
-    let app = TestApp::with_settings(backend, strict(limits)).await;
+    let app = TestApp::with_config(backend, strict(limits)).await;
     assert_eq!(
         with_key(&app, Method::GET, KEYS, &app.admin_key, None)
             .await
@@ -81,9 +81,9 @@ on_both_backends!(
 async fn brute_force_from_one_ip_is_limited(backend: Backend) {
     let limits = Limits {
         auth_failures_per_minute: 5,
-        ..test_settings().limits
+        ..test_config().limits
     };
-    let app = TestApp::with_settings(backend, strict(limits)).await;
+    let app = TestApp::with_config(backend, strict(limits)).await;
     let app = &app;
     let guess = |ip: &'static str| {
         let key = format!(
@@ -141,9 +141,9 @@ async fn daily_and_unfinished_book_caps(backend: Backend) {
     let limits = Limits {
         books_per_day: 2,
         unfinished_books: 100,
-        ..test_settings().limits
+        ..test_config().limits
     };
-    let app = TestApp::with_settings(backend, strict(limits)).await;
+    let app = TestApp::with_config(backend, strict(limits)).await;
     let user = new_user_key();
     for _ in 0..2 {
         assert_eq!(
@@ -166,9 +166,9 @@ async fn daily_and_unfinished_book_caps(backend: Backend) {
 
     let limits = Limits {
         unfinished_books: 2,
-        ..test_settings().limits
+        ..test_config().limits
     };
-    let app = TestApp::with_settings(backend, strict(limits)).await;
+    let app = TestApp::with_config(backend, strict(limits)).await;
     let (busy, other) = (new_user_key(), new_user_key());
     for _ in 0..2 {
         assert_eq!(
@@ -229,15 +229,15 @@ async fn without_its_counters_the_store_fails_generation_closed_and_reads_open()
 /// lookup, atomically, so 50 bad keys at once reach the lookup no more than the limit allows
 /// (before, 42 of 50 did); a good key's concurrent requests are not refused for it.
 async fn concurrent_guesses_never_pass_the_failed_authentication_limit(backend: Backend) {
-    let settings = Settings {
+    let config = Config {
         limits: Limits {
             auth_failures_per_minute: 5,
-            ..test_settings().limits
+            ..test_config().limits
         },
-        ..test_settings()
+        ..test_config()
     };
-    let app = std::sync::Arc::new(TestApp::with_settings(backend, settings).await);
-    let limit = app.state.settings.limits.auth_failures_per_minute;
+    let app = std::sync::Arc::new(TestApp::with_config(backend, config).await);
+    let limit = app.state.config.limits.auth_failures_per_minute;
     let guesses = futures::future::join_all((0..50).map(|_| {
         let app = app.clone();
         tokio::spawn(async move {

@@ -9,12 +9,12 @@ mod erasure;
 mod key_lifecycle;
 mod limits;
 
-use crate::harness::{Answer, Backend, TestApp, new_user_key, test_settings};
+use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
-use storybook_core::config::{Environment, Limits, Settings};
+use storybook_core::config::{Config, Environment, Limits};
 use storybook_core::domain::api_key::{ApiKeySecret, KeyEnvironment};
 use storybook_core::domain::credential::CredentialKind;
 

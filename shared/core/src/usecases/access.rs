@@ -35,7 +35,7 @@ pub async fn verify_key(
 ) -> Result<ApiKeyRecord, Refusal> {
     let (ip, now) = (&request.client_ip, request.now);
     let failures = format!("authfail:{ip}");
-    let limits = &app.settings.limits;
+    let limits = &app.config.limits;
     // The raw key travels beside the request, not in it: a request is Debug, a key never is.
     let raw = presented_key;
     // What was presented, as a truncated keyed hash: enough to correlate, useless to an attacker.
@@ -85,8 +85,7 @@ pub async fn verify_key(
     let Ok(secret) = ApiKeySecret::parse(raw) else {
         return refuse(AuditEvent::BadFormat, "The API key is not valid", false).await;
     };
-    if secret.environment() == KeyEnvironment::Test && app.settings.environment == Environment::Prod
-    {
+    if secret.environment() == KeyEnvironment::Test && app.config.environment == Environment::Prod {
         tracing::warn!(key_prefix = %secret.display_prefix(), client_ip = %ip, "security violation: a test key in production");
         let detail = Some("test key used in production".into());
         audit(
@@ -183,7 +182,7 @@ pub async fn user_for_key(app: &App, request: &Request<&UserKey>) -> Result<User
         .store
         .take(
             &format!("signup:{ip}"),
-            app.settings.account_creations_per_ip_per_hour,
+            app.config.account_creations_per_ip_per_hour,
             Window::fixed(HOUR, request.now),
         )
         .await?;
@@ -196,7 +195,7 @@ pub async fn user_for_key(app: &App, request: &Request<&UserKey>) -> Result<User
     }
     let lookup = app
         .store
-        .create_user(&id, app.settings.opening_credits, request.now)
+        .create_user(&id, app.config.opening_credits, request.now)
         .await?;
     if lookup.created {
         tracing::info!(user = lookup.user.id.truncated(), "user created");

@@ -52,7 +52,7 @@ pub async fn create_book(
     dry_run: bool,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
-    book.narration = app.settings.narration;
+    book.narration = app.config.narration;
     // The parent's own characters the book names (another's or a missing one is not found),
     // the hero's first: their sheets replace the ones the story model would make up.
     let mut characters = Vec::new();
@@ -84,8 +84,8 @@ pub async fn create_book(
     }
     // A retry must ask for the same book: the record keeps a fingerprint of the request.
     let idempotency = idempotency_key.map(|key| Idempotency::new(key, &book, now));
-    let price = app.settings.book_price(book.page_count.get());
-    let limits = &app.settings.limits;
+    let price = app.config.book_price(book.page_count.get());
+    let limits = &app.config.limits;
     // Nothing is charged while generation is stopped (the kill switch, today's hard limit).
     super::refuse_while_stopped(app).await?;
     let today = settings_of(app, user).await?.timezone.today(now);
@@ -131,7 +131,7 @@ async fn create_counted(
         return Ok(Created::WouldMake);
     }
     let book = Book::new(user.id.clone(), request, price, now);
-    let unfinished_cap = app.settings.limits.unfinished_books;
+    let unfinished_cap = app.config.limits.unfinished_books;
     match app
         .store
         .create_book(&book, idempotency.as_ref(), unfinished_cap)
@@ -328,7 +328,7 @@ async fn signed(app: &App, key: Option<&str>) -> Result<Option<String>, Refusal>
     let key = super::stored_key(key)?;
     Ok(Some(
         app.blobs
-            .signed_url(&key, app.settings.signed_url_ttl)
+            .signed_url(&key, app.config.signed_url_ttl)
             .await?,
     ))
 }

@@ -23,7 +23,7 @@ fn too_many(cap: usize) -> Refusal {
 
 /// Refuses a new character when the user already has as many as one account keeps.
 async fn room_for_one(app: &App, request: &Request<User>) -> Result<(), Refusal> {
-    let cap = app.settings.characters_per_user;
+    let cap = app.config.characters_per_user;
     if app.store.characters_of(&request.caller.id).await?.len() >= cap {
         return Err(too_many(cap));
     }
@@ -44,7 +44,7 @@ async fn store_within_cap(
     if !app.store.put_character(character).await? {
         return Ok(false);
     }
-    let cap = app.settings.characters_per_user;
+    let cap = app.config.characters_per_user;
     if app.store.characters_of(user).await?.len() > cap {
         // The record goes; a reference picture already stored goes with the caller's refusal.
         app.store.delete_character(user, &character.id).await?;
@@ -140,7 +140,7 @@ pub async fn create_from_upload(
     if upload.bytes.is_empty() {
         return Err(Refusal::Upload(UploadRefusal::Empty));
     }
-    let limit_bytes = app.settings.upload_max_bytes;
+    let limit_bytes = app.config.upload_max_bytes;
     if upload.bytes.len() > limit_bytes {
         return Err(Refusal::Upload(UploadRefusal::TooLarge { limit_bytes }));
     }

@@ -185,7 +185,7 @@ pub async fn rotate_key(
     key_id: &str,
     grace_seconds: Option<i64>,
 ) -> Result<Rotated, Refusal> {
-    let grace = grace_seconds.unwrap_or(app.settings.rotation_grace.as_secs() as i64);
+    let grace = grace_seconds.unwrap_or(app.config.rotation_grace.as_secs() as i64);
     let mut old = key_by_id(app, key_id).await?;
     let now = request.now;
     if !old.is_active(now) || old.rotated_to.is_some() {

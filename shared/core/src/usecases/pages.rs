@@ -82,7 +82,7 @@ pub async fn regenerate_page(
     }
     // Nothing is charged or started while generation is stopped, as for a new book.
     refuse_while_stopped(app).await?;
-    let price = app.settings.page_regeneration_price;
+    let price = app.config.page_regeneration_price;
     let regeneration = PageRegeneration {
         mode: asked.mode,
         feedback: asked.feedback,
@@ -189,7 +189,7 @@ pub async fn book_audio(
         return Ok(BookAudio::Available);
     }
     refuse_while_stopped(app).await?;
-    let price = app.settings.book_audio_price;
+    let price = app.config.book_audio_price;
     if price > 0 {
         let reason = format!("narration of {}", book.id.as_str());
         let transaction = format!("audio:{}", book.id.as_str());
@@ -280,7 +280,7 @@ pub async fn page_audio(
 ) -> Result<String, Refusal> {
     let page_missing = || Refusal::not_found("page", number.to_string());
     let number = u8::try_from(number).map_err(|_| page_missing())?;
-    let ttl = app.settings.signed_url_ttl;
+    let ttl = app.config.signed_url_ttl;
     let started = std::time::Instant::now();
     let (book, before) = loop {
         let book = done_book(app, request, raw_id, "book").await?;

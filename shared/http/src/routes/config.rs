@@ -63,9 +63,9 @@ struct BookPrice {
 }
 
 pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
-    let settings = &state.settings;
+    let config = &state.config;
     Json(Capabilities {
-        environment: settings.environment.as_str(),
+        environment: config.environment.as_str(),
         version: env!("CARGO_PKG_VERSION"),
         features: Features {
             book_generation: Feature::BookGeneration.served(),
@@ -82,19 +82,19 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
             credits: Feature::Credits.served(),
         },
         credits: OpeningCredits {
-            opening_credits: settings.opening_credits,
+            opening_credits: config.opening_credits,
         },
         prices: Prices {
             book_by_pages: (PageCount::MIN..=PageCount::MAX)
                 .map(|pages| BookPrice {
                     pages,
-                    credits: settings.book_price(pages),
+                    credits: config.book_price(pages),
                 })
                 .collect(),
-            page_regeneration: settings.page_regeneration_price,
-            book_audio: settings.book_audio_price,
+            page_regeneration: config.page_regeneration_price,
+            book_audio: config.book_audio_price,
         },
         languages: ["ko", "en"],
-        providers: settings.providers.clone(),
+        providers: config.providers.clone(),
     })
 }

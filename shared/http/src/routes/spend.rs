@@ -106,7 +106,7 @@ pub async fn report(
             ))
         })?;
     let report = spend::spend_report(&state, &request, day).await?;
-    let (spent, limits) = (report.spend, state.settings.spend);
+    let (spent, limits) = (report.spend, state.config.spend);
     Ok(Json(SpendReport {
         day: report.day.format("%Y-%m-%d").to_string(),
         spent_usd: spent.total.usd(),

@@ -196,7 +196,7 @@ async fn upload_of(
             "value_error",
         ))
     })?;
-    let limit_bytes = state.settings.upload_max_bytes;
+    let limit_bytes = state.config.upload_max_bytes;
     let too_large = || ApiError::from(Refusal::Upload(UploadRefusal::TooLarge { limit_bytes }));
     let unreadable = |field: &str| {
         ApiError::schema(Problem::new(

@@ -27,32 +27,32 @@ pub struct FalSettings {
 }
 
 pub struct FalImages {
-    settings: FalSettings,
+    config: FalSettings,
     http: reqwest::Client,
 }
 
 impl FalImages {
-    pub fn new(settings: FalSettings) -> Self {
+    pub fn new(config: FalSettings) -> Self {
         Self {
-            http: client(settings.timeout),
-            settings,
+            http: client(config.timeout),
+            config,
         }
     }
 
     fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.header(
             reqwest::header::AUTHORIZATION,
-            format!("Key {}", self.settings.key.expose()),
+            format!("Key {}", self.config.key.expose()),
         )
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
-        if !same_origin(url, &self.settings.base_url) {
+        if !same_origin(url, &self.config.base_url) {
             return Err(ProviderError::Malformed(
                 "a queue URL points away from the API".into(),
             ));
         }
-        self.settings
+        self.config
             .retry
             .run(|| async {
                 let response = self
@@ -94,22 +94,22 @@ struct FalImage {
 impl Illustrator for FalImages {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
-        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
         let (model, input) = hosted_image_input(
             prompt,
             serde_json::json!({
-                "image_size": self.settings.image_size,
+                "image_size": self.config.image_size,
                 "num_images": 1,
                 "enable_safety_checker": true,
                 "output_format": "png",
             }),
-            &self.settings.model,
-            self.settings.reference_model.as_deref(),
+            &self.config.model,
+            self.config.reference_model.as_deref(),
             "image_url",
         );
-        let submit_url = format!("{}/{model}", self.settings.base_url.trim_end_matches('/'));
+        let submit_url = format!("{}/{model}", self.config.base_url.trim_end_matches('/'));
         let submitted: Submitted = self
-            .settings
+            .config
             .retry
             .run(|| async {
                 let response = self
@@ -132,7 +132,7 @@ impl Illustrator for FalImages {
                     )));
                 }
             }
-            before_next_poll(deadline, self.settings.poll_every).await?;
+            before_next_poll(deadline, self.config.poll_every).await?;
         }
         let result: Result_ = self.get(&submitted.response_url).await?;
         if result.has_nsfw_concepts.iter().any(|flag| *flag) {
@@ -148,7 +148,7 @@ impl Illustrator for FalImages {
             .ok_or_else(|| ProviderError::Malformed("a result without images".into()))?;
         let mut usage = Usage::new("fal", model);
         usage.images = 1;
-        usage.image_size = Some(self.settings.image_size.clone());
+        usage.image_size = Some(self.config.image_size.clone());
         Ok(Metered {
             value: Artwork::Url(url),
             usage,

@@ -27,15 +27,15 @@ pub struct ReplicateSettings {
 }
 
 pub struct ReplicateImages {
-    settings: ReplicateSettings,
+    config: ReplicateSettings,
     http: reqwest::Client,
 }
 
 impl ReplicateImages {
-    pub fn new(settings: ReplicateSettings) -> Self {
+    pub fn new(config: ReplicateSettings) -> Self {
         Self {
-            http: client(settings.timeout),
-            settings,
+            http: client(config.timeout),
+            config,
         }
     }
 }
@@ -75,16 +75,16 @@ impl ReplicateImages {
     ) -> Result<Prediction, ProviderError> {
         let url = format!(
             "{}/models/{model}/predictions",
-            self.settings.base_url.trim_end_matches('/')
+            self.config.base_url.trim_end_matches('/')
         );
         let body = serde_json::json!({ "input": input });
-        self.settings
+        self.config
             .retry
             .run(|| async {
                 let response = self
                     .http
                     .post(&url)
-                    .bearer_auth(self.settings.token.expose())
+                    .bearer_auth(self.config.token.expose())
                     .header("Prefer", "wait")
                     .json(&body)
                     .send()
@@ -96,13 +96,13 @@ impl ReplicateImages {
     }
 
     async fn poll(&self, url: &str) -> Result<Prediction, ProviderError> {
-        self.settings
+        self.config
             .retry
             .run(|| async {
                 let response = self
                     .http
                     .get(url)
-                    .bearer_auth(self.settings.token.expose())
+                    .bearer_auth(self.config.token.expose())
                     .send()
                     .await
                     .map_err(transport)?;
@@ -116,15 +116,15 @@ impl ReplicateImages {
 impl Illustrator for ReplicateImages {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn illustrate(&self, prompt: &ImagePrompt) -> Result<Metered<Artwork>, ProviderError> {
-        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
         let (model, input) = hosted_image_input(
             prompt,
             serde_json::json!({
-                "aspect_ratio": self.settings.aspect_ratio,
+                "aspect_ratio": self.config.aspect_ratio,
                 "output_format": "png",
             }),
-            &self.settings.model,
-            self.settings.reference_model.as_deref(),
+            &self.config.model,
+            self.config.reference_model.as_deref(),
             "input_image",
         );
         let mut prediction = self.create(model, &input).await?;
@@ -157,12 +157,12 @@ impl Illustrator for ReplicateImages {
                     "a running prediction without urls.get".into(),
                 ));
             };
-            if !same_origin(&get, &self.settings.base_url) {
+            if !same_origin(&get, &self.config.base_url) {
                 return Err(ProviderError::Malformed(
                     "urls.get points away from the API".into(),
                 ));
             }
-            before_next_poll(deadline, self.settings.poll_every).await?;
+            before_next_poll(deadline, self.config.poll_every).await?;
             prediction = self.poll(&get).await?;
         }
         let url = prediction
@@ -172,7 +172,7 @@ impl Illustrator for ReplicateImages {
             .ok_or_else(|| ProviderError::Malformed("a prediction without an output URL".into()))?;
         let mut usage = Usage::new("replicate", model);
         usage.images = 1;
-        usage.image_size = Some(self.settings.aspect_ratio.clone());
+        usage.image_size = Some(self.config.aspect_ratio.clone());
         Ok(Metered {
             value: Artwork::Url(url),
             usage,

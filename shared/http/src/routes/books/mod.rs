@@ -111,6 +111,6 @@ pub async fn pdf(
     Ok(Json(PdfLink {
         book_id: book.id.as_str().to_owned(),
         pdf_url,
-        expires_in_seconds: state.settings.signed_url_ttl.as_secs(),
+        expires_in_seconds: state.config.signed_url_ttl.as_secs(),
     }))
 }
