@@ -60,3 +60,44 @@ fn the_configuration_doc_lists_exactly_the_variables_the_code_reads() {
         read.len()
     );
 }
+
+/// Every `module::test` the route guide names as a guard exists (a test renamed or removed would
+/// leave a newcomer a guard that is not there).
+#[test]
+fn the_route_guide_names_tests_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guide = doc("docs/adding-a-route.md");
+    let mut sources = String::new();
+    let mut stack = vec![root.join("tests/suite"), root.join("shared")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let named: Vec<&str> = guide
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.contains("::")
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ':')
+        })
+        .collect();
+    assert!(named.len() >= 8, "the guide names its guards: {named:?}");
+    for path in named {
+        let last = path.rsplit("::").next().unwrap();
+        let module = root
+            .join("tests/suite")
+            .join(path.replace("::", "/") + ".rs");
+        assert!(
+            sources.contains(&format!("fn {last}(")) || module.exists(),
+            "docs/adding-a-route.md names `{path}`, which is not a test here"
+        );
+    }
+}

@@ -86,7 +86,7 @@ ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 ALTER TABLE idempotency ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
-CREATE TABLE IF NOT EXISTS config (
+CREATE TABLE IF NOT EXISTS settings (
     user_id TEXT PRIMARY KEY,
     doc     TEXT NOT NULL
 );
