@@ -206,6 +206,14 @@ impl Sheet {
         }
     }
 
+    /// Whether `other` is drawn as this sheet is: the same name, master description and
+    /// features (what a book keeps of a sheet).
+    pub fn drawn_as(&self, other: &Sheet) -> bool {
+        self.name == other.name
+            && self.master_description == other.master_description
+            && self.features() == other.features()
+    }
+
     /// The sheet as one line of a prompt.
     pub fn prompt_line(&self) -> String {
         format!(

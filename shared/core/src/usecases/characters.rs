@@ -312,6 +312,8 @@ async fn detach_from_books(
     }
     let sheets: Vec<Sheet> = characters.iter().map(Character::sheet).collect();
     let ids: Vec<&CharacterId> = characters.iter().map(|c| &c.id).collect();
+    // A book keeps its sheets as they are drawn (name, description, features): compared so.
+    let drawn_from_one = |sheet: &Sheet| sheets.iter().any(|own| own.drawn_as(sheet));
     let names = |book: &Book| {
         book.request
             .hero_character
@@ -322,7 +324,7 @@ async fn detach_from_books(
                 .characters
                 .iter()
                 .chain(&book.characters)
-                .any(|s| sheets.contains(s))
+                .any(drawn_from_one)
     };
     let mut detached = 0;
     for book in app.store.books_of(&request.caller.id).await? {
@@ -342,8 +344,8 @@ async fn detach_from_books(
                 book.request.hero_character = None;
                 book.reference_key = None;
             }
-            book.request.characters.retain(|s| !sheets.contains(s));
-            book.characters.retain(|s| !sheets.contains(s));
+            book.request.characters.retain(|s| !drawn_from_one(s));
+            book.characters.retain(|s| !drawn_from_one(s));
             Change::Write
         })
         .await?;
