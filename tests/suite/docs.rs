@@ -33,7 +33,11 @@ fn reads_environment(code: &str) -> bool {
 #[test]
 fn the_configuration_doc_lists_exactly_the_variables_the_code_reads() {
     let mut read = BTreeSet::new();
-    for (_, code) in non_test_sources() {
+    for (path, code) in non_test_sources() {
+        // A build script reads cargo's variables while building, not the service's configuration.
+        if path.ends_with("build.rs") {
+            continue;
+        }
         if reads_environment(&code) {
             read.extend(upper_case_literals(&code));
         }
