@@ -301,6 +301,7 @@ impl IntoResponse for ApiError {
         self.record();
         let (status, code) = self.status_and_code();
         let message = self.to_string();
+        let (details, retry_after) = self.details();
         let mut response = match &self {
             ApiError::Schema(problems) => problem_list(status, code, &message, problems),
             // A 422 like every other: the app contract's `HTTPValidationError` shape, its own code.
@@ -314,9 +315,9 @@ impl IntoResponse for ApiError {
                     "idempotency_key_reused",
                 )],
             ),
-            _ => envelope(status, code, &message, self.details().0),
+            _ => envelope(status, code, &message, details),
         };
-        if let (_, Some(seconds)) = self.details() {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
