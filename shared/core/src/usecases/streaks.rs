@@ -127,7 +127,8 @@ pub async fn month_of_reading(
 ) -> Result<ReadingSpan, Refusal> {
     let (first, last) = month_days(year, month)
         .ok_or_else(|| Refusal::Invalid(format!("no month {year}-{month}")))?;
-    span_of_reading(app, request, first, last).await
+    let zone = settings_of(app, &request.caller).await?.timezone;
+    span_of_reading(app, request, zone, first, last).await
 }
 
 /// The reading of the last `days` local days, today included.
@@ -140,16 +141,17 @@ pub async fn recent_reading(
     let zone = settings_of(app, &request.caller).await?.timezone;
     let (first, last) = days_ending(zone.day_of(request.now), days)
         .ok_or_else(|| Refusal::Invalid(format!("no span of {days} days")))?;
-    span_of_reading(app, request, first, last).await
+    span_of_reading(app, request, zone, first, last).await
 }
 
+/// The readings of local days `first..=last` in the user's `zone`.
 async fn span_of_reading(
     app: &App,
     request: &Request<User>,
+    zone: TimeZone,
     first: NaiveDate,
     last: NaiveDate,
 ) -> Result<ReadingSpan, Refusal> {
-    let zone = settings_of(app, &request.caller).await?.timezone;
     let readings = app.store.readings(&request.caller.id, first, last).await?;
     let sessions = readings.len();
     Ok(ReadingSpan {
