@@ -2,7 +2,7 @@
 //! reads is in `docs/configuration.md` and nothing there is unread; the route guide names tests
 //! that exist.
 
-use crate::harness::non_test_sources;
+use crate::harness::{non_test_sources, rust_sources};
 use std::collections::BTreeSet;
 
 fn doc(path: &str) -> String {
@@ -71,18 +71,10 @@ fn the_configuration_doc_lists_exactly_the_variables_the_code_reads() {
 fn the_route_guide_names_tests_that_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let guide = doc("docs/adding-a-route.md");
-    let mut sources = String::new();
-    let mut stack = vec![root.join("tests/suite"), root.join("shared")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                sources.push_str(&std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
+    let sources: String = rust_sources(&["tests/suite", "shared"])
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
     let named: Vec<&str> = guide
         .split('`')
         .skip(1)

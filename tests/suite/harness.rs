@@ -605,9 +605,8 @@ pub fn capture_logs() {
     ONCE.call_once(|| storybook_core::telemetry::init_with(|| TestLogWriter));
 }
 
-/// The non-test Rust sources of `shared/` and `functions/`: each file up to its first
-/// `#[cfg(test)]` (the tests sit at the end of a file).
-pub fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
+/// Every Rust source under the repository's folders `dirs`, whole.
+pub fn rust_sources(dirs: &[&str]) -> Vec<(std::path::PathBuf, String)> {
     fn walk(dir: &std::path::Path, found: &mut Vec<(std::path::PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -615,16 +614,28 @@ pub fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
                 walk(&path, found);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
-                found.push((path, code));
+                found.push((path, text));
             }
         }
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = Vec::new();
-    walk(&root.join("shared"), &mut found);
-    walk(&root.join("functions"), &mut found);
+    for dir in dirs {
+        walk(&root.join(dir), &mut found);
+    }
     found
+}
+
+/// The non-test Rust sources of `shared/` and `functions/`: each file up to its first
+/// `#[cfg(test)]` (the tests sit at the end of a file).
+pub fn non_test_sources() -> Vec<(std::path::PathBuf, String)> {
+    rust_sources(&["shared", "functions"])
+        .into_iter()
+        .map(|(path, text)| {
+            let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
+            (path, code)
+        })
+        .collect()
 }
 
 /// A book as a parent asks for it, for every test that needs one: the app's JSON body
