@@ -197,6 +197,45 @@ fn is_pie(binary: &str) -> Option<bool> {
     Some(kind == 3)
 }
 
+/// A function's deployment package as measured here.
+struct Package {
+    binary_bytes: u64,
+    zipped_bytes: Option<u64>,
+    link: &'static str,
+}
+
+impl Package {
+    fn of(name: &str, binary: &str) -> Self {
+        Package {
+            binary_bytes: std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0),
+            zipped_bytes: zipped_size(name, binary),
+            link: match is_pie(binary) {
+                Some(true) => "PIE",
+                Some(false) => "non-PIE",
+                None => "?",
+            },
+        }
+    }
+
+    /// How the package misses the size goal, if it does.
+    fn size_miss(&self) -> Option<String> {
+        match self.zipped_bytes {
+            Some(bytes) if bytes > ZIP_GOAL_BYTES => Some(format!(
+                "zipped {:.1} MB > {:.1} MB",
+                bytes as f64 / 1e6,
+                ZIP_GOAL_BYTES as f64 / 1e6
+            )),
+            Some(_) => None,
+            None => Some("zipped size unknown (no zip command)".into()),
+        }
+    }
+
+    fn zipped_mb(&self) -> String {
+        self.zipped_bytes
+            .map_or("?".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1e6))
+    }
+}
+
 fn main() {
     const RUNS: usize = 30;
     let fixture: serde_json::Value =
@@ -263,27 +302,13 @@ fn main() {
             name
         };
         let (init, first) = (median(inits), median(firsts));
-        let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
-        let zipped = zipped_size(name, binary);
+        let package = Package::of(name, binary);
         let ratio = millis(init) / millis(hello_init);
-        let link = match is_pie(binary) {
-            Some(true) => "PIE",
-            Some(false) => "non-PIE",
-            None => "?",
-        };
         let mut misses = Vec::new();
         if ratio > INIT_GOAL {
             misses.push(format!("init {ratio:.2} x > {INIT_GOAL:.2} x"));
         }
-        match zipped {
-            Some(bytes) if bytes > ZIP_GOAL_BYTES => misses.push(format!(
-                "zipped {:.1} MB > {:.1} MB",
-                bytes as f64 / 1e6,
-                ZIP_GOAL_BYTES as f64 / 1e6
-            )),
-            Some(_) => {}
-            None => misses.push("zipped size unknown (no zip command)".into()),
-        }
+        misses.extend(package.size_miss());
         let verdict = if baseline {
             "(baseline)".to_owned()
         } else if misses.is_empty() {
@@ -293,13 +318,14 @@ fn main() {
             format!("MISSED: {}", misses.join(", "))
         };
         println!(
-            "  {shown:<24} {:>8.2} {:>6.2} x   {:>10.2} {:>6.2} x   {:>9.1} {:>9}  {link:<7}  {verdict}",
+            "  {shown:<24} {:>8.2} {:>6.2} x   {:>10.2} {:>6.2} x   {:>9.1} {:>9}  {:<7}  {verdict}",
             millis(init),
             ratio,
             millis(first),
             millis(first) / millis(hello_first),
-            size as f64 / 1e6,
-            zipped.map_or("?".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1e6)),
+            package.binary_bytes as f64 / 1e6,
+            package.zipped_mb(),
+            package.link,
         );
     }
     // The other deployed functions: not started here (no `GET /health` of theirs to answer; the
@@ -315,33 +341,19 @@ fn main() {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;
         }
-        let binary = release_binary(name);
-        let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
-        let zipped = zipped_size(name, &binary);
-        let link = match is_pie(&binary) {
-            Some(true) => "PIE",
-            Some(false) => "non-PIE",
-            None => "?",
-        };
-        let verdict = match zipped {
-            Some(bytes) if bytes <= ZIP_GOAL_BYTES => "met".to_owned(),
-            Some(bytes) => {
+        let package = Package::of(name, &release_binary(name));
+        let verdict = match package.size_miss() {
+            None => "met".to_owned(),
+            Some(miss) => {
                 missed.push(name);
-                format!(
-                    "MISSED: zipped {:.1} MB > {:.1} MB",
-                    bytes as f64 / 1e6,
-                    ZIP_GOAL_BYTES as f64 / 1e6
-                )
-            }
-            None => {
-                missed.push(name);
-                "MISSED: zipped size unknown (no zip command)".to_owned()
+                format!("MISSED: {miss}")
             }
         };
         println!(
-            "  {name:<24} {:>57.1} {:>9}  {link:<7}  {verdict}",
-            size as f64 / 1e6,
-            zipped.map_or("?".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1e6)),
+            "  {name:<24} {:>57.1} {:>9}  {:<7}  {verdict}",
+            package.binary_bytes as f64 / 1e6,
+            package.zipped_mb(),
+            package.link,
         );
     }
     if missed.is_empty() {
