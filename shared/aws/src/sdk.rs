@@ -71,7 +71,7 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         roots.add_pem_certificate(pem(root));
     }
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(
             TlsContext::builder()
                 .with_trust_store(roots)
