@@ -666,6 +666,54 @@ mod counting {
     }
 
     #[async_trait]
+    impl storybook_core::ports::purchases::PurchaseStore for Counted<S> {
+        async fn redeem(
+            &self,
+            redemption: &storybook_core::ports::purchases::Redemption,
+        ) -> Result<storybook_core::ports::purchases::Redeemed, StoreError> {
+            self.write();
+            self.inner.redeem(redemption).await
+        }
+        async fn claim_owner(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            store_id: &str,
+        ) -> Result<Option<storybook_core::ports::purchases::ClaimOwner>, StoreError> {
+            self.read();
+            self.inner.claim_owner(platform, store_id).await
+        }
+        async fn subscription(
+            &self,
+            user: &UserId,
+        ) -> Result<Option<storybook_core::domain::purchase::Subscription>, StoreError> {
+            self.read();
+            self.inner.subscription(user).await
+        }
+        async fn open_subscription(
+            &self,
+            user: &UserId,
+            subscription: &storybook_core::domain::purchase::Subscription,
+            reference: &str,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner
+                .open_subscription(user, subscription, reference)
+                .await
+        }
+        async fn replace_subscription(
+            &self,
+            user: &UserId,
+            expected: &storybook_core::domain::purchase::Subscription,
+            replacement: &storybook_core::domain::purchase::Subscription,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner
+                .replace_subscription(user, expected, replacement)
+                .await
+        }
+    }
+
+    #[async_trait]
     impl StreakStore for Counted<S> {
         async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
             self.read();

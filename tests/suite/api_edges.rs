@@ -71,6 +71,8 @@ pub async fn unreachable_aws_state() -> AppState {
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // The SDK's own default client is not built in (see storybook-aws's sdk.rs).
+        .http_client(storybook_aws::sdk::https_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

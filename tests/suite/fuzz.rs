@@ -22,6 +22,7 @@ const CODES: &[&str] = &[
     "TOO_MANY_PENDING_JOBS",
     "METHOD_NOT_ALLOWED",
     "IDEMPOTENCY_KEY_REUSED",
+    "ACTIVE_PAID_SUBSCRIPTION",
 ];
 
 fn sound(answer: &Answer) {

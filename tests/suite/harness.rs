@@ -90,6 +90,8 @@ fn start_moto() -> (String, std::sync::Mutex<std::process::Child>) {
 
 pub async fn moto_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        // The SDK's own default client is not built in (see storybook-aws's sdk.rs).
+        .http_client(storybook_aws::sdk::https_client())
         .endpoint_url(moto_endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
@@ -143,6 +145,19 @@ impl TestApp {
         Self::built(backend, config, clock, |_| Providers::offline()).await
     }
 
+    /// The app asking `marketplace` about purchases.
+    pub async fn with_marketplace(
+        backend: Backend,
+        config: Config,
+        marketplace: Arc<dyn storybook_core::ports::Marketplace>,
+    ) -> Self {
+        Self::built(backend, config, Clock::system(), move |state| {
+            state.marketplace = marketplace;
+            Providers::offline()
+        })
+        .await
+    }
+
     /// The app whose studio calls `providers`.
     pub async fn with_studio(backend: Backend, config: Config, providers: Providers) -> Self {
         Self::built(backend, config, Clock::system(), |_| providers).await
@@ -155,14 +170,14 @@ impl TestApp {
         config: Config,
         make: impl FnOnce(&AppState) -> Providers,
     ) -> Self {
-        Self::built(backend, config, Clock::system(), make).await
+        Self::built(backend, config, Clock::system(), |state| make(state)).await
     }
 
     async fn built(
         backend: Backend,
         config: Config,
         clock: Clock,
-        providers: impl FnOnce(&AppState) -> Providers,
+        providers: impl FnOnce(&mut AppState) -> Providers,
     ) -> Self {
         capture_logs();
         let mut aws = None;
@@ -176,7 +191,8 @@ impl TestApp {
                 let mut state = state_over(&sdk, &resources, config);
                 aws = Some((sdk, resources));
                 state.clock = clock;
-                state.studio = Arc::new(ProviderStudio::new(&state, providers(&state)));
+                let providers = providers(&mut state);
+                state.studio = Arc::new(ProviderStudio::new(&state, providers));
                 let router = app(state.clone(), Family::ALL);
                 (
                     state,
@@ -442,7 +458,7 @@ impl TestApp {
 async fn embedded(
     config: Config,
     clock: Clock,
-    providers: impl FnOnce(&AppState) -> Providers,
+    providers: impl FnOnce(&mut AppState) -> Providers,
 ) -> (AppState, Router, Option<String>, Keep) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -454,7 +470,8 @@ async fn embedded(
     };
     let mut mode = LocalMode::open(config, &local, &Default::default()).unwrap();
     mode.state.clock = clock;
-    mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers(&mode.state)));
+    let providers = providers(&mut mode.state);
+    mode.state.studio = Arc::new(ProviderStudio::new(&mode.state, providers));
     let router = mode.router();
     let served = router.clone();
     let server = tokio::spawn(async move {

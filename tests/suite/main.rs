@@ -22,6 +22,7 @@ mod money;
 mod operations;
 mod pages;
 mod providers;
+mod purchases;
 mod routes;
 mod security;
 mod series;

@@ -122,6 +122,8 @@ async fn codedeploy_expecting(status: &str) -> (MockServer, CodeDeployReporter) 
         .mount(&server)
         .await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // The SDK's own default client is not built in (see storybook-aws's sdk.rs).
+        .http_client(storybook_aws::sdk::https_client())
         .endpoint_url(server.uri())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

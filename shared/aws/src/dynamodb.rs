@@ -21,6 +21,7 @@
 //! | a book's spend on a day | `SPEND#{UTC day}` | `BOOK#{book id}` | Query of the day (the admin's spend report) |
 //! | a book's whole cost | `COST#{book id}` | `COST` | GetItem when the book finishes |
 //! | kill switch | `SWITCH#kill` | `SWITCH` | GetItem on every book create and before every provider call |
+//! | store payment, a user's plan | see `purchases.rs` | | |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -71,6 +72,7 @@ mod characters;
 mod consents;
 mod keys;
 mod limits;
+mod purchases;
 mod settings;
 mod spend;
 mod streaks;

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::credential::CredentialHasher;
-use crate::ports::{BlobStore, NotGiven, StepQueue, Store, Studio};
+use crate::ports::{BlobStore, Marketplace, NotGiven, StepQueue, Store, Studio};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -15,6 +15,8 @@ pub struct App {
     /// The providers' calls made while the caller waits: only the studio function (and local
     /// mode) is given them.
     pub studio: Arc<dyn Studio>,
+    /// The App Store and Google Play: only the credits function (and local mode) is given them.
+    pub marketplace: Arc<dyn Marketplace>,
     pub hasher: CredentialHasher,
     pub config: Arc<Config>,
     /// What "now" is for days, streaks and daily caps.
@@ -34,6 +36,7 @@ impl App {
             blobs,
             queue,
             studio: Arc::new(NotGiven),
+            marketplace: Arc::new(NotGiven),
             hasher,
             config: Arc::new(config),
             clock: Clock::system(),
@@ -43,6 +46,12 @@ impl App {
     /// The same application, given the studio.
     pub fn with_studio(mut self, studio: Arc<dyn Studio>) -> Self {
         self.studio = studio;
+        self
+    }
+
+    /// The same application, given the stores.
+    pub fn with_marketplace(mut self, marketplace: Arc<dyn Marketplace>) -> Self {
+        self.marketplace = marketplace;
         self
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::domain::Invalid;
 use crate::domain::credential::Pepper;
+use crate::domain::purchase::Catalogue;
 use crate::domain::spend::{Microdollars, PriceTable, SpendLimits, WhenStopped};
 pub mod providers;
 
@@ -71,6 +72,8 @@ pub struct Config {
     pub spend: SpendLimits,
     /// What each provider call costs.
     pub prices: Arc<PriceTable>,
+    /// What the stores sell (`IAP_PRODUCTS`).
+    pub products: Arc<Catalogue>,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -125,6 +128,7 @@ impl Default for Config {
             providers: ProviderNames::offline(),
             spend: SpendLimits::default(),
             prices: Arc::new(PriceTable::default()),
+            products: Arc::new(Catalogue::default()),
         }
     }
 }
@@ -326,6 +330,12 @@ impl Config {
                 match lookup("PRICE_TABLE").filter(|raw| !raw.trim().is_empty()) {
                     Some(raw) => PriceTable::with_overrides(&raw)?,
                     None => PriceTable::default(),
+                },
+            ),
+            products: Arc::new(
+                match lookup("IAP_PRODUCTS").filter(|raw| !raw.trim().is_empty()) {
+                    Some(raw) => Catalogue::parse(&raw)?,
+                    None => Catalogue::default(),
                 },
             ),
         })

@@ -173,6 +173,23 @@ CREATE TABLE IF NOT EXISTS characters (
 );
 CREATE INDEX IF NOT EXISTS characters_by_user ON characters (user_id, created_at);
 "#,
+    // Store payments, each claimed once for good (an erased owner leaves `user_id` NULL), and
+    // each user's plan.
+    r#"
+CREATE TABLE IF NOT EXISTS purchases (
+    platform   TEXT NOT NULL,
+    store_id   TEXT NOT NULL,
+    user_id    TEXT,
+    product_id TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (platform, store_id)
+);
+CREATE INDEX IF NOT EXISTS purchases_by_user ON purchases (user_id);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    user_id TEXT PRIMARY KEY,
+    doc     TEXT NOT NULL
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -35,6 +35,7 @@ pub enum Feature {
     Settings,
     AccountDeletion,
     Credits,
+    Purchases,
 }
 
 impl Feature {
@@ -51,6 +52,7 @@ impl Feature {
         Feature::Settings,
         Feature::AccountDeletion,
         Feature::Credits,
+        Feature::Purchases,
     ];
 
     /// True when this build serves a route giving the feature.
@@ -150,6 +152,8 @@ pub fn all() -> Vec<Endpoint> {
         routes::health::endpoints(),
         routes::config::endpoints(),
         routes::credits::endpoints(),
+        routes::subscriptions::endpoints(),
+        routes::purchases::endpoints(),
         routes::books::endpoints(),
         routes::pages::endpoints(),
         routes::library::endpoints(),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use storybook_core::domain::character::UploadRefusal;
+use storybook_core::domain::purchase::PurchaseRefusal;
 use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
 use storybook_core::ports::{BlobError, QueueError, StoreError};
 use storybook_core::usecases::{Failure, Refusal};
@@ -67,6 +68,7 @@ pub enum ErrorCode {
     ServiceBudgetExceeded,
     ServiceUnavailable,
     InternalError,
+    ActivePaidSubscription,
 }
 
 impl ErrorCode {
@@ -89,6 +91,7 @@ impl ErrorCode {
             ErrorCode::ServiceBudgetExceeded => "SERVICE_BUDGET_EXCEEDED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::ActivePaidSubscription => "ACTIVE_PAID_SUBSCRIPTION",
         }
     }
 }
@@ -122,7 +125,12 @@ impl ApiError {
                 Refusal::Forbidden(_) | Refusal::ConsentRequired => {
                     (StatusCode::FORBIDDEN, C::Forbidden)
                 }
-                Refusal::Upload(_) => (StatusCode::BAD_REQUEST, C::ValidationError),
+                Refusal::Upload(_) | Refusal::Purchase(_) => {
+                    (StatusCode::BAD_REQUEST, C::ValidationError)
+                }
+                Refusal::ActivePaidSubscription { .. } => {
+                    (StatusCode::BAD_REQUEST, C::ActivePaidSubscription)
+                }
                 Refusal::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
                 Refusal::DailyLimit { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, C::DailyLimitExceeded)
@@ -194,6 +202,29 @@ impl ApiError {
                 (Some(details), None)
             }
             Refusal::TooManyPending { limit } => (Some(json!({"limit": limit})), None),
+            Refusal::Purchase(refusal) => {
+                let mut details = json!({"reason": refusal.reason()});
+                match refusal {
+                    PurchaseRefusal::UnknownProduct {
+                        product_id,
+                        supported,
+                    } => {
+                        details["product_id"] = json!(product_id);
+                        details["supported"] = json!(supported);
+                    }
+                    PurchaseRefusal::UnknownPlan { available_plans } => {
+                        details["available_plans"] = json!(available_plans)
+                    }
+                    PurchaseRefusal::UnsupportedPlan { supported } => {
+                        details["supported"] = json!(supported)
+                    }
+                    _ => {}
+                }
+                (Some(details), None)
+            }
+            Refusal::ActivePaidSubscription { current_plan } => {
+                (Some(json!({"current_plan": current_plan})), None)
+            }
             _ => (None, None),
         }
     }

@@ -25,6 +25,8 @@ use storybook_http::{AppState, api, with_edges};
 use storybook_pipeline::pipeline::{Pipeline, worker};
 use storybook_pipeline::providers::settings::ProviderSettings;
 use storybook_pipeline::studio::ProviderStudio;
+use storybook_stores::Stores;
+use storybook_stores::settings::StoreSettings;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -299,7 +301,11 @@ pub async fn run() -> anyhow::Result<()> {
     storybook_core::telemetry::init();
     let config = Config::from_env()?;
     let local = LocalSettings::from_env()?;
-    let mode = LocalMode::open(config, &local, &ProviderSettings::from_env()?)?;
+    let stores = StoreSettings::from_lookup(&|name| std::env::var(name).ok(), config.environment)?;
+    let mut mode = LocalMode::open(config, &local, &ProviderSettings::from_env()?)?;
+    if stores.apple.is_some() {
+        mode.state.marketplace = Arc::new(Stores::new(stores)?);
+    }
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
         .ok()
         .filter(|k| !k.is_empty());

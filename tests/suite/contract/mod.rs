@@ -1,5 +1,6 @@
 //! One contract suite per port, each case run against the embedded and the AWS adapter.
 
 mod blobs;
+mod purchases;
 mod queue;
 mod store;

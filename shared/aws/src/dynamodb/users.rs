@@ -26,6 +26,14 @@ impl UserStore for DynamoStore {
                     .map_err(StoreError::unavailable)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
+            if sk.starts_with(purchases::NOTE_PREFIX) {
+                // The store payment stays claimed, by no one: never redeemed again.
+                let put = PutRequest::builder()
+                    .set_item(Some(purchases::ownerless_claim(&item)?))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
             if let Some(created_and_id) = sk.strip_prefix("BOOK#") {
                 let book = text(&item, "book_id")?;
                 // The book with its page assets, and its entry in the index of unfinished books

@@ -27,6 +27,8 @@ pub enum AuditEvent {
     ConsentGranted,
     ConsentRevoked,
     PhotoCharactersDeleted,
+    PurchaseRedeemed,
+    SubscriptionGranted,
 }
 
 impl AuditEvent {
@@ -51,6 +53,8 @@ impl AuditEvent {
         AuditEvent::ConsentGranted,
         AuditEvent::ConsentRevoked,
         AuditEvent::PhotoCharactersDeleted,
+        AuditEvent::PurchaseRedeemed,
+        AuditEvent::SubscriptionGranted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +79,8 @@ impl AuditEvent {
             AuditEvent::ConsentGranted => "consent_granted",
             AuditEvent::ConsentRevoked => "consent_revoked",
             AuditEvent::PhotoCharactersDeleted => "photo_characters_deleted",
+            AuditEvent::PurchaseRedeemed => "purchase_redeemed",
+            AuditEvent::SubscriptionGranted => "subscription_granted",
         }
     }
 

@@ -3,12 +3,16 @@
 //! The studio's one implementation is the providers' (`storybook-pipeline`).
 
 pub mod blobs;
+pub mod marketplace;
 pub mod not_given;
+pub mod purchases;
 pub mod queue;
 pub mod store;
+mod store_error;
 pub mod studio;
 
 pub use blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
+pub use marketplace::Marketplace;
 pub use not_given::NotGiven;
 pub use queue::{QueueError, QueuedMessage, StepQueue};
 pub use store::{CreateOutcome, LimitDecision, Store, StoreError, StoredBook};

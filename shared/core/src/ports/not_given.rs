@@ -5,10 +5,12 @@
 //! no such call, and a test runs every one of their routes over this port.
 
 use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
+use super::marketplace::{Marketplace, PurchaseClaim, StoreAnswer};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
 use crate::domain::book::{Language, TargetAge};
 use crate::domain::character::Sheet;
+use crate::domain::purchase::PurchaseRefusal;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::Duration;
@@ -100,5 +102,13 @@ impl Studio for NotGiven {
         _: &str,
     ) -> Result<PageSpeech, StudioError> {
         Err(StudioError::Unavailable(not_given("studio")))
+    }
+}
+
+/// No store is configured: every purchase is refused as such (never trusted unchecked).
+#[async_trait]
+impl Marketplace for NotGiven {
+    async fn confirm(&self, _: &PurchaseClaim) -> StoreAnswer {
+        Ok(Err(PurchaseRefusal::StoreNotConfigured))
     }
 }

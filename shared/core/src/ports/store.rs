@@ -16,24 +16,7 @@ use crate::domain::user::{User, UserId, UserLookup};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store could not be reached or refused the call; retrying later may work.
-    #[error("store unavailable")]
-    Unavailable(#[source] anyhow::Error),
-    /// An operation needs a record that is not there (a caller's ordering mistake, not user input).
-    #[error("missing {0}")]
-    Missing(&'static str),
-    /// A stored record does not parse as what we write.
-    #[error("stored record is malformed: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
-        Self::Unavailable(error.into())
-    }
-}
+pub use super::store_error::StoreError;
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -301,6 +284,7 @@ pub trait Store:
     + StreakStore
     + BreakerStore
     + SpendStore
+    + super::purchases::PurchaseStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

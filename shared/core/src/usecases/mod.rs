@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod library;
 pub mod pages;
+pub mod purchases;
 pub mod spend;
 pub mod streaks;
 pub mod users;
@@ -97,6 +98,12 @@ pub enum Refusal {
     /// An operator switched generation off.
     #[error("Book making is paused for now; try again later")]
     GenerationOff,
+    /// A store purchase that buys nothing here, with its stable reason.
+    #[error("{0}")]
+    Purchase(crate::domain::purchase::PurchaseRefusal),
+    /// The free plan asked for while a paid one runs.
+    #[error("A paid plan is still running; it ends on its own at the end of its period")]
+    ActivePaidSubscription { current_plan: String },
     /// Not the caller's doing: ours.
     #[error(transparent)]
     Failed(#[from] Failure),

@@ -42,6 +42,8 @@ struct Features {
     settings: bool,
     account_deletion: bool,
     credits: bool,
+    /// Store purchases are redeemed here (from each store only where it is configured).
+    purchases: bool,
 }
 
 #[derive(Serialize)]
@@ -80,6 +82,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
             settings: Feature::Settings.served(),
             account_deletion: Feature::AccountDeletion.served(),
             credits: Feature::Credits.served(),
+            purchases: Feature::Purchases.served(),
         },
         credits: OpeningCredits {
             opening_credits: config.opening_credits,

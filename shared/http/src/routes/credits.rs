@@ -2,6 +2,7 @@ use crate::auth::{AdminForUserRequest, UserRequest};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PageQuery, QueryParams};
+use crate::routes::subscriptions::{PlanView, SubscriptionView};
 use crate::routes::timestamp;
 use crate::state::AppState;
 use axum::Json;
@@ -9,7 +10,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use storybook_core::catalogue::{Access, Family};
 use storybook_core::domain::credits::{GrantAmount, LedgerEntry, LedgerPage, TransactionId};
-use storybook_core::usecases::{Refusal, credits};
+use storybook_core::usecases::{Refusal, credits, purchases};
 
 /// The balance: the release smoke test reads it too.
 pub(crate) const BALANCE: &str = "/v1/credits/balance";
@@ -37,12 +38,12 @@ pub async fn balance(UserRequest(request): UserRequest) -> Json<Balance> {
     })
 }
 
-/// The app contract's `CreditsStatusResponse`. We sell no subscriptions (yet), so none and no plans.
+/// The app contract's `CreditsStatusResponse`: the balance, the running plan and the plans.
 #[derive(Serialize)]
 pub struct CreditsStatus {
     credits: CreditTotals,
-    subscription: Option<()>,
-    available_plans: [(); 0],
+    subscription: Option<SubscriptionView>,
+    available_plans: Vec<PlanView>,
 }
 
 #[derive(Serialize)]
@@ -52,17 +53,22 @@ struct CreditTotals {
     total_used: i64,
 }
 
-pub async fn status(UserRequest(request): UserRequest) -> Json<CreditsStatus> {
+pub async fn status(
+    State(state): State<AppState>,
+    UserRequest(request): UserRequest,
+) -> Result<Json<CreditsStatus>, ApiError> {
+    let running = purchases::current_subscription(&state, &request).await?;
+    let catalogue = &state.config.products;
     let user = request.caller;
-    Json(CreditsStatus {
+    Ok(Json(CreditsStatus {
         credits: CreditTotals {
             credits: user.credits,
             total_purchased: user.total_purchased,
             total_used: user.total_used,
         },
-        subscription: None,
-        available_plans: [],
-    })
+        subscription: running.map(|s| SubscriptionView::of(&s, catalogue)),
+        available_plans: PlanView::all(catalogue),
+    }))
 }
 
 #[derive(Deserialize)]

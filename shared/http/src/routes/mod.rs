@@ -9,10 +9,12 @@ pub mod credits;
 pub mod health;
 pub mod library;
 pub mod pages;
+pub mod purchases;
 pub mod settings;
 pub mod spend;
 pub mod streak;
 pub mod studio;
+pub mod subscriptions;
 pub mod users;
 
 /// RFC 3339 in UTC with milliseconds, as the app contract writes its timestamps.

@@ -1,0 +1,212 @@
+//! Store purchases and plans, as the state store keeps them: each store payment claimed once,
+//! forever (an erased account leaves the claim behind, owned by no one), and one plan per user.
+
+use super::marketplace::StorePurchase;
+use super::store_error::StoreError;
+use crate::domain::credits::EntryKind;
+use crate::domain::purchase::{Subscription, SubscriptionStatus};
+use crate::domain::user::UserId;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A confirmed purchase to redeem for `user`, and what it gives.
+#[derive(Debug, Clone)]
+pub struct Redemption {
+    pub user: UserId,
+    pub purchase: StorePurchase,
+    pub reward: RedeemedAs,
+    pub at: DateTime<Utc>,
+}
+
+/// What a redemption gives when it is the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemedAs {
+    /// A credit pack's credits (a `purchase` ledger entry).
+    Credits(i64),
+    /// A plan: its subscription opened (or, for a renewal of the caller's own subscription,
+    /// carried to the new period end) with one period's credits (a `subscription` entry). A
+    /// subscription whose period already ended opens nothing and pays nothing.
+    Plan(Subscription),
+}
+
+/// What redeeming did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Claimed now, and its reward given: the credits it added now (0 for a plan whose period
+    /// had ended).
+    Granted { credits_added: i64 },
+    /// The caller redeemed it before: nothing more.
+    AlreadyYours,
+    /// Another account redeemed it (the same store account on a new device): the claim moved to
+    /// the caller and a subscription still running moved with it, its credits not paid again.
+    Restored,
+    /// The caller already has this plan running from another purchase: the claim is the
+    /// caller's, nothing is given.
+    AlreadySubscribed,
+    /// Redeemed by an account since erased: never given again.
+    RedeemedByErasedAccount,
+}
+
+/// Who holds a claimed store payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOwner {
+    User(UserId),
+    /// The account that redeemed it was erased.
+    Erased,
+}
+
+#[async_trait]
+pub trait PurchaseStore: Send + Sync {
+    /// Claims the purchase's store id for the user and gives its reward, in one atomic step:
+    /// however many requests race (and whoever sends them), one claim and one reward.
+    async fn redeem(&self, redemption: &Redemption) -> Result<Redeemed, StoreError>;
+
+    /// Who claimed store payment `store_id` of `platform`, if anyone did.
+    async fn claim_owner(
+        &self,
+        platform: crate::domain::purchase::Platform,
+        store_id: &str,
+    ) -> Result<Option<ClaimOwner>, StoreError>;
+
+    /// The user's plan, current or not; `None` when they never had one (or it was replaced).
+    async fn subscription(&self, user: &UserId) -> Result<Option<Subscription>, StoreError>;
+
+    /// Opens `subscription` for the user in place of the one they have, with one period's
+    /// credits (a `subscription` entry referring to `reference`), in one atomic step; paid once
+    /// per `reference`. Answers whether this call opened it.
+    async fn open_subscription(
+        &self,
+        user: &UserId,
+        subscription: &Subscription,
+        reference: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the user's plan as it was read (`expected`): false when it changed meanwhile.
+    async fn replace_subscription(
+        &self,
+        user: &UserId,
+        expected: &Subscription,
+        replacement: &Subscription,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What the store holds when a redemption is decided: read by the adapter inside its atomic
+/// step (or checked by its conditions).
+#[derive(Debug, Clone, Default)]
+pub struct RedeemState {
+    /// Who claimed the purchase's store id before, if anyone.
+    pub claim: Option<ClaimOwner>,
+    pub caller_subscription: Option<Subscription>,
+    /// The subscription of the claim's owner, when that is another user.
+    pub owner_subscription: Option<Subscription>,
+}
+
+/// The writes a redemption makes, decided here once for both adapters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemWrites {
+    pub outcome: Redeemed,
+    /// Whether the claim is written for the caller (new, or moved from its owner).
+    pub claim: bool,
+    /// Credits to add to the caller, and the ledger entry's kind.
+    pub credits: Option<(i64, EntryKind)>,
+    /// The caller's plan from now on.
+    pub caller_subscription: Option<Subscription>,
+    /// The previous owner's plan from now on (ended: it moved to the caller).
+    pub owner_subscription: Option<Subscription>,
+}
+
+impl Redemption {
+    /// The ledger entry's reference: the store and its payment id.
+    pub fn reference(&self) -> String {
+        format!(
+            "{}:{}",
+            self.purchase.platform.as_str(),
+            self.purchase.store_id
+        )
+    }
+
+    /// Decides what redeeming does over what the store holds.
+    pub fn writes(&self, state: &RedeemState) -> RedeemWrites {
+        let nothing = |outcome| RedeemWrites {
+            outcome,
+            claim: false,
+            credits: None,
+            caller_subscription: None,
+            owner_subscription: None,
+        };
+        let same_source = |held: &Subscription, new: &Subscription| held.source == new.source;
+        match (&state.claim, &self.reward) {
+            (Some(ClaimOwner::Erased), _) => nothing(Redeemed::RedeemedByErasedAccount),
+            (Some(ClaimOwner::User(owner)), _) if *owner == self.user => {
+                nothing(Redeemed::AlreadyYours)
+            }
+            (Some(ClaimOwner::User(_)), RedeemedAs::Credits(_)) => RedeemWrites {
+                claim: true,
+                ..nothing(Redeemed::Restored)
+            },
+            (Some(ClaimOwner::User(_)), RedeemedAs::Plan(new)) => {
+                let moved = state
+                    .owner_subscription
+                    .as_ref()
+                    .filter(|held| same_source(held, new) && held.is_current(self.at));
+                let running = new.period_end > self.at;
+                RedeemWrites {
+                    claim: true,
+                    caller_subscription: running.then(|| new.clone()),
+                    owner_subscription: moved.map(|held| Subscription {
+                        status: SubscriptionStatus::Expired,
+                        period_end: self.at,
+                        ..held.clone()
+                    }),
+                    ..nothing(Redeemed::Restored)
+                }
+            }
+            (None, RedeemedAs::Credits(credits)) => RedeemWrites {
+                claim: true,
+                credits: Some((*credits, EntryKind::Purchase)),
+                ..nothing(Redeemed::Granted {
+                    credits_added: *credits,
+                })
+            },
+            (None, RedeemedAs::Plan(new)) => {
+                let caller = state
+                    .caller_subscription
+                    .as_ref()
+                    .filter(|held| held.is_current(self.at));
+                if new.period_end <= self.at {
+                    // An old period: on record, nothing more.
+                    return RedeemWrites {
+                        claim: true,
+                        ..nothing(Redeemed::Granted { credits_added: 0 })
+                    };
+                }
+                if let Some(held) = caller
+                    && held.plan == new.plan
+                    && held.status == SubscriptionStatus::Active
+                    && !same_source(held, new)
+                {
+                    return RedeemWrites {
+                        claim: true,
+                        ..nothing(Redeemed::AlreadySubscribed)
+                    };
+                }
+                // A new plan, or the next period of the caller's own.
+                let credits = new.credits_per_period;
+                let opened_at = caller
+                    .filter(|held| same_source(held, new))
+                    .map_or(new.opened_at, |held| held.opened_at);
+                RedeemWrites {
+                    claim: true,
+                    credits: Some((credits, EntryKind::Subscription)),
+                    caller_subscription: Some(Subscription {
+                        opened_at,
+                        ..new.clone()
+                    }),
+                    ..nothing(Redeemed::Granted {
+                        credits_added: credits,
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The App Store: a transaction looked up with the App Store Server API
+//! (`GET /inApps/v1/transactions/{transactionId}`, a short-lived ES256 token per request) and
+//! believed only as Apple signed it: a JWS whose `x5c` chain ends at a root we pin (never the
+//! one it carries), with Apple's marker extensions on the intermediate and the leaf, for our
+//! bundle, in an environment we accept.
+
+use crate::call::StoreCall;
+use crate::settings::AppleSettings;
+use app_store_server_library::models::app_store_environment::Environment;
+use app_store_server_library::models::jws_transaction_decoded_payload::JWSTransactionDecodedPayload;
+use app_store_server_library::models::product_type::ProductType;
+use app_store_server_library::signed_data_verifier::SignedDataVerifier;
+use serde::{Deserialize, Serialize};
+use storybook_core::domain::purchase::{Platform, PurchaseRefusal, StoreEnvironment};
+use storybook_core::ports::marketplace::{PurchaseClaim, StorePurchase};
+
+/// Apple's error code for a transaction id its environment does not know.
+const TRANSACTION_ID_NOT_FOUND: i64 = 4040010;
+/// Apple's error code for an id that cannot be a transaction id.
+const INVALID_TRANSACTION_ID: i64 = 4000006;
+
+pub struct AppleStore {
+    settings: AppleSettings,
+    key: jsonwebtoken::EncodingKey,
+    production: SignedDataVerifier,
+    sandbox: SignedDataVerifier,
+    http: reqwest::Client,
+}
+
+#[derive(Serialize)]
+struct ApiClaims<'a> {
+    iss: &'a str,
+    iat: i64,
+    exp: i64,
+    aud: &'static str,
+    bid: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TransactionInfo {
+    #[serde(rename = "signedTransactionInfo")]
+    signed_transaction_info: String,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(rename = "errorCode")]
+    error_code: Option<i64>,
+}
+
+/// What one environment said about the transaction.
+enum Lookup {
+    Found(String),
+    NotFound,
+}
+
+impl AppleStore {
+    pub fn new(settings: AppleSettings, http: reqwest::Client) -> anyhow::Result<Self> {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(settings.private_key.as_bytes())
+            .map_err(|_| anyhow::anyhow!("APPLE_PRIVATE_KEY is not an EC private key in PEM"))?;
+        let verifier = |environment: Environment| {
+            SignedDataVerifier::new(
+                settings.roots.clone(),
+                environment,
+                settings.bundle_id.clone(),
+                Some(settings.app_apple_id),
+                false,
+            )
+            .map_err(|e| anyhow::anyhow!("the App Store verifier: {e}"))
+        };
+        Ok(Self {
+            production: verifier(Environment::Production)?,
+            sandbox: verifier(Environment::Sandbox)?,
+            key,
+            settings,
+            http,
+        })
+    }
+
+    /// The API's token: ES256 with the In-App Purchase key, five minutes long.
+    fn token(&self) -> Result<String, anyhow::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.settings.key_id.clone());
+        header.typ = Some("JWT".into());
+        let claims = ApiClaims {
+            iss: &self.settings.issuer_id,
+            iat: now,
+            exp: now + 300,
+            aud: "appstoreconnect-v1",
+            bid: &self.settings.bundle_id,
+        };
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| anyhow::anyhow!("signing the App Store token: {e}"))
+    }
+
+    /// Asks one environment's API for the transaction.
+    async fn look_up(&self, base: &str, transaction_id: &str) -> Result<Lookup, StoreCall> {
+        let mut url = url::Url::parse(base).map_err(|e| StoreCall::Unavailable(e.into()))?;
+        url.path_segments_mut()
+            .map_err(|()| StoreCall::Unavailable(anyhow::anyhow!("{base} cannot be a base")))?
+            .pop_if_empty()
+            .extend(["inApps", "v1", "transactions", transaction_id]);
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token().map_err(StoreCall::Unavailable)?)
+            .send()
+            .await
+            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+        if status.is_success() {
+            let info: TransactionInfo = serde_json::from_slice(&body).map_err(|e| {
+                StoreCall::Unavailable(anyhow::anyhow!("the App Store's answer: {e}"))
+            })?;
+            return Ok(Lookup::Found(info.signed_transaction_info));
+        }
+        let code = serde_json::from_slice::<ApiError>(&body)
+            .ok()
+            .and_then(|e| e.error_code);
+        match (status.as_u16(), code) {
+            (404, Some(TRANSACTION_ID_NOT_FOUND)) | (400, Some(INVALID_TRANSACTION_ID)) => {
+                Ok(Lookup::NotFound)
+            }
+            // An app never released answers 401 in production: its purchases are all sandbox.
+            (401, _) if base == self.settings.production_url => Ok(Lookup::NotFound),
+            (401 | 403, _) => Err(StoreCall::Unavailable(anyhow::anyhow!(
+                "the App Store refused our credentials ({status})"
+            ))),
+            (429, _) | (500..=599, _) => Err(StoreCall::Retry(anyhow::anyhow!(
+                "the App Store answered {status}"
+            ))),
+            _ => Err(StoreCall::Unavailable(anyhow::anyhow!(
+                "the App Store answered {status} (error {code:?})"
+            ))),
+        }
+    }
+
+    /// Production first; the sandbox when production does not know it (App Review and
+    /// TestFlight buy in the sandbox against a production build).
+    async fn signed_transaction(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<(String, &SignedDataVerifier)>, StoreCall> {
+        if let Lookup::Found(signed) = self
+            .look_up(&self.settings.production_url, transaction_id)
+            .await?
+        {
+            return Ok(Some((signed, &self.production)));
+        }
+        match self
+            .look_up(&self.settings.sandbox_url, transaction_id)
+            .await?
+        {
+            Lookup::Found(signed) => Ok(Some((signed, &self.sandbox))),
+            Lookup::NotFound => Ok(None),
+        }
+    }
+
+    pub async fn confirm(
+        &self,
+        claim: &PurchaseClaim,
+    ) -> Result<Result<StorePurchase, PurchaseRefusal>, StoreCall> {
+        let Some((signed, verifier)) = self.signed_transaction(&claim.transaction_id).await? else {
+            return Ok(Err(PurchaseRefusal::NotFound));
+        };
+        let transaction = match verifier.verify_and_decode_signed_transaction(&signed) {
+            Ok(transaction) => transaction,
+            Err(error) => {
+                tracing::warn!(%error, "an App Store transaction failed verification");
+                return Ok(Err(PurchaseRefusal::Unverified));
+            }
+        };
+        Ok(self.purchase_of(claim, transaction))
+    }
+
+    /// What a verified transaction bought, if it still stands.
+    fn purchase_of(
+        &self,
+        claim: &PurchaseClaim,
+        transaction: JWSTransactionDecodedPayload,
+    ) -> Result<StorePurchase, PurchaseRefusal> {
+        let environment = match transaction.environment {
+            Some(Environment::Production) => StoreEnvironment::Production,
+            Some(Environment::Sandbox) => StoreEnvironment::Sandbox,
+            // Unsigned test environments never verify; anything else is not a purchase.
+            _ => return Err(PurchaseRefusal::Unverified),
+        };
+        if !self.settings.environments.contains(&environment) {
+            return Err(PurchaseRefusal::SandboxNotAllowed);
+        }
+        let (Some(store_id), Some(product_id)) =
+            (transaction.transaction_id, transaction.product_id)
+        else {
+            return Err(PurchaseRefusal::Unverified);
+        };
+        if store_id != claim.transaction_id {
+            return Err(PurchaseRefusal::NotFound);
+        }
+        if product_id != claim.product_id {
+            return Err(PurchaseRefusal::ProductMismatch);
+        }
+        if transaction.revocation_date.is_some() {
+            return Err(PurchaseRefusal::NotPaid);
+        }
+        let subscription_id = match transaction.r#type {
+            Some(ProductType::AutoRenewableSubscription) => transaction
+                .original_transaction_id
+                .or_else(|| Some(store_id.clone())),
+            _ => None,
+        };
+        Ok(StorePurchase {
+            platform: Platform::Apple,
+            store_id,
+            product_id,
+            expires_at: transaction.expires_date,
+            subscription_id,
+            environment,
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! The marketplaces: the App Store (and, to come, Google Play) asked about a parent's purchase
+//! over their own APIs, with our reqwest client. Only the credits function (and local mode, where
+//! a store is configured) links this crate.
+
+pub mod apple;
+mod call;
+pub mod settings;
+
+use call::with_retries;
+
+use async_trait::async_trait;
+use storybook_core::domain::purchase::{Platform, PurchaseRefusal};
+use storybook_core::ports::marketplace::{Marketplace, PurchaseClaim, StoreAnswer};
+
+/// The stores this server is configured for.
+pub struct Stores {
+    apple: Option<apple::AppleStore>,
+}
+
+impl Stores {
+    /// The stores `settings` configures, over one HTTP client.
+    pub fn new(settings: settings::StoreSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(call::REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            apple: settings
+                .apple
+                .map(|apple| apple::AppleStore::new(apple, http.clone()))
+                .transpose()?,
+        })
+    }
+
+    /// The names of the stores configured, for the start-up log.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.apple
+            .iter()
+            .map(|_| Platform::Apple.as_str())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Marketplace for Stores {
+    async fn confirm(&self, claim: &PurchaseClaim) -> StoreAnswer {
+        match (claim.platform, &self.apple) {
+            (Platform::Apple, Some(apple)) => with_retries(|| apple.confirm(claim)).await,
+            _ => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
+        }
+    }
+}
