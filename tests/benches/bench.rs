@@ -711,6 +711,59 @@ mod counting {
                 .replace_subscription(user, expected, replacement)
                 .await
         }
+        async fn claimed_subscription(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            store_id: &str,
+        ) -> Result<Option<String>, StoreError> {
+            self.read();
+            self.inner.claimed_subscription(platform, store_id).await
+        }
+        async fn subscription_holder(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            subscription_id: &str,
+        ) -> Result<Option<UserId>, StoreError> {
+            self.read();
+            self.inner
+                .subscription_holder(platform, subscription_id)
+                .await
+        }
+        async fn refund(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            store_id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<storybook_core::ports::purchases::Refunded, StoreError> {
+            self.write();
+            self.inner.refund(platform, store_id, at).await
+        }
+        async fn reverse_refund(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            store_id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.reverse_refund(platform, store_id, at).await
+        }
+        async fn notification_seen(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            id: &str,
+        ) -> Result<bool, StoreError> {
+            self.read();
+            self.inner.notification_seen(platform, id).await
+        }
+        async fn record_notification(
+            &self,
+            platform: storybook_core::domain::purchase::Platform,
+            id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.record_notification(platform, id, at).await
+        }
     }
 
     #[async_trait]

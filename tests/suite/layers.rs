@@ -144,6 +144,11 @@ async fn credits_and_admin_routes_need_no_blobs_or_queue(backend: Backend) {
             );
             continue;
         }
+        if route.path.starts_with("/v1/iap/webhook/") {
+            // Nothing can verify a store's notification without a store.
+            assert_eq!(answer.status, 401, "{}", answer.body);
+            continue;
+        }
         assert!(
             (200..300).contains(&answer.status),
             "{} {path}: {} {}",

@@ -379,10 +379,11 @@ fn asset_sk(page: u8, kind: &str) -> String {
     format!("ASSET#{page:02}#{kind}")
 }
 
-fn is_conditional_failure<R>(
-    error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+/// Whether a single-item write (put, update, delete) failed on its condition.
+fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &SdkError<E, R>,
 ) -> bool {
-    matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
+    matches!(error, SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
 }
 
 impl DynamoStore {

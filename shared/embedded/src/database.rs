@@ -177,17 +177,32 @@ CREATE INDEX IF NOT EXISTS characters_by_user ON characters (user_id, created_at
     // each user's plan.
     r#"
 CREATE TABLE IF NOT EXISTS purchases (
-    platform   TEXT NOT NULL,
-    store_id   TEXT NOT NULL,
-    user_id    TEXT,
-    product_id TEXT NOT NULL,
-    claimed_at TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    store_id        TEXT NOT NULL,
+    user_id         TEXT,
+    product_id      TEXT NOT NULL,
+    claimed_at      TEXT NOT NULL,
+    subscription_id TEXT,
+    paid_to         TEXT,
+    credits         INTEGER NOT NULL DEFAULT 0,
+    refunded        INTEGER NOT NULL DEFAULT 0,
+    clawed          INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (platform, store_id)
 );
 CREATE INDEX IF NOT EXISTS purchases_by_user ON purchases (user_id);
+CREATE INDEX IF NOT EXISTS purchases_by_payee ON purchases (paid_to);
 CREATE TABLE IF NOT EXISTS subscriptions (
-    user_id TEXT PRIMARY KEY,
-    doc     TEXT NOT NULL
+    user_id         TEXT PRIMARY KEY,
+    platform        TEXT,
+    subscription_id TEXT,
+    doc             TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_by_store ON subscriptions (platform, subscription_id);
+CREATE TABLE IF NOT EXISTS store_notifications (
+    platform   TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    PRIMARY KEY (platform, id)
 );
 "#,
 ];

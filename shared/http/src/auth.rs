@@ -190,3 +190,14 @@ impl FromRequestParts<AppState> for AdminForUserRequest {
         Ok(AdminForUserRequest(request_of(state, parts, (key, user))))
     }
 }
+
+/// The request of a caller no key names: a public route's (a store's notification).
+pub struct AnonymousRequest(pub usecases::Request<()>);
+
+impl FromRequestParts<AppState> for AnonymousRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(AnonymousRequest(request_of(state, parts, ())))
+    }
+}

@@ -303,7 +303,7 @@ pub async fn run() -> anyhow::Result<()> {
     let local = LocalSettings::from_env()?;
     let stores = StoreSettings::from_lookup(&|name| std::env::var(name).ok(), config.environment)?;
     let mut mode = LocalMode::open(config, &local, &ProviderSettings::from_env()?)?;
-    if stores.apple.is_some() {
+    if stores.any() {
         mode.state.marketplace = Arc::new(Stores::new(stores)?);
     }
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")

@@ -8,11 +8,14 @@ use crate::call::StoreCall;
 use crate::settings::AppleSettings;
 use app_store_server_library::models::app_store_environment::Environment;
 use app_store_server_library::models::jws_transaction_decoded_payload::JWSTransactionDecodedPayload;
+use app_store_server_library::models::notification_type_v2::NotificationTypeV2;
 use app_store_server_library::models::product_type::ProductType;
-use app_store_server_library::signed_data_verifier::SignedDataVerifier;
+use app_store_server_library::signed_data_verifier::{SignedDataVerifier, SignedDataVerifierError};
 use serde::{Deserialize, Serialize};
 use storybook_core::domain::purchase::{Platform, PurchaseRefusal, StoreEnvironment};
-use storybook_core::ports::marketplace::{PurchaseClaim, StorePurchase};
+use storybook_core::ports::marketplace::{
+    PurchaseClaim, StoreEvent, StoreNotification, StorePurchase, Unverifiable,
+};
 
 /// Apple's error code for a transaction id its environment does not know.
 const TRANSACTION_ID_NOT_FOUND: i64 = 4040010;
@@ -178,10 +181,29 @@ impl AppleStore {
         Ok(self.purchase_of(claim, transaction))
     }
 
-    /// What a verified transaction bought, if it still stands.
+    /// What a verified transaction bought, if it still stands, as the app claimed it.
     fn purchase_of(
         &self,
         claim: &PurchaseClaim,
+        transaction: JWSTransactionDecodedPayload,
+    ) -> Result<StorePurchase, PurchaseRefusal> {
+        let revoked = transaction.revocation_date.is_some();
+        let purchase = self.purchase_in(transaction)?;
+        if purchase.store_id != claim.transaction_id {
+            return Err(PurchaseRefusal::NotFound);
+        }
+        if purchase.product_id != claim.product_id {
+            return Err(PurchaseRefusal::ProductMismatch);
+        }
+        if revoked {
+            return Err(PurchaseRefusal::NotPaid);
+        }
+        Ok(purchase)
+    }
+
+    /// The payment a verified transaction records, in an environment we accept.
+    fn purchase_in(
+        &self,
         transaction: JWSTransactionDecodedPayload,
     ) -> Result<StorePurchase, PurchaseRefusal> {
         let environment = match transaction.environment {
@@ -198,15 +220,6 @@ impl AppleStore {
         else {
             return Err(PurchaseRefusal::Unverified);
         };
-        if store_id != claim.transaction_id {
-            return Err(PurchaseRefusal::NotFound);
-        }
-        if product_id != claim.product_id {
-            return Err(PurchaseRefusal::ProductMismatch);
-        }
-        if transaction.revocation_date.is_some() {
-            return Err(PurchaseRefusal::NotPaid);
-        }
         let subscription_id = match transaction.r#type {
             Some(ProductType::AutoRenewableSubscription) => transaction
                 .original_transaction_id
@@ -221,5 +234,96 @@ impl AppleStore {
             subscription_id,
             environment,
         })
+    }
+
+    /// An App Store Server Notification V2 (`{"signedPayload"}`), verified with its
+    /// environment's verifier, and what it says in our words.
+    pub fn notification(&self, body: &[u8]) -> Result<StoreNotification, Unverifiable> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(rename = "signedPayload")]
+            signed_payload: String,
+        }
+        let body: Body =
+            serde_json::from_slice(body).map_err(|_| Unverifiable("not a signedPayload".into()))?;
+        let refused = |e: SignedDataVerifierError| Unverifiable(e.to_string());
+        let (payload, verifier) = match self
+            .production
+            .verify_and_decode_notification(&body.signed_payload)
+        {
+            Ok(payload) => (payload, &self.production),
+            Err(SignedDataVerifierError::InvalidEnvironment) => (
+                self.sandbox
+                    .verify_and_decode_notification(&body.signed_payload)
+                    .map_err(refused)?,
+                &self.sandbox,
+            ),
+            Err(other) => return Err(refused(other)),
+        };
+        let id = payload
+            .notification_uuid
+            .clone()
+            .ok_or_else(|| Unverifiable("no notificationUUID".into()))?;
+        let data = payload.data.as_ref();
+        let transaction = data
+            .and_then(|d| d.signed_transaction_info.as_deref())
+            .map(|signed| verifier.verify_and_decode_signed_transaction(signed))
+            .transpose()
+            .map_err(refused)?;
+        let renewal = data
+            .and_then(|d| d.signed_renewal_info.as_deref())
+            .map(|signed| verifier.verify_and_decode_renewal_info(signed))
+            .transpose()
+            .map_err(refused)?;
+        let subscription_id = transaction
+            .as_ref()
+            .and_then(|t| t.original_transaction_id.clone())
+            .or_else(|| {
+                renewal
+                    .as_ref()
+                    .and_then(|r| r.original_transaction_id.clone())
+            });
+        let event = match (payload.notification_type.clone(), transaction) {
+            (Some(NotificationTypeV2::Subscribed | NotificationTypeV2::DidRenew), Some(t)) => {
+                match self.purchase_in(t) {
+                    Ok(purchase) => StoreEvent::Paid(purchase),
+                    Err(refusal) => StoreEvent::Informational(refusal.reason().into()),
+                }
+            }
+            (Some(NotificationTypeV2::DidFailToRenew), _) if subscription_id.is_some() => {
+                StoreEvent::BillingRetry {
+                    subscription_id: subscription_id.unwrap_or_default(),
+                    until: renewal.and_then(|r| r.grace_period_expires_date),
+                }
+            }
+            (
+                Some(
+                    kind @ (NotificationTypeV2::Expired
+                    | NotificationTypeV2::GracePeriodExpired
+                    | NotificationTypeV2::Revoke),
+                ),
+                t,
+            ) if subscription_id.is_some() => StoreEvent::Ended {
+                subscription_id: subscription_id.unwrap_or_default(),
+                // Family Sharing's access revoked ends it whatever was paid.
+                paid_until: t
+                    .and_then(|t| t.expires_date)
+                    .filter(|_| kind != NotificationTypeV2::Revoke),
+            },
+            // The library names a plain REFUND this way (6.0).
+            (Some(NotificationTypeV2::AdvancedCommerceRefund), Some(t)) => {
+                let renewing = matches!(t.r#type, Some(ProductType::AutoRenewableSubscription));
+                StoreEvent::Refunded {
+                    store_id: t.transaction_id.clone().unwrap_or_default(),
+                    subscription_id: subscription_id.filter(|_| renewing),
+                }
+            }
+            (Some(NotificationTypeV2::RefundReversed), Some(t)) => StoreEvent::RefundReversed {
+                store_id: t.transaction_id.unwrap_or_default(),
+            },
+            (Some(kind), _) => StoreEvent::Informational(format!("{kind:?}")),
+            (None, _) => StoreEvent::Informational("unknown".into()),
+        };
+        Ok(StoreNotification { id, event })
     }
 }

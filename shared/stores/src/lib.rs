@@ -4,17 +4,21 @@
 
 pub mod apple;
 mod call;
+mod report;
 pub mod settings;
 
 use call::with_retries;
 
 use async_trait::async_trait;
 use storybook_core::domain::purchase::{Platform, PurchaseRefusal};
-use storybook_core::ports::marketplace::{Marketplace, PurchaseClaim, StoreAnswer};
+use storybook_core::ports::marketplace::{
+    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification, Unverifiable,
+};
 
 /// The stores this server is configured for.
 pub struct Stores {
     apple: Option<apple::AppleStore>,
+    webhook_secret: Option<String>,
 }
 
 impl Stores {
@@ -29,6 +33,7 @@ impl Stores {
                 .apple
                 .map(|apple| apple::AppleStore::new(apple, http.clone()))
                 .transpose()?,
+            webhook_secret: settings.webhook_secret,
         })
     }
 
@@ -47,6 +52,22 @@ impl Marketplace for Stores {
         match (claim.platform, &self.apple) {
             (Platform::Apple, Some(apple)) => with_retries(|| apple.confirm(claim)).await,
             _ => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
+        }
+    }
+
+    async fn notification(
+        &self,
+        delivery: &NotificationDelivery,
+    ) -> Result<StoreNotification, Unverifiable> {
+        if let Some(report) = report::read(&delivery.body) {
+            return report::verified(report, delivery, self.webhook_secret.as_deref());
+        }
+        match (delivery.platform, &self.apple) {
+            (Platform::Apple, Some(apple)) => apple.notification(&delivery.body),
+            _ => Err(Unverifiable(format!(
+                "{} is not configured",
+                delivery.platform.as_str()
+            ))),
         }
     }
 }

@@ -46,17 +46,50 @@ impl std::fmt::Debug for AppleSettings {
 }
 
 /// Every store's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct StoreSettings {
     pub apple: Option<AppleSettings>,
+    /// `IAP_WEBHOOK_SECRET`: when set, the app contract's webhook body (a trusted bridge's
+    /// report, `{transaction_id, status}`) is accepted with this `X-Webhook-Token`.
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    /// Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("apple", &self.apple)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+impl StoreSettings {
+    /// Whether anything here is configured (else a server is given no marketplace).
+    pub fn any(&self) -> bool {
+        self.apple.is_some() || self.webhook_secret.is_some()
+    }
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl StoreSettings {
     pub fn from_lookup(lookup: Lookup, environment: Environment) -> Result<Self, Invalid> {
+        let webhook_secret = set(lookup, "IAP_WEBHOOK_SECRET");
+        if webhook_secret
+            .as_ref()
+            .is_some_and(|secret| secret.len() < 32)
+        {
+            return Err(Invalid::new(
+                "IAP_WEBHOOK_SECRET must be at least 32 characters",
+            ));
+        }
         Ok(Self {
             apple: apple(lookup, environment)?,
+            webhook_secret,
         })
     }
 }

@@ -326,3 +326,45 @@ impl AppStore {
             .count()
     }
 }
+
+impl Chain {
+    /// An App Store Server Notification V2 body (`{"signedPayload"}`) of `kind` about
+    /// `transaction` (and `renewal`), signed by this chain.
+    pub fn notification(&self, kind: &str, transaction: &Value, renewal: Option<&Value>) -> String {
+        let environment = transaction["environment"].clone();
+        let mut data = json!({
+            "appAppleId": APP_APPLE_ID,
+            "bundleId": BUNDLE,
+            "bundleVersion": "1.0",
+            "environment": environment,
+            "signedTransactionInfo": self.sign(transaction),
+            "status": 1,
+        });
+        if let Some(renewal) = renewal {
+            data["signedRenewalInfo"] = json!(self.sign(renewal));
+        }
+        let payload = json!({
+            "notificationType": kind,
+            "notificationUUID": uuid::Uuid::new_v4().to_string(),
+            "version": "2.0",
+            "signedDate": chrono::Utc::now().timestamp_millis(),
+            "data": data,
+        });
+        json!({ "signedPayload": self.sign(&payload) }).to_string()
+    }
+}
+
+/// The renewal information of `original`'s subscription, in a grace period until `days` from
+/// now.
+pub fn renewal_in_grace(original: &str, product: &str, days: i64) -> Value {
+    json!({
+        "originalTransactionId": original,
+        "autoRenewProductId": product,
+        "productId": product,
+        "autoRenewStatus": 1,
+        "isInBillingRetryPeriod": true,
+        "gracePeriodExpiresDate": (chrono::Utc::now() + chrono::Duration::days(days)).timestamp_millis(),
+        "signedDate": chrono::Utc::now().timestamp_millis(),
+        "environment": "Production",
+    })
+}

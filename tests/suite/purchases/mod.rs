@@ -2,6 +2,7 @@
 //! as Apple signs), redeemed once forever, and the plans they open.
 
 mod app_store;
+mod notifications;
 mod plans;
 
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
@@ -16,12 +17,16 @@ use storybook_core::domain::purchase::StoreEnvironment;
 use storybook_stores::Stores;
 use storybook_stores::settings::{AppleSettings, StoreSettings};
 
+/// The bridge's shared `X-Webhook-Token` in these tests.
+const WEBHOOK_SECRET: &str = "a-webhook-secret-of-at-least-32-characters";
+
 const BOTH: &[StoreEnvironment] = &[StoreEnvironment::Production, StoreEnvironment::Sandbox];
 
 /// The app over `backend` asking the App Store `settings` describe.
 async fn app_asking(backend: Backend, config: Config, settings: AppleSettings) -> TestApp {
     let stores = Stores::new(StoreSettings {
         apple: Some(settings),
+        webhook_secret: Some(WEBHOOK_SECRET.into()),
     })
     .unwrap();
     TestApp::with_marketplace(backend, config, Arc::new(stores)).await

@@ -5,6 +5,12 @@
 //! | claim of a store payment | `PURCHASE#{platform}#{store id}` | `CLAIM`: `owner` (absent once the owner is erased), `product_id`, `claimed_at` |
 //! | the owner's note of it | `USER#{user hash}` | `PURCHASE#{platform}#{store id}`: the same fields, so erasure can leave the claim ownerless |
 //! | a user's plan | `USER#{user hash}` | `SUBSCRIPTION`: `doc`; every replacement is conditioned on the `doc` read |
+//! | who pays a claim's credits back | `USER#{user hash}` | `PAID#{platform}#{store id}`: erasure removes `paid_to` from the claim |
+//! | who holds a store subscription | `STORESUB#{platform}#{subscription id}` | `HOLDER`: `user`, written with the plan |
+//! | a store notification applied | `NOTIFICATION#{platform}#{id}` | `NOTIFICATION`, expires after 180 days |
+//!
+//! A claim that paid credits names its payee (`paid_to`, `credits`); a refund takes them back
+//! from that user in one transaction with the claim's `refunded` mark, whoever holds the claim.
 //!
 //! A redemption is one transaction: the claim (conditioned on its owner as read), the notes,
 //! the plans (each conditioned on its `doc` as read) and, when it pays, the balance and its
@@ -15,11 +21,32 @@ use super::*;
 use aws_sdk_dynamodb::types::Delete;
 use storybook_core::domain::purchase::{Platform, Subscription};
 use storybook_core::ports::purchases::{
-    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption,
+    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption, Refunded, refund_description,
 };
 
 const CLAIM: &str = "CLAIM";
-const SUBSCRIPTION: &str = "SUBSCRIPTION";
+pub(super) const SUBSCRIPTION: &str = "SUBSCRIPTION";
+/// The sort-key prefix of the notes of claims a user was paid for.
+pub(super) const PAID_PREFIX: &str = "PAID#";
+
+fn holder_pk(platform: Platform, subscription_id: &str) -> String {
+    format!("STORESUB#{}#{subscription_id}", platform.as_str())
+}
+
+/// The holder pointer of a store plan, or `None` for an operator's plan.
+pub(super) fn holder_key(subscription: &Subscription) -> Option<String> {
+    match &subscription.source {
+        storybook_core::domain::purchase::SubscriptionSource::Store {
+            platform,
+            subscription_id,
+        } => Some(holder_pk(*platform, subscription_id)),
+        storybook_core::domain::purchase::SubscriptionSource::Admin => None,
+    }
+}
+
+fn notification_pk(platform: Platform, id: &str) -> String {
+    format!("NOTIFICATION#{}#{id}", platform.as_str())
+}
 
 fn claim_pk(platform: Platform, store_id: &str) -> String {
     format!("PURCHASE#{}#{store_id}", platform.as_str())
@@ -94,6 +121,173 @@ impl DynamoStore {
             .build())
     }
 
+    /// Erasure: the claim a PAID note names no longer names its payee (`paid` is the note's sort
+    /// key past its prefix: `{platform}#{store id}`).
+    pub(super) async fn forget_payee(&self, paid: &str, user: &UserId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PURCHASE#{paid}")))
+            .key("sk", s(CLAIM))
+            .update_expression("REMOVE paid_to")
+            .condition_expression("paid_to = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
+    /// Erasure: the pointer to the erased user's store plan goes, if it still points at them.
+    pub(super) async fn forget_holder(&self, plan: &Item, user: &UserId) -> Result<(), StoreError> {
+        let Some(pk) = holder_key(&Subscription::read(&text(plan, "doc")?)?) else {
+            return Ok(());
+        };
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s("HOLDER"))
+            .condition_expression("#user = :user")
+            .expression_attribute_names("#user", "user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
+    /// The pointer from a store subscription to its holder.
+    fn holder_put(&self, pk: String, holder: &UserId) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s("HOLDER"))
+            .item("user", s(holder.as_str()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Marks the claim refunded (`taken` credits taken back), if it was not.
+    fn refund_mark(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        taken: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(claim_pk(platform, store_id)))
+            .key("sk", s(CLAIM))
+            .update_expression("SET refunded = :yes, clawed = :taken")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(refunded)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":taken", n(taken))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn refund_once(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Refunded, Attempt> {
+        let Some(claim) = self.get(claim_pk(platform, store_id), CLAIM).await? else {
+            return Ok(Refunded::Unknown);
+        };
+        if claim.contains_key("refunded") {
+            return Ok(Refunded::AlreadyRefunded);
+        }
+        let credits = optional_num(&claim, "credits")?.unwrap_or(0);
+        let payee = optional_text(&claim, "paid_to").map(CredentialHash::from_stored);
+        let (Some(payee), true) = (payee, credits > 0) else {
+            self.transact(vec![self.refund_mark(platform, store_id, 0)?])
+                .await?;
+            return Ok(Refunded::NothingToTake);
+        };
+        let (user, seq) = self
+            .read_user(&payee)
+            .await?
+            .ok_or(StoreError::Missing("user"))?;
+        let taken = credits.min(user.credits);
+        let shortfall = credits - taken;
+        let description = refund_description(store_id, shortfall);
+        let reference = format!("{}:{store_id}", platform.as_str());
+        let entry = EntryFields {
+            kind: EntryKind::Clawback,
+            description: &description,
+            reference: Some(&reference),
+            at,
+        };
+        let mark = self.refund_mark(platform, store_id, taken)?;
+        self.append_entry(&payee, seq, -taken, user.credits - taken, entry, vec![mark])
+            .await?;
+        Ok(Refunded::TakenBack { taken, shortfall })
+    }
+
+    async fn reverse_refund_once(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Attempt> {
+        let Some(claim) = self.get(claim_pk(platform, store_id), CLAIM).await? else {
+            return Ok(false);
+        };
+        if !claim.contains_key("refunded") {
+            return Ok(false);
+        }
+        let clawed = optional_num(&claim, "clawed")?.unwrap_or(0);
+        let unmark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(claim_pk(platform, store_id)))
+            .key("sk", s(CLAIM))
+            .update_expression("REMOVE refunded, clawed")
+            .condition_expression("attribute_exists(refunded)")
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let unmark = TransactWriteItem::builder().update(unmark).build();
+        let payee = optional_text(&claim, "paid_to").map(CredentialHash::from_stored);
+        match payee.filter(|_| clawed > 0) {
+            Some(payee) => {
+                let (user, seq) = self
+                    .read_user(&payee)
+                    .await?
+                    .ok_or(StoreError::Missing("user"))?;
+                let description = format!("Store refund of {store_id} reversed");
+                let reference = format!("{}:{store_id}", platform.as_str());
+                let entry = EntryFields {
+                    kind: EntryKind::Purchase,
+                    description: &description,
+                    reference: Some(&reference),
+                    at,
+                };
+                self.append_entry(
+                    &payee,
+                    seq,
+                    clawed,
+                    user.credits + clawed,
+                    entry,
+                    vec![unmark],
+                )
+                .await?;
+            }
+            None => self.transact(vec![unmark]).await?,
+        }
+        Ok(true)
+    }
+
     /// One decision and its transaction, over what is stored now.
     async fn redeem_once(&self, redemption: &Redemption) -> Result<Redeemed, Attempt> {
         let purchase = &redemption.purchase;
@@ -130,18 +324,55 @@ impl DynamoStore {
             for (name, value) in fields.clone() {
                 put = put.item(name, value);
             }
-            put = match &previous_owner {
-                None => put.condition_expression("attribute_not_exists(pk)"),
-                Some(owner) => put
-                    .condition_expression("#owner = :previous")
-                    .expression_attribute_names("#owner", "owner")
-                    .expression_attribute_values(":previous", s(owner.as_str())),
-            };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(StoreError::unavailable)?)
+            if let Some(subscription_id) = &purchase.subscription_id {
+                put = put.item("subscription_id", s(subscription_id.clone()));
+            }
+            if let Some((credits, _)) = writes.credits {
+                // The payee stays when the claim moves: a refund takes back from them.
+                put = put
+                    .item("paid_to", s(caller.as_str()))
+                    .item("credits", n(credits));
+                let note = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(user_pk(caller)))
+                    .item(
+                        "sk",
+                        s(format!(
+                            "{PAID_PREFIX}{}#{}",
+                            purchase.platform.as_str(),
+                            purchase.store_id
+                        )),
+                    )
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                items.push(TransactWriteItem::builder().put(note).build());
+            }
+            let claim = match &previous_owner {
+                None => TransactWriteItem::builder()
+                    .put(
+                        put.condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(StoreError::unavailable)?,
+                    )
                     .build(),
-            );
+                // A move changes the owner alone: the payee, the refund mark stay.
+                Some(owner) => TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(claim_pk(purchase.platform, &purchase.store_id)))
+                            .key("sk", s(CLAIM))
+                            .update_expression("SET #owner = :caller")
+                            .condition_expression("#owner = :previous")
+                            .expression_attribute_names("#owner", "owner")
+                            .expression_attribute_values(":caller", s(caller.as_str()))
+                            .expression_attribute_values(":previous", s(owner.as_str()))
+                            .build()
+                            .map_err(StoreError::unavailable)?,
+                    )
+                    .build(),
+            };
+            items.push(claim);
             let mut note = Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(user_pk(caller)))
@@ -167,6 +398,9 @@ impl DynamoStore {
         if let Some(subscription) = &writes.caller_subscription {
             let read = caller_read.as_ref().map(|(_, doc)| doc.as_str());
             items.push(self.subscription_put(caller, subscription, read)?);
+            if let Some(pk) = holder_key(subscription) {
+                items.push(self.holder_put(pk, caller)?);
+            }
         }
         if let (Some(owner), Some(subscription)) = (&previous_owner, &writes.owner_subscription) {
             let read = owner_read.as_ref().map(|(_, doc)| doc.as_str());
@@ -211,6 +445,18 @@ impl PurchaseStore for DynamoStore {
         store_id: &str,
     ) -> Result<Option<ClaimOwner>, StoreError> {
         self.read_claim(platform, store_id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn claimed_subscription(
+        &self,
+        platform: Platform,
+        store_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(claim_pk(platform, store_id), CLAIM)
+            .await?
+            .and_then(|item| optional_text(&item, "subscription_id")))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
@@ -281,6 +527,72 @@ impl PurchaseStore for DynamoStore {
             Ok(()) => Ok(true),
             Err(Attempt::Lost(_)) => Ok(false),
             Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn subscription_holder(
+        &self,
+        platform: Platform,
+        subscription_id: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .get(holder_pk(platform, subscription_id), "HOLDER")
+            .await?
+            .and_then(|item| optional_text(&item, "user"))
+            .map(CredentialHash::from_stored))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Refunded, StoreError> {
+        until_settled(|| self.refund_once(platform, store_id, at)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn reverse_refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        until_settled(|| self.reverse_refund_once(platform, store_id, at)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn notification_seen(&self, platform: Platform, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get(notification_pk(platform, id), "NOTIFICATION")
+            .await?
+            .is_some())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn record_notification(
+        &self,
+        platform: Platform,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(notification_pk(platform, id)))
+            .item("sk", s("NOTIFICATION"))
+            .item("applied_at", s(at.to_rfc3339()))
+            .item(
+                "expires_at",
+                n((at + chrono::Duration::days(180)).timestamp()),
+            )
+            .condition_expression("attribute_not_exists(pk)");
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
         }
     }
 }

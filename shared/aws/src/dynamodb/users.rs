@@ -26,6 +26,12 @@ impl UserStore for DynamoStore {
                     .map_err(StoreError::unavailable)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
+            if let Some(paid) = sk.strip_prefix(purchases::PAID_PREFIX) {
+                self.forget_payee(paid, id).await?;
+            }
+            if sk == purchases::SUBSCRIPTION {
+                self.forget_holder(&item, id).await?;
+            }
             if sk.starts_with(purchases::NOTE_PREFIX) {
                 // The store payment stays claimed, by no one: never redeemed again.
                 let put = PutRequest::builder()

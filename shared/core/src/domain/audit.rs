@@ -28,6 +28,7 @@ pub enum AuditEvent {
     ConsentRevoked,
     PhotoCharactersDeleted,
     PurchaseRedeemed,
+    PurchaseRefunded,
     SubscriptionGranted,
 }
 
@@ -54,6 +55,7 @@ impl AuditEvent {
         AuditEvent::ConsentRevoked,
         AuditEvent::PhotoCharactersDeleted,
         AuditEvent::PurchaseRedeemed,
+        AuditEvent::PurchaseRefunded,
         AuditEvent::SubscriptionGranted,
     ];
 
@@ -80,6 +82,7 @@ impl AuditEvent {
             AuditEvent::ConsentRevoked => "consent_revoked",
             AuditEvent::PhotoCharactersDeleted => "photo_characters_deleted",
             AuditEvent::PurchaseRedeemed => "purchase_redeemed",
+            AuditEvent::PurchaseRefunded => "purchase_refunded",
             AuditEvent::SubscriptionGranted => "subscription_granted",
         }
     }

@@ -49,4 +49,98 @@ pub trait Marketplace: Send + Sync {
     /// Asks the claim's store for the purchase, checks its signature, app, environment and
     /// product, and answers what the store says was bought.
     async fn confirm(&self, claim: &PurchaseClaim) -> StoreAnswer;
+
+    /// Verifies a notification as its store signed it and reads what it says.
+    async fn notification(
+        &self,
+        delivery: &NotificationDelivery,
+    ) -> Result<StoreNotification, Unverifiable>;
 }
+
+/// A store's notification as it arrived: its body and what vouches for it besides its own
+/// signature (Google's push token; the app contract's `X-Webhook-Token` for a report).
+#[derive(Clone)]
+pub struct NotificationDelivery {
+    pub platform: Platform,
+    pub body: Vec<u8>,
+    pub authorization: Option<String>,
+    pub webhook_token: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationDelivery {
+    /// The body's size only, and never a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationDelivery")
+            .field("platform", &self.platform)
+            .field("body", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A notification its store signed, in our words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreNotification {
+    /// The store's id of this notification (Apple's `notificationUUID`): applied once.
+    pub id: String,
+    pub event: StoreEvent,
+}
+
+/// What happened at the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A subscription's period was paid (a first purchase or a renewal): its transaction.
+    Paid(StorePurchase),
+    /// Billing failed and the store retries; the plan lasts until `until` (a grace period).
+    BillingRetry {
+        subscription_id: String,
+        until: Option<DateTime<Utc>>,
+    },
+    /// The subscription ended (expired, its grace over, or its access revoked). An expiry names
+    /// the period it ends (`paid_until`): it ends nothing paid for later, so a late one is
+    /// harmless.
+    Ended {
+        subscription_id: String,
+        paid_until: Option<DateTime<Utc>>,
+    },
+    /// The store gave the money for payment `store_id` back.
+    Refunded {
+        store_id: String,
+        subscription_id: Option<String>,
+    },
+    /// A refund of payment `store_id` was taken back.
+    RefundReversed { store_id: String },
+    /// A trusted bridge's report of a payment's state (the app contract's webhook body, sent
+    /// with the shared `X-Webhook-Token`): applied through the payment's claim.
+    Reported {
+        store_id: String,
+        status: ReportedStatus,
+    },
+    /// Nothing for us to change (a test, a consumption request, a renewal preference).
+    Informational(String),
+}
+
+/// The app contract's webhook statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportedStatus {
+    Active,
+    Cancelled,
+    Expired,
+    Refunded,
+}
+
+impl ReportedStatus {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(ReportedStatus::Active),
+            "cancelled" => Some(ReportedStatus::Cancelled),
+            "expired" => Some(ReportedStatus::Expired),
+            "refunded" => Some(ReportedStatus::Refunded),
+            _ => None,
+        }
+    }
+}
+
+/// A notification that is not its store's: answered 401, nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the notification could not be verified: {0}")]
+pub struct Unverifiable(pub String);

@@ -5,7 +5,9 @@
 //! no such call, and a test runs every one of their routes over this port.
 
 use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
-use super::marketplace::{Marketplace, PurchaseClaim, StoreAnswer};
+use super::marketplace::{
+    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification, Unverifiable,
+};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
 use crate::domain::book::{Language, TargetAge};
@@ -110,5 +112,12 @@ impl Studio for NotGiven {
 impl Marketplace for NotGiven {
     async fn confirm(&self, _: &PurchaseClaim) -> StoreAnswer {
         Ok(Err(PurchaseRefusal::StoreNotConfigured))
+    }
+
+    async fn notification(
+        &self,
+        _: &NotificationDelivery,
+    ) -> Result<StoreNotification, Unverifiable> {
+        Err(Unverifiable("no store is configured".into()))
     }
 }

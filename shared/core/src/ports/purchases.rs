@@ -4,7 +4,7 @@
 use super::marketplace::StorePurchase;
 use super::store_error::StoreError;
 use crate::domain::credits::EntryKind;
-use crate::domain::purchase::{Subscription, SubscriptionStatus};
+use crate::domain::purchase::{Platform, Subscription, SubscriptionStatus};
 use crate::domain::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,9 +64,16 @@ pub trait PurchaseStore: Send + Sync {
     /// Who claimed store payment `store_id` of `platform`, if anyone did.
     async fn claim_owner(
         &self,
-        platform: crate::domain::purchase::Platform,
+        platform: Platform,
         store_id: &str,
     ) -> Result<Option<ClaimOwner>, StoreError>;
+
+    /// The store subscription a claimed payment belongs to, if it was a plan's.
+    async fn claimed_subscription(
+        &self,
+        platform: Platform,
+        store_id: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// The user's plan, current or not; `None` when they never had one (or it was replaced).
     async fn subscription(&self, user: &UserId) -> Result<Option<Subscription>, StoreError>;
@@ -88,6 +95,64 @@ pub trait PurchaseStore: Send + Sync {
         expected: &Subscription,
         replacement: &Subscription,
     ) -> Result<bool, StoreError>;
+
+    /// Who holds store subscription `subscription_id` now: the user whose plan names it.
+    async fn subscription_holder(
+        &self,
+        platform: Platform,
+        subscription_id: &str,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Takes back what store payment `store_id` paid, once, from the user it paid (not whoever
+    /// holds the claim since): as much as their balance holds, the rest recorded as a shortfall
+    /// (a `clawback` entry). A plan it opened is the caller's to end.
+    async fn refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Refunded, StoreError>;
+
+    /// Gives back what the refund of `store_id` took, once: its refund was reversed.
+    async fn reverse_refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether a store notification was applied before.
+    async fn notification_seen(&self, platform: Platform, id: &str) -> Result<bool, StoreError>;
+
+    /// Records a store notification as applied; false when it was before.
+    async fn record_notification(
+        &self,
+        platform: Platform,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refunded {
+    /// Taken back now: `taken` credits, and `shortfall` more the balance no longer held.
+    TakenBack { taken: i64, shortfall: i64 },
+    /// Refunded before: nothing more.
+    AlreadyRefunded,
+    /// Marked refunded; nothing to take (it paid nothing, or its payee was erased).
+    NothingToTake,
+    /// No one redeemed that payment here.
+    Unknown,
+}
+
+/// The ledger description of a refund taken back.
+pub fn refund_description(store_id: &str, shortfall: i64) -> String {
+    if shortfall > 0 {
+        format!("Store refund of {store_id} ({shortfall} credits already spent)")
+    } else {
+        format!("Store refund of {store_id}")
+    }
 }
 
 /// What the store holds when a redemption is decided: read by the adapter inside its atomic

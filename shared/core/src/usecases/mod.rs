@@ -14,6 +14,7 @@ pub mod library;
 pub mod pages;
 pub mod purchases;
 pub mod spend;
+pub mod store_events;
 pub mod streaks;
 pub mod users;
 

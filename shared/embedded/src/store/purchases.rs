@@ -2,9 +2,9 @@
 
 use super::users::{append_entry, read_user};
 use super::*;
-use storybook_core::domain::purchase::{Platform, Subscription};
+use storybook_core::domain::purchase::{Platform, Subscription, SubscriptionSource};
 use storybook_core::ports::purchases::{
-    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption,
+    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption, Refunded, refund_description,
 };
 
 fn read_claim(
@@ -42,10 +42,18 @@ fn write_subscription(
     user: &str,
     subscription: &Subscription,
 ) -> anyhow::Result<()> {
+    let (platform, subscription_id) = match &subscription.source {
+        SubscriptionSource::Store {
+            platform,
+            subscription_id,
+        } => (Some(platform.as_str()), Some(subscription_id.as_str())),
+        SubscriptionSource::Admin => (None, None),
+    };
     connection.execute(
-        "INSERT INTO subscriptions (user_id, doc) VALUES (?1, ?2)
-         ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc",
-        params![user, subscription.write()],
+        "INSERT INTO subscriptions (user_id, platform, subscription_id, doc) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (user_id) DO UPDATE SET platform = excluded.platform,
+             subscription_id = excluded.subscription_id, doc = excluded.doc",
+        params![user, platform, subscription_id, subscription.write()],
     )?;
     Ok(())
 }
@@ -73,16 +81,20 @@ impl PurchaseStore for SqliteStore {
             };
             let writes = redemption.writes(&state);
             if writes.claim {
+                // The payee is whoever this claim paid, and stays so when the claim moves.
+                let paid = writes.credits.map_or(0, |(credits, _)| credits);
                 tx.execute(
-                    "INSERT INTO purchases (platform, store_id, user_id, product_id, claimed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO purchases (platform, store_id, user_id, product_id, claimed_at, subscription_id, paid_to, credits)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 > 0 THEN ?3 END, ?7)
                      ON CONFLICT (platform, store_id) DO UPDATE SET user_id = excluded.user_id",
                     params![
                         purchase.platform.as_str(),
                         purchase.store_id,
                         user,
                         purchase.product_id,
-                        redemption.at.to_rfc3339()
+                        redemption.at.to_rfc3339(),
+                        purchase.subscription_id,
+                        paid
                     ],
                 )?;
             }
@@ -121,6 +133,25 @@ impl PurchaseStore for SqliteStore {
     ) -> Result<Option<ClaimOwner>, StoreError> {
         let store_id = store_id.to_owned();
         self.run(move |c| read_claim(c, platform, &store_id)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn claimed_subscription(
+        &self,
+        platform: Platform,
+        store_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let store_id = store_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT subscription_id FROM purchases WHERE platform = ?1 AND store_id = ?2",
+                params![platform.as_str(), store_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
@@ -189,6 +220,144 @@ impl PurchaseStore for SqliteStore {
             write_subscription(&tx, &user, &replacement)?;
             tx.commit()?;
             Ok(true)
+        })
+        .await
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn subscription_holder(
+        &self,
+        platform: Platform,
+        subscription_id: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        let subscription_id = subscription_id.to_owned();
+        self.run(move |c| {
+            let holder: Option<String> = c
+                .query_row(
+                    // A plan that moved leaves an expired copy behind: the running one first.
+                    "SELECT user_id FROM subscriptions WHERE platform = ?1 AND subscription_id = ?2
+                     ORDER BY json_extract(doc, '$.status') = 'expired' LIMIT 1",
+                    params![platform.as_str(), subscription_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(holder.map(CredentialHash::from_stored))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Refunded, StoreError> {
+        let store_id = store_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let claim: Option<(Option<String>, i64, bool)> = tx
+                .query_row(
+                    "SELECT paid_to, credits, refunded FROM purchases WHERE platform = ?1 AND store_id = ?2",
+                    params![platform.as_str(), store_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)),
+                )
+                .optional()?;
+            let Some((payee, credits, refunded)) = claim else {
+                return Ok(Refunded::Unknown);
+            };
+            if refunded {
+                return Ok(Refunded::AlreadyRefunded);
+            }
+            let outcome = match payee {
+                Some(payee) if credits > 0 => {
+                    let balance = read_user(&tx, &payee)?.ok_or(StoreError::Missing("user"))?.credits;
+                    let taken = credits.min(balance);
+                    let shortfall = credits - taken;
+                    let description = refund_description(&store_id, shortfall);
+                    let reference = format!("{}:{store_id}", platform.as_str());
+                    append_entry(&tx, &payee, -taken, EntryKind::Clawback, &description, Some(&reference), at)?;
+                    Refunded::TakenBack { taken, shortfall }
+                }
+                _ => Refunded::NothingToTake,
+            };
+            let taken = match outcome {
+                Refunded::TakenBack { taken, .. } => taken,
+                _ => 0,
+            };
+            tx.execute(
+                "UPDATE purchases SET refunded = 1, clawed = ?3 WHERE platform = ?1 AND store_id = ?2",
+                params![platform.as_str(), store_id, taken],
+            )?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn reverse_refund(
+        &self,
+        platform: Platform,
+        store_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let store_id = store_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let claim: Option<(Option<String>, i64)> = tx
+                .query_row(
+                    "SELECT paid_to, clawed FROM purchases WHERE platform = ?1 AND store_id = ?2 AND refunded = 1",
+                    params![platform.as_str(), store_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((payee, clawed)) = claim else {
+                return Ok(false);
+            };
+            if let Some(payee) = payee.filter(|_| clawed > 0) {
+                let description = format!("Store refund of {store_id} reversed");
+                let reference = format!("{}:{store_id}", platform.as_str());
+                append_entry(&tx, &payee, clawed, EntryKind::Purchase, &description, Some(&reference), at)?;
+            }
+            tx.execute(
+                "UPDATE purchases SET refunded = 0, clawed = 0 WHERE platform = ?1 AND store_id = ?2",
+                params![platform.as_str(), store_id],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn notification_seen(&self, platform: Platform, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM store_notifications WHERE platform = ?1 AND id = ?2",
+                params![platform.as_str(), id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn record_notification(
+        &self,
+        platform: Platform,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            Ok(c.execute(
+                "INSERT INTO store_notifications (platform, id, applied_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (platform, id) DO NOTHING",
+                params![platform.as_str(), id, at.to_rfc3339()],
+            )? == 1)
         })
         .await
     }

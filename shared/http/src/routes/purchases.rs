@@ -1,20 +1,36 @@
-//! `POST /v1/iap/verify`: a store purchase the app made, confirmed with its store and redeemed.
+//! `POST /v1/iap/verify`: a store purchase the app made, confirmed with its store and redeemed;
+//! `POST /v1/iap/webhook/apple` and `/google`: what the stores tell us afterwards (renewals,
+//! refunds, ends).
 
-use crate::auth::UserRequest;
+use crate::auth::{AnonymousRequest, UserRequest};
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problems};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use storybook_core::catalogue::Family;
 use storybook_core::domain::purchase::Platform;
+use storybook_core::ports::marketplace::NotificationDelivery;
 use storybook_core::usecases::purchases::{self, PurchaseToVerify, VerifiedPurchase};
+use storybook_core::usecases::store_events;
 
 /// The routes this file serves.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
-    vec![Endpoint::post(Family::Credits, "/v1/iap/verify", verify).gives(Feature::Purchases)]
+    vec![
+        Endpoint::post(Family::Credits, "/v1/iap/verify", verify).gives(Feature::Purchases),
+        // The stores sign what they send; it carries no key of ours.
+        Endpoint::post(Family::Credits, "/v1/iap/webhook/apple", apple_notification).public(),
+        Endpoint::post(
+            Family::Credits,
+            "/v1/iap/webhook/google",
+            google_notification,
+        )
+        .public(),
+    ]
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -84,4 +100,59 @@ pub async fn verify(
     };
     let verified = purchases::verify_purchase(&state, &request, purchase).await?;
     Ok(Json(verified.into()))
+}
+
+/// What a store's notification did: `applied`, or `duplicate` for one applied before.
+#[derive(Serialize)]
+pub struct NotificationAnswer {
+    status: &'static str,
+    event: String,
+}
+
+/// An App Store Server Notification V2 (or a bridge's report): verified as Apple signed it
+/// (401 otherwise, nothing changed) and applied once.
+pub async fn apple_notification(
+    state: State<AppState>,
+    request: AnonymousRequest,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<NotificationAnswer>, ApiError> {
+    notification(state, request, Platform::Apple, headers, body).await
+}
+
+/// Google Play's notifications: only a bridge's report is read until the Play store is
+/// configured here; anything else is unverifiable (401).
+pub async fn google_notification(
+    state: State<AppState>,
+    request: AnonymousRequest,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<NotificationAnswer>, ApiError> {
+    notification(state, request, Platform::Google, headers, body).await
+}
+
+async fn notification(
+    State(state): State<AppState>,
+    AnonymousRequest(request): AnonymousRequest,
+    platform: Platform,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<NotificationAnswer>, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let delivery = NotificationDelivery {
+        platform,
+        body: body.to_vec(),
+        authorization: header("authorization"),
+        webhook_token: header("x-webhook-token"),
+    };
+    let applied = store_events::apply_store_notification(&state, &request, &delivery).await?;
+    Ok(Json(NotificationAnswer {
+        status: applied.status,
+        event: applied.event,
+    }))
 }

@@ -1,0 +1,290 @@
+//! What the stores tell us after a purchase: renewals, billing trouble, ends and refunds,
+//! each notification verified as its store signed it and applied once.
+
+use super::{Refusal, Request, audit};
+use crate::app::App;
+use crate::domain::audit::AuditEvent;
+use crate::domain::purchase::{
+    Platform, Reward, Subscription, SubscriptionSource, SubscriptionStatus,
+};
+use crate::domain::user::UserId;
+use crate::ports::marketplace::{NotificationDelivery, ReportedStatus, StoreEvent, StorePurchase};
+use crate::ports::purchases::{Redeemed, RedeemedAs, Redemption, Refunded};
+use chrono::{DateTime, Utc};
+
+/// What applying a notification did, in a word the store's logs can show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `applied`, or `duplicate` for a notification applied before.
+    pub status: &'static str,
+    /// What it was about (`paid`, `billing_retry`, `ended`, `refunded`, …).
+    pub event: String,
+}
+
+/// Verifies a store's notification and applies it once. Every change it makes is itself once
+/// only (a payment claimed by its id, a refund by its payment), so a notification that fails
+/// half-way is applied whole when the store sends it again; it is marked applied last.
+#[tracing::instrument(skip_all, fields(platform = delivery.platform.as_str()))]
+pub async fn apply_store_notification(
+    app: &App,
+    request: &Request<()>,
+    delivery: &NotificationDelivery,
+) -> Result<Applied, Refusal> {
+    let notification = app
+        .marketplace
+        .notification(delivery)
+        .await
+        .map_err(|refused| {
+            tracing::warn!(reason = %refused.0, "a store notification was refused");
+            Refusal::Unauthorized("The notification could not be verified".into())
+        })?;
+    let platform = delivery.platform;
+    let event = event_name(&notification.event);
+    if app
+        .store
+        .notification_seen(platform, &notification.id)
+        .await?
+    {
+        return Ok(Applied {
+            status: "duplicate",
+            event,
+        });
+    }
+    match &notification.event {
+        StoreEvent::Paid(purchase) => paid(app, request, purchase).await?,
+        StoreEvent::BillingRetry {
+            subscription_id,
+            until,
+        } => {
+            if let Some(until) = until {
+                change_plan(app, platform, subscription_id, |plan| {
+                    (plan.period_end < *until).then(|| Subscription {
+                        period_end: *until,
+                        ..plan.clone()
+                    })
+                })
+                .await?;
+            }
+        }
+        StoreEvent::Ended {
+            subscription_id,
+            paid_until,
+        } => {
+            end_plan(app, platform, subscription_id, *paid_until, request).await?;
+        }
+        StoreEvent::Refunded {
+            store_id,
+            subscription_id,
+        } => {
+            refund_payment(app, platform, store_id, request).await?;
+            if let Some(subscription_id) = subscription_id {
+                end_plan(app, platform, subscription_id, None, request).await?;
+            }
+        }
+        StoreEvent::RefundReversed { store_id } => {
+            app.store
+                .reverse_refund(platform, store_id, request.now)
+                .await?;
+        }
+        StoreEvent::Reported { store_id, status } => {
+            reported(app, platform, store_id, *status, request).await?;
+        }
+        StoreEvent::Informational(_) => {}
+    }
+    app.store
+        .record_notification(platform, &notification.id, request.now)
+        .await?;
+    Ok(Applied {
+        status: "applied",
+        event,
+    })
+}
+
+fn event_name(event: &StoreEvent) -> String {
+    match event {
+        StoreEvent::Paid(_) => "paid".into(),
+        StoreEvent::BillingRetry { .. } => "billing_retry".into(),
+        StoreEvent::Ended { .. } => "ended".into(),
+        StoreEvent::Refunded { .. } => "refunded".into(),
+        StoreEvent::RefundReversed { .. } => "refund_reversed".into(),
+        StoreEvent::Reported { status, .. } => format!("reported_{status:?}").to_ascii_lowercase(),
+        StoreEvent::Informational(what) => what.to_ascii_lowercase(),
+    }
+}
+
+/// A period paid at the store: the holder's plan carries on with its credits, once per
+/// payment. A subscription no one here holds yet waits for the app to redeem it.
+async fn paid(app: &App, request: &Request<()>, purchase: &StorePurchase) -> Result<(), Refusal> {
+    let Some(subscription_id) = &purchase.subscription_id else {
+        return Ok(());
+    };
+    let Some(Reward::Plan(plan)) = app.config.products.reward(&purchase.product_id) else {
+        tracing::warn!(product = %purchase.product_id, "a paid period of a product not sold here");
+        return Ok(());
+    };
+    let Some(holder) = app
+        .store
+        .subscription_holder(purchase.platform, subscription_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let Some(period_end) = purchase.expires_at else {
+        return Ok(());
+    };
+    let redemption = Redemption {
+        user: holder,
+        purchase: purchase.clone(),
+        reward: RedeemedAs::Plan(Subscription {
+            plan: plan.id.clone(),
+            credits_per_period: plan.credits_per_period,
+            status: SubscriptionStatus::Active,
+            period_end,
+            source: SubscriptionSource::Store {
+                platform: purchase.platform,
+                subscription_id: subscription_id.clone(),
+            },
+            opened_at: request.now,
+        }),
+        at: request.now,
+    };
+    if let Redeemed::Granted { credits_added } = app.store.redeem(&redemption).await? {
+        tracing::info!(credits_added, "a renewal paid");
+    }
+    Ok(())
+}
+
+/// Takes back what payment `store_id` paid, once; audited when something was taken.
+async fn refund_payment(
+    app: &App,
+    platform: Platform,
+    store_id: &str,
+    request: &Request<()>,
+) -> Result<(), Refusal> {
+    let refunded = app.store.refund(platform, store_id, request.now).await?;
+    if let Refunded::TakenBack { taken, shortfall } = refunded {
+        let detail = format!(
+            "{} {store_id}: -{taken} (short {shortfall})",
+            platform.as_str()
+        );
+        audit(
+            app,
+            request,
+            AuditEvent::PurchaseRefunded,
+            None,
+            Some(detail),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// A bridge's report about payment `store_id`, applied through its claim. Once a plan has
+/// ended, `active` and `cancelled` reports no longer change it.
+async fn reported(
+    app: &App,
+    platform: Platform,
+    store_id: &str,
+    status: ReportedStatus,
+    request: &Request<()>,
+) -> Result<(), Refusal> {
+    let subscription_id = app.store.claimed_subscription(platform, store_id).await?;
+    if status == ReportedStatus::Refunded {
+        refund_payment(app, platform, store_id, request).await?;
+    }
+    let Some(subscription_id) = subscription_id else {
+        return Ok(());
+    };
+    match status {
+        ReportedStatus::Refunded | ReportedStatus::Expired => {
+            end_plan(app, platform, &subscription_id, None, request).await
+        }
+        ReportedStatus::Cancelled | ReportedStatus::Active => {
+            let (from, to) = if status == ReportedStatus::Cancelled {
+                (SubscriptionStatus::Active, SubscriptionStatus::Cancelled)
+            } else {
+                (SubscriptionStatus::Cancelled, SubscriptionStatus::Active)
+            };
+            change_plan(app, platform, &subscription_id, |plan| {
+                (plan.status == from).then(|| Subscription {
+                    status: to,
+                    ..plan.clone()
+                })
+            })
+            .await
+        }
+    }
+}
+
+/// The holder's plan from `subscription_id` ends now, unless it was paid beyond `paid_until`.
+async fn end_plan(
+    app: &App,
+    platform: Platform,
+    subscription_id: &str,
+    paid_until: Option<DateTime<Utc>>,
+    request: &Request<()>,
+) -> Result<(), Refusal> {
+    let now = request.now;
+    change_plan(app, platform, subscription_id, |plan| {
+        let paid_later = paid_until.is_some_and(|until| plan.period_end > until);
+        (plan.status != SubscriptionStatus::Expired && !paid_later).then(|| Subscription {
+            status: SubscriptionStatus::Expired,
+            period_end: plan.period_end.min(now),
+            ..plan.clone()
+        })
+    })
+    .await
+}
+
+/// Changes the plan that `subscription_id` bills, as `change` says (`None`: leave it), read
+/// again when someone else wrote it meanwhile.
+async fn change_plan(
+    app: &App,
+    platform: Platform,
+    subscription_id: &str,
+    change: impl Fn(&Subscription) -> Option<Subscription>,
+) -> Result<(), Refusal> {
+    let Some(holder) = app
+        .store
+        .subscription_holder(platform, subscription_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    for _ in 0..5 {
+        let Some(plan) = billed_by(app, &holder, platform, subscription_id).await? else {
+            return Ok(());
+        };
+        let Some(changed) = change(&plan) else {
+            return Ok(());
+        };
+        if app
+            .store
+            .replace_subscription(&holder, &plan, &changed)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(Refusal::unavailable(anyhow::anyhow!(
+        "the plan kept changing while a store notification was applied"
+    )))
+}
+
+/// The user's plan if `subscription_id` bills it.
+async fn billed_by(
+    app: &App,
+    user: &UserId,
+    platform: Platform,
+    subscription_id: &str,
+) -> Result<Option<Subscription>, Refusal> {
+    let wanted = SubscriptionSource::Store {
+        platform,
+        subscription_id: subscription_id.to_owned(),
+    };
+    Ok(app
+        .store
+        .subscription(user)
+        .await?
+        .filter(|plan| plan.source == wanted))
+}
