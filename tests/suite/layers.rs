@@ -79,7 +79,9 @@ fn store_only(app: &TestApp) -> AppState {
 
 async fn credits_and_admin_routes_need_no_blobs_or_queue(backend: Backend) {
     let app = TestApp::new(backend).await;
-    assert!(!Family::Credits.uses_blobs_and_queue() && !Family::Admin.uses_blobs_and_queue());
+    for family in [Family::Credits, Family::Admin] {
+        assert!(!family.uses_blobs() && !family.uses_queue());
+    }
     let router = storybook_http::app(store_only(&app), &[Family::Credits, Family::Admin]);
     let user_key = new_user_key();
     let bearer = format!("Bearer {}", app.admin_key);
@@ -184,3 +186,45 @@ async fn call(
         .unwrap();
     Answer::from_response(router.clone().oneshot(request).await.unwrap()).await
 }
+
+/// The library, users and studio functions are given no queue (nor granted one): their routes
+/// read, change and delete books, characters and accounts without it.
+async fn library_users_and_studio_routes_need_no_queue(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    assert!(
+        Family::ALL
+            .iter()
+            .all(|f| f.uses_queue() == matches!(f, Family::Health | Family::Books))
+    );
+    let mut state = app.state.clone();
+    state.queue = Arc::new(NotGiven);
+    let router = storybook_http::app(state, &[Family::Library, Family::Users, Family::Studio]);
+    let user = new_user_key();
+    let book = crate::books::finished_book(&app, &user).await;
+    let as_user = [("x-user-key", user.as_str())];
+    for (method, path, body) in [
+        (Method::GET, "/v1/library".to_owned(), None),
+        (Method::GET, format!("/v1/books/{book}/pages/1/audio"), None),
+        (
+            Method::PATCH,
+            format!("/v1/library/{book}"),
+            Some(r#"{"title": "Mina at the sea"}"#),
+        ),
+        (Method::GET, "/v1/characters".to_owned(), None),
+        (Method::DELETE, format!("/v1/library/{book}"), None),
+        (Method::DELETE, "/v1/users/me".to_owned(), None),
+    ] {
+        let answer = call(&router, method.clone(), &path, &as_user, body).await;
+        assert!(
+            (200..300).contains(&answer.status),
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+}
+on_both_backends!(
+    #[tokio::test]
+    library_users_and_studio_routes_need_no_queue,
+    library_users_and_studio_routes_need_no_queue
+);

@@ -138,17 +138,16 @@ fn each_function_is_granted_the_storage_its_family_uses() {
             .unwrap_or_else(|| panic!("{} is not in template.yaml", family.function()));
         let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
         let (blobs, queue) = (policies.contains("s3:"), policies.contains("sqs:"));
-        if family.uses_blobs_and_queue() {
-            assert!(
-                blobs,
-                "{family:?} uses blobs: its function needs an s3: grant"
-            );
-        } else {
-            assert!(
-                !blobs && !queue,
-                "{family:?} is store-only: its function is granted no blobs or queue"
-            );
-        }
+        assert_eq!(
+            blobs,
+            family.uses_blobs(),
+            "{family:?}: an s3: grant exactly where the family uses blobs"
+        );
+        assert_eq!(
+            queue,
+            family.uses_queue(),
+            "{family:?}: an sqs: grant exactly where the family queues"
+        );
     }
 }
 

@@ -71,22 +71,42 @@ impl Start {
     }
 
     /// What an API function serving `family` runs over, and the first admin key it stores
-    /// before serving: the store alone for a family that uses no blob store and no queue
-    /// (credits, admin), the three clients for the others. A family that uses them, built
-    /// without this crate's `s3` and `sqs` features, is refused at start.
+    /// before serving: the store, and the blob store and the queue where the family uses them.
+    /// A family that uses one, built without this crate's feature for it (`s3`, `sqs`), is
+    /// refused at start.
     pub fn for_family(
         self,
         family: storybook_core::catalogue::Family,
     ) -> anyhow::Result<(storybook_core::app::App, Option<String>)> {
         let first_admin_key = self.secrets.bootstrap_admin_key.clone();
-        if !family.uses_blobs_and_queue() {
-            return Ok((self.app_over_store(), first_admin_key));
+        match (family.uses_blobs(), family.uses_queue()) {
+            (false, false) => Ok((self.app_over_store(), first_admin_key)),
+            #[cfg(feature = "s3")]
+            (true, false) => Ok((self.app_over_store_and_blobs(), first_admin_key)),
+            #[cfg(all(feature = "s3", feature = "sqs"))]
+            (true, true) => Ok((self.app(), first_admin_key)),
+            #[allow(unreachable_patterns)]
+            _ => anyhow::bail!(
+                "{family:?} uses blob storage or the step queue: build storybook-aws with s3 (and sqs)"
+            ),
         }
-        #[cfg(all(feature = "s3", feature = "sqs"))]
-        return Ok((self.app(), first_admin_key));
-        #[cfg(not(all(feature = "s3", feature = "sqs")))]
-        anyhow::bail!(
-            "{family:?} uses blob storage and the step queue: build storybook-aws with s3 and sqs"
+    }
+
+    /// The application over the store and blob storage, with no queue (library, users, studio).
+    #[cfg(feature = "s3")]
+    pub fn app_over_store_and_blobs(self) -> storybook_core::app::App {
+        use std::sync::Arc;
+        use storybook_core::ports::NotGiven;
+        let blobs = crate::S3Blobs::new(
+            LazyClient::from_config(&self.sdk, crate::sdk::s3_client),
+            &self.resources.bucket,
+        );
+        storybook_core::app::App::new(
+            Arc::new(self.store()),
+            Arc::new(blobs),
+            Arc::new(NotGiven),
+            self.hasher,
+            self.config,
         )
     }
 

@@ -28,10 +28,17 @@ impl Family {
         Family::Studio,
     ];
 
-    /// Whether the family's routes use blob storage and the step queue: the credits and admin
-    /// functions are given neither (nor link their clients).
-    pub fn uses_blobs_and_queue(self) -> bool {
+    /// Whether the family's routes use blob storage: the credits and admin functions are not
+    /// given it (nor link its client).
+    pub fn uses_blobs(self) -> bool {
         !matches!(self, Family::Credits | Family::Admin)
+    }
+
+    /// Whether the family's routes queue generation steps (books made, pages made again, a book
+    /// narrated) or check the queue (readiness): the other functions are not given it (nor link
+    /// its client).
+    pub fn uses_queue(self) -> bool {
+        matches!(self, Family::Health | Family::Books)
     }
 
     /// The binary in `functions/` that serves the family.

@@ -24,7 +24,13 @@ pub struct Stores {
 impl Stores {
     /// The stores `settings` configures, over one HTTP client.
     pub fn new(settings: settings::StoreSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        // The web PKI's roots compiled in, as every HTTPS client here trusts them.
+        let http = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|root| reqwest::Certificate::from_der(root).ok())
+            .fold(reqwest::Client::builder(), |builder, root| {
+                builder.add_root_certificate(root)
+            })
             .timeout(call::REQUEST_TIMEOUT)
             .no_proxy()
             .build()?;

@@ -319,8 +319,7 @@ impl SafeFetcher {
     pub fn new(policy: FetchPolicy) -> Self {
         let policy = Arc::new(policy);
         let redirects = policy.clone();
-        let client = reqwest::Client::builder()
-            .no_proxy()
+        let client = super::wire::builder()
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .dns_resolver(Arc::new(CheckedResolver {

@@ -26,11 +26,22 @@ impl std::fmt::Debug for ApiSecret {
     }
 }
 
-/// An HTTP client for provider APIs: rustls, no system proxy (a proxy would resolve names itself
-/// and defeat the address checks of [`super::fetch`]), one timeout per whole call.
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// The builder every provider client starts from: rustls trusting the web PKI's roots compiled
+/// into the binary (the ones the SDK's client trusts), no system proxy (a proxy would resolve
+/// names itself and defeat the address checks of [`super::fetch`]).
+pub fn builder() -> reqwest::ClientBuilder {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|root| reqwest::Certificate::from_der(root).ok())
+        .fold(reqwest::Client::builder(), |builder, root| {
+            builder.add_root_certificate(root)
+        })
         .no_proxy()
+}
+
+/// An HTTP client for provider APIs, one timeout per whole call.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         // Provider APIs answer where they are asked; a redirect is not followed blindly.
