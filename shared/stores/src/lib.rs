@@ -4,6 +4,7 @@
 
 pub mod apple;
 mod call;
+pub mod google;
 mod report;
 pub mod settings;
 
@@ -18,6 +19,7 @@ use storybook_core::ports::marketplace::{
 /// The stores this server is configured for.
 pub struct Stores {
     apple: Option<apple::AppleStore>,
+    google: Option<google::GooglePlay>,
     webhook_secret: Option<String>,
 }
 
@@ -39,6 +41,10 @@ impl Stores {
                 .apple
                 .map(|apple| apple::AppleStore::new(apple, http.clone()))
                 .transpose()?,
+            google: settings
+                .google
+                .map(|google| google::GooglePlay::new(google, http.clone()))
+                .transpose()?,
             webhook_secret: settings.webhook_secret,
         })
     }
@@ -57,6 +63,10 @@ impl Marketplace for Stores {
     async fn confirm(&self, claim: &PurchaseClaim) -> StoreAnswer {
         match (claim.platform, &self.apple) {
             (Platform::Apple, Some(apple)) => with_retries(|| apple.confirm(claim)).await,
+            (Platform::Google, _) => match &self.google {
+                Some(google) => with_retries(|| google.confirm(claim)).await,
+                None => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
+            },
             _ => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
         }
     }

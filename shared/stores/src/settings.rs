@@ -45,10 +45,37 @@ impl std::fmt::Debug for AppleSettings {
     }
 }
 
+/// Google Play's settings, all present or Google unconfigured.
+#[derive(Clone)]
+pub struct GoogleSettings {
+    pub package_name: String,
+    /// From the service account's JSON key.
+    pub client_email: String,
+    pub private_key: String,
+    pub token_uri: String,
+    pub api_url: String,
+    /// Whether test purchases (license testers') count, beside real ones.
+    pub environments: Vec<StoreEnvironment>,
+}
+
+impl std::fmt::Debug for GoogleSettings {
+    /// Everything but the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleSettings")
+            .field("package_name", &self.package_name)
+            .field("client_email", &self.client_email)
+            .field("token_uri", &self.token_uri)
+            .field("api_url", &self.api_url)
+            .field("environments", &self.environments)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every store's settings.
 #[derive(Clone, Default)]
 pub struct StoreSettings {
     pub apple: Option<AppleSettings>,
+    pub google: Option<GoogleSettings>,
     /// `IAP_WEBHOOK_SECRET`: when set, the app contract's webhook body (a trusted bridge's
     /// report, `{transaction_id, status}`) is accepted with this `X-Webhook-Token`.
     pub webhook_secret: Option<String>,
@@ -59,6 +86,7 @@ impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreSettings")
             .field("apple", &self.apple)
+            .field("google", &self.google)
             .field(
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "***"),
@@ -70,7 +98,7 @@ impl std::fmt::Debug for StoreSettings {
 impl StoreSettings {
     /// Whether anything here is configured (else a server is given no marketplace).
     pub fn any(&self) -> bool {
-        self.apple.is_some() || self.webhook_secret.is_some()
+        self.apple.is_some() || self.google.is_some() || self.webhook_secret.is_some()
     }
 }
 
@@ -89,6 +117,7 @@ impl StoreSettings {
         }
         Ok(Self {
             apple: apple(lookup, environment)?,
+            google: google(lookup, environment)?,
             webhook_secret,
         })
     }
@@ -154,6 +183,51 @@ fn apple(lookup: Lookup, environment: Environment) -> Result<Option<AppleSetting
             .unwrap_or_else(|| "https://api.storekit-sandbox.apple.com".into()),
         roots,
         environments: environments(lookup, environment)?,
+    }))
+}
+
+/// The service account's JSON key, as Google's console gives it.
+#[derive(serde::Deserialize)]
+struct ServiceAccount {
+    client_email: String,
+    private_key: String,
+    #[serde(default = "google_token_uri")]
+    token_uri: String,
+}
+
+fn google_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+
+fn google(lookup: Lookup, environment: Environment) -> Result<Option<GoogleSettings>, Invalid> {
+    let (package, account) = (
+        set(lookup, "GOOGLE_PLAY_PACKAGE_NAME"),
+        set(lookup, "GOOGLE_SERVICE_ACCOUNT_JSON"),
+    );
+    let (package_name, account) = match (package, account) {
+        (None, None) => return Ok(None),
+        (Some(package), Some(account)) => (package, account),
+        _ => {
+            return Err(Invalid::new(
+                "Google Play needs both GOOGLE_PLAY_PACKAGE_NAME and GOOGLE_SERVICE_ACCOUNT_JSON",
+            ));
+        }
+    };
+    let account: ServiceAccount = serde_json::from_str(&account).map_err(|_| {
+        Invalid::new("GOOGLE_SERVICE_ACCOUNT_JSON must be the service account's JSON key")
+    })?;
+    Ok(Some(GoogleSettings {
+        package_name,
+        client_email: account.client_email,
+        private_key: account.private_key,
+        token_uri: account.token_uri,
+        api_url: set(lookup, "GOOGLE_PLAY_API_URL")
+            .unwrap_or_else(|| "https://androidpublisher.googleapis.com".into()),
+        // Test purchases cost nothing: real ones only in `prod`.
+        environments: match environment {
+            Environment::Prod => vec![StoreEnvironment::Production],
+            _ => vec![StoreEnvironment::Production, StoreEnvironment::Sandbox],
+        },
     }))
 }
 

@@ -2,6 +2,7 @@
 //! as Apple signs), redeemed once forever, and the plans they open.
 
 mod app_store;
+mod google_play;
 mod notifications;
 mod plans;
 
@@ -24,11 +25,24 @@ const BOTH: &[StoreEnvironment] = &[StoreEnvironment::Production, StoreEnvironme
 
 /// The app over `backend` asking the App Store `settings` describe.
 async fn app_asking(backend: Backend, config: Config, settings: AppleSettings) -> TestApp {
-    let stores = Stores::new(StoreSettings {
+    let stores = StoreSettings {
         apple: Some(settings),
+        ..stores()
+    };
+    app_with_stores(backend, config, stores).await
+}
+
+/// No store, the bridge's secret set.
+fn stores() -> StoreSettings {
+    StoreSettings {
+        apple: None,
+        google: None,
         webhook_secret: Some(WEBHOOK_SECRET.into()),
-    })
-    .unwrap();
+    }
+}
+
+async fn app_with_stores(backend: Backend, config: Config, settings: StoreSettings) -> TestApp {
+    let stores = Stores::new(settings).unwrap();
     TestApp::with_marketplace(backend, config, Arc::new(stores)).await
 }
 

@@ -16,6 +16,8 @@ pub struct PurchaseClaim {
     pub transaction_id: String,
     /// Google's purchase token: what the Play Developer API looks a purchase up by.
     pub purchase_token: Option<String>,
+    /// Whether the product is a plan (a subscription at the store) rather than a pack.
+    pub subscription: bool,
 }
 
 /// A purchase as its store confirmed it.

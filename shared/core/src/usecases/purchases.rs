@@ -119,6 +119,7 @@ pub async fn verify_purchase(
         product_id: product_id.clone(),
         transaction_id: transaction_id.clone(),
         purchase_token,
+        subscription: plan.is_some(),
     };
     let confirmed = app
         .marketplace

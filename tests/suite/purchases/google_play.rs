@@ -1,0 +1,294 @@
+//! Google Play of the test's own: a token endpoint that checks our service account's RS256
+//! assertion, and the Play Developer API's purchase reads and acknowledgement.
+
+use super::{Backend, app_with_stores, balance, stores};
+use crate::harness::{Answer, TestApp, new_user_key, test_config};
+use crate::on_both_backends;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use storybook_core::domain::purchase::StoreEnvironment;
+use storybook_stores::settings::{GoogleSettings, StoreSettings};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const PACKAGE: &str = "com.example.storybook";
+const CLIENT_EMAIL: &str = "play@storybook-test.iam.gserviceaccount.com";
+const PRIVATE_KEY: &str = include_str!("../../fixtures/google-test-service-account-key.pem");
+const PUBLIC_KEY: &str = include_str!("../../fixtures/google-test-service-account-key.pub.pem");
+const ACCESS_TOKEN: &str = "ya29.test-access-token";
+
+/// The token endpoint: an access token for a well-signed assertion from our account.
+struct TokenEndpoint {
+    audience: String,
+    minted: Arc<Mutex<usize>>,
+}
+
+impl Respond for TokenEndpoint {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let form: Vec<(String, String)> = form_urlencoded::parse(&request.body)
+            .into_owned()
+            .collect();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[&self.audience]);
+        validation.set_issuer(&[CLIENT_EMAIL]);
+        let claims = jsonwebtoken::decode::<Value>(
+            &field("assertion"),
+            &jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap(),
+            &validation,
+        );
+        let good = field("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            && matches!(&claims, Ok(c) if c.claims["scope"] == "https://www.googleapis.com/auth/androidpublisher");
+        if !good {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}));
+        }
+        *self.minted.lock().unwrap() += 1;
+        ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"}),
+        )
+    }
+}
+
+pub struct GooglePlay {
+    server: MockServer,
+    pub minted: Arc<Mutex<usize>>,
+}
+
+impl GooglePlay {
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        let minted = Arc::new(Mutex::new(0));
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(TokenEndpoint {
+                audience: format!("{}/token", server.uri()),
+                minted: minted.clone(),
+            })
+            .mount(&server)
+            .await;
+        GooglePlay { server, minted }
+    }
+
+    fn api(&self, kind: &str, token: &str) -> String {
+        format!("/androidpublisher/v3/applications/{PACKAGE}/purchases/{kind}/tokens/{token}")
+    }
+
+    /// The API answers `body` for purchase token `token` of `kind` (`productsv2`,
+    /// `subscriptionsv2`), to our access token only.
+    pub async fn knows(&self, kind: &str, token: &str, body: Value) {
+        Mock::given(method("GET"))
+            .and(path(self.api(kind, token)))
+            .and(wiremock::matchers::header(
+                "authorization",
+                format!("Bearer {ACCESS_TOKEN}"),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Acknowledgements of subscription `product`, counted.
+    pub async fn acknowledges(&self, product: &str) {
+        Mock::given(method("POST"))
+            .and(path_regex(format!(
+                r"^/androidpublisher/v3/applications/{PACKAGE}/purchases/subscriptions/{product}/tokens/[^/]+:acknowledge$"
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .expect(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    pub fn settings(&self, environments: &[StoreEnvironment]) -> StoreSettings {
+        StoreSettings {
+            google: Some(GoogleSettings {
+                package_name: PACKAGE.into(),
+                client_email: CLIENT_EMAIL.into(),
+                private_key: PRIVATE_KEY.into(),
+                token_uri: format!("{}/token", self.server.uri()),
+                api_url: self.server.uri(),
+                environments: environments.to_vec(),
+            }),
+            ..stores()
+        }
+    }
+}
+
+fn product(order: &str, product: &str, state: &str) -> Value {
+    json!({
+        "kind": "androidpublisher#productPurchaseV2",
+        "productLineItem": [{"productId": product, "productOfferDetails": {"quantity": 1}}],
+        "purchaseStateContext": {"purchaseState": state},
+        "orderId": order,
+        "purchaseCompletionTime": "2026-12-03T10:00:00Z",
+        "acknowledgementState": "ACKNOWLEDGEMENT_STATE_PENDING",
+        "regionCode": "KR",
+    })
+}
+
+fn subscription(order: &str, product: &str, state: &str, days: i64) -> Value {
+    json!({
+        "kind": "androidpublisher#subscriptionPurchaseV2",
+        "subscriptionState": state,
+        "acknowledgementState": "ACKNOWLEDGEMENT_STATE_PENDING",
+        "startTime": "2026-12-03T10:00:00Z",
+        "regionCode": "KR",
+        "lineItems": [{
+            "productId": product,
+            "expiryTime": (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339(),
+            "autoRenewingPlan": {"autoRenewEnabled": true},
+            "latestSuccessfulOrderId": order,
+        }],
+    })
+}
+
+async fn verify(app: &TestApp, user: &str, product: &str, order: &str, token: &str) -> Answer {
+    let body = json!({
+        "platform": "google", "product_id": product, "transaction_id": order,
+        "purchase_token": token,
+    });
+    app.post_json("/v1/iap/verify", user, &body, &[]).await
+}
+
+const BOTH: &[StoreEnvironment] = &[StoreEnvironment::Production, StoreEnvironment::Sandbox];
+
+async fn google_play_purchases_are_read_from_google(backend: Backend) {
+    let play = GooglePlay::start().await;
+    let app = app_with_stores(backend, test_config(), play.settings(BOTH)).await;
+    let user = new_user_key();
+    play.knows(
+        "productsv2",
+        "tok-pack",
+        product("GPA.3300-0000-0001", "credit_pack_10", "PURCHASED"),
+    )
+    .await;
+    let bought = verify(
+        &app,
+        &user,
+        "credit_pack_10",
+        "GPA.3300-0000-0001",
+        "tok-pack",
+    )
+    .await;
+    assert_eq!(bought.status, 200, "{}", bought.body);
+    assert_eq!(bought.body["verification_source"], "google_play");
+    assert_eq!(bought.body["credits_added"], 10);
+    assert_eq!(balance(&app, &user).await, 13);
+    let again = verify(
+        &app,
+        &user,
+        "credit_pack_10",
+        "GPA.3300-0000-0001",
+        "tok-pack",
+    )
+    .await;
+    assert_eq!(again.body["status"], "already_processed");
+
+    // A plan: confirmed, acknowledged (else Google refunds it in three days), opened.
+    play.acknowledges("subscription_basic").await;
+    play.knows(
+        "subscriptionsv2",
+        "tok-sub",
+        subscription(
+            "GPA.3300-0000-0002",
+            "subscription_basic",
+            "SUBSCRIPTION_STATE_ACTIVE",
+            30,
+        ),
+    )
+    .await;
+    let plan = verify(
+        &app,
+        &user,
+        "subscription_basic",
+        "GPA.3300-0000-0002",
+        "tok-sub",
+    )
+    .await;
+    assert_eq!(plan.body["status"], "verified", "{}", plan.body);
+    assert_eq!(balance(&app, &user).await, 23);
+    let status = app.get("/v1/credits/status", &user).await.body;
+    assert_eq!(status["subscription"]["plan"], "basic");
+    assert_eq!(*play.minted.lock().unwrap(), 1, "one access token, kept");
+}
+on_both_backends!(
+    #[tokio::test]
+    google_play,
+    google_play_purchases_are_read_from_google
+);
+
+#[tokio::test]
+async fn google_plays_refusals() {
+    let play = GooglePlay::start().await;
+    let app = app_with_stores(
+        Backend::Embedded,
+        test_config(),
+        play.settings(&[StoreEnvironment::Production]),
+    )
+    .await;
+    let user = new_user_key();
+    let reason = |a: &Answer| {
+        a.body["error"]["details"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    play.knows(
+        "productsv2",
+        "tok-pending",
+        product("GPA.1", "credit_pack_1", "PENDING"),
+    )
+    .await;
+    assert_eq!(
+        reason(&verify(&app, &user, "credit_pack_1", "GPA.1", "tok-pending").await),
+        "not_paid"
+    );
+    play.knows(
+        "productsv2",
+        "tok-other",
+        product("GPA.2", "credit_pack_1", "PURCHASED"),
+    )
+    .await;
+    assert_eq!(
+        reason(&verify(&app, &user, "credit_pack_5", "GPA.2", "tok-other").await),
+        "product_mismatch"
+    );
+    assert_eq!(
+        reason(&verify(&app, &user, "credit_pack_1", "GPA.9999", "tok-other").await),
+        "not_found",
+        "another order's token"
+    );
+    assert_eq!(
+        reason(&verify(&app, &user, "credit_pack_1", "GPA.3", "tok-unknown").await),
+        "not_found"
+    );
+    let mut test = product("GPA.4", "credit_pack_1", "PURCHASED");
+    test["testPurchaseContext"] = json!({"fopType": "TEST"});
+    play.knows("productsv2", "tok-test", test).await;
+    assert_eq!(
+        reason(&verify(&app, &user, "credit_pack_1", "GPA.4", "tok-test").await),
+        "sandbox_not_allowed"
+    );
+    play.knows(
+        "subscriptionsv2",
+        "tok-hold",
+        subscription(
+            "GPA.5",
+            "subscription_premium",
+            "SUBSCRIPTION_STATE_ON_HOLD",
+            30,
+        ),
+    )
+    .await;
+    assert_eq!(
+        reason(&verify(&app, &user, "subscription_premium", "GPA.5", "tok-hold").await),
+        "not_paid"
+    );
+    assert_eq!(balance(&app, &user).await, 3);
+}
