@@ -27,7 +27,7 @@ pub struct AppleStore {
     key: jsonwebtoken::EncodingKey,
     production: SignedDataVerifier,
     sandbox: SignedDataVerifier,
-    http: reqwest::Client,
+    http: crate::call::Http,
 }
 
 #[derive(Serialize)]
@@ -58,7 +58,7 @@ enum Lookup {
 }
 
 impl AppleStore {
-    pub fn new(settings: AppleSettings, http: reqwest::Client) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: AppleSettings, http: crate::call::Http) -> anyhow::Result<Self> {
         let key = jsonwebtoken::EncodingKey::from_ec_pem(settings.private_key.as_bytes())
             .map_err(|_| anyhow::anyhow!("APPLE_PRIVATE_KEY is not an EC private key in PEM"))?;
         let verifier = |environment: Environment| {
@@ -106,6 +106,7 @@ impl AppleStore {
             .extend(["inApps", "v1", "transactions", transaction_id]);
         let response = self
             .http
+            .client()
             .get(url)
             .bearer_auth(self.token().map_err(StoreCall::Unavailable)?)
             .send()

@@ -34,3 +34,26 @@ where
         StoreCall::Retry(e) | StoreCall::Unavailable(e) => StoreUnavailable(e),
     })
 }
+
+/// The stores' HTTP client, made on the first store call: its TLS setup (the compiled-in roots
+/// parsed) would otherwise cost every cold start of the credits function, most of whose
+/// requests never reach a store.
+#[derive(Clone, Default)]
+pub(crate) struct Http(std::sync::Arc<std::sync::OnceLock<reqwest::Client>>);
+
+impl Http {
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        self.0.get_or_init(|| {
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .filter_map(|root| reqwest::Certificate::from_der(root).ok())
+                .fold(reqwest::Client::builder(), |builder, root| {
+                    builder.add_root_certificate(root)
+                })
+                .timeout(REQUEST_TIMEOUT)
+                .no_proxy()
+                .build()
+                .expect("a client from fixed settings")
+        })
+    }
+}

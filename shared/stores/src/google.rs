@@ -17,7 +17,7 @@ const SCOPE: &str = "https://www.googleapis.com/auth/androidpublisher";
 pub struct GooglePlay {
     settings: GoogleSettings,
     key: jsonwebtoken::EncodingKey,
-    http: reqwest::Client,
+    http: crate::call::Http,
     /// The access token and when to stop using it.
     token: Mutex<Option<(String, DateTime<Utc>)>>,
 }
@@ -90,7 +90,7 @@ fn first_order(order_id: &str) -> &str {
 }
 
 impl GooglePlay {
-    pub fn new(settings: GoogleSettings, http: reqwest::Client) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: GoogleSettings, http: crate::call::Http) -> anyhow::Result<Self> {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(settings.private_key.as_bytes())
             .map_err(|_| {
                 anyhow::anyhow!("GOOGLE_SERVICE_ACCOUNT_JSON's private_key is not an RSA key")
@@ -126,6 +126,7 @@ impl GooglePlay {
         .map_err(|e| StoreCall::Unavailable(anyhow::anyhow!("signing the assertion: {e}")))?;
         let response = self
             .http
+            .client()
             .post(&self.settings.token_uri)
             .form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -176,6 +177,7 @@ impl GooglePlay {
     ) -> Result<Option<T>, StoreCall> {
         let response = self
             .http
+            .client()
             .get(self.url(path)?)
             .bearer_auth(self.access_token().await?)
             .send()
@@ -332,6 +334,7 @@ impl GooglePlay {
             .push(&format!("{token}:acknowledge"));
         let response = self
             .http
+            .client()
             .post(url)
             .bearer_auth(self.access_token().await?)
             .json(&serde_json::json!({}))

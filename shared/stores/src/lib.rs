@@ -2,9 +2,9 @@
 //! over their own APIs, with our reqwest client. Only the credits function (and local mode, where
 //! a store is configured) links this crate.
 
-pub mod apple;
+mod apple;
 mod call;
-pub mod google;
+mod google;
 mod report;
 pub mod settings;
 
@@ -26,16 +26,7 @@ pub struct Stores {
 impl Stores {
     /// The stores `settings` configures, over one HTTP client.
     pub fn new(settings: settings::StoreSettings) -> anyhow::Result<Self> {
-        // The web PKI's roots compiled in, as every HTTPS client here trusts them.
-        let http = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .filter_map(|root| reqwest::Certificate::from_der(root).ok())
-            .fold(reqwest::Client::builder(), |builder, root| {
-                builder.add_root_certificate(root)
-            })
-            .timeout(call::REQUEST_TIMEOUT)
-            .no_proxy()
-            .build()?;
+        let http = call::Http::default();
         Ok(Self {
             apple: settings
                 .apple

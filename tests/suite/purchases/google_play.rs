@@ -25,9 +25,8 @@ struct TokenEndpoint {
 
 impl Respond for TokenEndpoint {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let form: Vec<(String, String)> = form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect();
+        let form: Vec<(String, String)> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
         let field = |name: &str| {
             form.iter()
                 .find(|(k, _)| k == name)
