@@ -5,8 +5,9 @@
 //! signatures wherever they appear.
 
 use std::io::Write;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 /// What follows these (case-insensitively) up to a delimiter is a secret.
 const SECRET_MARKERS: &[&str] = &[
@@ -79,10 +80,8 @@ pub fn init() {
 
 /// Installs the JSON subscriber writing to `writer` (tests capture their logs this way).
 pub fn init_with<W: for<'a> MakeWriter<'a> + Send + Sync + 'static>(writer: W) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         // Every span a line is in (the request's or the step message's, then a use case's or a
         // provider call's), so a provider's line names its book and step.
         .with_current_span(false)
@@ -90,12 +89,33 @@ pub fn init_with<W: for<'a> MakeWriter<'a> + Send + Sync + 'static>(writer: W) {
         .flatten_event(true)
         .with_target(false)
         .with_writer(MaskingWriter(writer))
-        .try_init();
+        .with_filter(filter(std::env::var("RUST_LOG").ok().as_deref()));
+    let _ = tracing_subscriber::registry().with(lines).try_init();
+}
+
+/// `RUST_LOG` as levels per target (`info`, `storybook_pipeline=debug,info`); unset or
+/// unreadable, `info`. Targets, not `EnvFilter`'s directives: its span and field filters need a
+/// regex engine in every function's package.
+fn filter(raw: Option<&str>) -> Targets {
+    raw.and_then(|raw| raw.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_names_levels_per_target() {
+        use tracing::Level;
+        let default = filter(None);
+        assert!(default.would_enable("storybook_core", &Level::INFO));
+        assert!(!default.would_enable("storybook_core", &Level::DEBUG));
+        let chosen = filter(Some("storybook_pipeline=debug,warn"));
+        assert!(chosen.would_enable("storybook_pipeline::providers", &Level::DEBUG));
+        assert!(!chosen.would_enable("storybook_core", &Level::INFO));
+        assert!(filter(Some("not a=filter=")).would_enable("x", &Level::INFO));
+    }
 
     #[test]
     fn secrets_are_blanked_and_the_rest_kept() {
