@@ -69,8 +69,9 @@ impl Marketplace for Stores {
         if let Some(report) = report::read(&delivery.body) {
             return report::verified(report, delivery, self.webhook_secret.as_deref());
         }
-        match (delivery.platform, &self.apple) {
-            (Platform::Apple, Some(apple)) => apple.notification(&delivery.body),
+        match (delivery.platform, &self.apple, &self.google) {
+            (Platform::Apple, Some(apple), _) => apple.notification(&delivery.body),
+            (Platform::Google, _, Some(google)) => google.notification(delivery).await,
             _ => Err(Unverifiable(format!(
                 "{} is not configured",
                 delivery.platform.as_str()

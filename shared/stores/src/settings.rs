@@ -56,6 +56,17 @@ pub struct GoogleSettings {
     pub api_url: String,
     /// Whether test purchases (license testers') count, beside real ones.
     pub environments: Vec<StoreEnvironment>,
+    /// Real-time developer notifications by Pub/Sub push; `None`: not read.
+    pub push: Option<PushSettings>,
+}
+
+/// Who may push Google's notifications: Pub/Sub's OIDC token for `audience`, from
+/// `service_account`, signed by a key at `jwks_url`.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    pub audience: String,
+    pub service_account: String,
+    pub jwks_url: String,
 }
 
 impl std::fmt::Debug for GoogleSettings {
@@ -67,6 +78,7 @@ impl std::fmt::Debug for GoogleSettings {
             .field("token_uri", &self.token_uri)
             .field("api_url", &self.api_url)
             .field("environments", &self.environments)
+            .field("push", &self.push)
             .finish_non_exhaustive()
     }
 }
@@ -227,6 +239,23 @@ fn google(lookup: Lookup, environment: Environment) -> Result<Option<GoogleSetti
         environments: match environment {
             Environment::Prod => vec![StoreEnvironment::Production],
             _ => vec![StoreEnvironment::Production, StoreEnvironment::Sandbox],
+        },
+        push: match (
+            set(lookup, "PUBSUB_PUSH_AUDIENCE"),
+            set(lookup, "PUBSUB_PUSH_SERVICE_ACCOUNT"),
+        ) {
+            (Some(audience), Some(service_account)) => Some(PushSettings {
+                audience,
+                service_account,
+                jwks_url: set(lookup, "GOOGLE_JWKS_URL")
+                    .unwrap_or_else(|| "https://www.googleapis.com/oauth2/v3/certs".into()),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Invalid::new(
+                    "Google's push needs both PUBSUB_PUSH_AUDIENCE and PUBSUB_PUSH_SERVICE_ACCOUNT",
+                ));
+            }
         },
     }))
 }

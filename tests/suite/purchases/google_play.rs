@@ -7,7 +7,7 @@ use crate::on_both_backends;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use storybook_core::domain::purchase::StoreEnvironment;
-use storybook_stores::settings::{GoogleSettings, StoreSettings};
+use storybook_stores::settings::{GoogleSettings, PushSettings, StoreSettings};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -16,6 +16,8 @@ const CLIENT_EMAIL: &str = "play@storybook-test.iam.gserviceaccount.com";
 const PRIVATE_KEY: &str = include_str!("../../fixtures/google-test-service-account-key.pem");
 const PUBLIC_KEY: &str = include_str!("../../fixtures/google-test-service-account-key.pub.pem");
 const ACCESS_TOKEN: &str = "ya29.test-access-token";
+const PUSH_AUDIENCE: &str = "https://api.storybook.example/v1/iap/webhook/google";
+const PUSH_ACCOUNT: &str = "rtdn-push@storybook-test.iam.gserviceaccount.com";
 
 /// The token endpoint: an access token for a well-signed assertion from our account.
 struct TokenEndpoint {
@@ -56,6 +58,8 @@ impl Respond for TokenEndpoint {
 pub struct GooglePlay {
     server: MockServer,
     pub minted: Arc<Mutex<usize>>,
+    /// Later answers for a token take precedence over earlier ones.
+    priority: Mutex<u8>,
 }
 
 impl GooglePlay {
@@ -70,7 +74,19 @@ impl GooglePlay {
             })
             .mount(&server)
             .await;
-        GooglePlay { server, minted }
+        Mock::given(method("GET"))
+            .and(path("/certs"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_string(include_str!("../../fixtures/google-test-jwks.json")),
+            )
+            .mount(&server)
+            .await;
+        GooglePlay {
+            server,
+            minted,
+            priority: Mutex::new(10),
+        }
     }
 
     fn api(&self, kind: &str, token: &str) -> String {
@@ -80,6 +96,11 @@ impl GooglePlay {
     /// The API answers `body` for purchase token `token` of `kind` (`productsv2`,
     /// `subscriptionsv2`), to our access token only.
     pub async fn knows(&self, kind: &str, token: &str, body: Value) {
+        let priority = {
+            let mut next = self.priority.lock().unwrap();
+            *next = next.saturating_sub(1).max(1);
+            *next
+        };
         Mock::given(method("GET"))
             .and(path(self.api(kind, token)))
             .and(wiremock::matchers::header(
@@ -87,6 +108,7 @@ impl GooglePlay {
                 format!("Bearer {ACCESS_TOKEN}"),
             ))
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .with_priority(priority)
             .mount(&self.server)
             .await;
     }
@@ -112,6 +134,11 @@ impl GooglePlay {
                 token_uri: format!("{}/token", self.server.uri()),
                 api_url: self.server.uri(),
                 environments: environments.to_vec(),
+                push: Some(PushSettings {
+                    audience: PUSH_AUDIENCE.into(),
+                    service_account: PUSH_ACCOUNT.into(),
+                    jwks_url: format!("{}/certs", self.server.uri()),
+                }),
             }),
             ..stores()
         }
@@ -290,4 +317,162 @@ async fn google_plays_refusals() {
         "not_paid"
     );
     assert_eq!(balance(&app, &user).await, 3);
+}
+
+/// Pub/Sub's push of a developer notification, with an OIDC token signed by `key_id` for
+/// `audience` from `email`.
+fn push(notification: Value, message_id: &str) -> String {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(notification.to_string());
+    json!({
+        "message": {"data": data, "messageId": message_id, "publishTime": "2026-12-03T10:00:00Z"},
+        "subscription": "projects/storybook-test/subscriptions/play-rtdn",
+    })
+    .to_string()
+}
+
+fn push_token(key_id: &str, audience: &str, email: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(key_id.into());
+    let claims = json!({
+        "iss": "https://accounts.google.com", "aud": audience, "email": email,
+        "email_verified": true, "sub": "1234567890", "iat": now, "exp": now + 3600,
+    });
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+async fn deliver(app: &TestApp, body: &str, token: Option<&str>) -> Answer {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    app.call(
+        http::Method::POST,
+        "/v1/iap/webhook/google",
+        &headers,
+        Some(body),
+    )
+    .await
+}
+
+fn changed(kind: i64, token: &str, product: &str) -> Value {
+    json!({
+        "version": "1.0", "packageName": PACKAGE, "eventTimeMillis": "1764756000000",
+        "subscriptionNotification": {
+            "version": "1.0", "notificationType": kind, "purchaseToken": token,
+            "subscriptionId": product,
+        },
+    })
+}
+
+async fn google_plays_pushes_renew_refund_and_end(backend: Backend) {
+    let play = GooglePlay::start().await;
+    let app = app_with_stores(backend, test_config(), play.settings(BOTH)).await;
+    let user = new_user_key();
+    play.acknowledges("subscription_basic").await;
+    play.knows(
+        "subscriptionsv2",
+        "tok-rtdn",
+        subscription(
+            "GPA.7700-0001",
+            "subscription_basic",
+            "SUBSCRIPTION_STATE_ACTIVE",
+            30,
+        ),
+    )
+    .await;
+    verify(
+        &app,
+        &user,
+        "subscription_basic",
+        "GPA.7700-0001",
+        "tok-rtdn",
+    )
+    .await;
+    assert_eq!(balance(&app, &user).await, 13);
+    let good = push_token("test-key-1", PUSH_AUDIENCE, PUSH_ACCOUNT);
+
+    // Renewed: Google's notification carries no state; the purchase is read again.
+    let mut renewed = subscription(
+        "GPA.7700-0001..0",
+        "subscription_basic",
+        "SUBSCRIPTION_STATE_ACTIVE",
+        60,
+    );
+    renewed["acknowledgementState"] = json!("ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED");
+    play.knows("subscriptionsv2", "tok-rtdn", renewed).await;
+    let renewal = push(changed(2, "tok-rtdn", "subscription_basic"), "m-1");
+    let answer = deliver(&app, &renewal, Some(&good)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["event"], "paid");
+    assert_eq!(balance(&app, &user).await, 23);
+    assert_eq!(
+        deliver(&app, &renewal, Some(&good)).await.body["status"],
+        "duplicate"
+    );
+    assert_eq!(balance(&app, &user).await, 23);
+
+    // The renewal refunded (a voided purchase): its credits back, the plan over.
+    let voided = json!({
+        "version": "1.0", "packageName": PACKAGE, "eventTimeMillis": "1764756000000",
+        "voidedPurchaseNotification": {
+            "purchaseToken": "tok-rtdn", "orderId": "GPA.7700-0001..0", "productType": 1,
+            "refundType": 1,
+        },
+    });
+    let refunded = deliver(&app, &push(voided, "m-2"), Some(&good)).await;
+    assert_eq!(refunded.body["event"], "refunded", "{}", refunded.body);
+    assert_eq!(balance(&app, &user).await, 13);
+    assert_eq!(
+        app.get("/v1/credits/status", &user).await.body["subscription"],
+        Value::Null
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    google_pushes,
+    google_plays_pushes_renew_refund_and_end
+);
+
+#[tokio::test]
+async fn only_googles_push_from_our_sender_counts() {
+    let play = GooglePlay::start().await;
+    let app = app_with_stores(Backend::Embedded, test_config(), play.settings(BOTH)).await;
+    let body = push(changed(2, "tok-x", "subscription_basic"), "m-9");
+    for token in [
+        None,
+        Some(push_token(
+            "test-key-1",
+            "https://elsewhere.example",
+            PUSH_ACCOUNT,
+        )),
+        Some(push_token(
+            "test-key-1",
+            PUSH_AUDIENCE,
+            "someone@else.iam.gserviceaccount.com",
+        )),
+        Some(push_token("unknown-key", PUSH_AUDIENCE, PUSH_ACCOUNT)),
+        Some("not-a-jwt".to_owned()),
+    ] {
+        let answer = deliver(&app, &body, token.as_deref()).await;
+        assert_eq!(answer.status, 401, "{token:?}: {}", answer.body);
+    }
+    let mut other_app = changed(2, "tok-x", "subscription_basic");
+    other_app["packageName"] = json!("com.example.other");
+    let good = push_token("test-key-1", PUSH_AUDIENCE, PUSH_ACCOUNT);
+    assert_eq!(
+        deliver(&app, &push(other_app, "m-10"), Some(&good))
+            .await
+            .status,
+        401
+    );
+    let test = json!({"version": "1.0", "packageName": PACKAGE, "eventTimeMillis": "1",
+                      "testNotification": {"version": "1.0"}});
+    assert_eq!(
+        deliver(&app, &push(test, "m-11"), Some(&good)).await.body["event"],
+        "test"
+    );
 }
