@@ -333,10 +333,26 @@ impl GooglePlay {
 
     /// `purchases.subscriptions.acknowledge` (still on the v1 path).
     async fn acknowledge(&self, product_id: &str, token: &str) -> Result<(), StoreCall> {
+        self.subscription_call(product_id, token, "acknowledge")
+            .await
+    }
+
+    /// `purchases.subscriptions.cancel`: it stops renewing and lasts until its period ends.
+    pub(crate) async fn cancel(&self, product_id: &str, token: &str) -> Result<(), StoreCall> {
+        self.subscription_call(product_id, token, "cancel").await
+    }
+
+    /// A `POST …/subscriptions/{product}/tokens/{token}:{action}` of the v1 API.
+    async fn subscription_call(
+        &self,
+        product_id: &str,
+        token: &str,
+        action: &str,
+    ) -> Result<(), StoreCall> {
         let mut url = self.url(&["subscriptions", product_id, "tokens"])?;
         url.path_segments_mut()
             .map_err(|()| StoreCall::Unavailable(anyhow::anyhow!("no base")))?
-            .push(&format!("{token}:acknowledge"));
+            .push(&format!("{token}:{action}"));
         let response = self
             .http
             .client()
@@ -350,10 +366,10 @@ impl GooglePlay {
         match status {
             200..=299 => Ok(()),
             429 | 500..=599 => Err(StoreCall::Retry(anyhow::anyhow!(
-                "Google Play's acknowledge answered {status}"
+                "Google Play's {action} answered {status}"
             ))),
             _ => Err(StoreCall::Unavailable(anyhow::anyhow!(
-                "Google Play's acknowledge answered {status}"
+                "Google Play's {action} answered {status}"
             ))),
         }
     }

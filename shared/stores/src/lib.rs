@@ -13,7 +13,8 @@ use call::with_retries;
 use async_trait::async_trait;
 use storybook_core::domain::purchase::{Platform, PurchaseRefusal};
 use storybook_core::ports::marketplace::{
-    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification, Unverifiable,
+    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
+    StoreUnavailable, Unverifiable,
 };
 
 /// The stores this server is configured for.
@@ -59,6 +60,26 @@ impl Marketplace for Stores {
                 None => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
             },
             _ => Ok(Err(PurchaseRefusal::StoreNotConfigured)),
+        }
+    }
+
+    async fn cancel_renewal(
+        &self,
+        platform: Platform,
+        product_id: &str,
+        subscription_id: &str,
+    ) -> Result<bool, StoreUnavailable> {
+        match (platform, &self.google) {
+            (Platform::Google, Some(google)) => google
+                .cancel(product_id, subscription_id)
+                .await
+                .map(|()| true)
+                .map_err(|e| match e {
+                    call::StoreCall::Retry(e) | call::StoreCall::Unavailable(e) => {
+                        StoreUnavailable(e)
+                    }
+                }),
+            _ => Ok(false),
         }
     }
 

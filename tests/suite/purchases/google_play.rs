@@ -241,6 +241,28 @@ async fn google_play_purchases_are_read_from_google(backend: Backend) {
     let status = app.get("/v1/credits/status", &user).await.body;
     assert_eq!(status["subscription"]["plan"], "basic");
     assert_eq!(*play.minted.lock().unwrap(), 1, "one access token, kept");
+
+    // Cancelled from the app: Google stops renewing it (a server may, unlike Apple's).
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/androidpublisher/v3/applications/{PACKAGE}/purchases/subscriptions/subscription_basic/tokens/tok-sub:cancel"
+        )))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&play.server)
+        .await;
+    let cancelled = app
+        .call(
+            http::Method::POST,
+            "/v1/credits/cancel-subscription",
+            &[("x-user-key", &user)],
+            None,
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "success");
+    let status = app.get("/v1/credits/status", &user).await.body;
+    assert_eq!(status["subscription"]["status"], "cancelled");
 }
 on_both_backends!(
     #[tokio::test]

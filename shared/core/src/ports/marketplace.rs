@@ -52,6 +52,16 @@ pub trait Marketplace: Send + Sync {
     /// product, and answers what the store says was bought.
     async fn confirm(&self, claim: &PurchaseClaim) -> StoreAnswer;
 
+    /// Stops subscription `subscription_id` (of product `product_id`) renewing at its store,
+    /// where the store lets a server do it (Google Play): false where only the buyer can (the
+    /// App Store). It lasts until its period ends either way.
+    async fn cancel_renewal(
+        &self,
+        platform: Platform,
+        product_id: &str,
+        subscription_id: &str,
+    ) -> Result<bool, StoreUnavailable>;
+
     /// Verifies a notification as its store signed it and reads what it says.
     async fn notification(
         &self,

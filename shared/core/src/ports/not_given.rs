@@ -6,13 +6,14 @@
 
 use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use super::marketplace::{
-    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification, Unverifiable,
+    Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
+    StoreUnavailable, Unverifiable,
 };
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
 use crate::domain::book::{Language, TargetAge};
 use crate::domain::character::Sheet;
-use crate::domain::purchase::PurchaseRefusal;
+use crate::domain::purchase::{Platform, PurchaseRefusal};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::Duration;
@@ -112,6 +113,15 @@ impl Studio for NotGiven {
 impl Marketplace for NotGiven {
     async fn confirm(&self, _: &PurchaseClaim) -> StoreAnswer {
         Ok(Err(PurchaseRefusal::StoreNotConfigured))
+    }
+
+    async fn cancel_renewal(
+        &self,
+        _: Platform,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, StoreUnavailable> {
+        Ok(false)
     }
 
     async fn notification(

@@ -259,8 +259,8 @@ fn plan_ids(plans: &[&Plan]) -> Vec<String> {
 pub enum Cancelled {
     /// The plan will not renew; it lasts until its period ends.
     Now(Subscription),
-    /// The store bills it: only the parent can cancel it there (the App Store, or Google Play
-    /// until this server cancels Play subscriptions itself). It lasts until its period ends.
+    /// The App Store bills it: only the parent can cancel it there. It lasts until its period
+    /// ends.
     AtTheStore {
         platform: Platform,
         subscription: Subscription,
@@ -273,31 +273,57 @@ pub async fn cancel_subscription(app: &App, request: &Request<User>) -> Result<C
     let Some(running) = current_subscription(app, request).await? else {
         return Err(Refusal::not_found("subscription", "current"));
     };
-    match running.source {
-        SubscriptionSource::Store { platform, .. } => Ok(Cancelled::AtTheStore {
-            platform,
-            subscription: running,
-        }),
-        SubscriptionSource::Admin => {
-            if running.status == SubscriptionStatus::Cancelled {
-                return Ok(Cancelled::Now(running));
-            }
-            let cancelled = Subscription {
-                status: SubscriptionStatus::Cancelled,
-                ..running.clone()
-            };
-            if !app
-                .store
-                .replace_subscription(&request.caller.id, &running, &cancelled)
-                .await?
-            {
-                return Err(Refusal::Conflict(
-                    "The plan changed meanwhile; read it again".into(),
-                ));
-            }
-            Ok(Cancelled::Now(cancelled))
-        }
+    if running.status == SubscriptionStatus::Cancelled {
+        return Ok(Cancelled::Now(running));
     }
+    match &running.source {
+        SubscriptionSource::Store {
+            platform,
+            subscription_id,
+        } => {
+            let product_id = app
+                .config
+                .products
+                .product_of_plan(&running.plan)
+                .unwrap_or_default()
+                .to_owned();
+            let stopped = app
+                .marketplace
+                .cancel_renewal(*platform, &product_id, subscription_id)
+                .await
+                .map_err(|unavailable| Refusal::unavailable(unavailable.0))?;
+            if !stopped {
+                return Ok(Cancelled::AtTheStore {
+                    platform: *platform,
+                    subscription: running,
+                });
+            }
+            mark_cancelled(app, request, running).await
+        }
+        SubscriptionSource::Admin => mark_cancelled(app, request, running).await,
+    }
+}
+
+/// The caller's running plan, marked as not renewing.
+async fn mark_cancelled(
+    app: &App,
+    request: &Request<User>,
+    running: Subscription,
+) -> Result<Cancelled, Refusal> {
+    let cancelled = Subscription {
+        status: SubscriptionStatus::Cancelled,
+        ..running.clone()
+    };
+    if !app
+        .store
+        .replace_subscription(&request.caller.id, &running, &cancelled)
+        .await?
+    {
+        return Err(Refusal::Conflict(
+            "The plan changed meanwhile; read it again".into(),
+        ));
+    }
+    Ok(Cancelled::Now(cancelled))
 }
 
 /// How long a plan an operator gives lasts: one period, not renewed.
