@@ -111,12 +111,12 @@ impl AppleStore {
             .bearer_auth(self.token().map_err(StoreCall::Unavailable)?)
             .send()
             .await
-            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+            .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+            .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         if status.is_success() {
             let info: TransactionInfo = serde_json::from_slice(&body).map_err(|e| {
                 StoreCall::Unavailable(anyhow::anyhow!("the App Store's answer: {e}"))
@@ -265,6 +265,20 @@ impl AppleStore {
             .notification_uuid
             .clone()
             .ok_or_else(|| Unverifiable("no notificationUUID".into()))?;
+        // The sandbox's payments never count where the sandbox does not: nor do its refunds,
+        // renewals and ends.
+        let sandbox = std::ptr::eq(verifier, &self.sandbox);
+        if sandbox
+            && !self
+                .settings
+                .environments
+                .contains(&StoreEnvironment::Sandbox)
+        {
+            return Ok(StoreNotification {
+                id,
+                event: StoreEvent::Informational("sandbox_not_allowed".into()),
+            });
+        }
         let data = payload.data.as_ref();
         let transaction = data
             .and_then(|d| d.signed_transaction_info.as_deref())

@@ -139,18 +139,20 @@ impl GooglePlay {
             ])
             .send()
             .await
-            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+            .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         let status = response.status();
         if !status.is_success() {
             return Err(StoreCall::Unavailable(anyhow::anyhow!(
                 "Google's token endpoint answered {status}"
             )));
         }
-        let token: AccessToken = response
-            .json()
-            .await
-            .map_err(|e| StoreCall::Unavailable(anyhow::anyhow!("Google's token answer: {e}")))?;
-        let until = now + chrono::Duration::seconds((token.expires_in - 60).max(0));
+        let token: AccessToken = response.json().await.map_err(|e| {
+            StoreCall::Unavailable(anyhow::anyhow!(
+                "Google's token answer: {}",
+                e.without_url()
+            ))
+        })?;
+        let until = now + chrono::Duration::seconds((token.expires_in - 60).clamp(0, 3600));
         *self.token.lock().expect("token lock") = Some((token.access_token.clone(), until));
         Ok(token.access_token)
     }
@@ -187,14 +189,12 @@ impl GooglePlay {
             .bearer_auth(self.access_token().await?)
             .send()
             .await
-            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+            .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         let status = response.status().as_u16();
         match status {
-            200 => {
-                response.json().await.map(Some).map_err(|e| {
-                    StoreCall::Unavailable(anyhow::anyhow!("Google Play's answer: {e}"))
-                })
-            }
+            200 => response.json().await.map(Some).map_err(|e| {
+                StoreCall::Unavailable(anyhow::anyhow!("Google Play's answer: {}", e.without_url()))
+            }),
             400 | 404 | 410 => Ok(None),
             429 | 500..=599 => Err(StoreCall::Retry(anyhow::anyhow!(
                 "Google Play answered {status}"
@@ -361,7 +361,7 @@ impl GooglePlay {
             .json(&serde_json::json!({}))
             .send()
             .await
-            .map_err(|e| StoreCall::Unavailable(e.into()))?;
+            .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(()),

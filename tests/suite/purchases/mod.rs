@@ -145,6 +145,14 @@ async fn an_erased_account_leaves_its_purchases_redeemed(backend: Backend) {
             .body["status"],
         "verified"
     );
+    store.sells(&subscription(
+        "2000000304",
+        "2000000304",
+        "subscription_basic",
+        30,
+    ));
+    verify(&app, &first, "subscription_basic", "2000000304").await;
+    let id = app.user_id(&first);
     let erased = app
         .call(
             Method::DELETE,
@@ -153,6 +161,15 @@ async fn an_erased_account_leaves_its_purchases_redeemed(backend: Backend) {
             None,
         )
         .await;
+    // Nothing stored names the erased account any more: not its claims, not its plan's holder
+    // (only the minute's rate-limit counter, which expires by itself).
+    let left: Vec<String> = app
+        .records_holding(id.as_str())
+        .await
+        .into_iter()
+        .filter(|record| !record.contains("rate:"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
     assert!(erased.status < 300, "{}", erased.body);
     // The same device key makes a new account; the same purchase gives nothing again.
     let again = verify(&app, &first, "credit_pack_5", "2000000303").await;

@@ -3,10 +3,11 @@
 //! | item | pk | sk |
 //! | --- | --- | --- |
 //! | claim of a store payment | `PURCHASE#{platform}#{store id}` | `CLAIM`: `owner` (absent once the owner is erased), `product_id`, `claimed_at` |
-//! | the owner's note of it | `USER#{user hash}` | `PURCHASE#{platform}#{store id}`: the same fields, so erasure can leave the claim ownerless |
+//! | the owner's note of it | `USER#{user hash}` | `PURCHASE#{platform}#{store id}`: erasure removes the claim's `owner` by it |
 //! | a user's plan | `USER#{user hash}` | `SUBSCRIPTION`: `doc`; every replacement is conditioned on the `doc` read |
 //! | who pays a claim's credits back | `USER#{user hash}` | `PAID#{platform}#{store id}`: erasure removes `paid_to` from the claim |
 //! | who holds a store subscription | `STORESUB#{platform}#{subscription id}` | `HOLDER`: `user`, written with the plan |
+//! | the holder's note of it | `USER#{user hash}` | `STORESUB#{platform}#{subscription id}`: erasure removes the pointer by it |
 //! | a store notification applied | `NOTIFICATION#{platform}#{id}` | `NOTIFICATION`, expires after 180 days |
 //!
 //! A claim that paid credits names its payee (`paid_to`, `credits`); a refund takes them back
@@ -28,6 +29,8 @@ const CLAIM: &str = "CLAIM";
 pub(super) const SUBSCRIPTION: &str = "SUBSCRIPTION";
 /// The sort-key prefix of the notes of claims a user was paid for.
 pub(super) const PAID_PREFIX: &str = "PAID#";
+/// The sort-key prefix of the notes of store subscriptions a user was made holder of.
+pub(super) const HOLDS_PREFIX: &str = "STORESUB#";
 
 fn holder_pk(platform: Platform, subscription_id: &str) -> String {
     format!("STORESUB#{}#{subscription_id}", platform.as_str())
@@ -59,15 +62,6 @@ fn note_sk(platform: Platform, store_id: &str) -> String {
 
 /// The sort-key prefix of a user's purchase notes.
 pub(super) const NOTE_PREFIX: &str = "PURCHASE#";
-
-/// The claim an erased owner leaves behind: the note's pk-as-sk becomes the claim's pk, without
-/// an owner.
-pub(super) fn ownerless_claim(note: &Item) -> Result<Item, StoreError> {
-    let mut claim = note.clone();
-    claim.insert("pk".into(), s(text(note, "sk")?));
-    claim.insert("sk".into(), s(CLAIM));
-    Ok(claim)
-}
 
 impl DynamoStore {
     async fn read_claim(
@@ -142,16 +136,44 @@ impl DynamoStore {
         }
     }
 
-    /// Erasure: the pointer to the erased user's store plan goes, if it still points at them.
-    pub(super) async fn forget_holder(&self, plan: &Item, user: &UserId) -> Result<(), StoreError> {
-        let Some(pk) = holder_key(&Subscription::read(&text(plan, "doc")?)?) else {
-            return Ok(());
-        };
+    /// Erasure: the claim a PURCHASE note names stays claimed, by no one (its payee and refund
+    /// mark kept), unless it moved to someone else meanwhile.
+    pub(super) async fn forget_owner(
+        &self,
+        claim_pk: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(claim_pk))
+            .key("sk", s(CLAIM))
+            .update_expression("REMOVE #owner")
+            .condition_expression("#owner = :user")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(describe(e))),
+        }
+    }
+
+    /// Erasure: a store subscription's pointer named by a HOLDS note goes, if it still points
+    /// at the erased user (`holder_pk` is the note's sort key: the pointer's pk).
+    pub(super) async fn forget_holder(
+        &self,
+        holder_pk: &str,
+        user: &UserId,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
+            .key("pk", s(holder_pk))
             .key("sk", s("HOLDER"))
             .condition_expression("#user = :user")
             .expression_attribute_names("#user", "user")
@@ -165,16 +187,30 @@ impl DynamoStore {
         }
     }
 
-    /// The pointer from a store subscription to its holder.
-    fn holder_put(&self, pk: String, holder: &UserId) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
+    /// The pointer from a store subscription to its holder, and the holder's note of it (what
+    /// erasure removes the pointer by).
+    fn holder_puts(
+        &self,
+        pk: String,
+        holder: &UserId,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let pointer = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(pk))
+            .item("pk", s(pk.clone()))
             .item("sk", s("HOLDER"))
             .item("user", s(holder.as_str()))
             .build()
             .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        let note = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(user_pk(holder)))
+            .item("sk", s(pk))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok([
+            TransactWriteItem::builder().put(pointer).build(),
+            TransactWriteItem::builder().put(note).build(),
+        ])
     }
 
     /// Marks the claim refunded (`taken` credits taken back), if it was not.
@@ -399,7 +435,7 @@ impl DynamoStore {
             let read = caller_read.as_ref().map(|(_, doc)| doc.as_str());
             items.push(self.subscription_put(caller, subscription, read)?);
             if let Some(pk) = holder_key(subscription) {
-                items.push(self.holder_put(pk, caller)?);
+                items.extend(self.holder_puts(pk, caller)?);
             }
         }
         if let (Some(owner), Some(subscription)) = (&previous_owner, &writes.owner_subscription) {

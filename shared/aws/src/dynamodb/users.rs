@@ -29,16 +29,12 @@ impl UserStore for DynamoStore {
             if let Some(paid) = sk.strip_prefix(purchases::PAID_PREFIX) {
                 self.forget_payee(paid, id).await?;
             }
-            if sk == purchases::SUBSCRIPTION {
-                self.forget_holder(&item, id).await?;
+            if sk.starts_with(purchases::HOLDS_PREFIX) {
+                self.forget_holder(&sk, id).await?;
             }
             if sk.starts_with(purchases::NOTE_PREFIX) {
                 // The store payment stays claimed, by no one: never redeemed again.
-                let put = PutRequest::builder()
-                    .set_item(Some(purchases::ownerless_claim(&item)?))
-                    .build()
-                    .map_err(StoreError::unavailable)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
+                self.forget_owner(&sk, id).await?;
             }
             if let Some(created_and_id) = sk.strip_prefix("BOOK#") {
                 let book = text(&item, "book_id")?;

@@ -4,7 +4,7 @@
 use super::marketplace::StorePurchase;
 use super::store_error::StoreError;
 use crate::domain::credits::EntryKind;
-use crate::domain::purchase::{Platform, Subscription, SubscriptionStatus};
+use crate::domain::purchase::{Platform, Subscription, SubscriptionSource, SubscriptionStatus};
 use crate::domain::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -210,15 +210,23 @@ impl Redemption {
                 ..nothing(Redeemed::Restored)
             },
             (Some(ClaimOwner::User(_)), RedeemedAs::Plan(new)) => {
-                let moved = state
+                // The subscription moves to the caller as the owner holds it (its latest paid
+                // period, whichever payment names it), or as the store says if it runs.
+                let held = state
                     .owner_subscription
                     .as_ref()
                     .filter(|held| same_source(held, new) && held.is_current(self.at));
-                let running = new.period_end > self.at;
+                let taken_over = match held {
+                    Some(held) => Some(Subscription {
+                        period_end: held.period_end.max(new.period_end),
+                        ..held.clone()
+                    }),
+                    None => (new.period_end > self.at).then(|| new.clone()),
+                };
                 RedeemWrites {
                     claim: true,
-                    caller_subscription: running.then(|| new.clone()),
-                    owner_subscription: moved.map(|held| Subscription {
+                    caller_subscription: taken_over,
+                    owner_subscription: held.map(|held| Subscription {
                         status: SubscriptionStatus::Expired,
                         period_end: self.at,
                         ..held.clone()
@@ -245,9 +253,12 @@ impl Redemption {
                         ..nothing(Redeemed::Granted { credits_added: 0 })
                     };
                 }
+                // Another store subscription of the same plan already runs: this payment is on
+                // record, and gives nothing twice. An operator's plan gives way to a bought one.
                 if let Some(held) = caller
                     && held.plan == new.plan
                     && held.status == SubscriptionStatus::Active
+                    && matches!(held.source, SubscriptionSource::Store { .. })
                     && !same_source(held, new)
                 {
                     return RedeemWrites {
@@ -255,16 +266,17 @@ impl Redemption {
                         ..nothing(Redeemed::AlreadySubscribed)
                     };
                 }
-                // A new plan, or the next period of the caller's own.
+                // A new plan, or the next period of the caller's own (a period verified late
+                // never moves its end back).
                 let credits = new.credits_per_period;
-                let opened_at = caller
-                    .filter(|held| same_source(held, new))
-                    .map_or(new.opened_at, |held| held.opened_at);
+                let own = caller.filter(|held| same_source(held, new));
                 RedeemWrites {
                     claim: true,
                     credits: Some((credits, EntryKind::Subscription)),
                     caller_subscription: Some(Subscription {
-                        opened_at,
+                        opened_at: own.map_or(new.opened_at, |held| held.opened_at),
+                        period_end: own
+                            .map_or(new.period_end, |held| held.period_end.max(new.period_end)),
                         ..new.clone()
                     }),
                     ..nothing(Redeemed::Granted {
@@ -273,5 +285,117 @@ impl Redemption {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::credential::CredentialHash;
+    use crate::domain::purchase::StoreEnvironment;
+    use crate::ports::marketplace::StorePurchase;
+    use chrono::Duration;
+
+    fn user(name: &str) -> UserId {
+        CredentialHash::from_stored(format!("{name:0>64}"))
+    }
+
+    fn plan(source: Option<&str>, days: i64, at: DateTime<Utc>) -> Subscription {
+        Subscription {
+            plan: "basic".into(),
+            credits_per_period: 10,
+            status: SubscriptionStatus::Active,
+            period_end: at + Duration::days(days),
+            source: match source {
+                Some(id) => SubscriptionSource::Store {
+                    platform: Platform::Apple,
+                    subscription_id: id.into(),
+                },
+                None => SubscriptionSource::Admin,
+            },
+            opened_at: at,
+        }
+    }
+
+    fn redeeming(caller: &UserId, bought: &Subscription, at: DateTime<Utc>) -> Redemption {
+        Redemption {
+            user: caller.clone(),
+            purchase: StorePurchase {
+                platform: Platform::Apple,
+                store_id: "2000".into(),
+                product_id: "subscription_basic".into(),
+                subscription_id: Some("1000".into()),
+                expires_at: Some(bought.period_end),
+                environment: StoreEnvironment::Production,
+            },
+            reward: RedeemedAs::Plan(bought.clone()),
+            at,
+        }
+    }
+
+    #[test]
+    fn restoring_with_an_old_payment_moves_the_running_plan_whole() {
+        let at = Utc::now();
+        let (owner, caller) = (user("a"), user("b"));
+        let running = plan(Some("1000"), 20, at);
+        let state = RedeemState {
+            claim: Some(ClaimOwner::User(owner)),
+            caller_subscription: None,
+            owner_subscription: Some(running.clone()),
+        };
+        let writes = redeeming(&caller, &plan(Some("1000"), -3, at), at).writes(&state);
+        assert_eq!(writes.outcome, Redeemed::Restored);
+        assert_eq!(writes.credits, None);
+        assert_eq!(writes.caller_subscription, Some(running.clone()));
+        let ended = writes.owner_subscription.unwrap();
+        assert_eq!(ended.status, SubscriptionStatus::Expired);
+        // Nothing running to move: nothing ended, nothing given.
+        let nothing_held = RedeemState {
+            owner_subscription: None,
+            ..state
+        };
+        let writes = redeeming(&caller, &plan(Some("1000"), -3, at), at).writes(&nothing_held);
+        assert_eq!(
+            (writes.caller_subscription, writes.owner_subscription),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn an_operators_plan_gives_way_to_a_bought_one() {
+        let at = Utc::now();
+        let caller = user("c");
+        let state = RedeemState {
+            caller_subscription: Some(plan(None, 10, at)),
+            ..RedeemState::default()
+        };
+        let bought = plan(Some("1000"), 30, at);
+        let writes = redeeming(&caller, &bought, at).writes(&state);
+        assert_eq!(writes.outcome, Redeemed::Granted { credits_added: 10 });
+        assert_eq!(writes.caller_subscription, Some(bought));
+        // Another store subscription of the plan running: on record, nothing twice.
+        let store_held = RedeemState {
+            caller_subscription: Some(plan(Some("999"), 10, at)),
+            ..RedeemState::default()
+        };
+        let writes = redeeming(&caller, &plan(Some("1000"), 30, at), at).writes(&store_held);
+        assert_eq!(writes.outcome, Redeemed::AlreadySubscribed);
+    }
+
+    #[test]
+    fn a_period_verified_late_never_moves_the_end_back() {
+        let at = Utc::now();
+        let caller = user("d");
+        let held = plan(Some("1000"), 60, at);
+        let state = RedeemState {
+            caller_subscription: Some(held.clone()),
+            ..RedeemState::default()
+        };
+        let writes = redeeming(&caller, &plan(Some("1000"), 30, at), at).writes(&state);
+        assert_eq!(writes.outcome, Redeemed::Granted { credits_added: 10 });
+        assert_eq!(
+            writes.caller_subscription.unwrap().period_end,
+            held.period_end
+        );
     }
 }

@@ -132,6 +132,16 @@ async fn paid(app: &App, request: &Request<()>, purchase: &StorePurchase) -> Res
     let Some(period_end) = purchase.expires_at else {
         return Ok(());
     };
+    // A payment redeemed already (by the app, or an earlier notification) was paid: a
+    // notification never moves a claim.
+    if app
+        .store
+        .claim_owner(purchase.platform, &purchase.store_id)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
     let redemption = Redemption {
         user: holder,
         purchase: purchase.clone(),

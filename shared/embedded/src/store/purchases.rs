@@ -233,9 +233,11 @@ impl PurchaseStore for SqliteStore {
         self.run(move |c| {
             let holder: Option<String> = c
                 .query_row(
-                    // A plan that moved leaves an expired copy behind: the running one first.
+                    // A plan that moved leaves an expired copy behind: the running one first,
+                    // then the one paid furthest.
                     "SELECT user_id FROM subscriptions WHERE platform = ?1 AND subscription_id = ?2
-                     ORDER BY json_extract(doc, '$.status') = 'expired' LIMIT 1",
+                     ORDER BY json_extract(doc, '$.status') = 'expired',
+                              json_extract(doc, '$.period_end') DESC LIMIT 1",
                     params![platform.as_str(), subscription_id],
                     |r| r.get(0),
                 )
