@@ -9,6 +9,7 @@ mod api_edges;
 mod app_contract;
 mod books;
 mod characters;
+mod code;
 mod consent;
 mod contract;
 mod docs;

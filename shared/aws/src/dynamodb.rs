@@ -73,6 +73,7 @@ mod consents;
 mod keys;
 mod limits;
 mod purchases;
+mod refunds;
 mod settings;
 mod spend;
 mod streaks;

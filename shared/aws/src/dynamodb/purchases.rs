@@ -22,10 +22,10 @@ use super::*;
 use aws_sdk_dynamodb::types::Delete;
 use storybook_core::domain::purchase::{Platform, Subscription};
 use storybook_core::ports::purchases::{
-    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption, Refunded, refund_description,
+    ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption, Refunded,
 };
 
-const CLAIM: &str = "CLAIM";
+pub(super) const CLAIM: &str = "CLAIM";
 pub(super) const SUBSCRIPTION: &str = "SUBSCRIPTION";
 /// The sort-key prefix of the notes of claims a user was paid for.
 pub(super) const PAID_PREFIX: &str = "PAID#";
@@ -51,7 +51,7 @@ fn notification_pk(platform: Platform, id: &str) -> String {
     format!("NOTIFICATION#{}#{id}", platform.as_str())
 }
 
-fn claim_pk(platform: Platform, store_id: &str) -> String {
+pub(super) fn claim_pk(platform: Platform, store_id: &str) -> String {
     format!("PURCHASE#{}#{store_id}", platform.as_str())
 }
 
@@ -211,117 +211,6 @@ impl DynamoStore {
             TransactWriteItem::builder().put(pointer).build(),
             TransactWriteItem::builder().put(note).build(),
         ])
-    }
-
-    /// Marks the claim refunded (`taken` credits taken back), if it was not.
-    fn refund_mark(
-        &self,
-        platform: Platform,
-        store_id: &str,
-        taken: i64,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(claim_pk(platform, store_id)))
-            .key("sk", s(CLAIM))
-            .update_expression("SET refunded = :yes, clawed = :taken")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(refunded)")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":taken", n(taken))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    async fn refund_once(
-        &self,
-        platform: Platform,
-        store_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Refunded, Attempt> {
-        let Some(claim) = self.get(claim_pk(platform, store_id), CLAIM).await? else {
-            return Ok(Refunded::Unknown);
-        };
-        if claim.contains_key("refunded") {
-            return Ok(Refunded::AlreadyRefunded);
-        }
-        let credits = optional_num(&claim, "credits")?.unwrap_or(0);
-        let payee = optional_text(&claim, "paid_to").map(CredentialHash::from_stored);
-        let (Some(payee), true) = (payee, credits > 0) else {
-            self.transact(vec![self.refund_mark(platform, store_id, 0)?])
-                .await?;
-            return Ok(Refunded::NothingToTake);
-        };
-        let (user, seq) = self
-            .read_user(&payee)
-            .await?
-            .ok_or(StoreError::Missing("user"))?;
-        let taken = credits.min(user.credits);
-        let shortfall = credits - taken;
-        let description = refund_description(store_id, shortfall);
-        let reference = format!("{}:{store_id}", platform.as_str());
-        let entry = EntryFields {
-            kind: EntryKind::Clawback,
-            description: &description,
-            reference: Some(&reference),
-            at,
-        };
-        let mark = self.refund_mark(platform, store_id, taken)?;
-        self.append_entry(&payee, seq, -taken, user.credits - taken, entry, vec![mark])
-            .await?;
-        Ok(Refunded::TakenBack { taken, shortfall })
-    }
-
-    async fn reverse_refund_once(
-        &self,
-        platform: Platform,
-        store_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, Attempt> {
-        let Some(claim) = self.get(claim_pk(platform, store_id), CLAIM).await? else {
-            return Ok(false);
-        };
-        if !claim.contains_key("refunded") {
-            return Ok(false);
-        }
-        let clawed = optional_num(&claim, "clawed")?.unwrap_or(0);
-        let unmark = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(claim_pk(platform, store_id)))
-            .key("sk", s(CLAIM))
-            .update_expression("REMOVE refunded, clawed")
-            .condition_expression("attribute_exists(refunded)")
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let unmark = TransactWriteItem::builder().update(unmark).build();
-        let payee = optional_text(&claim, "paid_to").map(CredentialHash::from_stored);
-        match payee.filter(|_| clawed > 0) {
-            Some(payee) => {
-                let (user, seq) = self
-                    .read_user(&payee)
-                    .await?
-                    .ok_or(StoreError::Missing("user"))?;
-                let description = format!("Store refund of {store_id} reversed");
-                let reference = format!("{}:{store_id}", platform.as_str());
-                let entry = EntryFields {
-                    kind: EntryKind::Purchase,
-                    description: &description,
-                    reference: Some(&reference),
-                    at,
-                };
-                self.append_entry(
-                    &payee,
-                    seq,
-                    clawed,
-                    user.credits + clawed,
-                    entry,
-                    vec![unmark],
-                )
-                .await?;
-            }
-            None => self.transact(vec![unmark]).await?,
-        }
-        Ok(true)
     }
 
     /// One decision and its transaction, over what is stored now.
