@@ -52,6 +52,25 @@ async fn renewals_pay_once_and_refunds_take_back_from_the_payee(backend: Backend
     assert_eq!(ledger[0]["transaction_type"], "clawback");
     assert_eq!(ledger[0]["amount"], -5);
 
+    // Apple reversed the refund: the credits come back once, not counted as bought again.
+    let reversed = store.chain.notification("REFUND_REVERSED", &refunded, None);
+    assert_eq!(
+        notify(&app, &reversed).await.body["event"],
+        "refund_reversed"
+    );
+    let twice = store.chain.notification("REFUND_REVERSED", &refunded, None);
+    notify(&app, &twice).await;
+    assert_eq!(balance(&app, &buyer).await, 3 + 5);
+    let status = app.get("/v1/credits/status", &buyer).await.body;
+    assert_eq!(status["credits"]["total_purchased"], 5);
+    let ledger = app.get("/v1/credits/transactions", &buyer).await.body;
+    assert_eq!(ledger[0]["transaction_type"], "refund");
+    assert_eq!(ledger[0]["amount"], 5);
+    // Refunded again afterwards: taken back again, once.
+    let again = store.chain.notification("REFUND", &refunded, None);
+    notify(&app, &again).await;
+    assert_eq!(balance(&app, &buyer).await, 3);
+
     // A plan, renewed by the store: the holder is paid once per renewal.
     let first = subscription("9200000001", "9200000001", "subscription_basic", 30);
     store.sells(&first);

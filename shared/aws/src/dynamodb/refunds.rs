@@ -98,7 +98,8 @@ impl DynamoStore {
                 let description = format!("Store refund of {store_id} reversed");
                 let reference = format!("{}:{store_id}", platform.as_str());
                 let entry = EntryFields {
-                    kind: EntryKind::Purchase,
+                    // Money given back, not bought again: `total_purchased` already counts it.
+                    kind: EntryKind::Refund,
                     description: &description,
                     reference: Some(&reference),
                     at,

@@ -319,7 +319,8 @@ impl PurchaseStore for SqliteStore {
             if let Some(payee) = payee.filter(|_| clawed > 0) {
                 let description = format!("Store refund of {store_id} reversed");
                 let reference = format!("{}:{store_id}", platform.as_str());
-                append_entry(&tx, &payee, clawed, EntryKind::Purchase, &description, Some(&reference), at)?;
+                // Money given back, not bought again: `total_purchased` already counts it.
+                append_entry(&tx, &payee, clawed, EntryKind::Refund, &description, Some(&reference), at)?;
             }
             tx.execute(
                 "UPDATE purchases SET refunded = 0, clawed = 0 WHERE platform = ?1 AND store_id = ?2",
