@@ -387,6 +387,20 @@ fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     matches!(error, SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// Whether a single-item conditional write (put, update, delete) happened: false when its
+/// condition failed, an error when DynamoDB could not be asked.
+fn conditionally_written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_conditional_failure(&e) => Ok(false),
+        Err(e) => Err(StoreError::Unavailable(describe(e))),
+    }
+}
+
 impl DynamoStore {
     /// Writes and deletes in batches of 25 (BatchWriteItem), resending what DynamoDB leaves
     /// unprocessed.

@@ -37,10 +37,6 @@ impl BreakerStore for DynamoStore {
             put.condition_expression("version = :expected")
                 .expression_attribute_values(":expected", n(expected as i64))
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(put.send().await)
     }
 }

@@ -24,11 +24,7 @@ impl DynamoStore {
             .condition_expression(condition)
             .send()
             .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(written)
     }
 }
 

@@ -78,10 +78,6 @@ impl ConsentStore for DynamoStore {
             .expression_attribute_values(":read", s(stored))
             .send()
             .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(written)
     }
 }

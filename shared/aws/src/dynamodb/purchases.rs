@@ -129,11 +129,7 @@ impl DynamoStore {
             .expression_attribute_values(":user", s(user.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(result).map(|_| ())
     }
 
     /// Erasure: the claim a PURCHASE note names stays claimed, by no one (its payee and refund
@@ -155,11 +151,7 @@ impl DynamoStore {
             .expression_attribute_values(":user", s(user.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(result).map(|_| ())
     }
 
     /// Erasure: a store subscription's pointer named by a HOLDS note goes, if it still points
@@ -180,11 +172,7 @@ impl DynamoStore {
             .expression_attribute_values(":user", s(user.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(result).map(|_| ())
     }
 
     /// The pointer from a store subscription to its holder, and the holder's note of it (what
@@ -514,10 +502,6 @@ impl PurchaseStore for DynamoStore {
                 n((at + chrono::Duration::days(180)).timestamp()),
             )
             .condition_expression("attribute_not_exists(pk)");
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::Unavailable(describe(e))),
-        }
+        conditionally_written(put.send().await)
     }
 }
