@@ -94,21 +94,16 @@ impl Chain {
 
     /// `payload` as Apple signs it: ES256 by the leaf, the chain in `x5c` (standard base64).
     pub fn sign(&self, payload: &Value) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.x5c = Some(
-            self.x5c
-                .iter()
-                .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
-                .collect(),
-        );
-        let key = jsonwebtoken::EncodingKey::from_ec_der(&self.leaf_key_der);
-        jsonwebtoken::encode(&header, payload, &key).unwrap()
+        self.signed_by(&self.leaf_key_der, payload)
     }
 
-    /// The same signed payload with its signature made by another key: a forgery.
+    /// A forgery: the same header (the genuine chain) and payload, signed by another key.
     pub fn forge(&self, payload: &Value) -> String {
-        let genuine = self.sign(payload);
         let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        self.signed_by(&other.serialize_der(), payload)
+    }
+
+    fn signed_by(&self, key_der: &[u8], payload: &Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.x5c = Some(
             self.x5c
@@ -116,16 +111,8 @@ impl Chain {
                 .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
                 .collect(),
         );
-        let forged = jsonwebtoken::encode(
-            &header,
-            payload,
-            &jsonwebtoken::EncodingKey::from_ec_der(&other.serialize_der()),
-        )
-        .unwrap();
-        // The genuine header and payload with the forger's signature.
-        let (signed, _) = genuine.rsplit_once('.').unwrap();
-        let (_, signature) = forged.rsplit_once('.').unwrap();
-        format!("{signed}.{signature}")
+        let key = jsonwebtoken::EncodingKey::from_ec_der(key_der);
+        jsonwebtoken::encode(&header, payload, &key).unwrap()
     }
 }
 
