@@ -719,6 +719,15 @@ mod counting {
             self.read();
             self.inner.claimed_subscription(platform, store_id).await
         }
+        async fn subscriptions_due(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+            limit: u32,
+        ) -> Result<Vec<(UserId, storybook_core::domain::purchase::Subscription)>, StoreError>
+        {
+            self.read();
+            self.inner.subscriptions_due(before, limit).await
+        }
         async fn subscription_holder(
             &self,
             platform: storybook_core::domain::purchase::Platform,

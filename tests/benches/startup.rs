@@ -335,6 +335,7 @@ fn main() {
         "api-studio",
         "step-worker",
         "book-sweeper",
+        "subscription-reconciler",
         "budget-guard",
         "deploy-check",
     ] {

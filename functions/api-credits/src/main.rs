@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use storybook_core::catalogue::Family;
 use storybook_stores::Stores;
-use storybook_stores::settings::StoreSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -13,14 +12,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let start = storybook_aws::state::start()
         .await
         .map_err(|e| format!("{e:#}"))?;
-    let store_settings =
-        StoreSettings::from_lookup(&start.secrets.provider_lookup(), start.config.environment)
-            .map_err(|e| format!("{e}"))?;
+    let stores = Stores::from_lookup(&start.secrets.provider_lookup(), start.config.environment)
+        .map_err(|e| format!("{e:#}"))?;
     let (app, first_admin_key) = start
         .for_family(Family::Credits)
         .map_err(|e| format!("{e:#}"))?;
-    let stores = Stores::new(store_settings).map_err(|e| format!("{e:#}"))?;
-    tracing::info!(stores = ?stores.names(), "stores");
     let app = app.with_marketplace(Arc::new(stores));
     storybook_http::lambda::serve(app, first_admin_key.as_deref(), Family::Credits).await
 }

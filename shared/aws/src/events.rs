@@ -6,9 +6,11 @@ use aws_lambda_events::event::cloudwatch_alarms::{
 };
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::time::Duration;
+use storybook_core::app::App;
 use storybook_core::clock::Clock;
 use storybook_core::ports::{Store, StoreError};
 use storybook_core::spend::{SpendAlarm, SpendGuard};
+use storybook_core::usecases::Refusal;
 
 /// The sweep function's handler: a scheduled event, swept as of the time it fired.
 pub async fn scheduled_sweep(
@@ -18,6 +20,18 @@ pub async fn scheduled_sweep(
     event: EventBridgeEvent,
 ) -> Result<serde_json::Value, StoreError> {
     storybook_core::book_records::scheduled_sweep(store, clock, stuck_after, event.time).await
+}
+
+/// The reconcile function's handler: store plans past their period end read again from their
+/// stores, as of the time the schedule fired.
+pub async fn scheduled_reconcile(
+    app: &App,
+    event: EventBridgeEvent,
+) -> Result<serde_json::Value, Refusal> {
+    let now = event.time.unwrap_or_else(|| app.clock.now());
+    let reconciled =
+        storybook_core::usecases::store_events::reconcile_subscriptions(app, now).await?;
+    Ok(serde_json::json!(reconciled))
 }
 
 /// The budget guard's handler, on the spend guard: the hard-limit alarm's event.

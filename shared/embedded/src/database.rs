@@ -205,6 +205,12 @@ CREATE TABLE IF NOT EXISTS store_notifications (
     PRIMARY KEY (platform, id)
 );
 "#,
+    // The reconcile's reading: running store plans by the end of their period.
+    r#"
+CREATE INDEX IF NOT EXISTS subscriptions_due ON subscriptions
+    (julianday(json_extract(doc, '$.period_end')))
+    WHERE platform IS NOT NULL AND json_extract(doc, '$.status') != 'expired';
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -96,8 +96,8 @@ impl LocalMode {
         })
     }
 
-    /// Picks up where an earlier run stopped, then runs the generation steps and the stuck-book
-    /// sweep in the background.
+    /// Picks up where an earlier run stopped, then runs the generation steps, the stuck-book
+    /// sweep and the subscription reconcile in the background.
     pub async fn start_worker(&self) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let released = self.queue.release_in_flight().await?;
         let queued = self.store.queued_books().await?;
@@ -115,6 +115,9 @@ impl LocalMode {
             self.state.store.clone(),
             self.state.clock.clone(),
             self.state.config.stuck_book_after,
+        ));
+        tokio::spawn(storybook_core::usecases::store_events::reconcile_local(
+            self.state.app.clone(),
         ));
         Ok(tokio::spawn(worker::run_local(self.pipeline.clone())))
     }

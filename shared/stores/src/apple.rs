@@ -1,5 +1,6 @@
 //! The App Store: a transaction looked up with the App Store Server API
-//! (`GET /inApps/v1/transactions/{transactionId}`, a short-lived ES256 token per request) and
+//! (`GET /inApps/v1/transactions/{transactionId}`, a subscription read again with
+//! `GET /inApps/v1/subscriptions/{originalTransactionId}`; a short-lived ES256 token per request) and
 //! believed only as Apple signed it: a JWS whose `x5c` chain ends at a root we pin (never the
 //! one it carries), with Apple's marker extensions on the intermediate and the leaf, for our
 //! bundle, in an environment we accept.
@@ -10,17 +11,21 @@ use app_store_server_library::models::app_store_environment::Environment;
 use app_store_server_library::models::jws_transaction_decoded_payload::JWSTransactionDecodedPayload;
 use app_store_server_library::models::notification_type_v2::NotificationTypeV2;
 use app_store_server_library::models::product_type::ProductType;
+use app_store_server_library::models::status_response::StatusResponse;
 use app_store_server_library::signed_data_verifier::{SignedDataVerifier, SignedDataVerifierError};
 use serde::{Deserialize, Serialize};
 use storybook_core::domain::purchase::{Platform, PurchaseRefusal, StoreEnvironment};
 use storybook_core::ports::marketplace::{
-    PurchaseClaim, StoreEvent, StoreNotification, StorePurchase, Unverifiable,
+    PurchaseClaim, StoreEvent, StoreNotification, StorePurchase, StoreSubscription, Unverifiable,
 };
 
 /// Apple's error code for a transaction id its environment does not know.
 const TRANSACTION_ID_NOT_FOUND: i64 = 4040010;
 /// Apple's error code for an id that cannot be a transaction id.
 const INVALID_TRANSACTION_ID: i64 = 4000006;
+/// Apple's error codes for an original transaction id unknown, or impossible.
+const ORIGINAL_TRANSACTION_ID_NOT_FOUND: i64 = 4040005;
+const INVALID_ORIGINAL_TRANSACTION_ID: i64 = 4000008;
 
 pub struct AppleStore {
     settings: AppleSettings,
@@ -51,9 +56,9 @@ struct ApiError {
     error_code: Option<i64>,
 }
 
-/// What one environment said about the transaction.
+/// What one environment said about an id.
 enum Lookup {
-    Found(String),
+    Found(bytes::Bytes),
     NotFound,
 }
 
@@ -97,13 +102,15 @@ impl AppleStore {
             .map_err(|e| anyhow::anyhow!("signing the App Store token: {e}"))
     }
 
-    /// Asks one environment's API for the transaction.
-    async fn look_up(&self, base: &str, transaction_id: &str) -> Result<Lookup, StoreCall> {
+    /// Asks one environment's API for `path` (under `/inApps/v1/`): its answer's body, or
+    /// `NotFound` when that environment does not know the id.
+    async fn look_up(&self, base: &str, path: &[&str]) -> Result<Lookup, StoreCall> {
         let mut url = url::Url::parse(base).map_err(|e| StoreCall::Unavailable(e.into()))?;
         url.path_segments_mut()
             .map_err(|()| StoreCall::Unavailable(anyhow::anyhow!("{base} cannot be a base")))?
             .pop_if_empty()
-            .extend(["inApps", "v1", "transactions", transaction_id]);
+            .extend(["inApps", "v1"])
+            .extend(path);
         let response = self
             .http
             .client()
@@ -118,16 +125,14 @@ impl AppleStore {
             .await
             .map_err(|e| StoreCall::Unavailable(e.without_url().into()))?;
         if status.is_success() {
-            let info: TransactionInfo = serde_json::from_slice(&body).map_err(|e| {
-                StoreCall::Unavailable(anyhow::anyhow!("the App Store's answer: {e}"))
-            })?;
-            return Ok(Lookup::Found(info.signed_transaction_info));
+            return Ok(Lookup::Found(body));
         }
         let code = serde_json::from_slice::<ApiError>(&body)
             .ok()
             .and_then(|e| e.error_code);
         match (status.as_u16(), code) {
-            (404, Some(TRANSACTION_ID_NOT_FOUND)) | (400, Some(INVALID_TRANSACTION_ID)) => {
+            (404, Some(TRANSACTION_ID_NOT_FOUND | ORIGINAL_TRANSACTION_ID_NOT_FOUND))
+            | (400, Some(INVALID_TRANSACTION_ID | INVALID_ORIGINAL_TRANSACTION_ID)) => {
                 Ok(Lookup::NotFound)
             }
             // An app never released answers 401 in production: its purchases are all sandbox.
@@ -144,25 +149,90 @@ impl AppleStore {
         }
     }
 
-    /// Production first; the sandbox when production does not know it (App Review and
-    /// TestFlight buy in the sandbox against a production build).
+    /// Production first; the sandbox when production does not know the id (App Review and
+    /// TestFlight buy in the sandbox against a production build): the answer's body, and
+    /// the verifier of its environment.
+    async fn look_up_anywhere(
+        &self,
+        path: &[&str],
+    ) -> Result<Option<(bytes::Bytes, &SignedDataVerifier)>, StoreCall> {
+        if let Lookup::Found(body) = self.look_up(&self.settings.production_url, path).await? {
+            return Ok(Some((body, &self.production)));
+        }
+        match self.look_up(&self.settings.sandbox_url, path).await? {
+            Lookup::Found(body) => Ok(Some((body, &self.sandbox))),
+            Lookup::NotFound => Ok(None),
+        }
+    }
+
     async fn signed_transaction(
         &self,
         transaction_id: &str,
     ) -> Result<Option<(String, &SignedDataVerifier)>, StoreCall> {
-        if let Lookup::Found(signed) = self
-            .look_up(&self.settings.production_url, transaction_id)
+        let Some((body, verifier)) = self
+            .look_up_anywhere(&["transactions", transaction_id])
             .await?
-        {
-            return Ok(Some((signed, &self.production)));
-        }
-        match self
-            .look_up(&self.settings.sandbox_url, transaction_id)
+        else {
+            return Ok(None);
+        };
+        let info: TransactionInfo = serde_json::from_slice(&body)
+            .map_err(|e| StoreCall::Unavailable(anyhow::anyhow!("the App Store's answer: {e}")))?;
+        Ok(Some((info.signed_transaction_info, verifier)))
+    }
+
+    /// A subscription read again (`GET /inApps/v1/subscriptions/{originalTransactionId}`):
+    /// believed from what Apple signed (its latest transaction and renewal information), not
+    /// from the answer's unsigned status.
+    pub async fn subscription(
+        &self,
+        original_transaction_id: &str,
+    ) -> Result<Option<StoreSubscription>, StoreCall> {
+        let Some((body, verifier)) = self
+            .look_up_anywhere(&["subscriptions", original_transaction_id])
             .await?
-        {
-            Lookup::Found(signed) => Ok(Some((signed, &self.sandbox))),
-            Lookup::NotFound => Ok(None),
-        }
+        else {
+            return Ok(None);
+        };
+        let statuses: StatusResponse = serde_json::from_slice(&body)
+            .map_err(|e| StoreCall::Unavailable(anyhow::anyhow!("the App Store's answer: {e}")))?;
+        let Some(last) = statuses
+            .data
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group.last_transactions.unwrap_or_default())
+            .find(|last| last.original_transaction_id.as_deref() == Some(original_transaction_id))
+        else {
+            return Ok(None);
+        };
+        let unverified = |e: SignedDataVerifierError| {
+            StoreCall::Unavailable(anyhow::anyhow!(
+                "an App Store subscription failed verification: {e}"
+            ))
+        };
+        let transaction = last
+            .signed_transaction_info
+            .as_deref()
+            .map(|signed| verifier.verify_and_decode_signed_transaction(signed))
+            .transpose()
+            .map_err(unverified)?;
+        let renewal = last
+            .signed_renewal_info
+            .as_deref()
+            .map(|signed| verifier.verify_and_decode_renewal_info(signed))
+            .transpose()
+            .map_err(unverified)?;
+        let revoked = transaction
+            .as_ref()
+            .is_some_and(|t| t.revocation_date.is_some());
+        let latest = transaction
+            .filter(|t| t.original_transaction_id.as_deref() == Some(original_transaction_id))
+            .and_then(|t| self.purchase_in(t).ok());
+        Ok(Some(StoreSubscription {
+            subscription_id: original_transaction_id.to_owned(),
+            latest,
+            grace_until: renewal.and_then(|r| r.grace_period_expires_date),
+            revoked,
+        }))
     }
 
     pub async fn confirm(
@@ -320,10 +390,11 @@ impl AppleStore {
                 t,
             ) if subscription_id.is_some() => StoreEvent::Ended {
                 subscription_id: subscription_id.unwrap_or_default(),
-                // Family Sharing's access revoked ends it whatever was paid.
+                // Family Sharing's access revoked ends it whatever was paid, and a grace period's
+                // end ends the plan we extended into it.
                 paid_until: t
                     .and_then(|t| t.expires_date)
-                    .filter(|_| kind != NotificationTypeV2::Revoke),
+                    .filter(|_| kind == NotificationTypeV2::Expired),
             },
             // The library names a plain REFUND this way (6.0).
             (Some(NotificationTypeV2::AdvancedCommerceRefund), Some(t)) => {

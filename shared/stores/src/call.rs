@@ -2,8 +2,7 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
-use storybook_core::domain::purchase::PurchaseRefusal;
-use storybook_core::ports::marketplace::{StoreAnswer, StorePurchase, StoreUnavailable};
+use storybook_core::ports::marketplace::StoreUnavailable;
 
 /// A store call that did not answer: worth another try (429, 5xx) or not.
 #[derive(Debug)]
@@ -15,11 +14,19 @@ pub enum StoreCall {
 /// How long one store request may take: the app waits on `/v1/iap/verify`.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+impl StoreCall {
+    pub(crate) fn unavailable(self) -> StoreUnavailable {
+        match self {
+            StoreCall::Retry(e) | StoreCall::Unavailable(e) => StoreUnavailable(e),
+        }
+    }
+}
+
 /// A store's busy answers are tried again a few times, briefly: the parent is waiting.
-pub(crate) async fn with_retries<F, Fut>(call: F) -> StoreAnswer
+pub(crate) async fn with_retries<T, F, Fut>(call: F) -> Result<T, StoreUnavailable>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<StorePurchase, PurchaseRefusal>, StoreCall>>,
+    Fut: std::future::Future<Output = Result<T, StoreCall>>,
 {
     call.retry(
         ExponentialBuilder::default()
@@ -30,9 +37,7 @@ where
     )
     .when(|e: &StoreCall| matches!(e, StoreCall::Retry(_)))
     .await
-    .map_err(|e| match e {
-        StoreCall::Retry(e) | StoreCall::Unavailable(e) => StoreUnavailable(e),
-    })
+    .map_err(StoreCall::unavailable)
 }
 
 /// The stores' HTTP client, made on the first store call: its TLS setup (the compiled-in roots

@@ -1,5 +1,5 @@
-//! The marketplaces: the App Store (and, to come, Google Play) asked about a parent's purchase
-//! over their own APIs, with our reqwest client. Only the credits function (and local mode, where
+//! The marketplaces: the App Store and Google Play asked about a parent's purchase over their
+//! own APIs, with our reqwest client. Only the credits function (and local mode, where
 //! a store is configured) links this crate.
 
 mod apple;
@@ -8,13 +8,13 @@ mod google;
 mod report;
 pub mod settings;
 
-use call::with_retries;
+use call::{StoreCall, with_retries};
 
 use async_trait::async_trait;
 use storybook_core::domain::purchase::{Platform, PurchaseRefusal};
 use storybook_core::ports::marketplace::{
     Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
-    StoreUnavailable, Unverifiable,
+    StoreSubscription, StoreUnavailable, Unverifiable,
 };
 
 /// The stores this server is configured for.
@@ -41,12 +41,22 @@ impl Stores {
         })
     }
 
+    /// The stores a function's settings (`lookup`: the secret, or the environment) configure,
+    /// named in the start-up log; none configured refuses every purchase as such.
+    pub fn from_lookup(
+        lookup: settings::Lookup,
+        environment: storybook_core::config::Environment,
+    ) -> anyhow::Result<Self> {
+        let stores = Self::new(settings::StoreSettings::from_lookup(lookup, environment)?)?;
+        tracing::info!(stores = ?stores.names(), "stores");
+        Ok(stores)
+    }
+
     /// The names of the stores configured, for the start-up log.
     pub fn names(&self) -> Vec<&'static str> {
-        self.apple
-            .iter()
-            .map(|_| Platform::Apple.as_str())
-            .collect()
+        let apple = self.apple.as_ref().map(|_| Platform::Apple.as_str());
+        let google = self.google.as_ref().map(|_| Platform::Google.as_str());
+        apple.into_iter().chain(google).collect()
     }
 }
 
@@ -74,12 +84,28 @@ impl Marketplace for Stores {
                 .cancel(product_id, subscription_id)
                 .await
                 .map(|()| true)
-                .map_err(|e| match e {
-                    call::StoreCall::Retry(e) | call::StoreCall::Unavailable(e) => {
-                        StoreUnavailable(e)
-                    }
-                }),
+                .map_err(StoreCall::unavailable),
             _ => Ok(false),
+        }
+    }
+
+    async fn subscription(
+        &self,
+        platform: Platform,
+        product_id: &str,
+        subscription_id: &str,
+    ) -> Result<Option<StoreSubscription>, StoreUnavailable> {
+        match (platform, &self.apple, &self.google) {
+            (Platform::Apple, Some(apple), _) => {
+                with_retries(|| apple.subscription(subscription_id)).await
+            }
+            (Platform::Google, _, Some(google)) => {
+                with_retries(|| google.subscription(product_id, subscription_id)).await
+            }
+            _ => Err(StoreUnavailable(anyhow::anyhow!(
+                "{} is not configured",
+                platform.as_str()
+            ))),
         }
     }
 

@@ -114,7 +114,7 @@ impl StoreSettings {
     }
 }
 
-type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl StoreSettings {
     pub fn from_lookup(lookup: Lookup, environment: Environment) -> Result<Self, Invalid> {

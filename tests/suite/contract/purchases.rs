@@ -181,3 +181,96 @@ on_both_backends!(
     a_plan_opens_once_per_reference_and_is_replaced_as_read,
     a_plan_opens_once_per_reference_and_is_replaced_as_read
 );
+
+/// Which of `users` have a plan due at `now`, by their index, each plan as stored.
+async fn due(
+    app: &TestApp,
+    now: chrono::DateTime<Utc>,
+    users: &[UserId],
+    plans: &[Subscription],
+) -> Vec<usize> {
+    app.state
+        .store
+        .subscriptions_due(now, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(user, plan)| {
+            let index = users.iter().position(|u| *u == user)?;
+            assert_eq!(plan, plans[index], "the plan as stored");
+            Some(index)
+        })
+        .collect()
+}
+
+async fn running_store_plans_past_their_period_are_due_longest_overdue_first(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let store = app.state.store.clone();
+    let now = Utc::now();
+    let ending = |source: &str, days: i64| Subscription {
+        period_end: now + Duration::days(days),
+        ..plan(source)
+    };
+    let mut users = Vec::new();
+    let plans = [
+        ending("overdue-3", -3),
+        ending("overdue-1", -1),
+        ending("running", 5),
+        Subscription {
+            source: SubscriptionSource::Admin,
+            ..ending("admin", -2)
+        },
+        Subscription {
+            status: SubscriptionStatus::Expired,
+            ..ending("expired", -4)
+        },
+        Subscription {
+            status: SubscriptionStatus::Cancelled,
+            ..ending("cancelled-2", -2)
+        },
+        ending("erased", -5),
+    ];
+    for opened in &plans {
+        let user = new_user(&app).await;
+        let reference = format!("admin:{}", uuid::Uuid::new_v4().simple());
+        assert!(
+            store
+                .open_subscription(&user, opened, &reference)
+                .await
+                .unwrap()
+        );
+        users.push(user);
+    }
+    store.erase_user(&users[6]).await.unwrap();
+    assert_eq!(due(&app, now, &users, &plans).await, vec![0, 5, 1]);
+
+    // Renewed: no longer due. Ended: never due again.
+    let renewed = ending("overdue-1", 30);
+    assert!(
+        store
+            .replace_subscription(&users[1], &plans[1], &renewed)
+            .await
+            .unwrap()
+    );
+    let ended = Subscription {
+        status: SubscriptionStatus::Expired,
+        ..plans[0].clone()
+    };
+    assert!(
+        store
+            .replace_subscription(&users[0], &plans[0], &ended)
+            .await
+            .unwrap()
+    );
+    assert_eq!(due(&app, now, &users, &plans).await, vec![5]);
+    assert_eq!(
+        store.subscriptions_due(now, 1).await.unwrap().len(),
+        1,
+        "at most the limit"
+    );
+}
+on_both_backends!(
+    #[tokio::test]
+    running_store_plans_past_their_period_are_due,
+    running_store_plans_past_their_period_are_due_longest_overdue_first
+);

@@ -204,7 +204,13 @@ impl Respond for Api {
         } else {
             "sandbox"
         };
-        let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+        let last = path.rsplit('/').next().unwrap_or_default();
+        // A subscription's statuses are known by its original id, apart from transactions.
+        let id = if path.contains("/inApps/v1/subscriptions/") {
+            format!("subscriptions/{last}")
+        } else {
+            last.to_owned()
+        };
         self.asked
             .lock()
             .unwrap()
@@ -240,7 +246,7 @@ impl AppStore {
         let asked = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("GET"))
             .and(path_regex(
-                r"^/(prod|sandbox)/inApps/v1/transactions/[^/]+$",
+                r"^/(prod|sandbox)/inApps/v1/(transactions|subscriptions)/[^/]+$",
             ))
             .respond_with(Api {
                 public_key_pem: api_key.public_key_pem(),
@@ -277,6 +283,32 @@ impl AppStore {
             environment,
             id,
             Answer::Signed(self.chain.sign(transaction)),
+        );
+    }
+
+    /// Production's statuses of `latest`'s subscription (`GET /inApps/v1/subscriptions/{id}`):
+    /// its latest transaction and renewal information signed by the chain, beside an unsigned
+    /// `status` of `status`.
+    pub fn subscription_status(&self, latest: &Value, renewal: Option<&Value>, status: i64) {
+        let original = latest["originalTransactionId"].as_str().unwrap();
+        let mut item = json!({
+            "originalTransactionId": original,
+            "status": status,
+            "signedTransactionInfo": self.chain.sign(latest),
+        });
+        if let Some(renewal) = renewal {
+            item["signedRenewalInfo"] = json!(self.chain.sign(renewal));
+        }
+        let body = json!({
+            "environment": "Production",
+            "bundleId": BUNDLE,
+            "appAppleId": APP_APPLE_ID,
+            "data": [{"subscriptionGroupIdentifier": "21000000", "lastTransactions": [item]}],
+        });
+        self.answer(
+            "prod",
+            &format!("subscriptions/{original}"),
+            Answer::Status(200, body),
         );
     }
 

@@ -1,7 +1,7 @@
 //! Google Play of the test's own: a token endpoint that checks our service account's RS256
 //! assertion, and the Play Developer API's purchase reads and acknowledgement.
 
-use super::{Backend, app_with_stores, balance, stores};
+use super::{BOTH, Backend, app_with_stores, balance, stores};
 use crate::harness::{Answer, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use serde_json::{Value, json};
@@ -157,7 +157,7 @@ fn product(order: &str, product: &str, state: &str) -> Value {
     })
 }
 
-fn subscription(order: &str, product: &str, state: &str, days: i64) -> Value {
+pub(super) fn subscription(order: &str, product: &str, state: &str, days: i64) -> Value {
     json!({
         "kind": "androidpublisher#subscriptionPurchaseV2",
         "subscriptionState": state,
@@ -173,15 +173,19 @@ fn subscription(order: &str, product: &str, state: &str, days: i64) -> Value {
     })
 }
 
-async fn verify(app: &TestApp, user: &str, product: &str, order: &str, token: &str) -> Answer {
+pub(super) async fn verify(
+    app: &TestApp,
+    user: &str,
+    product: &str,
+    order: &str,
+    token: &str,
+) -> Answer {
     let body = json!({
         "platform": "google", "product_id": product, "transaction_id": order,
         "purchase_token": token,
     });
     app.post_json("/v1/iap/verify", user, &body, &[]).await
 }
-
-const BOTH: &[StoreEnvironment] = &[StoreEnvironment::Production, StoreEnvironment::Sandbox];
 
 async fn google_play_purchases_are_read_from_google(backend: Backend) {
     let play = GooglePlay::start().await;

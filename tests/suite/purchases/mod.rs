@@ -5,6 +5,7 @@ mod app_store;
 mod google_play;
 mod notifications;
 mod plans;
+mod reconcile;
 
 use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;

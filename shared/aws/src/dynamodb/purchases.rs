@@ -9,6 +9,7 @@
 //! | who holds a store subscription | `STORESUB#{platform}#{subscription id}` | `HOLDER`: `user`, written with the plan |
 //! | the holder's note of it | `USER#{user hash}` | `STORESUB#{platform}#{subscription id}`: erasure removes the pointer by it |
 //! | a store notification applied | `NOTIFICATION#{platform}#{id}` | `NOTIFICATION`, expires after 180 days |
+//! | a running store plan by its period's end | `RENEWALS` | `{period end, ms}#{user hash}`: `user`; written with the plan, what the reconcile reads |
 //!
 //! A claim that paid credits names its payee (`paid_to`, `credits`); a refund takes them back
 //! from that user in one transaction with the claim's `refunded` mark, whoever holds the claim.
@@ -20,7 +21,7 @@
 
 use super::*;
 use aws_sdk_dynamodb::types::Delete;
-use storybook_core::domain::purchase::{Platform, Subscription};
+use storybook_core::domain::purchase::{Platform, Subscription, SubscriptionStatus};
 use storybook_core::ports::purchases::{
     ClaimOwner, PurchaseStore, RedeemState, Redeemed, Redemption, Refunded,
 };
@@ -60,6 +61,27 @@ fn note_sk(platform: Platform, store_id: &str) -> String {
     claim_pk(platform, store_id)
 }
 
+/// The index of running store plans by the end of their period: one partition, like the
+/// index of unfinished books (a write or two per purchase and renewal).
+pub(super) const RENEWALS_PK: &str = "RENEWALS";
+
+/// A plan's entry in the index of renewals: a store plan's that has not expired.
+pub(super) fn renewal_sk(user: &UserId, subscription: &Subscription) -> Option<String> {
+    let running = subscription.status != SubscriptionStatus::Expired;
+    (running && holder_key(subscription).is_some()).then(|| {
+        format!(
+            "{}#{}",
+            renewal_time(subscription.period_end),
+            user.as_str()
+        )
+    })
+}
+
+/// One width for every time in the index, so that its order is time's.
+fn renewal_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The sort-key prefix of a user's purchase notes.
 pub(super) const NOTE_PREFIX: &str = "PURCHASE#";
 
@@ -92,13 +114,14 @@ impl DynamoStore {
             .transpose()
     }
 
-    /// A put of the user's plan, conditioned on the document read (`None`: there was none).
-    fn subscription_put(
+    /// The writes of the user's plan: its put, conditioned on the plan and document read
+    /// (`None`: there was none), and its entry in the index of renewals moved with it.
+    fn subscription_writes(
         &self,
         user: &UserId,
         subscription: &Subscription,
-        read: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
+        read: Option<(&Subscription, &str)>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(user_pk(user)))
@@ -106,13 +129,38 @@ impl DynamoStore {
             .item("doc", s(subscription.write()));
         let put = match read {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(doc) => put
+            Some((_, doc)) => put
                 .condition_expression("doc = :read")
                 .expression_attribute_values(":read", s(doc)),
         };
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(StoreError::unavailable)?)
-            .build())
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(StoreError::unavailable)?)
+                .build(),
+        ];
+        let before = read.and_then(|(plan, _)| renewal_sk(user, plan));
+        let after = renewal_sk(user, subscription);
+        if let Some(before) = before.filter(|before| after.as_ref() != Some(before)) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(RENEWALS_PK))
+                .key("sk", s(before))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        if let Some(after) = after {
+            // Put even when unchanged: a plan stored before the index gets its entry.
+            let entry = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(RENEWALS_PK))
+                .item("sk", s(after))
+                .item("user", s(user.as_str()))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            writes.push(TransactWriteItem::builder().put(entry).build());
+        }
+        Ok(writes)
     }
 
     /// Erasure: the claim a PAID note names no longer names its payee (`paid` is the note's sort
@@ -309,15 +357,15 @@ impl DynamoStore {
             }
         }
         if let Some(subscription) = &writes.caller_subscription {
-            let read = caller_read.as_ref().map(|(_, doc)| doc.as_str());
-            items.push(self.subscription_put(caller, subscription, read)?);
+            let read = caller_read.as_ref().map(|(plan, doc)| (plan, doc.as_str()));
+            items.extend(self.subscription_writes(caller, subscription, read)?);
             if let Some(pk) = holder_key(subscription) {
                 items.extend(self.holder_puts(pk, caller)?);
             }
         }
         if let (Some(owner), Some(subscription)) = (&previous_owner, &writes.owner_subscription) {
-            let read = owner_read.as_ref().map(|(_, doc)| doc.as_str());
-            items.push(self.subscription_put(owner, subscription, read)?);
+            let read = owner_read.as_ref().map(|(plan, doc)| (plan, doc.as_str()));
+            items.extend(self.subscription_writes(owner, subscription, read)?);
         }
         match writes.credits {
             Some((credits, kind)) => {
@@ -403,10 +451,12 @@ impl PurchaseStore for DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(StoreError::unavailable)?;
-            let items = vec![
-                TransactWriteItem::builder().put(marker).build(),
-                self.subscription_put(user, subscription, read.as_ref().map(|(_, d)| d.as_str()))?,
-            ];
+            let mut items = vec![TransactWriteItem::builder().put(marker).build()];
+            items.extend(self.subscription_writes(
+                user,
+                subscription,
+                read.as_ref().map(|(plan, doc)| (plan, doc.as_str())),
+            )?);
             let description = format!("{} plan", subscription.plan);
             let entry = EntryFields {
                 kind: EntryKind::Subscription,
@@ -435,8 +485,8 @@ impl PurchaseStore for DynamoStore {
         if stored != *expected {
             return Ok(false);
         }
-        let put = self.subscription_put(user, replacement, Some(&doc))?;
-        match self.transact(vec![put]).await {
+        let writes = self.subscription_writes(user, replacement, Some((&stored, &doc)))?;
+        match self.transact(writes).await {
             Ok(()) => Ok(true),
             Err(Attempt::Lost(_)) => Ok(false),
             Err(Attempt::Failed(error)) => Err(error),
@@ -453,6 +503,49 @@ impl PurchaseStore for DynamoStore {
             .await?
             .and_then(|item| optional_text(&item, "user"))
             .map(CredentialHash::from_stored))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn subscriptions_due(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(UserId, Subscription)>, StoreError> {
+        let answer = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s(RENEWALS_PK))
+            .expression_attribute_values(":before", s(renewal_time(before)))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(e)))?;
+        let mut due = Vec::new();
+        for item in answer.items.unwrap_or_default() {
+            let (user, sk) = (
+                CredentialHash::from_stored(text(&item, "user")?),
+                text(&item, "sk")?,
+            );
+            match self.read_subscription(&user).await? {
+                Some((plan, _)) if renewal_sk(&user, &plan).as_deref() == Some(sk.as_str()) => {
+                    due.push((user, plan));
+                }
+                // Left behind (its plan changed or its user was erased meanwhile): it goes.
+                _ => {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .key("pk", s(RENEWALS_PK))
+                        .key("sk", s(sk))
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::Unavailable(describe(e)))?;
+                }
+            }
+        }
+        Ok(due)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -2,6 +2,7 @@
 
 use super::book_items::UNFINISHED_PK;
 use super::*;
+use storybook_core::domain::purchase::Subscription;
 
 #[async_trait]
 impl UserStore for DynamoStore {
@@ -31,6 +32,18 @@ impl UserStore for DynamoStore {
             }
             if sk.starts_with(purchases::HOLDS_PREFIX) {
                 self.forget_holder(&sk, id).await?;
+            }
+            if sk == purchases::SUBSCRIPTION {
+                // Its entry in the index of renewals, if it has one.
+                let plan = Subscription::read(&text(&item, "doc")?)?;
+                if let Some(entry) = purchases::renewal_sk(id, &plan) {
+                    let delete = DeleteRequest::builder()
+                        .key("pk", s(purchases::RENEWALS_PK))
+                        .key("sk", s(entry))
+                        .build()
+                        .map_err(StoreError::unavailable)?;
+                    requests.push(WriteRequest::builder().delete_request(delete).build());
+                }
             }
             if sk.starts_with(purchases::NOTE_PREFIX) {
                 // The store payment stays claimed, by no one: never redeemed again.

@@ -67,6 +67,58 @@ pub trait Marketplace: Send + Sync {
         &self,
         delivery: &NotificationDelivery,
     ) -> Result<StoreNotification, Unverifiable>;
+
+    /// Reads subscription `subscription_id` (of product `product_id`) again from its store, for
+    /// a plan past its period end whose notification never came; `None` when the store does not
+    /// know it.
+    async fn subscription(
+        &self,
+        platform: Platform,
+        product_id: &str,
+        subscription_id: &str,
+    ) -> Result<Option<StoreSubscription>, StoreUnavailable>;
+}
+
+/// A subscription as its store reads it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSubscription {
+    pub subscription_id: String,
+    /// Its latest payment, as the store signed it; `None` when none counts here (unpaid, or in
+    /// an environment we do not accept).
+    pub latest: Option<StorePurchase>,
+    /// The end of the grace period the store gives while it retries billing.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Its access was taken away whatever was paid (Family Sharing revoked, say).
+    pub revoked: bool,
+}
+
+impl StoreSubscription {
+    /// What the store's reading means as of `now`, in the words of its notifications.
+    pub fn event_at(&self, now: DateTime<Utc>) -> StoreEvent {
+        let subscription_id = self.subscription_id.clone();
+        if self.revoked {
+            return StoreEvent::Ended {
+                subscription_id,
+                paid_until: None,
+            };
+        }
+        let paid_until = self.latest.as_ref().and_then(|latest| latest.expires_at);
+        match (&self.latest, self.grace_until) {
+            (Some(latest), _) if paid_until.is_some_and(|until| until > now) => {
+                StoreEvent::Paid(latest.clone())
+            }
+            (_, Some(grace)) if grace > now => StoreEvent::BillingRetry {
+                subscription_id,
+                until: Some(grace),
+            },
+            // The reading is the store's latest word, never a late one: what it has not been
+            // paid for ends now, a grace period we extended the plan into included.
+            _ => StoreEvent::Ended {
+                subscription_id,
+                paid_until: None,
+            },
+        }
+    }
 }
 
 /// A store's notification as it arrived: its body and what vouches for it besides its own
@@ -156,3 +208,74 @@ impl ReportedStatus {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the notification could not be verified: {0}")]
 pub struct Unverifiable(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::purchase::StoreEnvironment;
+    use chrono::TimeZone;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, day, 12, 0, 0).unwrap()
+    }
+
+    fn reading(paid_until: Option<u32>, grace: Option<u32>, revoked: bool) -> StoreSubscription {
+        StoreSubscription {
+            subscription_id: "sub".into(),
+            latest: paid_until.map(|day| StorePurchase {
+                platform: Platform::Apple,
+                store_id: format!("pay-{day}"),
+                product_id: "subscription_basic".into(),
+                subscription_id: Some("sub".into()),
+                expires_at: Some(at(day)),
+                environment: StoreEnvironment::Production,
+            }),
+            grace_until: grace.map(at),
+            revoked,
+        }
+    }
+
+    #[test]
+    fn a_period_paid_beyond_now_is_a_payment() {
+        let event = reading(Some(20), None, false).event_at(at(10));
+        assert!(matches!(event, StoreEvent::Paid(p) if p.store_id == "pay-20"));
+    }
+
+    #[test]
+    fn a_lapsed_period_in_its_grace_is_a_billing_retry() {
+        let event = reading(Some(5), Some(15), false).event_at(at(10));
+        assert_eq!(
+            event,
+            StoreEvent::BillingRetry {
+                subscription_id: "sub".into(),
+                until: Some(at(15))
+            }
+        );
+    }
+
+    #[test]
+    fn a_lapsed_period_past_its_grace_ends_the_plan() {
+        for grace in [None, Some(8)] {
+            let event = reading(Some(5), grace, false).event_at(at(10));
+            assert_eq!(
+                event,
+                StoreEvent::Ended {
+                    subscription_id: "sub".into(),
+                    paid_until: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn revoked_access_ends_whatever_was_paid() {
+        let event = reading(Some(20), Some(25), true).event_at(at(10));
+        assert_eq!(
+            event,
+            StoreEvent::Ended {
+                subscription_id: "sub".into(),
+                paid_until: None
+            }
+        );
+    }
+}

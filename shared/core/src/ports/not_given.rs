@@ -7,7 +7,7 @@
 use super::blobs::{BlobError, BlobFolder, BlobKey, BlobStore, BlobStream};
 use super::marketplace::{
     Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
-    StoreUnavailable, Unverifiable,
+    StoreSubscription, StoreUnavailable, Unverifiable,
 };
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
@@ -129,5 +129,14 @@ impl Marketplace for NotGiven {
         _: &NotificationDelivery,
     ) -> Result<StoreNotification, Unverifiable> {
         Err(Unverifiable("no store is configured".into()))
+    }
+
+    async fn subscription(
+        &self,
+        _: Platform,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<StoreSubscription>, StoreUnavailable> {
+        Err(StoreUnavailable(not_given("marketplace")))
     }
 }

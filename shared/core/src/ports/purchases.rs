@@ -103,6 +103,14 @@ pub trait PurchaseStore: Send + Sync {
         subscription_id: &str,
     ) -> Result<Option<UserId>, StoreError>;
 
+    /// Store plans still running (not expired) whose period ended before `before`, the
+    /// longest overdue first, at most `limit`: what the reconcile reads again from the stores.
+    async fn subscriptions_due(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(UserId, Subscription)>, StoreError>;
+
     /// Takes back what store payment `store_id` paid, once, from the user it paid (not whoever
     /// holds the claim since): as much as their balance holds, the rest recorded as a shortfall
     /// (a `clawback` entry). A plan it opened is the caller's to end.

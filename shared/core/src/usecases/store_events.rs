@@ -50,47 +50,7 @@ pub async fn apply_store_notification(
             event,
         });
     }
-    match &notification.event {
-        StoreEvent::Paid(purchase) => paid(app, request, purchase).await?,
-        StoreEvent::BillingRetry {
-            subscription_id,
-            until,
-        } => {
-            if let Some(until) = until {
-                change_plan(app, platform, subscription_id, |plan| {
-                    (plan.period_end < *until).then(|| Subscription {
-                        period_end: *until,
-                        ..plan.clone()
-                    })
-                })
-                .await?;
-            }
-        }
-        StoreEvent::Ended {
-            subscription_id,
-            paid_until,
-        } => {
-            end_plan(app, platform, subscription_id, *paid_until, request).await?;
-        }
-        StoreEvent::Refunded {
-            store_id,
-            subscription_id,
-        } => {
-            refund_payment(app, platform, store_id, request).await?;
-            if let Some(subscription_id) = subscription_id {
-                end_plan(app, platform, subscription_id, None, request).await?;
-            }
-        }
-        StoreEvent::RefundReversed { store_id } => {
-            app.store
-                .reverse_refund(platform, store_id, request.now)
-                .await?;
-        }
-        StoreEvent::Reported { store_id, status } => {
-            reported(app, platform, store_id, *status, request).await?;
-        }
-        StoreEvent::Informational(_) => {}
-    }
+    apply_event(app, request, platform, &notification.event).await?;
     app.store
         .record_notification(platform, &notification.id, request.now)
         .await?;
@@ -98,6 +58,152 @@ pub async fn apply_store_notification(
         status: "applied",
         event,
     })
+}
+
+/// Applies what happened at the store. Each change is once only, so applying an event again
+/// changes nothing more.
+async fn apply_event(
+    app: &App,
+    request: &Request<()>,
+    platform: Platform,
+    event: &StoreEvent,
+) -> Result<(), Refusal> {
+    match event {
+        StoreEvent::Paid(purchase) => paid(app, request, purchase).await,
+        StoreEvent::BillingRetry {
+            subscription_id,
+            until,
+        } => match until {
+            Some(until) => {
+                change_plan(app, platform, subscription_id, |plan| {
+                    (plan.period_end < *until).then(|| Subscription {
+                        period_end: *until,
+                        ..plan.clone()
+                    })
+                })
+                .await
+            }
+            None => Ok(()),
+        },
+        StoreEvent::Ended {
+            subscription_id,
+            paid_until,
+        } => end_plan(app, platform, subscription_id, *paid_until, request).await,
+        StoreEvent::Refunded {
+            store_id,
+            subscription_id,
+        } => {
+            refund_payment(app, platform, store_id, request).await?;
+            match subscription_id {
+                Some(subscription_id) => {
+                    end_plan(app, platform, subscription_id, None, request).await
+                }
+                None => Ok(()),
+            }
+        }
+        StoreEvent::RefundReversed { store_id } => {
+            app.store
+                .reverse_refund(platform, store_id, request.now)
+                .await?;
+            Ok(())
+        }
+        StoreEvent::Reported { store_id, status } => {
+            reported(app, platform, store_id, *status, request).await
+        }
+        StoreEvent::Informational(_) => Ok(()),
+    }
+}
+
+/// What a reconcile run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciled {
+    /// Plans read again from their stores.
+    pub read: usize,
+    /// Plans whose store could not be asked: read again on the next run.
+    pub unavailable: usize,
+}
+
+/// A plan is read again this long after its period ended: a renewal's notification usually
+/// comes within minutes, and one that never came is caught on the next run.
+pub const RECONCILE_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// The most plans one run reads, the longest overdue first; the rest wait for the next run.
+pub const RECONCILE_BATCH: u32 = 100;
+
+/// The scheduled reconcile: store plans past their period end are read again from their store
+/// and what it says is applied as its notification would have been (a renewal pays its
+/// credits once, a lapse ends the plan). Renewals come only from the stores, never from a
+/// timer alone.
+#[tracing::instrument(skip_all)]
+pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Reconciled, Refusal> {
+    let request = Request {
+        caller: (),
+        client_ip: "scheduler".into(),
+        route: "SCHEDULE reconcile-subscriptions".into(),
+        now,
+    };
+    let mut reconciled = Reconciled::default();
+    for (_, plan) in app
+        .store
+        .subscriptions_due(now - RECONCILE_AFTER, RECONCILE_BATCH)
+        .await?
+    {
+        let SubscriptionSource::Store {
+            platform,
+            subscription_id,
+        } = &plan.source
+        else {
+            continue;
+        };
+        let product = app
+            .config
+            .products
+            .product_of_plan(&plan.plan)
+            .unwrap_or_default();
+        let reading = match app
+            .marketplace
+            .subscription(*platform, product, subscription_id)
+            .await
+        {
+            Ok(reading) => reading,
+            Err(unavailable) => {
+                tracing::warn!(platform = platform.as_str(), error = %unavailable, "a plan could not be read again");
+                reconciled.unavailable += 1;
+                continue;
+            }
+        };
+        let event = match reading {
+            Some(reading) => reading.event_at(now),
+            None => {
+                tracing::warn!(
+                    platform = platform.as_str(),
+                    "the store no longer knows a plan"
+                );
+                StoreEvent::Ended {
+                    subscription_id: subscription_id.clone(),
+                    paid_until: None,
+                }
+            }
+        };
+        tracing::info!(platform = platform.as_str(), event = %event_name(&event), "a plan read again");
+        apply_event(app, &request, *platform, &event).await?;
+        reconciled.read += 1;
+    }
+    Ok(reconciled)
+}
+
+/// Local mode's reconcile: every hour in the background, as the scheduled function does on
+/// Lambda.
+pub async fn reconcile_local(app: App) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match reconcile_subscriptions(&app, app.clock.now()).await {
+            Ok(Reconciled { read: 0, .. }) => {}
+            Ok(reconciled) => tracing::info!(?reconciled, "subscriptions reconciled"),
+            Err(error) => tracing::warn!(%error, "the subscription reconcile failed"),
+        }
+    }
 }
 
 fn event_name(event: &StoreEvent) -> String {
@@ -133,14 +239,22 @@ async fn paid(app: &App, request: &Request<()>, purchase: &StorePurchase) -> Res
         return Ok(());
     };
     // A payment redeemed already (by the app, or an earlier notification) was paid: a
-    // notification never moves a claim.
+    // notification never moves a claim, and the plan runs to the end of what it paid.
     if app
         .store
         .claim_owner(purchase.platform, &purchase.store_id)
         .await?
         .is_some()
     {
-        return Ok(());
+        return change_plan(app, purchase.platform, subscription_id, |plan| {
+            (plan.status != SubscriptionStatus::Expired && plan.period_end < period_end).then(
+                || Subscription {
+                    period_end,
+                    ..plan.clone()
+                },
+            )
+        })
+        .await;
     }
     let redemption = Redemption {
         user: holder,

@@ -333,6 +333,33 @@ impl PurchaseStore for SqliteStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn subscriptions_due(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(UserId, Subscription)>, StoreError> {
+        self.run(move |c| {
+            let mut statement = c.prepare(
+                // The expressions of the `subscriptions_due` index, so that it serves.
+                "SELECT user_id, doc FROM subscriptions
+                 WHERE platform IS NOT NULL AND json_extract(doc, '$.status') != 'expired'
+                   AND julianday(json_extract(doc, '$.period_end')) < julianday(?1)
+                 ORDER BY julianday(json_extract(doc, '$.period_end')) LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![before.to_rfc3339(), limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut due = Vec::new();
+            for row in rows {
+                let (user, doc) = row?;
+                due.push((CredentialHash::from_stored(user), Subscription::read(&doc)?));
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn notification_seen(&self, platform: Platform, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.run(move |c| {
