@@ -666,6 +666,35 @@ mod counting {
     }
 
     #[async_trait]
+    impl storybook_core::ports::print_orders::PrintOrderStore for Counted<S> {
+        async fn place_print_order(
+            &self,
+            order: &storybook_core::domain::print::PrintOrder,
+            open_limit: u32,
+        ) -> Result<storybook_core::ports::print_orders::Placed, StoreError> {
+            self.write();
+            self.inner.place_print_order(order, open_limit).await
+        }
+
+        async fn print_order(
+            &self,
+            id: &str,
+        ) -> Result<Option<storybook_core::domain::print::PrintOrder>, StoreError> {
+            self.read();
+            self.inner.print_order(id).await
+        }
+
+        async fn replace_print_order(
+            &self,
+            expected: &storybook_core::domain::print::PrintOrder,
+            replacement: &storybook_core::domain::print::PrintOrder,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.replace_print_order(expected, replacement).await
+        }
+    }
+
+    #[async_trait]
     impl storybook_core::ports::purchases::PurchaseStore for Counted<S> {
         async fn redeem(
             &self,

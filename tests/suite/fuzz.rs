@@ -23,6 +23,7 @@ const CODES: &[&str] = &[
     "METHOD_NOT_ALLOWED",
     "IDEMPOTENCY_KEY_REUSED",
     "ACTIVE_PAID_SUBSCRIPTION",
+    "POD_REGION_UNSUPPORTED",
 ];
 
 fn sound(answer: &Answer) {

@@ -22,6 +22,7 @@
 //! | a book's whole cost | `COST#{book id}` | `COST` | GetItem when the book finishes |
 //! | kill switch | `SWITCH#kill` | `SWITCH` | GetItem on every book create and before every provider call |
 //! | store payment, a user's plan | see `purchases.rs` | | |
+//! | print order | see `print_orders.rs` | | |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -72,6 +73,7 @@ mod characters;
 mod consents;
 mod keys;
 mod limits;
+mod print_orders;
 mod purchases;
 mod refunds;
 mod settings;

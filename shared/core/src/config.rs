@@ -74,6 +74,10 @@ pub struct Config {
     pub prices: Arc<PriceTable>,
     /// What the stores sell (`IAP_PRODUCTS`).
     pub products: Arc<Catalogue>,
+    /// Printed copies' prices per region (`POD_PRICES`).
+    pub print_prices: Arc<crate::domain::print::PrintPrices>,
+    /// Print orders one user may have open at once (`POD_OPEN_ORDERS_PER_USER`).
+    pub print_orders_open_per_user: u32,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -129,6 +133,8 @@ impl Default for Config {
             spend: SpendLimits::default(),
             prices: Arc::new(PriceTable::default()),
             products: Arc::new(Catalogue::default()),
+            print_prices: Default::default(),
+            print_orders_open_per_user: 3,
         }
     }
 }
@@ -338,6 +344,13 @@ impl Config {
                     None => Catalogue::default(),
                 },
             ),
+            print_prices: Arc::new(
+                match lookup("POD_PRICES").filter(|raw| !raw.trim().is_empty()) {
+                    Some(raw) => crate::domain::print::PrintPrices::parse(&raw)?,
+                    None => Default::default(),
+                },
+            ),
+            print_orders_open_per_user: parsed(lookup, "POD_OPEN_ORDERS_PER_USER", 3)?,
         })
     }
 }

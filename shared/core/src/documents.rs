@@ -38,6 +38,7 @@ macro_rules! version_one {
 }
 
 mod book;
+mod print;
 mod purchases;
 mod records;
 

@@ -211,6 +211,19 @@ CREATE INDEX IF NOT EXISTS subscriptions_due ON subscriptions
     (julianday(json_extract(doc, '$.period_end')))
     WHERE platform IS NOT NULL AND json_extract(doc, '$.status') != 'expired';
 "#,
+    // Print orders: one per user and idempotency key; a user's open ones counted.
+    r#"
+CREATE TABLE IF NOT EXISTS print_orders (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    idempotency_key TEXT,
+    open            INTEGER NOT NULL,
+    doc             TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS print_orders_by_key ON print_orders (user_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS print_orders_open ON print_orders (user_id) WHERE open = 1;
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

@@ -31,6 +31,7 @@ mod characters;
 mod consents;
 mod keys;
 mod limits;
+mod print_orders;
 mod purchases;
 mod settings;
 mod streaks;

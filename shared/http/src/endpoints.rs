@@ -153,6 +153,7 @@ pub fn all() -> Vec<Endpoint> {
         routes::config::endpoints(),
         routes::credits::endpoints(),
         routes::subscriptions::endpoints(),
+        routes::print_orders::endpoints(),
         routes::purchases::endpoints(),
         routes::books::endpoints(),
         routes::pages::endpoints(),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use storybook_core::domain::character::UploadRefusal;
+use storybook_core::domain::print::PrintRefusal;
 use storybook_core::domain::purchase::PurchaseRefusal;
 use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
 use storybook_core::ports::{BlobError, QueueError, StoreError};
@@ -69,6 +70,7 @@ pub enum ErrorCode {
     ServiceUnavailable,
     InternalError,
     ActivePaidSubscription,
+    PodRegionUnsupported,
 }
 
 impl ErrorCode {
@@ -92,6 +94,7 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ActivePaidSubscription => "ACTIVE_PAID_SUBSCRIPTION",
+            ErrorCode::PodRegionUnsupported => "POD_REGION_UNSUPPORTED",
         }
     }
 }
@@ -131,6 +134,15 @@ impl ApiError {
                 Refusal::ActivePaidSubscription { .. } => {
                     (StatusCode::BAD_REQUEST, C::ActivePaidSubscription)
                 }
+                Refusal::Print(refusal) => match refusal {
+                    PrintRefusal::RegionUnsupported { .. } => {
+                        (StatusCode::BAD_REQUEST, C::PodRegionUnsupported)
+                    }
+                    PrintRefusal::BookNotFinished | PrintRefusal::TooManyOpen { .. } => {
+                        (StatusCode::CONFLICT, C::Conflict)
+                    }
+                    _ => (StatusCode::BAD_REQUEST, C::ValidationError),
+                },
                 Refusal::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
                 Refusal::DailyLimit { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, C::DailyLimitExceeded)
@@ -225,6 +237,20 @@ impl ApiError {
             Refusal::ActivePaidSubscription { current_plan } => {
                 (Some(json!({"current_plan": current_plan})), None)
             }
+            Refusal::Print(refusal) => (
+                match refusal {
+                    PrintRefusal::RegionUnsupported { country, supported } => {
+                        Some(json!({"country": country, "supported_countries": supported}))
+                    }
+                    PrintRefusal::Required(fields) => Some(json!({"required": fields})),
+                    PrintRefusal::BookNotFinished => Some(json!({"reason": "book_not_finished"})),
+                    PrintRefusal::TooManyOpen { limit } => {
+                        Some(json!({"reason": "too_many_open_orders", "limit": limit}))
+                    }
+                    _ => None,
+                },
+                None,
+            ),
             _ => (None, None),
         }
     }

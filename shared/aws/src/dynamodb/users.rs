@@ -33,6 +33,15 @@ impl UserStore for DynamoStore {
             if sk.starts_with(purchases::HOLDS_PREFIX) {
                 self.forget_holder(&sk, id).await?;
             }
+            if let Some(order) = sk.strip_prefix(print_orders::NOTE_PREFIX) {
+                // The order itself, and the address it holds.
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(print_orders::order_pk(order)))
+                    .key("sk", s(print_orders::ORDER))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
             if sk == purchases::SUBSCRIPTION {
                 // Its entry in the index of renewals, if it has one.
                 let plan = Subscription::read(&text(&item, "doc")?)?;

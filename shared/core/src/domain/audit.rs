@@ -30,6 +30,7 @@ pub enum AuditEvent {
     PurchaseRedeemed,
     PurchaseRefunded,
     SubscriptionGranted,
+    PrintOrderApproved,
 }
 
 impl AuditEvent {
@@ -57,6 +58,7 @@ impl AuditEvent {
         AuditEvent::PurchaseRedeemed,
         AuditEvent::PurchaseRefunded,
         AuditEvent::SubscriptionGranted,
+        AuditEvent::PrintOrderApproved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +86,7 @@ impl AuditEvent {
             AuditEvent::PurchaseRedeemed => "purchase_redeemed",
             AuditEvent::PurchaseRefunded => "purchase_refunded",
             AuditEvent::SubscriptionGranted => "subscription_granted",
+            AuditEvent::PrintOrderApproved => "print_order_approved",
         }
     }
 

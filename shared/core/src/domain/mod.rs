@@ -11,6 +11,7 @@ pub mod credential;
 pub mod credits;
 pub mod failure;
 pub mod markup;
+pub mod print;
 pub mod purchase;
 pub mod settings;
 pub mod sheet_rules;

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod marketplace;
 pub mod not_given;
+pub mod print_orders;
 pub mod purchases;
 pub mod queue;
 pub mod store;

@@ -285,6 +285,7 @@ pub trait Store:
     + BreakerStore
     + SpendStore
     + super::purchases::PurchaseStore
+    + super::print_orders::PrintOrderStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod library;
 pub mod pages;
+pub mod print_orders;
 pub mod purchases;
 pub mod spend;
 pub mod store_events;
@@ -102,6 +103,9 @@ pub enum Refusal {
     /// A store purchase that buys nothing here, with its stable reason.
     #[error("{0}")]
     Purchase(crate::domain::purchase::PurchaseRefusal),
+    /// A print order the contract refuses (400), or one that must wait (409).
+    #[error(transparent)]
+    Print(#[from] crate::domain::print::PrintRefusal),
     /// The free plan asked for while a paid one runs.
     #[error("A paid plan is still running; it ends on its own at the end of its period")]
     ActivePaidSubscription { current_plan: String },

@@ -9,6 +9,7 @@ pub mod credits;
 pub mod health;
 pub mod library;
 pub mod pages;
+pub mod print_orders;
 pub mod purchases;
 pub mod settings;
 pub mod spend;
