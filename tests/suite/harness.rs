@@ -158,6 +158,21 @@ impl TestApp {
         .await
     }
 
+    /// The app whose printer is Lulu as `settings` describe it, over the app's own blobs.
+    pub async fn with_printer(
+        backend: Backend,
+        config: Config,
+        settings: storybook_pipeline::print::LuluSettings,
+    ) -> Self {
+        Self::built(backend, config, Clock::system(), move |state| {
+            let printer =
+                storybook_pipeline::print::LuluPrinter::new(settings, state.blobs.clone());
+            state.app.printer = Arc::new(printer);
+            Providers::offline()
+        })
+        .await
+    }
+
     /// The app whose studio calls `providers`.
     pub async fn with_studio(backend: Backend, config: Config, providers: Providers) -> Self {
         Self::built(backend, config, Clock::system(), |_| providers).await

@@ -22,6 +22,7 @@ mod local_server;
 mod money;
 mod operations;
 mod pages;
+mod print_lulu;
 mod print_orders;
 mod providers;
 mod purchases;

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::credential::CredentialHasher;
-use crate::ports::{BlobStore, Marketplace, NotGiven, StepQueue, Store, Studio};
+use crate::ports::{BlobStore, Marketplace, NotGiven, Printer, StepQueue, Store, Studio};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -17,6 +17,8 @@ pub struct App {
     pub studio: Arc<dyn Studio>,
     /// The App Store and Google Play: only the credits function (and local mode) is given them.
     pub marketplace: Arc<dyn Marketplace>,
+    /// The printer of paid-for copies: only the studio function (and local mode) is given it.
+    pub printer: Arc<dyn Printer>,
     pub hasher: CredentialHasher,
     pub config: Arc<Config>,
     /// What "now" is for days, streaks and daily caps.
@@ -37,6 +39,7 @@ impl App {
             queue,
             studio: Arc::new(NotGiven),
             marketplace: Arc::new(NotGiven),
+            printer: Arc::new(NotGiven),
             hasher,
             config: Arc::new(config),
             clock: Clock::system(),
@@ -46,6 +49,12 @@ impl App {
     /// The same application, given the studio.
     pub fn with_studio(mut self, studio: Arc<dyn Studio>) -> Self {
         self.studio = studio;
+        self
+    }
+
+    /// The same application, given the printer.
+    pub fn with_printer(mut self, printer: Arc<dyn Printer>) -> Self {
+        self.printer = printer;
         self
     }
 

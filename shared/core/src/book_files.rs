@@ -53,6 +53,12 @@ pub fn reference_key(book: &BookId, extension: &str) -> BlobKey {
     BlobKey::parse(&format!("books/{}/reference.{extension}", book.as_str())).expect("a valid key")
 }
 
+/// A print-ready file (`interior` or `cover`) made for print order `order`.
+pub fn print_file_key(book: &BookId, order: &str, file: &str) -> BlobKey {
+    BlobKey::parse(&format!("books/{}/print/{order}/{file}.pdf", book.as_str()))
+        .expect("a valid key")
+}
+
 pub fn pdf_key(book: &BookId) -> BlobKey {
     BlobKey::parse(&format!("books/{}/book.pdf", book.as_str())).expect("a valid key")
 }

@@ -78,6 +78,9 @@ pub struct Config {
     pub print_prices: Arc<crate::domain::print::PrintPrices>,
     /// Print orders one user may have open at once (`POD_OPEN_ORDERS_PER_USER`).
     pub print_orders_open_per_user: u32,
+    /// New print orders go to the printer at once, without an operator's approval
+    /// (`POD_AUTO_SUBMIT`): only for an app that takes payment before ordering.
+    pub print_auto_submit: bool,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -135,6 +138,7 @@ impl Default for Config {
             products: Arc::new(Catalogue::default()),
             print_prices: Default::default(),
             print_orders_open_per_user: 3,
+            print_auto_submit: false,
         }
     }
 }
@@ -351,6 +355,7 @@ impl Config {
                 },
             ),
             print_orders_open_per_user: parsed(lookup, "POD_OPEN_ORDERS_PER_USER", 3)?,
+            print_auto_submit: parsed(lookup, "POD_AUTO_SUBMIT", false)?,
         })
     }
 }

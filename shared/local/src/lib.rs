@@ -23,6 +23,7 @@ use storybook_http::error::ApiError;
 use storybook_http::extract::{PathParam, QueryParams};
 use storybook_http::{AppState, api, with_edges};
 use storybook_pipeline::pipeline::{Pipeline, worker};
+use storybook_pipeline::print::{LuluPrinter, LuluSettings};
 use storybook_pipeline::providers::settings::ProviderSettings;
 use storybook_pipeline::studio::ProviderStudio;
 use storybook_stores::Stores;
@@ -305,9 +306,15 @@ pub async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let local = LocalSettings::from_env()?;
     let stores = StoreSettings::from_lookup(&|name| std::env::var(name).ok(), config.environment)?;
+    let config_environment = config.environment;
     let mut mode = LocalMode::open(config, &local, &ProviderSettings::from_env()?)?;
     if stores.any() {
         mode.state.marketplace = Arc::new(Stores::new(stores)?);
+    }
+    let lulu = LuluSettings::from_lookup(&|name| std::env::var(name).ok(), config_environment)?;
+    if let Some(lulu) = lulu {
+        let printer = LuluPrinter::new(lulu, mode.state.blobs.clone());
+        mode.state.app.printer = Arc::new(printer);
     }
     let configured = std::env::var("BOOTSTRAP_ADMIN_KEY")
         .ok()

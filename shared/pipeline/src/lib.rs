@@ -8,10 +8,12 @@
 //!   batch handler and local mode's worker.
 //! - [`studio`]: the provider calls an API function makes while the parent waits (characters
 //!   from words or pictures, a page read aloud on demand).
+//! - [`print`]: printed copies by Lulu's Print API: the print-ready files and the job.
 //! - [`pictures`]: uploads checked, decoded and written again without metadata; providers'
 //!   pictures stripped of theirs.
 
 pub mod pictures;
 pub mod pipeline;
+pub mod print;
 pub mod providers;
 pub mod studio;

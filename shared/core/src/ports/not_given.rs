@@ -9,10 +9,12 @@ use super::marketplace::{
     Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
     StoreSubscription, StoreUnavailable, Unverifiable,
 };
+use super::printer::{PrintJob, Printer, PrinterError};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
-use crate::domain::book::{Language, TargetAge};
+use crate::domain::book::{Book, Language, TargetAge};
 use crate::domain::character::Sheet;
+use crate::domain::print::PrintOrder;
 use crate::domain::purchase::{Platform, PurchaseRefusal};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -138,5 +140,21 @@ impl Marketplace for NotGiven {
         _: &str,
     ) -> Result<Option<StoreSubscription>, StoreUnavailable> {
         Err(StoreUnavailable(not_given("marketplace")))
+    }
+}
+
+/// No printer: orders wait, approved, until one is configured.
+#[async_trait]
+impl Printer for NotGiven {
+    async fn submit(&self, _: &PrintOrder, _: &Book) -> Result<PrintJob, PrinterError> {
+        Err(PrinterError::NotConfigured)
+    }
+
+    async fn job(&self, _: &str) -> Result<PrintJob, PrinterError> {
+        Err(PrinterError::NotConfigured)
+    }
+
+    fn webhook(&self, _: &[u8], _: Option<&str>) -> Result<PrintJob, Unverifiable> {
+        Err(Unverifiable("no printer is configured".into()))
     }
 }

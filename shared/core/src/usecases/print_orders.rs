@@ -1,14 +1,18 @@
 //! Printed copies of a finished book: a quote per region, an order saved once per idempotency
-//! key within a user's limit of open orders, read by its owner only, and approved by an
-//! operator before anything is printed (the app takes no payment).
+//! key within a user's limit of open orders, read by its owner only, approved by an operator
+//! before anything is printed (the app takes no payment), then sent to the printer, its state
+//! followed by the printer's signed webhooks and read again while the parent looks.
 
 use super::{Refusal, Request, audit};
 use crate::app::App;
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::audit::AuditEvent;
 use crate::domain::print::{PrintOrder, PrintRefusal, PrintStatus, Quote, ShippingAddress};
+use crate::domain::spend::{Microdollars, SpendCharge, spend_day};
 use crate::domain::user::User;
 use crate::ports::print_orders::Placed;
+use crate::ports::printer::{PrintJob, PrinterError};
+use crate::spend::SpendGuard;
 
 /// The app's `GET /v1/pod/quote`.
 pub fn quote(app: &App, country: &str, quantity: u32) -> Result<Quote, Refusal> {
@@ -68,29 +72,49 @@ pub async fn place_order(
     match app.store.place_print_order(&placed, limit).await? {
         Placed::New => {
             tracing::info!(order = %placed.id, "a print order placed");
-            Ok((placed, OrderSource::New))
+            if !app.config.print_auto_submit {
+                return Ok((placed, OrderSource::New));
+            }
+            // Paid for in the app before it ordered: to the printer now. Should that fail, the
+            // order stays approved for an operator.
+            let approved = placed.moved_to(PrintStatus::Approved, request.now);
+            if !app.store.replace_print_order(&placed, &approved).await? {
+                return Ok((placed, OrderSource::New));
+            }
+            match submit(app, approved.clone(), request.now).await {
+                Ok(order) => Ok((order, OrderSource::New)),
+                Err(refusal) => {
+                    tracing::warn!(order = %approved.id, %refusal, "an order was not submitted at once");
+                    Ok((approved, OrderSource::New))
+                }
+            }
         }
         Placed::Existing(earlier) => Ok((*earlier, OrderSource::Idempotent)),
         Placed::TooManyOpen(_) => Err(PrintRefusal::TooManyOpen { limit }.into()),
     }
 }
 
-/// The app's `GET /v1/pod/orders/{order_id}`: the caller's order, or 404 whether it is
-/// missing or someone else's.
+/// The app's `GET /v1/pod/orders/{order_id}`: the caller's order (read again from the printer
+/// while it is there), or 404 whether it is missing or someone else's.
 #[tracing::instrument(skip_all)]
-pub async fn order(app: &App, request: &Request<User>, id: &str) -> Result<PrintOrder, Refusal> {
+pub async fn order(
+    app: &App,
+    request: &Request<User>,
+    id: &str,
+) -> Result<(PrintOrder, Synced), Refusal> {
     let not_found = || Refusal::not_found("order", id);
     if !PrintOrder::is_id(id) {
         return Err(not_found());
     }
     match app.store.print_order(id).await? {
-        Some(order) if order.user == request.caller.id => Ok(order),
+        Some(order) if order.user == request.caller.id => Ok(synced(app, order, request.now).await),
         _ => Err(not_found()),
     }
 }
 
 /// An operator's approval of an order waiting for review (`POST /v1/admin/pod/orders/{id}/approve`),
-/// audited. Approving again answers the order as it is.
+/// audited, and its submission to the printer. An approved order the printer did not take (not
+/// configured, unreachable, generation stopped) is submitted again by approving it again.
 #[tracing::instrument(skip_all)]
 pub async fn approve_order(
     app: &App,
@@ -103,23 +127,199 @@ pub async fn approve_order(
     }
     for _ in 0..5 {
         let order = app.store.print_order(id).await?.ok_or_else(not_found)?;
-        if order.status != PrintStatus::PendingReview {
-            return Ok(order);
-        }
-        let approved = order.moved_to(PrintStatus::Approved, request.now);
-        if app.store.replace_print_order(&order, &approved).await? {
-            audit(
-                app,
-                request,
-                AuditEvent::PrintOrderApproved,
-                Some(request.caller.key_id.clone()),
-                Some(format!("{} by {}", approved.id, request.caller.key_id)),
-            )
-            .await;
-            return Ok(approved);
+        match order.status {
+            PrintStatus::PendingReview => {
+                let approved = order.moved_to(PrintStatus::Approved, request.now);
+                if app.store.replace_print_order(&order, &approved).await? {
+                    audit(
+                        app,
+                        request,
+                        AuditEvent::PrintOrderApproved,
+                        Some(request.caller.key_id.clone()),
+                        Some(format!("{} by {}", approved.id, request.caller.key_id)),
+                    )
+                    .await;
+                    return submit(app, approved, request.now).await;
+                }
+            }
+            PrintStatus::Approved => return submit(app, order, request.now).await,
+            _ => return Ok(order),
         }
     }
     Err(Refusal::unavailable(anyhow::anyhow!(
         "the order kept changing while it was approved"
+    )))
+}
+
+/// Sends an approved order to the printer, unless generation is stopped (the kill switch, or
+/// today's spend at its limit): then, and when no printer is configured, it stays approved.
+/// The printer's charge counts in today's spend.
+async fn submit(
+    app: &App,
+    order: PrintOrder,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<PrintOrder, Refusal> {
+    if let Some(stopped) = SpendGuard::new(app).stopped().await? {
+        tracing::warn!(order = %order.id, ?stopped, "a print order waits: generation is stopped");
+        return Ok(order);
+    }
+    let Some(book) = app.store.find_book(&order.book_id).await? else {
+        return Err(Refusal::Conflict(
+            "The order's book was deleted; it cannot be printed".into(),
+        ));
+    };
+    let job = match app.printer.submit(&order, &book.book).await {
+        Ok(job) => job,
+        Err(PrinterError::NotConfigured) => {
+            tracing::info!(order = %order.id, "no printer is configured: the order waits");
+            return Ok(order);
+        }
+        Err(PrinterError::Refused(reason)) => {
+            tracing::warn!(order = %order.id, %reason, "the printer refused an order");
+            return Err(Refusal::Conflict(
+                "The printer refused the order; its reason is in the logs".into(),
+            ));
+        }
+        Err(PrinterError::Unavailable(error)) => return Err(Refusal::unavailable(error)),
+    };
+    let submitted = with_job(&order, &job, now);
+    // The job exists at the printer: its record is written however the order changed meanwhile.
+    let mut current = order;
+    for _ in 0..5 {
+        let changed = with_job(&current, &job, now);
+        if app.store.replace_print_order(&current, &changed).await? {
+            record_spend(app, &changed).await;
+            tracing::info!(order = %changed.id, job = %job.id, "a print order sent to the printer");
+            return Ok(changed);
+        }
+        match app.store.print_order(&current.id).await? {
+            Some(stored) => current = stored,
+            None => return Ok(submitted),
+        }
+    }
+    Err(Refusal::unavailable(anyhow::anyhow!(
+        "the order kept changing while its print job was recorded"
+    )))
+}
+
+/// The printer's charge for an order, in today's spend (priced in dollars: a charge in another
+/// currency is logged, not counted).
+async fn record_spend(app: &App, order: &PrintOrder) {
+    let (Some(total), Some(currency)) = (order.provider_total, order.provider_currency.as_deref())
+    else {
+        return;
+    };
+    if currency != "USD" {
+        tracing::warn!(order = %order.id, total, currency, "a print charge not in dollars is not counted in the spend");
+        return;
+    }
+    let charge = SpendCharge {
+        day: spend_day(app.clock.now()).0,
+        book: order.book_id.clone(),
+        cost: Microdollars(u64::try_from(total).unwrap_or(0) * 10_000),
+    };
+    match app.store.add_spend(&charge).await {
+        Ok(total) => {
+            tracing::info!(order = %order.id, cost_usd = charge.cost.usd(), spent_today_usd = total.usd(), "print usage")
+        }
+        Err(error) => tracing::warn!(%error, "a print charge could not be counted"),
+    }
+}
+
+/// The order as its print job now stands (an order that ended stays as it ended).
+fn with_job(order: &PrintOrder, job: &PrintJob, now: chrono::DateTime<chrono::Utc>) -> PrintOrder {
+    let status = if order.status.is_open() {
+        job.status
+    } else {
+        order.status
+    };
+    PrintOrder {
+        provider_order_id: Some(job.id.clone()),
+        provider_total: job.total.or(order.provider_total),
+        provider_currency: job.currency.clone().or(order.provider_currency.clone()),
+        tracking_number: job
+            .tracking_number
+            .clone()
+            .or(order.tracking_number.clone()),
+        ..order.moved_to(status, now)
+    }
+}
+
+/// Where an order's answer comes from: the printer just now, or what was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    Printer,
+    Stored,
+}
+
+/// An order at the printer, read again from it (failing that, as stored).
+async fn synced(
+    app: &App,
+    order: PrintOrder,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (PrintOrder, Synced) {
+    let Some(job_id) = order
+        .provider_order_id
+        .clone()
+        .filter(|_| order.status.is_open())
+    else {
+        return (order, Synced::Stored);
+    };
+    match app.printer.job(&job_id).await {
+        Ok(job) => {
+            let changed = with_job(&order, &job, now);
+            if changed.status == order.status && changed.tracking_number == order.tracking_number {
+                return (order, Synced::Printer);
+            }
+            match app.store.replace_print_order(&order, &changed).await {
+                Ok(_) => (changed, Synced::Printer),
+                Err(error) => {
+                    tracing::warn!(%error, "a print order's state could not be stored");
+                    (changed, Synced::Printer)
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(order = %order.id, %error, "the printer could not be asked");
+            (order, Synced::Stored)
+        }
+    }
+}
+
+/// The printer's webhook: a job's new state, believed only when the printer signed it, applied
+/// to the order it names.
+#[tracing::instrument(skip_all)]
+pub async fn apply_print_webhook(
+    app: &App,
+    request: &Request<()>,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Option<PrintOrder>, Refusal> {
+    let job = app.printer.webhook(body, signature).map_err(|refused| {
+        tracing::warn!(reason = %refused.0, "a printer webhook was refused");
+        Refusal::Unauthorized("The webhook could not be verified".into())
+    })?;
+    let Some(id) = job.order_id.clone().filter(|id| PrintOrder::is_id(id)) else {
+        return Ok(None);
+    };
+    for _ in 0..5 {
+        let Some(order) = app.store.print_order(&id).await? else {
+            return Ok(None);
+        };
+        if order
+            .provider_order_id
+            .as_deref()
+            .is_some_and(|known| known != job.id)
+        {
+            tracing::warn!(order = %id, "a webhook about another job of the order");
+            return Ok(None);
+        }
+        let changed = with_job(&order, &job, request.now);
+        if app.store.replace_print_order(&order, &changed).await? {
+            return Ok(Some(changed));
+        }
+    }
+    Err(Refusal::unavailable(anyhow::anyhow!(
+        "the order kept changing while a webhook was applied"
     )))
 }

@@ -1,21 +1,24 @@
 //! Printed copies of a book: `GET /v1/pod/quote`, `POST /v1/pod/orders`,
-//! `GET /v1/pod/orders/{order_id}` and an operator's `POST /v1/admin/pod/orders/{order_id}/approve`.
+//! `GET /v1/pod/orders/{order_id}`, an operator's `POST /v1/admin/pod/orders/{order_id}/approve`
+//! and the printer's `POST /v1/pod/webhook/lulu`.
 //! Prices are kept in minor units and answered in the currency's major units, as the app shows
 //! them.
 
-use crate::auth::{AdminRequest, UserRequest};
+use crate::auth::{AdminRequest, AnonymousRequest, UserRequest};
 use crate::endpoints::Endpoint;
 use crate::error::{ApiError, Problem};
 use crate::extract::{IdempotencyKeyHeader, JsonBody, PathParam, QueryParams};
 use crate::routes::timestamp;
 use crate::state::AppState;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use storybook_core::catalogue::{Access, Family};
 use storybook_core::domain::print::{PrintOrder, Quote, ShippingAddress, minor_units_per_major};
-use storybook_core::usecases::print_orders::{self, OrderRequest, OrderSource};
+use storybook_core::usecases::print_orders::{self, OrderRequest, OrderSource, Synced};
 
 /// The routes this file serves: the studio function's, which holds the book's pictures the
 /// printer's files are made from.
@@ -30,6 +33,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             approve,
         )
         .access(Access::AdminApiKey),
+        Endpoint::post(Family::Studio, "/v1/pod/webhook/lulu", lulu_webhook).public(),
     ]
 }
 
@@ -213,8 +217,12 @@ pub async fn order(
     UserRequest(request): UserRequest,
     PathParam(order_id): PathParam,
 ) -> Result<Json<OrderView>, ApiError> {
-    let order = print_orders::order(&state, &request, &order_id).await?;
-    Ok(Json(OrderView::of(&order, "local_snapshot")))
+    let (order, synced) = print_orders::order(&state, &request, &order_id).await?;
+    let sync_source = match synced {
+        Synced::Printer => "lulu",
+        Synced::Stored => "local_snapshot",
+    };
+    Ok(Json(OrderView::of(&order, sync_source)))
 }
 
 pub async fn approve(
@@ -224,4 +232,30 @@ pub async fn approve(
 ) -> Result<Json<OrderView>, ApiError> {
     let order = print_orders::approve_order(&state, &request, &order_id).await?;
     Ok(Json(OrderView::of(&order, "local")))
+}
+
+#[derive(Serialize)]
+pub struct WebhookAnswer {
+    status: &'static str,
+}
+
+/// Lulu's `PRINT_JOB_STATUS_CHANGED`, signed with `Lulu-HMAC-SHA256` over the raw body (401
+/// otherwise, nothing changed).
+pub async fn lulu_webhook(
+    State(state): State<AppState>,
+    AnonymousRequest(request): AnonymousRequest,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookAnswer>, ApiError> {
+    let signature = headers
+        .get("lulu-hmac-sha256")
+        .and_then(|value| value.to_str().ok());
+    let applied = print_orders::apply_print_webhook(&state, &request, &body, signature).await?;
+    Ok(Json(WebhookAnswer {
+        status: if applied.is_some() {
+            "applied"
+        } else {
+            "ignored"
+        },
+    }))
 }

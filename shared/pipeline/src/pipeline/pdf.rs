@@ -18,7 +18,7 @@ use krilla::text::{Font, TextDirection};
 use storybook_core::domain::book::{Book, Language, TargetAge};
 use storybook_core::ports::{BlobKey, BlobStore};
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/NanumSquareRoundR.ttf");
+pub(crate) static FONT: &[u8] = include_bytes!("../../assets/fonts/NanumSquareRoundR.ttf");
 
 /// A4 landscape, in points.
 const WIDTH: f32 = 842.0;
@@ -27,7 +27,7 @@ const MARGIN: f32 = 36.0;
 
 /// The text size a reader of this age follows comfortably (points), and the smallest it may be
 /// set at when a page's text is long.
-fn text_size(age: TargetAge) -> (f32, f32) {
+pub(crate) fn text_size(age: TargetAge) -> (f32, f32) {
     match age {
         TargetAge::ThreeToFive => (24.0, 16.0),
         TargetAge::FiveToSeven => (20.0, 14.0),
@@ -37,7 +37,7 @@ fn text_size(age: TargetAge) -> (f32, f32) {
 }
 
 /// The line height for text of `size`.
-fn leading(size: f32) -> f32 {
+pub(crate) fn leading(size: f32) -> f32 {
     size * 1.45
 }
 
@@ -80,7 +80,7 @@ pub fn wrap(text: &str, size: f32, width: f32) -> Vec<String> {
     lines
 }
 
-fn fill(surface: &mut Surface, colour: (u8, u8, u8)) {
+pub(crate) fn fill(surface: &mut Surface, colour: (u8, u8, u8)) {
     surface.set_fill(Some(Fill {
         paint: rgb::Color::new(colour.0, colour.1, colour.2).into(),
         opacity: NormalizedF32::ONE,
@@ -96,7 +96,7 @@ fn background(surface: &mut Surface, colour: (u8, u8, u8)) {
 }
 
 /// A picture in any of the kinds providers make (PNG, JPEG, WebP), at its own resolution.
-fn decode(bytes: Vec<u8>) -> anyhow::Result<Image> {
+pub(crate) fn decode(bytes: Vec<u8>) -> anyhow::Result<Image> {
     let kind = crate::providers::fetch::image_extension(&bytes);
     let decoded = match kind {
         Some("jpg") => Image::from_jpeg(bytes.into(), true),
@@ -108,7 +108,7 @@ fn decode(bytes: Vec<u8>) -> anyhow::Result<Image> {
 
 /// Draws `image` as large as fits the box at (`x`, `y`) of `width` x `height`, its proportions
 /// kept, centred in the box; answers the rectangle it took.
-fn picture(
+pub(crate) fn picture(
     surface: &mut Surface,
     image: Image,
     x: f32,
@@ -131,12 +131,27 @@ fn picture(
 }
 
 fn centred(surface: &mut Surface, font: &Font, text: &str, size: f32, y: f32) {
-    for (i, line) in wrap(text, size, WIDTH - 2.0 * MARGIN).iter().enumerate() {
-        let width: f32 = line
+    let column = WIDTH - 2.0 * MARGIN;
+    let lines = wrap(text, size, column);
+    centred_lines(surface, font, &lines, size, MARGIN, column, y);
+}
+
+/// Lines of text centred in the column from `left`, `width` wide, the first at `y`.
+pub(crate) fn centred_lines(
+    surface: &mut Surface,
+    font: &Font,
+    lines: &[String],
+    size: f32,
+    left: f32,
+    width: f32,
+    y: f32,
+) {
+    for (i, line) in lines.iter().enumerate() {
+        let line_width: f32 = line
             .chars()
             .map(|c| if c.is_ascii() { 0.55 * size } else { size })
             .sum();
-        let x = ((WIDTH - width) / 2.0).max(MARGIN);
+        let x = left + ((width - line_width) / 2.0).max(0.0);
         surface.draw_text(
             Point::from_xy(x, y + i as f32 * leading(size)),
             font.clone(),
@@ -154,8 +169,11 @@ async fn image_of(blobs: &dyn BlobStore, key: Option<&str>) -> anyhow::Result<Op
     Ok(blobs.get(&key).await?.map(|bytes| bytes.to_vec()))
 }
 
-/// Builds the PDF of a book whose pages and pictures are all recorded.
-pub async fn render(book: &Book, blobs: &dyn BlobStore) -> anyhow::Result<Vec<u8>> {
+/// A book's cover picture, and each story page's text and picture, from our blob storage.
+pub(crate) async fn pictures_of(
+    book: &Book,
+    blobs: &dyn BlobStore,
+) -> anyhow::Result<(Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>)> {
     let cover = image_of(blobs, book.cover().and_then(|p| p.image_key.as_deref())).await?;
     let mut pages = Vec::new();
     for page in book.story_pages() {
@@ -164,6 +182,12 @@ pub async fn render(book: &Book, blobs: &dyn BlobStore) -> anyhow::Result<Vec<u8
             image_of(blobs, page.image_key.as_deref()).await?,
         ));
     }
+    Ok((cover, pages))
+}
+
+/// Builds the PDF of a book whose pages and pictures are all recorded.
+pub async fn render(book: &Book, blobs: &dyn BlobStore) -> anyhow::Result<Vec<u8>> {
+    let (cover, pages) = pictures_of(book, blobs).await?;
     let cover = Cover {
         title: book.title.clone().unwrap_or_default(),
         child: book
@@ -186,7 +210,7 @@ struct Cover {
 }
 
 /// The line under the title.
-fn dedication(child: &str, language: Language) -> String {
+pub(crate) fn dedication(child: &str, language: Language) -> String {
     match language {
         Language::Korean => format!("{child}를 위한 그림책"),
         _ => format!("A picture book for {child}"),
@@ -278,7 +302,13 @@ fn lay_out(
 }
 
 /// Lines of `text` at `size` in `width`, from `size` down to `smallest` until they fit `height`.
-fn fitted(text: &str, size: f32, smallest: f32, width: f32, height: f32) -> (f32, Vec<String>) {
+pub(crate) fn fitted(
+    text: &str,
+    size: f32,
+    smallest: f32,
+    width: f32,
+    height: f32,
+) -> (f32, Vec<String>) {
     let mut size = size;
     loop {
         let lines = wrap(text, size, width);
