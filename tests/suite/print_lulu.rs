@@ -292,6 +292,28 @@ on_both_backends!(
 );
 
 #[tokio::test]
+async fn racing_approvals_send_one_job() {
+    let lulu = FakeLulu::start().await;
+    let app =
+        Arc::new(TestApp::with_printer(Backend::Embedded, test_config(), lulu.settings()).await);
+    let user = new_user_key();
+    let placed = placed(&app, &user, "KR").await;
+    let id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let answers = futures::future::join_all((0..5).map(|_| {
+        let (app, id) = (app.clone(), id.clone());
+        tokio::spawn(async move { approve(&app, &id).await })
+    }))
+    .await;
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(lulu.jobs.lock().unwrap().len(), 1, "one job for one order");
+    let order = app.state.store.print_order(&id).await.unwrap().unwrap();
+    assert_eq!(order.status.as_str(), "in_production");
+}
+
+#[tokio::test]
 async fn the_kill_switch_stops_submissions() {
     let lulu = FakeLulu::start().await;
     let app = TestApp::with_printer(Backend::Embedded, test_config(), lulu.settings()).await;

@@ -213,8 +213,11 @@ async fn orders_are_refused_as_the_contract_says(backend: Backend) {
     );
 
     // Three open orders at most (the default); the fourth waits.
-    for _ in 0..3 {
-        let placed = order(&app, &user, &with(address("JP")), None).await;
+    let mut korean = address("KR");
+    // Eighty Hangul letters: 240 bytes, within the 200 characters the schema allows.
+    korean["line1"] = json!("가".repeat(80));
+    for body in [with(korean), with(address("JP")), with(address("JP"))] {
+        let placed = order(&app, &user, &body, None).await;
         assert_eq!(placed.status, 200, "{}", placed.body);
     }
     let fourth = order(&app, &user, &with(address("JP")), None).await;

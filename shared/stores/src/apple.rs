@@ -390,11 +390,16 @@ impl AppleStore {
                 t,
             ) if subscription_id.is_some() => StoreEvent::Ended {
                 subscription_id: subscription_id.unwrap_or_default(),
-                // Family Sharing's access revoked ends it whatever was paid, and a grace period's
-                // end ends the plan we extended into it.
-                paid_until: t
-                    .and_then(|t| t.expires_date)
-                    .filter(|_| kind == NotificationTypeV2::Expired),
+                // An expiry ends the period it names; a grace period's end, the plan we
+                // extended into it (never one a later renewal paid); Family Sharing's access
+                // revoked ends it whatever was paid.
+                paid_until: match kind {
+                    NotificationTypeV2::Expired => t.and_then(|t| t.expires_date),
+                    NotificationTypeV2::GracePeriodExpired => {
+                        renewal.as_ref().and_then(|r| r.grace_period_expires_date)
+                    }
+                    _ => None,
+                },
             },
             // The library names a plain REFUND this way (6.0).
             (Some(NotificationTypeV2::AdvancedCommerceRefund), Some(t)) => {

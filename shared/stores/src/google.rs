@@ -389,7 +389,8 @@ impl GooglePlay {
             .map(|subscription| self.reading(product_id, token.to_owned(), subscription)))
     }
 
-    /// What `purchases.subscriptionsv2` says of subscription `token` to product `product_id`:
+    /// What `purchases.subscriptionsv2` says of subscription `token` to product `product_id`
+    /// (its only line when no product is named):
     /// its latest paid order (in an environment we accept) and until when it is paid; while
     /// Google retries billing, the line's expiry is the grace period's end.
     fn reading(
@@ -401,7 +402,7 @@ impl GooglePlay {
         let line = subscription
             .line_items
             .into_iter()
-            .find(|line| line.product_id == product_id);
+            .find(|line| product_id.is_empty() || line.product_id == product_id);
         let in_grace = subscription.subscription_state.as_deref()
             == Some("SUBSCRIPTION_STATE_IN_GRACE_PERIOD");
         let environment = self.environment_of(subscription.test_purchase.is_some());

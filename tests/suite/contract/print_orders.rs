@@ -89,6 +89,29 @@ async fn orders_are_placed_once_per_key_within_the_open_limit(backend: Backend) 
         Placed::New
     );
 }
+async fn racing_orders_stay_within_the_open_limit(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::new(backend).await);
+    let user = uuid::Uuid::new_v4().to_string();
+    let placed = futures::future::join_all((0..6).map(|i| {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move {
+            let order = order(&app, &user, Some(&format!("key-{i}")));
+            app.state.store.place_print_order(&order, 2).await.unwrap()
+        })
+    }))
+    .await;
+    let new = placed
+        .iter()
+        .filter(|placed| *placed.as_ref().unwrap() == Placed::New)
+        .count();
+    assert_eq!(new, 2, "{placed:?}");
+}
+on_both_backends!(
+    #[tokio::test]
+    racing_orders_stay_within_the_open_limit,
+    racing_orders_stay_within_the_open_limit
+);
+
 on_both_backends!(
     #[tokio::test]
     print_orders_once_per_key,

@@ -146,6 +146,31 @@ on_both_backends!(
 );
 
 #[tokio::test]
+async fn a_late_grace_expiry_ends_nothing_a_recovery_paid() {
+    let store = AppStore::start().await;
+    let app = app_asking(Backend::Embedded, test_config(), store.settings(BOTH)).await;
+    let user = new_user_key();
+    let bought = subscription("9500000001", "9500000001", "subscription_basic", 1);
+    store.sells(&bought);
+    verify(&app, &user, "subscription_basic", "9500000001").await;
+    let grace = renewal_in_grace("9500000001", "subscription_basic", 16);
+    let retry = store
+        .chain
+        .notification("DID_FAIL_TO_RENEW", &bought, Some(&grace));
+    notify(&app, &retry).await;
+    // Billing recovered: a new period, paid.
+    let recovered = subscription("9500000002", "9500000001", "subscription_basic", 31);
+    let renewed = store.chain.notification("DID_RENEW", &recovered, None);
+    assert_eq!(notify(&app, &renewed).await.body["event"], "paid");
+    // Apple's retry of the grace period's end, arriving after: the paid plan stays.
+    let late = store
+        .chain
+        .notification("GRACE_PERIOD_EXPIRED", &bought, Some(&grace));
+    assert_eq!(notify(&app, &late).await.body["event"], "ended");
+    assert_eq!(plan_of(&app, &user).await["status"], "active");
+}
+
+#[tokio::test]
 async fn grace_then_expiry_and_only_apples_signature_counts() {
     let store = AppStore::start().await;
     let app = app_asking(Backend::Embedded, test_config(), store.settings(BOTH)).await;
@@ -185,10 +210,11 @@ async fn grace_then_expiry_and_only_apples_signature_counts() {
     assert_eq!(notify(&app, "{\"signedPayload\": 5}").await.status, 401);
     assert_eq!(plan_of(&app, &user).await["status"], "active");
 
-    // The grace is over.
+    // The grace is over: the plan extended into it ends, though its paid period (a day) was
+    // shorter than the grace (sixteen).
     let over = store
         .chain
-        .notification("GRACE_PERIOD_EXPIRED", &ended, None);
+        .notification("GRACE_PERIOD_EXPIRED", &bought, Some(&grace));
     assert_eq!(notify(&app, &over).await.body["event"], "ended");
     assert_eq!(plan_of(&app, &user).await, Value::Null);
 

@@ -44,7 +44,7 @@ async fn app_store_plans_follow_what_apple_signed(backend: Backend) {
     // Within its period: not read.
     assert_eq!(
         reconcile_at(&app, 29).await,
-        json!({"read": 0, "unavailable": 0})
+        json!({"read": 0, "unavailable": 0, "unknown": 0})
     );
 
     // Past it, the store down: nothing changes, and the plan is read again next time.
@@ -55,7 +55,7 @@ async fn app_store_plans_follow_what_apple_signed(backend: Backend) {
     );
     assert_eq!(
         reconcile_at(&app, 31).await,
-        json!({"read": 0, "unavailable": 1})
+        json!({"read": 0, "unavailable": 1, "unknown": 0})
     );
     assert_eq!(balance(&app, &user).await, 13);
 
@@ -64,7 +64,7 @@ async fn app_store_plans_follow_what_apple_signed(backend: Backend) {
     store.subscription_status(&renewal, None, 1);
     assert_eq!(
         reconcile_at(&app, 31).await,
-        json!({"read": 1, "unavailable": 0})
+        json!({"read": 1, "unavailable": 0, "unknown": 0})
     );
     assert_eq!(balance(&app, &user).await, 3 + 20);
     let plan = plan_of(&app, &user).await;

@@ -5,9 +5,12 @@
 //! | an order | `PRINT#{order id}` | `ORDER`: `doc`; every replacement is conditioned on the `doc` read |
 //! | its user's note of it | `USER#{user hash}` | `PRINT#{order id}`: `open` (1 or 0), counted on each new order; erasure deletes the order by it |
 //! | its idempotency key | `USER#{user hash}` | `PRINTKEY#{X-Idempotency-Key}`: `order_id` |
+//! | the user's open orders | `USER#{user hash}` | `PRINTOPEN`: `open`, a count |
 //!
-//! An order is placed in one transaction of the three, the order and the key each conditioned
-//! on not existing: racing requests with one key save one order.
+//! An order is placed in one transaction: the order and its key, each conditioned on not
+//! existing (racing requests with one key save one order), its note, and the count of open
+//! orders raised on condition that it is below the limit (racing requests with different keys
+//! stay within it). The replacement that ends an order lowers the count in its transaction.
 
 use super::*;
 use storybook_core::domain::print::PrintOrder;
@@ -20,6 +23,9 @@ pub(super) const NOTE_PREFIX: &str = "PRINT#";
 pub(super) fn order_pk(id: &str) -> String {
     format!("PRINT#{id}")
 }
+
+/// The sort key of the count of a user's open orders.
+const OPEN_SK: &str = "PRINTOPEN";
 
 fn key_sk(key: &str) -> String {
     format!("PRINTKEY#{key}")
@@ -55,15 +61,6 @@ impl DynamoStore {
         {
             return Ok(Placed::Existing(Box::new(earlier)));
         }
-        let open = self
-            .query_all(user_pk(&order.user), NOTE_PREFIX, false)
-            .await?
-            .iter()
-            .filter(|note| matches!(note.get("open"), Some(AttributeValue::N(open)) if open == "1"))
-            .count() as u32;
-        if open >= open_limit {
-            return Ok(Placed::TooManyOpen(open));
-        }
         let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(order_pk(&order.id)))
@@ -73,6 +70,7 @@ impl DynamoStore {
             .build()
             .map_err(StoreError::unavailable)?;
         let mut items = vec![
+            self.open_orders_change(&order.user, 1, Some(open_limit))?,
             TransactWriteItem::builder().put(put).build(),
             self.order_note(order)?,
         ];
@@ -87,8 +85,40 @@ impl DynamoStore {
                 .map_err(StoreError::unavailable)?;
             items.push(TransactWriteItem::builder().put(key).build());
         }
-        self.transact(items).await?;
-        Ok(Placed::New)
+        match self.transact(items).await {
+            Ok(()) => Ok(Placed::New),
+            // The count's condition (the first item) failed: the limit is reached.
+            Err(Attempt::Lost(failed)) if failed.contains(&0) => {
+                Ok(Placed::TooManyOpen(open_limit))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The count of the user's open orders moved by `by`, on condition that it is below
+    /// `limit` when one is given.
+    fn open_orders_change(
+        &self,
+        user: &UserId,
+        by: i64,
+        limit: Option<u32>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(user_pk(user)))
+            .key("sk", s(OPEN_SK))
+            .update_expression("ADD #open :by")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":by", n(by));
+        let update = match limit {
+            Some(limit) => update
+                .condition_expression("attribute_not_exists(#open) OR #open < :limit")
+                .expression_attribute_values(":limit", n(i64::from(limit))),
+            None => update,
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(StoreError::unavailable)?)
+            .build())
     }
 }
 
@@ -129,10 +159,13 @@ impl PrintOrderStore for DynamoStore {
             .expression_attribute_values(":read", s(doc))
             .build()
             .map_err(StoreError::unavailable)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(put).build(),
             self.order_note(replacement)?,
         ];
+        if expected.status.is_open() && !replacement.status.is_open() {
+            items.push(self.open_orders_change(&expected.user, -1, None)?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(Attempt::Lost(_)) => Ok(false),

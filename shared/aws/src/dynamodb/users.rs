@@ -44,8 +44,9 @@ impl UserStore for DynamoStore {
             }
             if sk == purchases::SUBSCRIPTION {
                 // Its entry in the index of renewals, if it has one.
-                let plan = Subscription::read(&text(&item, "doc")?)?;
-                if let Some(entry) = purchases::renewal_sk(id, &plan) {
+                // A plan that cannot be read never stops an erasure.
+                let plan = text(&item, "doc").and_then(|doc| Subscription::read(&doc));
+                if let Some(entry) = plan.ok().and_then(|plan| purchases::renewal_sk(id, &plan)) {
                     let delete = DeleteRequest::builder()
                         .key("pk", s(purchases::RENEWALS_PK))
                         .key("sk", s(entry))

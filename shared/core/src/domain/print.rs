@@ -200,6 +200,8 @@ pub enum PrintStatus {
     PendingReview,
     /// Approved; the printer has not been given it yet.
     Approved,
+    /// Being sent to the printer: claimed by one request, so that no other sends it too.
+    Submitting,
     /// At the printer: its job made, being paid, printed.
     InProduction,
     Shipped,
@@ -212,6 +214,7 @@ impl PrintStatus {
         match self {
             PrintStatus::PendingReview => "pending_review",
             PrintStatus::Approved => "approved",
+            PrintStatus::Submitting => "submitting",
             PrintStatus::InProduction => "in_production",
             PrintStatus::Shipped => "shipped",
             PrintStatus::Rejected => "rejected",
@@ -223,6 +226,7 @@ impl PrintStatus {
         Ok(match raw {
             "pending_review" => PrintStatus::PendingReview,
             "approved" => PrintStatus::Approved,
+            "submitting" => PrintStatus::Submitting,
             "in_production" => PrintStatus::InProduction,
             "shipped" => PrintStatus::Shipped,
             "rejected" => PrintStatus::Rejected,

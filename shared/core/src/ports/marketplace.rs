@@ -93,8 +93,9 @@ pub struct StoreSubscription {
 }
 
 impl StoreSubscription {
-    /// What the store's reading means as of `now`, in the words of its notifications.
-    pub fn event_at(&self, now: DateTime<Utc>) -> StoreEvent {
+    /// What the store's reading means as of `now`, in the words of its notifications, for a
+    /// plan we hold paid (or extended into a grace period) until `held_until`.
+    pub fn event_at(&self, now: DateTime<Utc>, held_until: DateTime<Utc>) -> StoreEvent {
         let subscription_id = self.subscription_id.clone();
         if self.revoked {
             return StoreEvent::Ended {
@@ -111,11 +112,11 @@ impl StoreSubscription {
                 subscription_id,
                 until: Some(grace),
             },
-            // The reading is the store's latest word, never a late one: what it has not been
-            // paid for ends now, a grace period we extended the plan into included.
+            // Lapsed: the plan as we held it ends (a grace period we extended it into
+            // included), unless a renewal moved it on while the store was read.
             _ => StoreEvent::Ended {
                 subscription_id,
-                paid_until: None,
+                paid_until: Some(held_until),
             },
         }
     }
@@ -237,13 +238,13 @@ mod tests {
 
     #[test]
     fn a_period_paid_beyond_now_is_a_payment() {
-        let event = reading(Some(20), None, false).event_at(at(10));
+        let event = reading(Some(20), None, false).event_at(at(10), at(9));
         assert!(matches!(event, StoreEvent::Paid(p) if p.store_id == "pay-20"));
     }
 
     #[test]
     fn a_lapsed_period_in_its_grace_is_a_billing_retry() {
-        let event = reading(Some(5), Some(15), false).event_at(at(10));
+        let event = reading(Some(5), Some(15), false).event_at(at(10), at(9));
         assert_eq!(
             event,
             StoreEvent::BillingRetry {
@@ -256,12 +257,12 @@ mod tests {
     #[test]
     fn a_lapsed_period_past_its_grace_ends_the_plan() {
         for grace in [None, Some(8)] {
-            let event = reading(Some(5), grace, false).event_at(at(10));
+            let event = reading(Some(5), grace, false).event_at(at(10), at(8));
             assert_eq!(
                 event,
                 StoreEvent::Ended {
                     subscription_id: "sub".into(),
-                    paid_until: None
+                    paid_until: Some(at(8))
                 }
             );
         }
@@ -269,7 +270,7 @@ mod tests {
 
     #[test]
     fn revoked_access_ends_whatever_was_paid() {
-        let event = reading(Some(20), Some(25), true).event_at(at(10));
+        let event = reading(Some(20), Some(25), true).event_at(at(10), at(9));
         assert_eq!(
             event,
             StoreEvent::Ended {

@@ -30,9 +30,13 @@ pub enum PrinterError {
     /// The printer refused the job (its files, the address): an operator must look.
     #[error("the printer refused the job: {0}")]
     Refused(String),
-    /// The printer (or our blob storage) could not be reached; try again later.
+    /// The printer (or our blob storage) could not be reached, and no job was made; try again
+    /// later.
     #[error("the printer is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// The job's creation got no answer: it may exist at the printer. Not tried again here.
+    #[error("the printer did not answer whether it made the job: {0:#}")]
+    Unknown(anyhow::Error),
 }
 
 #[async_trait]

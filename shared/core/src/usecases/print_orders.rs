@@ -153,7 +153,10 @@ pub async fn approve_order(
 
 /// Sends an approved order to the printer, unless generation is stopped (the kill switch, or
 /// today's spend at its limit): then, and when no printer is configured, it stays approved.
-/// The printer's charge counts in today's spend.
+/// The order is claimed first (`submitting`), so two approvals (or an approval racing
+/// `POD_AUTO_SUBMIT`) send it once; a failure before the job was made puts it back to
+/// `approved`, and a job whose creation got no answer leaves it `submitting` for an operator
+/// (approving it again sends nothing). The printer's charge counts in today's spend.
 async fn submit(
     app: &App,
     order: PrintOrder,
@@ -168,23 +171,42 @@ async fn submit(
             "The order's book was deleted; it cannot be printed".into(),
         ));
     };
-    let job = match app.printer.submit(&order, &book.book).await {
+    let claimed = order.moved_to(PrintStatus::Submitting, now);
+    if !app.store.replace_print_order(&order, &claimed).await? {
+        // Someone else is sending it, or did: the order as it is now.
+        let current = app.store.print_order(&order.id).await?;
+        return Ok(current.unwrap_or(order));
+    }
+    let job = match app.printer.submit(&claimed, &book.book).await {
         Ok(job) => job,
-        Err(PrinterError::NotConfigured) => {
-            tracing::info!(order = %order.id, "no printer is configured: the order waits");
-            return Ok(order);
+        Err(PrinterError::Unknown(error)) => {
+            tracing::error!(order = %order.id, error = format!("{error:#}"), "the printer may have made a job: the order stays submitting; check the printer before acting");
+            return Err(Refusal::unavailable(error));
         }
-        Err(PrinterError::Refused(reason)) => {
-            tracing::warn!(order = %order.id, %reason, "the printer refused an order");
-            return Err(Refusal::Conflict(
-                "The printer refused the order; its reason is in the logs".into(),
-            ));
+        Err(failure) => {
+            // No job was made: back to approved, for the next approval to send.
+            if let Err(error) = app.store.replace_print_order(&claimed, &order).await {
+                tracing::warn!(order = %order.id, %error, "a claimed order could not be released");
+            }
+            return match failure {
+                PrinterError::Refused(reason) => {
+                    tracing::warn!(order = %order.id, %reason, "the printer refused an order");
+                    Err(Refusal::Conflict(
+                        "The printer refused the order; its reason is in the logs".into(),
+                    ))
+                }
+                PrinterError::Unavailable(error) | PrinterError::Unknown(error) => {
+                    Err(Refusal::unavailable(error))
+                }
+                PrinterError::NotConfigured => {
+                    tracing::info!(order = %order.id, "no printer is configured: the order waits");
+                    Ok(order)
+                }
+            };
         }
-        Err(PrinterError::Unavailable(error)) => return Err(Refusal::unavailable(error)),
     };
-    let submitted = with_job(&order, &job, now);
     // The job exists at the printer: its record is written however the order changed meanwhile.
-    let mut current = order;
+    let mut current = claimed;
     for _ in 0..5 {
         let changed = with_job(&current, &job, now);
         if app.store.replace_print_order(&current, &changed).await? {
@@ -194,7 +216,7 @@ async fn submit(
         }
         match app.store.print_order(&current.id).await? {
             Some(stored) => current = stored,
-            None => return Ok(submitted),
+            None => return Ok(with_job(&current, &job, now)),
         }
     }
     Err(Refusal::unavailable(anyhow::anyhow!(
@@ -226,13 +248,11 @@ async fn record_spend(app: &App, order: &PrintOrder) {
     }
 }
 
-/// The order as its print job now stands (an order that ended stays as it ended).
+/// The order as its print job now stands.
 fn with_job(order: &PrintOrder, job: &PrintJob, now: chrono::DateTime<chrono::Utc>) -> PrintOrder {
-    let status = if order.status.is_open() {
-        job.status
-    } else {
-        order.status
-    };
+    // An order that ended stays as it ended; one never approved is not the job's.
+    let follows = order.status.is_open() && order.status != PrintStatus::PendingReview;
+    let status = if follows { job.status } else { order.status };
     PrintOrder {
         provider_order_id: Some(job.id.clone()),
         provider_total: job.total.or(order.provider_total),

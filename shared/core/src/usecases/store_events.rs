@@ -117,10 +117,14 @@ async fn apply_event(
 /// What a reconcile run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reconciled {
-    /// Plans read again from their stores.
+    /// Plans read again from their stores and brought in line.
     pub read: usize,
-    /// Plans whose store could not be asked: read again on the next run.
+    /// Plans whose store could not be asked, or whose reading could not be applied: read again
+    /// on the next run.
     pub unavailable: usize,
+    /// Plans their store does not know (a misconfigured store says so of every plan): left as
+    /// they are (they give nothing past their period end), logged as errors.
+    pub unknown: usize,
 }
 
 /// A plan is read again this long after its period ended: a renewal's notification usually
@@ -133,7 +137,7 @@ pub const RECONCILE_BATCH: u32 = 100;
 /// The scheduled reconcile: store plans past their period end are read again from their store
 /// and what it says is applied as its notification would have been (a renewal pays its
 /// credits once, a lapse ends the plan). Renewals come only from the stores, never from a
-/// timer alone.
+/// timer alone. One plan's failure does not stop the others.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Reconciled, Refusal> {
     let request = Request {
@@ -155,6 +159,7 @@ pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Re
         else {
             continue;
         };
+        // A plan no longer on sale is still read (its store finds its only line).
         let product = app
             .config
             .products
@@ -165,29 +170,30 @@ pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Re
             .subscription(*platform, product, subscription_id)
             .await
         {
-            Ok(reading) => reading,
+            Ok(Some(reading)) => reading,
+            Ok(None) => {
+                tracing::error!(
+                    platform = platform.as_str(),
+                    "the store does not know a plan it billed"
+                );
+                reconciled.unknown += 1;
+                continue;
+            }
             Err(unavailable) => {
                 tracing::warn!(platform = platform.as_str(), error = %unavailable, "a plan could not be read again");
                 reconciled.unavailable += 1;
                 continue;
             }
         };
-        let event = match reading {
-            Some(reading) => reading.event_at(now),
-            None => {
-                tracing::warn!(
-                    platform = platform.as_str(),
-                    "the store no longer knows a plan"
-                );
-                StoreEvent::Ended {
-                    subscription_id: subscription_id.clone(),
-                    paid_until: None,
-                }
-            }
-        };
+        let event = reading.event_at(now, plan.period_end);
         tracing::info!(platform = platform.as_str(), event = %event_name(&event), "a plan read again");
-        apply_event(app, &request, *platform, &event).await?;
-        reconciled.read += 1;
+        match apply_event(app, &request, *platform, &event).await {
+            Ok(()) => reconciled.read += 1,
+            Err(refusal) => {
+                tracing::warn!(%refusal, "a plan's reading could not be applied");
+                reconciled.unavailable += 1;
+            }
+        }
     }
     Ok(reconciled)
 }

@@ -102,14 +102,16 @@ pub struct OrderBody {
 /// The schema's bounds: lengths the app's form keeps to (422 beyond them; a blank that is
 /// not empty is the use case's 400 naming what is required).
 fn within_bounds(address: &ShippingAddress) -> Result<(), ApiError> {
-    let optional = |value: &Option<String>| value.as_deref().map_or(0, str::len);
+    // Characters, not bytes: a Korean address is three bytes a letter.
+    let length = |value: &str| value.chars().count();
+    let optional = |value: &Option<String>| value.as_deref().map_or(0, length);
     for (field, length, most) in [
-        ("name", address.name.len(), 120),
-        ("line1", address.line1.len(), 200),
+        ("name", length(&address.name), 120),
+        ("line1", length(&address.line1), 200),
         ("line2", optional(&address.line2), 200),
         ("city", optional(&address.city), 120),
         ("state", optional(&address.state), 120),
-        ("postal_code", address.postal_code.len(), 40),
+        ("postal_code", length(&address.postal_code), 40),
         ("phone", optional(&address.phone), 40),
     ] {
         if length > most {

@@ -103,7 +103,11 @@ impl Printer for LuluPrinter {
         let job = self
             .lulu
             .create_job(order, &print.title, &interior, &cover)
-            .await?;
+            .await
+            .map_err(|failed| match failed {
+                Failed::Busy(error) => PrinterError::Unknown(error),
+                refused => PrinterError::from(refused),
+            })?;
         Ok(PrintJob {
             order_id: job.order_id.clone().or(Some(order.id.clone())),
             total: job.total.or(Some(cost)),
