@@ -82,3 +82,56 @@ impl LuluSettings {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(
+        vars: &[(&str, &str)],
+        environment: Environment,
+    ) -> Result<Option<LuluSettings>, Invalid> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LuluSettings::from_lookup(&|name| vars.get(name).cloned(), environment)
+    }
+
+    const SET: &[(&str, &str)] = &[
+        ("LULU_CLIENT_KEY", "key"),
+        ("LULU_CLIENT_SECRET", "secret"),
+        ("LULU_CONTACT_EMAIL", "orders@example.com"),
+    ];
+
+    #[test]
+    fn the_sandbox_outside_prod_and_lulu_in_prod() {
+        assert!(
+            read(&[], Environment::Prod).unwrap().is_none(),
+            "no printer"
+        );
+        let dev = read(SET, Environment::Dev).unwrap().unwrap();
+        assert_eq!(dev.api_url, LULU_SANDBOX);
+        assert_eq!(dev.package_id, DEFAULT_PACKAGE);
+        assert_eq!(
+            dev.webhook_secret.as_deref(),
+            Some("secret"),
+            "Lulu signs with the API secret"
+        );
+        let prod = read(SET, Environment::Prod).unwrap().unwrap();
+        assert_eq!(prod.api_url, LULU_PRODUCTION);
+        assert!(
+            !format!("{prod:?}").contains("secret"),
+            "never a secret in a log"
+        );
+    }
+
+    #[test]
+    fn half_a_configuration_stops_the_start() {
+        assert!(read(&SET[..1], Environment::Dev).is_err());
+        let mut bad_package = SET.to_vec();
+        bad_package.push(("LULU_POD_PACKAGE_ID", "hardcover"));
+        assert!(read(&bad_package, Environment::Dev).is_err());
+    }
+}
