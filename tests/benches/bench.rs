@@ -666,6 +666,27 @@ mod counting {
     }
 
     #[async_trait]
+    impl storybook_core::ports::profiles::ProfileStore for Counted<S> {
+        async fn profiles(
+            &self,
+            user: &UserId,
+        ) -> Result<storybook_core::ports::profiles::StoredProfiles, StoreError> {
+            self.read();
+            self.inner.profiles(user).await
+        }
+
+        async fn replace_profiles(
+            &self,
+            user: &UserId,
+            read: u64,
+            profiles: &storybook_core::domain::profile::Profiles,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner.replace_profiles(user, read, profiles).await
+        }
+    }
+
+    #[async_trait]
     impl storybook_core::ports::print_orders::PrintOrderStore for Counted<S> {
         async fn place_print_order(
             &self,

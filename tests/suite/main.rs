@@ -24,6 +24,7 @@ mod operations;
 mod pages;
 mod print_lulu;
 mod print_orders;
+mod profiles;
 mod providers;
 mod purchases;
 mod routes;

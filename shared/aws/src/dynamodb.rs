@@ -23,6 +23,7 @@
 //! | kill switch | `SWITCH#kill` | `SWITCH` | GetItem on every book create and before every provider call |
 //! | store payment, a user's plan | see `purchases.rs` | | |
 //! | print order | see `print_orders.rs` | | |
+//! | a family's child profiles | `USER#{user hash}` | `PROFILES`: `doc`, `version` | GetItem; Put on condition of the version read |
 //!
 //! A book is created in one transaction with its charge (balance update, `usage` ledger entry),
 //! its library entry and its idempotency record; a failed book's refund is one transaction of the
@@ -74,6 +75,7 @@ mod consents;
 mod keys;
 mod limits;
 mod print_orders;
+mod profiles;
 mod purchases;
 mod refunds;
 mod settings;

@@ -39,6 +39,7 @@ macro_rules! version_one {
 
 mod book;
 mod print;
+mod profiles;
 mod purchases;
 mod records;
 

@@ -224,6 +224,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS print_orders_by_key ON print_orders (user_id, 
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS print_orders_open ON print_orders (user_id) WHERE open = 1;
 "#,
+    // A family's child profiles: one set per account, replaced by version.
+    r#"
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

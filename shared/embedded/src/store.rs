@@ -32,6 +32,7 @@ mod consents;
 mod keys;
 mod limits;
 mod print_orders;
+mod profiles;
 mod purchases;
 mod settings;
 mod streaks;

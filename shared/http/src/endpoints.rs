@@ -154,6 +154,7 @@ pub fn all() -> Vec<Endpoint> {
         routes::credits::endpoints(),
         routes::subscriptions::endpoints(),
         routes::print_orders::endpoints(),
+        routes::profiles::endpoints(),
         routes::purchases::endpoints(),
         routes::books::endpoints(),
         routes::pages::endpoints(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use storybook_core::domain::character::UploadRefusal;
 use storybook_core::domain::print::PrintRefusal;
+use storybook_core::domain::profile::ProfileRefusal;
 use storybook_core::domain::purchase::PurchaseRefusal;
 use storybook_core::domain::sheet_rules::{self, Broken, SheetProblem};
 use storybook_core::ports::{BlobError, QueueError, StoreError};
@@ -134,6 +135,11 @@ impl ApiError {
                 Refusal::ActivePaidSubscription { .. } => {
                     (StatusCode::BAD_REQUEST, C::ActivePaidSubscription)
                 }
+                Refusal::Profile(refusal) => match refusal {
+                    ProfileRefusal::NotFound => (StatusCode::NOT_FOUND, C::NotFound),
+                    ProfileRefusal::DuplicateName(_) => (StatusCode::CONFLICT, C::Conflict),
+                    _ => (StatusCode::BAD_REQUEST, C::ValidationError),
+                },
                 Refusal::Print(refusal) => match refusal {
                     PrintRefusal::RegionUnsupported { .. } => {
                         (StatusCode::BAD_REQUEST, C::PodRegionUnsupported)

@@ -189,8 +189,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 }
 
 /// `X-Profile-Id`, when sent: the child profile a request is scoped to, 1–60 characters of
-/// `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise). No header means the whole account. Its shape is
-/// all we check until profiles exist.
+/// `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise). No header means the whole account. Profiles
+/// exist, but their scope over books and streaks does not yet (docs/family.md): its shape is all
+/// we check.
 pub struct ProfileScope(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ProfileScope {

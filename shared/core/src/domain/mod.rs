@@ -12,6 +12,7 @@ pub mod credits;
 pub mod failure;
 pub mod markup;
 pub mod print;
+pub mod profile;
 pub mod purchase;
 pub mod settings;
 pub mod sheet_rules;

@@ -7,6 +7,7 @@ pub mod marketplace;
 pub mod not_given;
 pub mod print_orders;
 pub mod printer;
+pub mod profiles;
 pub mod purchases;
 pub mod queue;
 pub mod store;

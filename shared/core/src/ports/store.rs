@@ -286,6 +286,7 @@ pub trait Store:
     + SpendStore
     + super::purchases::PurchaseStore
     + super::print_orders::PrintOrderStore
+    + super::profiles::ProfileStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod library;
 pub mod pages;
 pub mod print_orders;
+pub mod profiles;
 pub mod purchases;
 pub mod spend;
 pub mod store_events;
@@ -103,6 +104,9 @@ pub enum Refusal {
     /// A store purchase that buys nothing here, with its stable reason.
     #[error("{0}")]
     Purchase(crate::domain::purchase::PurchaseRefusal),
+    /// A change to the child profiles their rules refuse.
+    #[error(transparent)]
+    Profile(#[from] crate::domain::profile::ProfileRefusal),
     /// A print order the contract refuses (400), or one that must wait (409).
     #[error(transparent)]
     Print(#[from] crate::domain::print::PrintRefusal),

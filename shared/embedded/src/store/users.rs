@@ -76,6 +76,7 @@ impl UserStore for SqliteStore {
             tx.execute("UPDATE purchases SET paid_to = NULL WHERE paid_to = ?1", [&id])?;
             tx.execute("DELETE FROM subscriptions WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM print_orders WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM profiles WHERE user_id = ?1", [&id])?;
             tx.execute(
                 "DELETE FROM page_assets WHERE book_id IN (SELECT id FROM books WHERE user_id = ?1)",
                 [&id],

@@ -10,6 +10,7 @@ pub mod health;
 pub mod library;
 pub mod pages;
 pub mod print_orders;
+pub mod profiles;
 pub mod purchases;
 pub mod settings;
 pub mod spend;
