@@ -163,3 +163,34 @@ on_both_backends!(
     google_play_reconcile,
     google_play_plans_are_read_again_by_their_token
 );
+
+#[tokio::test]
+async fn a_plan_its_store_does_not_know_is_left_then_ended_after_a_month() {
+    let store = AppStore::start().await;
+    let app = app_asking(Backend::Embedded, test_config(), store.settings(BOTH)).await;
+    let user = new_user_key();
+    store.sells(&subscription(
+        "9600000001",
+        "9600000001",
+        "subscription_basic",
+        30,
+    ));
+    verify(&app, &user, "subscription_basic", "9600000001").await;
+    // The App Store answers 4040005 for it (a store misconfigured would for every plan).
+    assert_eq!(
+        reconcile_at(&app, 31).await,
+        json!({"read": 0, "unavailable": 0, "unknown": 1})
+    );
+    assert_eq!(
+        reconcile_at(&app, 59).await["unknown"],
+        1,
+        "left while it may be ours"
+    );
+    assert_eq!(reconcile_at(&app, 61).await["read"], 1, "a month on, ended");
+    assert_eq!(
+        reconcile_at(&app, 61).await,
+        json!({"read": 0, "unavailable": 0, "unknown": 0}),
+        "and no longer due"
+    );
+    assert_eq!(balance(&app, &user).await, 13, "credits paid stay");
+}

@@ -85,8 +85,13 @@ impl DynamoStore {
                 .map_err(StoreError::unavailable)?;
             items.push(TransactWriteItem::builder().put(key).build());
         }
+        let key_item = (order.idempotency_key.is_some()).then_some(items.len() - 1);
         match self.transact(items).await {
             Ok(()) => Ok(Placed::New),
+            // The key was taken meanwhile: read again, and answer its order.
+            Err(Attempt::Lost(failed)) if key_item.is_some_and(|key| failed.contains(&key)) => {
+                Err(Attempt::Lost(Vec::new()))
+            }
             // The count's condition (the first item) failed: the limit is reached.
             Err(Attempt::Lost(failed)) if failed.contains(&0) => {
                 Ok(Placed::TooManyOpen(open_limit))

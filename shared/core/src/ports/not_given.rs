@@ -9,7 +9,7 @@ use super::marketplace::{
     Marketplace, NotificationDelivery, PurchaseClaim, StoreAnswer, StoreNotification,
     StoreSubscription, StoreUnavailable, Unverifiable,
 };
-use super::printer::{PrintJob, Printer, PrinterError};
+use super::printer::{PreparedJob, PrintJob, Printer, PrinterError};
 use super::queue::{QueueError, QueuedMessage, StepQueue};
 use super::studio::{CharacterWords, PageSpeech, PictureCharacter, Studio, StudioError, Upload};
 use crate::domain::book::{Book, Language, TargetAge};
@@ -146,7 +146,11 @@ impl Marketplace for NotGiven {
 /// No printer: orders wait, approved, until one is configured.
 #[async_trait]
 impl Printer for NotGiven {
-    async fn submit(&self, _: &PrintOrder, _: &Book) -> Result<PrintJob, PrinterError> {
+    async fn prepare(&self, _: &PrintOrder, _: &Book) -> Result<PreparedJob, PrinterError> {
+        Err(PrinterError::NotConfigured)
+    }
+
+    async fn create(&self, _: &PrintOrder, _: &PreparedJob) -> Result<PrintJob, PrinterError> {
         Err(PrinterError::NotConfigured)
     }
 

@@ -21,6 +21,17 @@ pub struct PrintJob {
     pub currency: Option<String>,
 }
 
+/// A job ready to be created: its files where the printer fetches them, and its cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedJob {
+    pub title: String,
+    pub interior_url: String,
+    pub cover_url: String,
+    /// What the printer will charge us, in `currency`'s minor units.
+    pub total: i64,
+    pub currency: String,
+}
+
 /// Why the printer could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PrinterError {
@@ -42,8 +53,16 @@ pub enum PrinterError {
 #[async_trait]
 pub trait Printer: Send + Sync {
     /// Makes `book`'s print-ready files for `order`, stores them where the printer fetches
-    /// them, and creates the print job; answers the job.
-    async fn submit(&self, order: &PrintOrder, book: &Book) -> Result<PrintJob, PrinterError>;
+    /// them, and asks what the job will cost: everything short of the job, safe to repeat.
+    async fn prepare(&self, order: &PrintOrder, book: &Book) -> Result<PreparedJob, PrinterError>;
+
+    /// Creates the print job `prepared` describes; answers the job. Not repeated on a lost
+    /// answer ([`PrinterError::Unknown`]).
+    async fn create(
+        &self,
+        order: &PrintOrder,
+        prepared: &PreparedJob,
+    ) -> Result<PrintJob, PrinterError>;
 
     /// The job `job_id` as the printer says now.
     async fn job(&self, job_id: &str) -> Result<PrintJob, PrinterError>;

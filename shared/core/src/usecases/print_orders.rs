@@ -153,10 +153,10 @@ pub async fn approve_order(
 
 /// Sends an approved order to the printer, unless generation is stopped (the kill switch, or
 /// today's spend at its limit): then, and when no printer is configured, it stays approved.
-/// The order is claimed first (`submitting`), so two approvals (or an approval racing
-/// `POD_AUTO_SUBMIT`) send it once; a failure before the job was made puts it back to
-/// `approved`, and a job whose creation got no answer leaves it `submitting` for an operator
-/// (approving it again sends nothing). The printer's charge counts in today's spend.
+/// Its files and cost are prepared first; then the order is claimed (`submitting`), so two
+/// approvals (or an approval racing `POD_AUTO_SUBMIT`) make one job; a job not made puts it
+/// back to `approved`, and a job whose creation got no answer leaves it `submitting` for an
+/// operator (approving it again sends nothing). The printer's charge counts in today's spend.
 async fn submit(
     app: &App,
     order: PrintOrder,
@@ -171,13 +171,23 @@ async fn submit(
             "The order's book was deleted; it cannot be printed".into(),
         ));
     };
+    // Everything short of the job first, unclaimed: safe to repeat, and a failure leaves the
+    // order approved.
+    let prepared = match app.printer.prepare(&order, &book.book).await {
+        Ok(prepared) => prepared,
+        Err(PrinterError::NotConfigured) => {
+            tracing::info!(order = %order.id, "no printer is configured: the order waits");
+            return Ok(order);
+        }
+        Err(failure) => return Err(printer_refusal(&order, failure)),
+    };
     let claimed = order.moved_to(PrintStatus::Submitting, now);
     if !app.store.replace_print_order(&order, &claimed).await? {
         // Someone else is sending it, or did: the order as it is now.
         let current = app.store.print_order(&order.id).await?;
         return Ok(current.unwrap_or(order));
     }
-    let job = match app.printer.submit(&claimed, &book.book).await {
+    let job = match app.printer.create(&claimed, &prepared).await {
         Ok(job) => job,
         Err(PrinterError::Unknown(error)) => {
             tracing::error!(order = %order.id, error = format!("{error:#}"), "the printer may have made a job: the order stays submitting; check the printer before acting");
@@ -188,21 +198,7 @@ async fn submit(
             if let Err(error) = app.store.replace_print_order(&claimed, &order).await {
                 tracing::warn!(order = %order.id, %error, "a claimed order could not be released");
             }
-            return match failure {
-                PrinterError::Refused(reason) => {
-                    tracing::warn!(order = %order.id, %reason, "the printer refused an order");
-                    Err(Refusal::Conflict(
-                        "The printer refused the order; its reason is in the logs".into(),
-                    ))
-                }
-                PrinterError::Unavailable(error) | PrinterError::Unknown(error) => {
-                    Err(Refusal::unavailable(error))
-                }
-                PrinterError::NotConfigured => {
-                    tracing::info!(order = %order.id, "no printer is configured: the order waits");
-                    Ok(order)
-                }
-            };
+            return Err(printer_refusal(&order, failure));
         }
     };
     // The job exists at the printer: its record is written however the order changed meanwhile.
@@ -222,6 +218,22 @@ async fn submit(
     Err(Refusal::unavailable(anyhow::anyhow!(
         "the order kept changing while its print job was recorded"
     )))
+}
+
+/// What the approval answers when the printer made no job.
+fn printer_refusal(order: &PrintOrder, failure: PrinterError) -> Refusal {
+    match failure {
+        PrinterError::Refused(reason) => {
+            tracing::warn!(order = %order.id, %reason, "the printer refused an order");
+            Refusal::Conflict("The printer refused the order; its reason is in the logs".into())
+        }
+        PrinterError::NotConfigured => {
+            Refusal::Conflict("No printer is configured; the order stays approved".into())
+        }
+        PrinterError::Unavailable(error) | PrinterError::Unknown(error) => {
+            Refusal::unavailable(error)
+        }
+    }
 }
 
 /// The printer's charge for an order, in today's spend (priced in dollars: a charge in another

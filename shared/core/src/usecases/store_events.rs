@@ -8,7 +8,9 @@ use crate::domain::purchase::{
     Platform, Reward, Subscription, SubscriptionSource, SubscriptionStatus,
 };
 use crate::domain::user::UserId;
-use crate::ports::marketplace::{NotificationDelivery, ReportedStatus, StoreEvent, StorePurchase};
+use crate::ports::marketplace::{
+    NotificationDelivery, ReportedStatus, StoreEvent, StorePurchase, StoreSubscription,
+};
 use crate::ports::purchases::{Redeemed, RedeemedAs, Redemption, Refunded};
 use chrono::{DateTime, Utc};
 
@@ -123,13 +125,17 @@ pub struct Reconciled {
     /// on the next run.
     pub unavailable: usize,
     /// Plans their store does not know (a misconfigured store says so of every plan): left as
-    /// they are (they give nothing past their period end), logged as errors.
+    /// they are (they give nothing past their period end), logged as errors, for a month past
+    /// their period; then ended.
     pub unknown: usize,
 }
 
 /// A plan is read again this long after its period ended: a renewal's notification usually
 /// comes within minutes, and one that never came is caught on the next run.
 pub const RECONCILE_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// A plan its store keeps saying it does not know is ended this long after its period.
+pub const UNKNOWN_FOR: chrono::Duration = chrono::Duration::days(30);
 
 /// The most plans one run reads, the longest overdue first; the rest wait for the next run.
 pub const RECONCILE_BATCH: u32 = 100;
@@ -171,7 +177,7 @@ pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Re
             .await
         {
             Ok(Some(reading)) => reading,
-            Ok(None) => {
+            Ok(None) if now - plan.period_end < UNKNOWN_FOR => {
                 tracing::error!(
                     platform = platform.as_str(),
                     "the store does not know a plan it billed"
@@ -179,6 +185,14 @@ pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Re
                 reconciled.unknown += 1;
                 continue;
             }
+            // Unknown for a month past its period: no misconfiguration lasts that long
+            // unnoticed; the plan ends and leaves the due list.
+            Ok(None) => StoreSubscription {
+                subscription_id: subscription_id.clone(),
+                latest: None,
+                grace_until: None,
+                revoked: false,
+            },
             Err(unavailable) => {
                 tracing::warn!(platform = platform.as_str(), error = %unavailable, "a plan could not be read again");
                 reconciled.unavailable += 1;

@@ -8,10 +8,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::sync::Mutex;
 use storybook_core::domain::print::{PrintOrder, PrintStatus, minor_units_per_major};
 use storybook_core::ports::marketplace::Unverifiable;
-use storybook_core::ports::printer::{PrintJob, PrinterError};
+use storybook_core::ports::printer::{PreparedJob, PrintJob, PrinterError};
 
 /// The cheapest shipping level, unless configured.
 pub(super) const DEFAULT_SHIPPING: &str = "MAIL";
@@ -32,8 +31,11 @@ pub(super) fn webhook_job(body: &[u8]) -> Result<PrintJob, Unverifiable> {
 pub(super) enum Failed {
     /// The token was refused: ask for a new one and try once more.
     Unauthorized,
-    /// 429, 5xx, a timeout: worth another try.
+    /// 5xx, a timeout, an unreadable answer: worth another try, but the request may have been
+    /// acted on.
     Busy(anyhow::Error),
+    /// Not acted on (no token, no connection, 429): worth another try, and nothing was made.
+    Unsent(anyhow::Error),
     /// Lulu refused what we sent (4xx): an operator must look.
     Refused(String),
 }
@@ -44,7 +46,7 @@ impl From<Failed> for PrinterError {
             Failed::Unauthorized => {
                 PrinterError::Unavailable(anyhow::anyhow!("Lulu refused our credentials"))
             }
-            Failed::Busy(error) => PrinterError::Unavailable(error),
+            Failed::Busy(error) | Failed::Unsent(error) => PrinterError::Unavailable(error),
             Failed::Refused(reason) => PrinterError::Refused(reason),
         }
     }
@@ -53,7 +55,9 @@ impl From<Failed> for PrinterError {
 pub(super) struct Lulu {
     pub(super) settings: LuluSettings,
     http: reqwest::Client,
-    token: Mutex<Option<(String, DateTime<Utc>)>>,
+    /// The access token and when to stop using it; held while one is asked for, so racing
+    /// calls share one.
+    token: tokio::sync::Mutex<Option<(String, DateTime<Utc>)>>,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +157,7 @@ impl Lulu {
         Lulu {
             settings,
             http,
-            token: Mutex::new(None),
+            token: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -168,12 +172,14 @@ impl Lulu {
         format!("{}/{path}", self.settings.api_url.trim_end_matches('/'))
     }
 
-    async fn token(&self, fresh: bool) -> Result<String, Failed> {
-        if !fresh
-            && let Some((token, until)) = self.token.lock().expect("the token").clone()
-            && until > Utc::now()
+    /// A valid access token other than `refused` (one Lulu just answered 401 to).
+    async fn token(&self, refused: Option<&str>) -> Result<String, Failed> {
+        let mut held = self.token.lock().await;
+        if let Some((token, until)) = held.as_ref()
+            && *until > Utc::now()
+            && Some(token.as_str()) != refused
         {
-            return Ok(token);
+            return Ok(token.clone());
         }
         let answer = self
             .http
@@ -185,20 +191,20 @@ impl Lulu {
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .map_err(|e| Failed::Busy(e.without_url().into()))?;
+            .map_err(|e| Failed::Unsent(e.without_url().into()))?;
         let status = answer.status();
         if !status.is_success() {
             return Err(if status.is_server_error() || status.as_u16() == 429 {
-                Failed::Busy(anyhow::anyhow!("Lulu's token endpoint answered {status}"))
+                Failed::Unsent(anyhow::anyhow!("Lulu's token endpoint answered {status}"))
             } else {
                 Failed::Refused(format!("Lulu refused our client credentials ({status})"))
             });
         }
         let token: Token = answer.json().await.map_err(|e| {
-            Failed::Busy(anyhow::anyhow!("Lulu's token answer: {}", e.without_url()))
+            Failed::Unsent(anyhow::anyhow!("Lulu's token answer: {}", e.without_url()))
         })?;
         let until = Utc::now() + Duration::seconds((token.expires_in - 60).max(30));
-        *self.token.lock().expect("the token") = Some((token.access_token.clone(), until));
+        *held = Some((token.access_token.clone(), until));
         Ok(token.access_token)
     }
 
@@ -209,19 +215,23 @@ impl Lulu {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, Failed> {
+        let mut refused: Option<String> = None;
         for fresh in [false, true] {
-            let token = self.token(fresh).await?;
+            let token = self.token(refused.as_deref()).await?;
             let mut request = self
                 .http
                 .request(method.clone(), self.url(path))
-                .bearer_auth(token);
+                .bearer_auth(&token);
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let answer = request
-                .send()
-                .await
-                .map_err(|e| Failed::Busy(e.without_url().into()))?;
+            let answer = request.send().await.map_err(|e| {
+                if e.is_connect() || e.is_builder() {
+                    Failed::Unsent(e.without_url().into())
+                } else {
+                    Failed::Busy(e.without_url().into())
+                }
+            })?;
             let status = answer.status();
             let text = answer.text().await.unwrap_or_default();
             match status.as_u16() {
@@ -230,9 +240,17 @@ impl Lulu {
                         Failed::Busy(anyhow::anyhow!("Lulu's answer to {path} is not JSON: {e}"))
                     });
                 }
-                401 if !fresh => continue,
+                401 if !fresh => {
+                    refused = Some(token);
+                    continue;
+                }
                 401 | 403 => return Err(Failed::Unauthorized),
-                429 | 500..=599 => {
+                429 => {
+                    return Err(Failed::Unsent(anyhow::anyhow!(
+                        "Lulu answered {status} to {path}"
+                    )));
+                }
+                500..=599 => {
                     return Err(Failed::Busy(anyhow::anyhow!(
                         "Lulu answered {status} to {path}"
                     )));
@@ -319,9 +337,7 @@ impl Lulu {
     pub(super) async fn create_job(
         &self,
         order: &PrintOrder,
-        title: &str,
-        interior: &str,
-        cover: &str,
+        prepared: &PreparedJob,
     ) -> Result<PrintJob, Failed> {
         let body = json!({
             "contact_email": self.settings.contact_email,
@@ -330,12 +346,12 @@ impl Lulu {
             "shipping_address": Self::shipping_address(order)?,
             "line_items": [{
                 "external_id": order.id,
-                "title": title,
+                "title": prepared.title,
                 "quantity": order.quantity,
                 "printable_normalization": {
                     "pod_package_id": self.settings.package_id,
-                    "cover": {"source_url": cover},
-                    "interior": {"source_url": interior},
+                    "cover": {"source_url": prepared.cover_url},
+                    "interior": {"source_url": prepared.interior_url},
                 },
             }],
         });

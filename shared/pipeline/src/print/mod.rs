@@ -21,7 +21,7 @@ use storybook_core::domain::print::PrintOrder;
 use storybook_core::ports::BlobStore;
 use storybook_core::ports::blobs::stream_of;
 use storybook_core::ports::marketplace::Unverifiable;
-use storybook_core::ports::printer::{PrintJob, Printer, PrinterError};
+use storybook_core::ports::printer::{PreparedJob, PrintJob, Printer, PrinterError};
 
 /// How long Lulu may fetch the files: it fetches them after the job is made, sometimes late.
 const FILES_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -54,9 +54,29 @@ impl LuluPrinter {
                 .with_max_times(2)
                 .with_jitter(),
         )
-        .when(|failed: &Failed| matches!(failed, Failed::Busy(_)))
+        .when(|failed: &Failed| matches!(failed, Failed::Busy(_) | Failed::Unsent(_)))
         .await
         .map_err(PrinterError::from)
+    }
+
+    /// The job's creation, asked again only when it was never sent; an answer lost after
+    /// sending is `Unknown`.
+    async fn again_unsent<F, Fut>(call: F) -> Result<PrintJob, PrinterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<PrintJob, Failed>>,
+    {
+        call.retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(1),
+        )
+        .when(|failed: &Failed| matches!(failed, Failed::Unsent(_)))
+        .await
+        .map_err(|failed| match failed {
+            Failed::Busy(error) => PrinterError::Unknown(error),
+            other => PrinterError::from(other),
+        })
     }
 
     /// Stores a print-ready file and answers the URL Lulu fetches it from.
@@ -81,7 +101,7 @@ impl LuluPrinter {
 
 #[async_trait]
 impl Printer for LuluPrinter {
-    async fn submit(&self, order: &PrintOrder, book: &Book) -> Result<PrintJob, PrinterError> {
+    async fn prepare(&self, order: &PrintOrder, book: &Book) -> Result<PreparedJob, PrinterError> {
         let print = PrintBook::read(book, &*self.blobs)
             .await
             .map_err(PrinterError::Unavailable)?;
@@ -96,22 +116,30 @@ impl Printer for LuluPrinter {
         .await
         .map_err(|e| PrinterError::Unavailable(e.into()))?
         .map_err(PrinterError::Unavailable)?;
-        let interior = self.publish(order, "interior", interior).await?;
-        let cover = self.publish(order, "cover", cover).await?;
-        let (cost, currency) = Self::again(|| self.lulu.cost(order, pages)).await?;
-        // Created once: a busy answer here is not asked again (it may have made the job).
-        let job = self
-            .lulu
-            .create_job(order, &print.title, &interior, &cover)
-            .await
-            .map_err(|failed| match failed {
-                Failed::Busy(error) => PrinterError::Unknown(error),
-                refused => PrinterError::from(refused),
-            })?;
+        let interior_url = self.publish(order, "interior", interior).await?;
+        let cover_url = self.publish(order, "cover", cover).await?;
+        let (total, currency) = Self::again(|| self.lulu.cost(order, pages)).await?;
+        Ok(PreparedJob {
+            title: print.title,
+            interior_url,
+            cover_url,
+            total,
+            currency,
+        })
+    }
+
+    async fn create(
+        &self,
+        order: &PrintOrder,
+        prepared: &PreparedJob,
+    ) -> Result<PrintJob, PrinterError> {
+        // Created once: an answer lost after sending is not asked again (it may have made the
+        // job); one never sent is.
+        let job = Self::again_unsent(|| self.lulu.create_job(order, prepared)).await?;
         Ok(PrintJob {
             order_id: job.order_id.clone().or(Some(order.id.clone())),
-            total: job.total.or(Some(cost)),
-            currency: job.currency.clone().or(Some(currency)),
+            total: job.total.or(Some(prepared.total)),
+            currency: job.currency.clone().or(Some(prepared.currency.clone())),
             ..job
         })
     }
