@@ -963,14 +963,7 @@ async fn a_step_finishing_after_erasure_leaves_no_file(backend: Backend) {
     let message = body(&job, Step::Illustrate { page: 1 });
     let step = tokio::spawn(async move { held.handle(&message, false).await });
     drawing.notified().await;
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &user)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&user).await;
     assert_eq!(erased.status, 200, "{}", erased.body);
     go.notify_one();
     let _ = step.await.unwrap();

@@ -169,14 +169,7 @@ async fn erasure_takes_the_consent_records(backend: Backend) {
         json!({"privacy": true, "data_processing": true, "photos": true}),
     )
     .await;
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &user)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&user).await;
     assert_eq!(erased.status, 200, "{}", erased.body);
     assert_eq!(
         items(&get(&app, &user).await),

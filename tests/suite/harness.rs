@@ -413,6 +413,17 @@ impl TestApp {
         self.state.store.find_book(&id).await.unwrap().unwrap().book
     }
 
+    /// The user's `DELETE /v1/users/me`: everything we hold about them erased.
+    pub async fn erase(&self, user_key: &str) -> Answer {
+        self.call(
+            Method::DELETE,
+            "/v1/users/me",
+            &[("x-user-key", user_key)],
+            None,
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, user_key: &str) -> Answer {
         self.call(Method::GET, path, &[("x-user-key", user_key)], None)
             .await

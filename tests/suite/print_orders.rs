@@ -240,14 +240,7 @@ async fn an_erased_user_takes_their_orders_and_addresses(backend: Backend) {
     let body = json!({"book_id": book, "shipping_address": address("US")});
     let placed = order(&app, &user, &body, Some("erase-me")).await;
     let id = placed.body["order_id"].as_str().unwrap().to_owned();
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &user)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&user).await;
     assert!(erased.status < 300, "{}", erased.body);
     assert!(app.state.store.print_order(&id).await.unwrap().is_none());
     let user_id = app.user_id(&user);

@@ -144,14 +144,7 @@ async fn profiles_keep_the_contracts_rules(backend: Backend) {
     assert_eq!(left[0]["is_default"], true);
 
     // Erasure takes them.
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &user)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&user).await;
     assert!(erased.status < 300, "{}", erased.body);
     assert!(
         app.records_holding("Mina").await.is_empty(),

@@ -497,14 +497,7 @@ async fn settings_and_refusals(backend: Backend) {
     // Erasure takes the streak and the settings with it.
     read(&app, &owner, &book).await;
     patch_settings(&app, &owner, &json!({"timezone": "Europe/Berlin"})).await;
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &owner)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&owner).await;
     assert_eq!(erased.status, 200);
     assert_eq!(info(&app, &owner).await["total_days"], 0);
     assert_eq!(

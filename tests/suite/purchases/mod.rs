@@ -11,7 +11,6 @@ use crate::harness::{Answer, Backend, TestApp, new_user_key, test_config};
 use crate::on_both_backends;
 use app_store::{AppStore, Chain, ChainFlaws, subscription, transaction};
 use futures::future::join_all;
-use http::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use storybook_core::config::Config;
@@ -154,14 +153,7 @@ async fn an_erased_account_leaves_its_purchases_redeemed(backend: Backend) {
     ));
     verify(&app, &first, "subscription_basic", "2000000304").await;
     let id = app.user_id(&first);
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &first)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&first).await;
     // Nothing stored names the erased account any more: not its claims, not its plan's holder
     // (only the minute's rate-limit counter, which expires by itself).
     let left: Vec<String> = app

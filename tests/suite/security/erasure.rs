@@ -14,14 +14,7 @@ async fn erasure_removes_a_users_books_and_keeps_the_ledger_anonymised(backend: 
         .as_str()
         .unwrap()
         .to_owned();
-    let erased = app
-        .call(
-            Method::DELETE,
-            "/v1/users/me",
-            &[("x-user-key", &user)],
-            None,
-        )
-        .await;
+    let erased = app.erase(&user).await;
     assert_eq!(erased.status, 200, "{}", erased.body);
     assert_eq!(erased.body["deleted"]["books"], 1);
     assert_eq!(erased.body["kept_anonymised"]["ledger_entries"], 2);
