@@ -332,7 +332,7 @@ mod counting {
     use storybook_core::domain::credits::{Grant, GrantOutcome, LedgerEntry, LedgerPage};
     use storybook_core::domain::settings::UserSettings;
     use storybook_core::domain::spend::{DaySpend, KillSwitch, Microdollars, SpendCharge};
-    use storybook_core::domain::streak::Reading;
+    use storybook_core::domain::streak::{Reading, Streak};
     use storybook_core::domain::user::{User, UserId, UserLookup};
     use storybook_core::ports::queue::{QueueError, QueuedMessage, StepQueue};
     use storybook_core::ports::store::*;
@@ -839,6 +839,26 @@ mod counting {
         ) -> Result<bool, StoreError> {
             self.write();
             self.inner.record_reading(user, reading, advance).await
+        }
+        async fn find_profile_streak(
+            &self,
+            user: &UserId,
+            profile: &str,
+        ) -> Result<StoredStreak, StoreError> {
+            self.read();
+            self.inner.find_profile_streak(user, profile).await
+        }
+        async fn replace_profile_streak(
+            &self,
+            user: &UserId,
+            profile: &str,
+            streak: &Streak,
+            expected_version: u64,
+        ) -> Result<bool, StoreError> {
+            self.write();
+            self.inner
+                .replace_profile_streak(user, profile, streak, expected_version)
+                .await
         }
         async fn readings(
             &self,

@@ -406,6 +406,32 @@ where
 }
 
 impl DynamoStore {
+    /// Puts a versioned document (`doc`, `version`) if its stored version is still `read` (0:
+    /// none stored yet); false when another writer moved it first.
+    async fn put_versioned(
+        &self,
+        pk: String,
+        sk: String,
+        doc: String,
+        read: u64,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("doc", s(doc))
+            .item("version", n(read as i64 + 1));
+        let put = if read == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :read")
+                .expression_attribute_values(":read", n(read as i64))
+        };
+        conditionally_written(put.send().await)
+    }
+
     /// Writes and deletes in batches of 25 (BatchWriteItem), resending what DynamoDB leaves
     /// unprocessed.
     async fn write_batches(

@@ -232,6 +232,33 @@ CREATE TABLE IF NOT EXISTS profiles (
     doc     TEXT NOT NULL
 );
 "#,
+    // Profile scope over streaks; shared books, by the hash of their token, revoked a book at
+    // a time by moving its generation.
+    r#"
+CREATE TABLE IF NOT EXISTS profile_streaks (
+    user_id    TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, profile_id)
+);
+ALTER TABLE readings ADD COLUMN profile_id TEXT;
+CREATE TABLE IF NOT EXISTS shares (
+    token_hash TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    book_id    TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS shares_by_user ON shares (user_id);
+CREATE TABLE IF NOT EXISTS share_generations (
+    user_id    TEXT NOT NULL,
+    book_id    TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (user_id, book_id)
+);
+"#,
 ];
 
 fn migrate(connection: &Connection) -> anyhow::Result<()> {

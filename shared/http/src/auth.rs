@@ -5,6 +5,7 @@
 
 use crate::context::{request_of, route_of};
 use crate::error::{ApiError, Problem};
+use crate::extract::ProfileScope;
 use crate::limits::enforce;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
@@ -169,6 +170,21 @@ impl FromRequestParts<AppState> for UserRequest {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let AppUser(user) = let_in_as(parts, "an app user")?;
         Ok(UserRequest(request_of(state, parts, user)))
+    }
+}
+
+/// The request of the app user the layer let in, scoped to the child profile in `X-Profile-Id`
+/// when one is sent: what the routes the contract scopes take (books, library, streaks).
+pub struct ScopedRequest(pub usecases::Request<User>);
+
+impl FromRequestParts<AppState> for ScopedRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ProfileScope(profile) = ProfileScope::from_request_parts(parts, state).await?;
+        let UserRequest(mut request) = UserRequest::from_request_parts(parts, state).await?;
+        request.profile = profile;
+        Ok(ScopedRequest(request))
     }
 }
 

@@ -42,5 +42,6 @@ pub fn request_of<C>(state: &AppState, parts: &Parts, caller: C) -> Request<C> {
         client_ip: client_ip(parts).unwrap_or_else(|| "unknown".into()),
         route: route_of(parts),
         now: state.clock.now(),
+        profile: None,
     }
 }

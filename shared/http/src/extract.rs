@@ -189,16 +189,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 }
 
 /// `X-Profile-Id`, when sent: the child profile a request is scoped to, 1–60 characters of
-/// `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise). No header means the whole account. Profiles
-/// exist, but their scope over books and streaks does not yet (docs/family.md): its shape is all
-/// we check.
+/// `[A-Za-z0-9_-]` (400 `BAD_REQUEST` otherwise); a blank one is no header. No header means the
+/// whole account. Routes take it through [`crate::auth::ScopedRequest`].
 pub struct ProfileScope(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ProfileScope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(raw) = parts.headers.get("x-profile-id") else {
+        let Some(raw) = parts
+            .headers
+            .get("x-profile-id")
+            .filter(|v| !v.as_bytes().trim_ascii().is_empty())
+        else {
             return Ok(ProfileScope(None));
         };
         let valid = raw.to_str().ok().filter(|v| {

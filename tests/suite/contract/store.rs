@@ -647,6 +647,7 @@ fn reading(day: &str, at: &str) -> Reading {
         day: day.parse().unwrap(),
         reading_time: 60,
         completed: false,
+        profile: None,
     }
 }
 
@@ -687,7 +688,37 @@ async fn a_streak_moves_once_per_version_with_its_reward(backend: Backend) {
     assert!(ledger_reconciles(5, &ledger));
     assert_eq!(ledger.last().unwrap().kind, EntryKind::Bonus);
     // A later session of a counted day is recorded without a streak change.
-    let again = reading("2026-07-06", "2026-07-06T11:00:00Z");
+    // Tagged with a child profile; the profile's own streak moves by version alone.
+    let again = Reading {
+        profile: Some("profile_20260706_0a1b2c3d".into()),
+        ..reading("2026-07-06", "2026-07-06T11:00:00Z")
+    };
+    let profile = "profile_20260706_0a1b2c3d";
+    assert_eq!(
+        store.find_profile_streak(&id, profile).await.unwrap(),
+        StoredStreak::default()
+    );
+    let moved = advance.streak;
+    assert!(
+        store
+            .replace_profile_streak(&id, profile, &moved, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_profile_streak(&id, profile, &moved, 0)
+            .await
+            .unwrap(),
+        "a stale version loses"
+    );
+    let stored = store.find_profile_streak(&id, profile).await.unwrap();
+    assert_eq!((stored.streak, stored.version), (moved, 1));
+    assert_eq!(
+        store.find_streak(&id).await.unwrap().version,
+        1,
+        "the account's apart"
+    );
     assert!(store.record_reading(&id, &again, None).await.unwrap());
     store
         .record_reading(&id, &reading("2026-07-08", "2026-07-08T01:00:00Z"), None)

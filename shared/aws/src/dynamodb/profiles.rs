@@ -27,20 +27,7 @@ impl ProfileStore for DynamoStore {
         read: u64,
         profiles: &Profiles,
     ) -> Result<bool, StoreError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(user_pk(user)))
-            .item("sk", s(PROFILES))
-            .item("doc", s(profiles.write()))
-            .item("version", n(read as i64 + 1));
-        let put = if read == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("version = :read")
-                .expression_attribute_values(":read", n(read as i64))
-        };
-        conditionally_written(put.send().await)
+        self.put_versioned(user_pk(user), PROFILES.into(), profiles.write(), read)
+            .await
     }
 }

@@ -1,6 +1,23 @@
 //! Streaks and reading sessions.
 
 use super::*;
+use storybook_core::domain::streak::Streak;
+
+fn profile_streak_sk(profile: &str) -> String {
+    format!("STREAK#PROFILE#{profile}")
+}
+
+impl DynamoStore {
+    async fn stored_streak(&self, user: &UserId, sk: String) -> Result<StoredStreak, StoreError> {
+        let Some(item) = self.get(user_pk(user), &sk).await? else {
+            return Ok(StoredStreak::default());
+        };
+        Ok(StoredStreak {
+            streak: Document::read(&text(&item, "doc")?)?,
+            version: num(&item, "version")? as u64,
+        })
+    }
+}
 
 pub(super) fn reading_sk(reading: &Reading, id: &str) -> String {
     format!("READ#{}#{}#{id}", reading.day, reading.read_at.to_rfc3339())
@@ -10,13 +27,29 @@ pub(super) fn reading_sk(reading: &Reading, id: &str) -> String {
 impl StreakStore for DynamoStore {
     #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
     async fn find_streak(&self, user: &UserId) -> Result<StoredStreak, StoreError> {
-        let Some(item) = self.get(user_pk(user), "STREAK").await? else {
-            return Ok(StoredStreak::default());
-        };
-        Ok(StoredStreak {
-            streak: Document::read(&text(&item, "doc")?)?,
-            version: num(&item, "version")? as u64,
-        })
+        self.stored_streak(user, "STREAK".into()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
+    async fn find_profile_streak(
+        &self,
+        user: &UserId,
+        profile: &str,
+    ) -> Result<StoredStreak, StoreError> {
+        self.stored_streak(user, profile_streak_sk(profile)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
+    async fn replace_profile_streak(
+        &self,
+        user: &UserId,
+        profile: &str,
+        streak: &Streak,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        let sk = profile_streak_sk(profile);
+        self.put_versioned(user_pk(user), sk, streak.write(), expected_version)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user = %user.truncated()))]
@@ -35,9 +68,13 @@ impl StreakStore for DynamoStore {
             .item("read_at", s(reading.read_at.to_rfc3339()))
             .item("book_id", s(reading.book_id.as_str()))
             .item("reading_time", n(i64::from(reading.reading_time)))
-            .item("completed", AttributeValue::Bool(reading.completed))
-            .build()
-            .map_err(StoreError::unavailable)?;
+            .item("completed", AttributeValue::Bool(reading.completed));
+        let reading_put = match &reading.profile {
+            Some(profile) => reading_put.item("profile_id", s(profile.clone())),
+            None => reading_put,
+        }
+        .build()
+        .map_err(StoreError::unavailable)?;
         let Some(advance) = advance else {
             self.client
                 .put_item()
@@ -128,6 +165,7 @@ impl StreakStore for DynamoStore {
                         .map_err(|e| StoreError::Corrupt(format!("day {day}: {e}")))?,
                     reading_time: num(item, "reading_time")? as u32,
                     completed: matches!(item.get("completed"), Some(AttributeValue::Bool(true))),
+                    profile: optional_text(item, "profile_id"),
                 })
             })
             .collect()

@@ -40,6 +40,10 @@ struct BookV1 {
     refunded: bool,
     #[serde(default)]
     swept_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    daily_story_of: Option<chrono::NaiveDate>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -306,6 +310,8 @@ impl From<&Book> for BookV1 {
             charged: book.charged,
             refunded: book.refunded,
             swept_at: book.swept_at,
+            profile_id: book.profile.clone(),
+            daily_story_of: book.daily_story_of,
             created_at: book.created_at,
             updated_at: book.updated_at,
         }
@@ -375,6 +381,8 @@ impl From<BookV1> for Book {
             charged: doc.charged,
             refunded: doc.refunded,
             swept_at: doc.swept_at,
+            profile: doc.profile_id,
+            daily_story_of: doc.daily_story_of,
             created_at: doc.created_at,
             updated_at: doc.updated_at,
         }

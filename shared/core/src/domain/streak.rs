@@ -14,6 +14,8 @@ pub struct Reading {
     /// Seconds spent reading, as the app reports them.
     pub reading_time: u32,
     pub completed: bool,
+    /// The child profile it was read under (`X-Profile-Id`), if any.
+    pub profile: Option<String>,
 }
 
 /// The sessions of one local day.
@@ -203,6 +205,7 @@ mod tests {
 
     fn reading(day: u32, seconds: u32, completed: bool) -> Reading {
         Reading {
+            profile: None,
             book_id: BookId::parse("bk_00000000000000000000000000").unwrap(),
             read_at: DateTime::UNIX_EPOCH,
             day: NaiveDate::from_ymd_opt(2026, 2, day).unwrap(),

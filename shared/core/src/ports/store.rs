@@ -214,7 +214,25 @@ pub trait StreakStore: Send + Sync {
         advance: Option<&StreakAdvance>,
     ) -> Result<bool, StoreError>;
 
-    /// The readings of local days `first..=last`, oldest first.
+    /// A child profile's own streak (advanced by the reads under its profile; it pays no
+    /// rewards: those come from the account's streak, whoever read).
+    async fn find_profile_streak(
+        &self,
+        user: &UserId,
+        profile: &str,
+    ) -> Result<StoredStreak, StoreError>;
+
+    /// Replaces a profile's streak if it is still at `expected_version`; false when another
+    /// read moved it first.
+    async fn replace_profile_streak(
+        &self,
+        user: &UserId,
+        profile: &str,
+        streak: &Streak,
+        expected_version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// The readings of local days `first..=last`, oldest first, every profile's.
     async fn readings(
         &self,
         user: &UserId,

@@ -52,6 +52,7 @@ pub async fn create_book(
     dry_run: bool,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
+    super::profiles::require_own_profile(app, request).await?;
     book.narration = app.config.narration;
     // The parent's own characters the book names (another's or a missing one is not found),
     // the hero's first: their sheets replace the ones the story model would make up.
@@ -103,7 +104,7 @@ pub async fn create_book(
             retry_after: today.reset_after(),
         });
     }
-    let outcome = create_counted(app, user, book, price, now, idempotency, dry_run).await;
+    let outcome = create_counted(app, request, book, price, idempotency, dry_run).await;
     if !matches!(outcome, Ok(Created::New(_))) {
         app.store.give_back(&books_today, today).await?;
     }
@@ -113,13 +114,13 @@ pub async fn create_book(
 /// The rest of a book request, once it has its place in the day's count.
 async fn create_counted(
     app: &App,
-    user: &User,
-    request: BookRequest,
+    request: &Request<User>,
+    book: BookRequest,
     price: i64,
-    now: chrono::DateTime<chrono::Utc>,
     idempotency: Option<Idempotency>,
     dry_run: bool,
 ) -> Result<Created, Refusal> {
+    let (user, now) = (&request.caller, request.now);
     if dry_run {
         if user.credits < price {
             return Err(Refusal::PaymentRequired {
@@ -130,7 +131,8 @@ async fn create_counted(
         }
         return Ok(Created::WouldMake);
     }
-    let book = Book::new(user.id.clone(), request, price, now);
+    let mut book = Book::new(user.id.clone(), book, price, now);
+    book.profile = request.profile.clone();
     let unfinished_cap = app.config.limits.unfinished_books;
     match app
         .store
@@ -171,6 +173,8 @@ async fn create_counted(
             Ok(Created::New(stored.book))
         }
         CreateOutcome::Replayed(stored) => {
+            // The key's book answers only within its own scope.
+            in_scope(request, &stored.book)?;
             // A retry usually means the first answer was lost. If that was a crash between the
             // charge and the enqueue, the book waits for a first step that never comes: start it
             // again (a second story message records nothing twice).
@@ -214,10 +218,39 @@ pub async fn owned_book(
     }
 }
 
-/// The caller's readable book; refused while it is still being made (or failed).
+/// The caller's book within the request's profile scope: with a profile named, a book of
+/// another profile (or of the whole account) is refused 403; without one, any of the account's.
 #[tracing::instrument(skip_all)]
-pub async fn finished_book(app: &App, user: &User, raw_id: &str) -> Result<Book, Refusal> {
-    let book = owned_book(app, user, raw_id, "book").await?;
+pub async fn scoped_book(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+    resource: &'static str,
+) -> Result<Book, Refusal> {
+    let book = owned_book(app, &request.caller, raw_id, resource).await?;
+    in_scope(request, &book)?;
+    Ok(book)
+}
+
+/// Whether the caller's `book` is within the request's profile scope (403 when not).
+pub fn in_scope(request: &Request<User>, book: &Book) -> Result<(), Refusal> {
+    match &request.profile {
+        Some(profile) if book.profile.as_ref() != Some(profile) => Err(Refusal::Forbidden(
+            "This book belongs to another child profile".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The caller's readable book within the request's scope; refused while it is still being made
+/// (or failed).
+#[tracing::instrument(skip_all)]
+pub async fn finished_book(
+    app: &App,
+    request: &Request<User>,
+    raw_id: &str,
+) -> Result<Book, Refusal> {
+    let book = scoped_book(app, request, raw_id, "book").await?;
     if !book.is_readable() {
         return Err(Refusal::Conflict(format!(
             "The book is {}, not done",
@@ -238,7 +271,7 @@ pub async fn create_next_in_series(
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<Created, Refusal> {
     let previous = match &next.previous_book_id {
-        Some(id) => Some(finished_book(app, &request.caller, id).await?),
+        Some(id) => Some(finished_book(app, request, id).await?),
         None => None,
     };
     let named = Named {
@@ -258,7 +291,7 @@ pub struct Job {
 
 #[tracing::instrument(skip_all)]
 pub async fn job(app: &App, request: &Request<User>, raw_id: &str) -> Result<Job, Refusal> {
-    let book = owned_book(app, &request.caller, raw_id, "job").await?;
+    let book = scoped_book(app, request, raw_id, "job").await?;
     let links = match book.state {
         JobState::Done => Some(book_links(app, &book).await?),
         _ => None,
@@ -273,7 +306,7 @@ pub async fn read_book(
     request: &Request<User>,
     raw_id: &str,
 ) -> Result<(Book, BookLinks), Refusal> {
-    let book = finished_book(app, &request.caller, raw_id).await?;
+    let book = finished_book(app, request, raw_id).await?;
     let links = book_links(app, &book).await?;
     Ok((book, links))
 }
@@ -285,7 +318,7 @@ pub async fn pdf_link(
     request: &Request<User>,
     raw_id: &str,
 ) -> Result<(Book, String), Refusal> {
-    let book = finished_book(app, &request.caller, raw_id).await?;
+    let book = finished_book(app, request, raw_id).await?;
     let link = signed(app, book.pdf_key.as_deref())
         .await?
         .ok_or_else(|| Refusal::internal("a done book without a PDF"))?;

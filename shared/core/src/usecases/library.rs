@@ -1,6 +1,6 @@
 //! The parent's library of finished books: list, rename, delete.
 
-use super::books::{cover_link, owned_book};
+use super::books::{cover_link, scoped_book};
 use super::{Refusal, Request};
 use crate::app::App;
 use crate::book_files::delete_book_files;
@@ -40,12 +40,14 @@ pub async fn library(
     request: &Request<User>,
     shelf: Shelf,
 ) -> Result<LibraryPage, Refusal> {
+    super::profiles::require_own_profile(app, request).await?;
     let mut books: Vec<Book> = app
         .store
         .books_of(&request.caller.id)
         .await?
         .into_iter()
         .filter(Book::is_readable)
+        .filter(|b| super::books::in_scope(request, b).is_ok())
         .filter(|b| shelf.style.is_none_or(|s| b.request.style == s))
         .filter(|b| shelf.target_age.is_none_or(|a| b.request.target_age == a))
         .collect();
@@ -91,7 +93,7 @@ pub async fn rename_book(
     raw_id: &str,
     title: String,
 ) -> Result<(Book, String), Refusal> {
-    let book = owned_book(app, &request.caller, raw_id, "book").await?;
+    let book = scoped_book(app, request, raw_id, "book").await?;
     let updated = update_book(&*app.store, request.now, &book.id, |book| {
         if !book.is_readable() {
             return Change::Unchanged;
@@ -117,7 +119,7 @@ pub async fn delete_book(
     request: &Request<User>,
     raw_id: &str,
 ) -> Result<Book, Refusal> {
-    let book = owned_book(app, &request.caller, raw_id, "book").await?;
+    let book = scoped_book(app, request, raw_id, "book").await?;
     // A swept book still in production is failed, so deletable; its steps then find it gone.
     if !book.is_finished() {
         return Err(Refusal::Conflict("The book is still being made".into()));

@@ -35,6 +35,9 @@ pub struct Request<C> {
     /// `METHOD /path/{param}`, as logs and audit entries name it.
     pub route: String,
     pub now: DateTime<Utc>,
+    /// The child profile the request is scoped to (`X-Profile-Id`), on the routes the
+    /// contract scopes; `None` there means the whole account, and elsewhere it is always `None`.
+    pub profile: Option<String>,
 }
 
 impl<C> Request<C> {
@@ -45,6 +48,7 @@ impl<C> Request<C> {
             client_ip: self.client_ip.clone(),
             route: self.route.clone(),
             now: self.now,
+            profile: self.profile.clone(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A finished book's pages changed afterwards: one page made again (its text, its picture or
 //! both), and narration added to a book made without it.
 
-use super::books::owned_book;
+use super::books::scoped_book;
 use super::{Refusal, Request, refuse_while_stopped};
 use crate::app::App;
 use crate::book_files::{audio_key, enqueue_step};
@@ -28,7 +28,7 @@ async fn done_book(
     raw_id: &str,
     resource: &'static str,
 ) -> Result<Book, Refusal> {
-    let book = owned_book(app, &request.caller, raw_id, resource).await?;
+    let book = scoped_book(app, request, raw_id, resource).await?;
     if book.state != JobState::Done {
         return Err(Refusal::Conflict(format!(
             "The book is {}, not done",

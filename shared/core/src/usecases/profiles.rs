@@ -18,6 +18,23 @@ pub async fn profiles(app: &App, request: &Request<User>) -> Result<Vec<Profile>
     Ok(app.store.profiles(&request.caller.id).await?.profiles.0)
 }
 
+/// Refuses a request scoped to a profile that is not one of the account's (400): what writes
+/// under a profile (a book, a reading) check before they tag anything with it.
+#[tracing::instrument(skip_all)]
+pub async fn require_own_profile(app: &App, request: &Request<User>) -> Result<(), Refusal> {
+    let Some(profile) = &request.profile else {
+        return Ok(());
+    };
+    let stored = app.store.profiles(&request.caller.id).await?;
+    if stored.profiles.0.iter().any(|p| &p.id == profile) {
+        Ok(())
+    } else {
+        Err(Refusal::Invalid(
+            "X-Profile-Id is not one of this account's child profiles".into(),
+        ))
+    }
+}
+
 /// The parent's local day, for age bands.
 async fn today(app: &App, request: &Request<User>) -> Result<NaiveDate, Refusal> {
     let settings = settings_of(app, &request.caller).await?;

@@ -151,6 +151,7 @@ pub async fn reconcile_subscriptions(app: &App, now: DateTime<Utc>) -> Result<Re
         client_ip: "scheduler".into(),
         route: "SCHEDULE reconcile-subscriptions".into(),
         now,
+        profile: None,
     };
     let mut reconciled = Reconciled::default();
     for (_, plan) in app

@@ -21,9 +21,12 @@ pub struct Recorded {
     pub reached: Vec<Milestone>,
 }
 
-/// Records a reading session of a finished book. The first of a local day moves the streak (and
-/// pays a milestone's reward) in the same atomic step as the session; concurrent first reads
-/// count the day once.
+/// Records a reading session of a finished book. The first of a local day moves the account's
+/// streak (and pays a milestone's reward) in the same atomic step as the session; concurrent
+/// first reads count the day once. Under a child profile the session is tagged with it and the
+/// profile's own streak moves too (first, so that a crash between the two never leaves a
+/// recorded session its profile did not count); rewards are the account's, paid once whoever
+/// read. The answer is the profile's streak when one is named.
 #[tracing::instrument(skip_all)]
 pub async fn record_reading(
     app: &App,
@@ -33,6 +36,8 @@ pub async fn record_reading(
     completed: bool,
 ) -> Result<Recorded, Refusal> {
     let user = &request.caller;
+    super::profiles::require_own_profile(app, request).await?;
+    // Any of the account's books: a child may read a sibling's.
     let book = owned_book(app, user, raw_book_id, "book").await?;
     // Only a book there is to read counts: not one still being made, nor a failed one.
     if !book.is_readable() {
@@ -46,12 +51,63 @@ pub async fn record_reading(
         day: zone.day_of(now),
         reading_time,
         completed,
+        profile: request.profile.clone(),
     };
+    let profile_streak = match &request.profile {
+        Some(profile) => Some(advance_profile_streak(app, request, &zone, profile).await?),
+        None => None,
+    };
+    let recorded = record_for_account(app, request, &zone, &reading).await?;
+    Ok(match profile_streak {
+        Some((streak, new_streak_day)) => Recorded {
+            streak,
+            new_streak_day,
+            ..recorded
+        },
+        None => recorded,
+    })
+}
+
+/// Moves a profile's own streak for a read now: the streak after it, and whether the read
+/// counted a new day for it.
+async fn advance_profile_streak(
+    app: &App,
+    request: &Request<User>,
+    zone: &TimeZone,
+    profile: &str,
+) -> Result<(Streak, bool), Refusal> {
+    let user = &request.caller.id;
+    for _ in 0..8 {
+        let stored = app.store.find_profile_streak(user, profile).await?;
+        let Some(next) = stored.streak.after_read_in(zone, request.now) else {
+            return Ok((stored.streak, false));
+        };
+        if app
+            .store
+            .replace_profile_streak(user, profile, &next, stored.version)
+            .await?
+        {
+            return Ok((next, true));
+        }
+    }
+    Err(Refusal::unavailable(anyhow::anyhow!(
+        "too much contention on one streak"
+    )))
+}
+
+/// Records the session and moves the account's streak, paying its milestones.
+async fn record_for_account(
+    app: &App,
+    request: &Request<User>,
+    zone: &TimeZone,
+    reading: &Reading,
+) -> Result<Recorded, Refusal> {
+    let (user, now) = (&request.caller, request.now);
     // A lost race means another read moved the streak; the next pass sees what it did.
     for _ in 0..8 {
         let stored = app.store.find_streak(&user.id).await?;
-        let Some(next) = stored.streak.after_read_in(&zone, now) else {
-            app.store.record_reading(&user.id, &reading, None).await?;
+        let Some(next) = stored.streak.after_read_in(zone, now) else {
+            app.store.record_reading(&user.id, reading, None).await?;
             return Ok(Recorded {
                 streak: stored.streak,
                 new_streak_day: false,
@@ -72,7 +128,7 @@ pub async fn record_reading(
         };
         if app
             .store
-            .record_reading(&user.id, &reading, Some(&advance))
+            .record_reading(&user.id, reading, Some(&advance))
             .await?
         {
             if advance.reward > 0 {
@@ -94,7 +150,8 @@ pub async fn record_reading(
     )))
 }
 
-/// The streak as it stands on the user's local today.
+/// The streak as it stands on the user's local today: the profile's when one is named, else
+/// the account's.
 #[tracing::instrument(skip_all)]
 pub async fn streak_today(
     app: &App,
@@ -102,7 +159,11 @@ pub async fn streak_today(
 ) -> Result<(Streak, StreakView), Refusal> {
     let zone = settings_of(app, &request.caller).await?.timezone;
     let today = zone.day_of(request.now);
-    let streak = app.store.find_streak(&request.caller.id).await?.streak;
+    let user = &request.caller.id;
+    let streak = match &request.profile {
+        Some(profile) => app.store.find_profile_streak(user, profile).await?.streak,
+        None => app.store.find_streak(user).await?.streak,
+    };
     let view = streak.as_of(today);
     Ok((streak, view))
 }
@@ -144,7 +205,8 @@ pub async fn recent_reading(
     span_of_reading(app, request, zone, first, last).await
 }
 
-/// The readings of local days `first..=last` in the user's `zone`.
+/// The readings of local days `first..=last` in the user's `zone`: the profile's when one is
+/// named, else every one of the account's.
 async fn span_of_reading(
     app: &App,
     request: &Request<User>,
@@ -152,7 +214,10 @@ async fn span_of_reading(
     first: NaiveDate,
     last: NaiveDate,
 ) -> Result<ReadingSpan, Refusal> {
-    let readings = app.store.readings(&request.caller.id, first, last).await?;
+    let mut readings = app.store.readings(&request.caller.id, first, last).await?;
+    if let Some(profile) = &request.profile {
+        readings.retain(|r| r.profile.as_ref() == Some(profile));
+    }
     let sessions = readings.len();
     Ok(ReadingSpan {
         first,

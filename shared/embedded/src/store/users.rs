@@ -88,6 +88,9 @@ impl UserStore for SqliteStore {
             tx.execute("DELETE FROM characters WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM streaks WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM readings WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM profile_streaks WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM shares WHERE user_id = ?1", [&id])?;
+            tx.execute("DELETE FROM share_generations WHERE user_id = ?1", [&id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(kept)

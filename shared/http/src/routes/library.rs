@@ -1,6 +1,6 @@
 //! The parent's library of finished books: list, rename, delete.
 
-use crate::auth::UserRequest;
+use crate::auth::ScopedRequest;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParam, QueryParams};
@@ -91,7 +91,7 @@ pub struct LibraryPage {
 /// Finished books, newest first by default, filtered and paged (by offset or by cursor).
 pub async fn list(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     QueryParams(query): QueryParams<LibraryQuery>,
 ) -> Result<Json<LibraryPage>, ApiError> {
     ApiError::unless_between(&["query", "limit"], query.limit, 1, 100)?;
@@ -158,7 +158,7 @@ pub struct UpdateBookRequest {
 /// Renames a finished book.
 pub async fn rename(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(book_id): PathParam,
     JsonBody(update): JsonBody<UpdateBookRequest>,
 ) -> Result<Json<BookSummary>, ApiError> {
@@ -192,7 +192,7 @@ pub struct Deleted {
 /// Deletes a finished (or failed) book: its pictures, audio and PDF, then the book.
 pub async fn delete(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(book_id): PathParam,
 ) -> Result<Json<Deleted>, ApiError> {
     let book = library::delete_book(&state, &request, &book_id).await?;

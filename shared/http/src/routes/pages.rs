@@ -1,7 +1,7 @@
 //! A finished book's pages afterwards: `POST /v1/books/{job_id}/pages/{page_number}/regenerate`,
 //! `POST /v1/books/{book_id}/audio` and `GET /v1/books/{book_id}/pages/{page_number}/audio`.
 
-use crate::auth::UserRequest;
+use crate::auth::ScopedRequest;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::Problems;
 use crate::error::{ApiError, Problem};
@@ -80,7 +80,7 @@ pub struct Regenerating {
 /// price, refunded if it fails. The page reads as it was until the new version lands.
 pub async fn regenerate(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     BookPage(job, page): BookPage,
     JsonBody(body): JsonBody<RegeneratePage>,
 ) -> Result<Json<Regenerating>, ApiError> {
@@ -112,7 +112,7 @@ pub struct Narration {
 /// Narrates a finished book made without narration (409 while it is being made).
 pub async fn book_audio(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(book_id): PathParam,
 ) -> Result<Json<Narration>, ApiError> {
     let (status, pages_queued) = match pages::book_audio(&state, &request, &book_id).await? {
@@ -144,7 +144,7 @@ pub struct PageAudio {
 /// A page's audio URL, read aloud now when it has none.
 pub async fn page_audio(
     State(state): State<AppState>,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     BookPage(book_id, page_number): BookPage,
     QueryParams(query): QueryParams<AudioQuery>,
 ) -> Result<Json<PageAudio>, ApiError> {

@@ -1,10 +1,10 @@
 //! Reading streaks: `POST /v1/streak/read` and `GET /v1/streak/info`, `/calendar`, `/history`.
 //! Days are the user's local days (their settings' time zone); timestamps are kept in UTC.
 
-use crate::auth::UserRequest;
+use crate::auth::ScopedRequest;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, ProfileScope, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -57,8 +57,7 @@ struct MilestoneReached {
 /// Records a reading session; the first of a local day moves the streak.
 pub async fn read(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     JsonBody(log): JsonBody<ReadingLog>,
 ) -> Result<Json<ReadingResult>, ApiError> {
     ApiError::unless_between(
@@ -107,8 +106,7 @@ pub struct StreakInfo {
 
 pub async fn info(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
 ) -> Result<Json<StreakInfo>, ApiError> {
     let (streak, view) = streaks::streak_today(&state, &request).await?;
     Ok(Json(StreakInfo {
@@ -149,8 +147,7 @@ struct CalendarDay {
 
 pub async fn calendar(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     QueryParams(query): QueryParams<CalendarQuery>,
 ) -> Result<Json<Calendar>, ApiError> {
     ApiError::unless_between(&["query", "year"], query.year, 2020, 2100)?;
@@ -216,8 +213,7 @@ struct Session {
 
 pub async fn history(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<History>, ApiError> {
     ApiError::unless_between(&["query", "days"], query.days, 1, 365)?;

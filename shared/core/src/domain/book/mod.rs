@@ -181,6 +181,11 @@ pub struct Book {
     /// When the stuck-book sweep failed the book. Its steps may still finish it; it then stays
     /// failed, is readable in the library, and its refund is taken back once.
     pub swept_at: Option<DateTime<Utc>>,
+    /// The child profile it was made for (`X-Profile-Id`); `None` for the whole account. Kept
+    /// when the profile is deleted: the book then shows only account-wide.
+    pub profile: Option<String>,
+    /// The parent's local day whose daily story this book is, when it is one.
+    pub daily_story_of: Option<chrono::NaiveDate>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -208,6 +213,8 @@ impl Book {
             charged,
             refunded: false,
             swept_at: None,
+            profile: None,
+            daily_story_of: None,
             created_at: now,
             updated_at: now,
         }

@@ -4,10 +4,10 @@
 mod answers;
 mod spec;
 
-use crate::auth::UserRequest;
+use crate::auth::ScopedRequest;
 use crate::endpoints::{Endpoint, Feature};
 use crate::error::ApiError;
-use crate::extract::{DryRun, IdempotencyKeyHeader, JsonBody, PathParam, ProfileScope};
+use crate::extract::{DryRun, IdempotencyKeyHeader, JsonBody, PathParam};
 use crate::state::AppState;
 use answers::{BookResult, JobStatus, PdfLink, created};
 use axum::Json;
@@ -40,9 +40,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 /// The next book of a series with the parent's character, charged as a book.
 pub async fn create_series(
     State(state): State<AppState>,
-    _: ProfileScope,
     IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     JsonBody(next): JsonBody<SeriesNext>,
 ) -> Result<Response, ApiError> {
     let next = NextInSeries::try_from(next)?;
@@ -53,10 +52,9 @@ pub async fn create_series(
 /// Makes a book (charged and started) or answers the one a retry's key made.
 pub async fn create(
     State(state): State<AppState>,
-    _: ProfileScope,
     IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
     DryRun(dry_run): DryRun,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     JsonBody(spec): JsonBody<BookSpec>,
 ) -> Result<Response, ApiError> {
     let (book, characters) = spec.try_into()?;
@@ -81,8 +79,7 @@ fn answer(made: Created) -> Response {
 
 pub async fn status(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(job_id): PathParam,
 ) -> Result<Response, ApiError> {
     let books::Job { book, links } = books::job(&state, &request, &job_id).await?;
@@ -92,8 +89,7 @@ pub async fn status(
 /// The whole finished book.
 pub async fn detail(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(book_id): PathParam,
 ) -> Result<Response, ApiError> {
     let (book, links) = books::read_book(&state, &request, &book_id).await?;
@@ -103,8 +99,7 @@ pub async fn detail(
 /// A signed URL of the book's PDF.
 pub async fn pdf(
     State(state): State<AppState>,
-    _: ProfileScope,
-    UserRequest(request): UserRequest,
+    ScopedRequest(request): ScopedRequest,
     PathParam(book_id): PathParam,
 ) -> Result<Json<PdfLink>, ApiError> {
     let (book, pdf_url) = books::pdf_link(&state, &request, &book_id).await?;
