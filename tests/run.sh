@@ -32,7 +32,7 @@ echo "== layers: no module imports one that imports it back; each function links
 python3 tests/module_cycles.py
 # What a function links, by package name, from cargo's own resolution of that function alone.
 links() { cargo tree --quiet -p "$1" -e normal --prefix none | awk '{print $1}' | sort -u; }
-for function in api-health api-credits api-books api-library api-users api-admin; do
+for function in api-health api-credits api-books api-library api-users api-admin api-share; do
   if found=$(links "$function" | grep -xE 'rusqlite|libsqlite3-sys|krilla|png|image|hound'); then
     echo "$function links $(echo $found)"; exit 1
   fi

@@ -687,6 +687,35 @@ mod counting {
     }
 
     #[async_trait]
+    impl storybook_core::ports::shares::ShareStore for Counted<S> {
+        async fn share_generation(&self, user: &UserId, book: &BookId) -> Result<u64, StoreError> {
+            self.read();
+            self.inner.share_generation(user, book).await
+        }
+
+        async fn put_share(
+            &self,
+            share: &storybook_core::domain::share::Share,
+        ) -> Result<(), StoreError> {
+            self.write();
+            self.inner.put_share(share).await
+        }
+
+        async fn find_share(
+            &self,
+            token_hash: &str,
+        ) -> Result<Option<(storybook_core::domain::share::Share, u64)>, StoreError> {
+            self.read();
+            self.inner.find_share(token_hash).await
+        }
+
+        async fn revoke_shares(&self, user: &UserId, book: &BookId) -> Result<(), StoreError> {
+            self.write();
+            self.inner.revoke_shares(user, book).await
+        }
+    }
+
+    #[async_trait]
     impl storybook_core::ports::print_orders::PrintOrderStore for Counted<S> {
         async fn place_print_order(
             &self,

@@ -399,6 +399,27 @@ impl TestApp {
         Answer::from_response(self.router.clone().oneshot(request).await.unwrap()).await
     }
 
+    /// A GET's status, headers and raw body (a picture's bytes, say).
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, bytes::Bytes) {
+        let mut request = Request::builder().method(Method::GET).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, body)
+    }
+
     /// The stored id of the user with device key `user_key`.
     pub fn user_id(&self, user_key: &str) -> storybook_core::domain::user::UserId {
         self.state.hasher.hash(

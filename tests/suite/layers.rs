@@ -134,7 +134,7 @@ async fn credits_and_admin_routes_need_no_blobs_or_queue(backend: Backend) {
                 vec![("x-user-key", &user_key), ("x-admin-key", &app.admin_key)]
             }
             Access::AdminApiKey => vec![("authorization", &bearer)],
-            Access::Public => vec![],
+            Access::Public | Access::Visitor => vec![],
         };
         let answer = call(&router, method_of(route), &path, &headers, bodies(route)).await;
         if route.path == "/v1/iap/verify" {

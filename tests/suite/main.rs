@@ -30,6 +30,7 @@ mod purchases;
 mod routes;
 mod security;
 mod series;
+mod shares;
 mod spend;
 mod streaks;
 mod uploads;

@@ -79,6 +79,7 @@ mod profiles;
 mod purchases;
 mod refunds;
 mod settings;
+mod shares;
 mod spend;
 mod streaks;
 mod users;

@@ -15,6 +15,8 @@ pub enum Family {
     /// Routes that call a provider while the caller waits (characters, moderated, described from
     /// words or pictures; a page read aloud).
     Studio,
+    /// The public pages of shared books, which anyone with a link opens in a browser.
+    Share,
 }
 
 impl Family {
@@ -26,6 +28,7 @@ impl Family {
         Family::Users,
         Family::Admin,
         Family::Studio,
+        Family::Share,
     ];
 
     /// Whether the family's routes use blob storage: the credits and admin functions are not
@@ -51,6 +54,7 @@ impl Family {
             Family::Users => "api-users",
             Family::Admin => "api-admin",
             Family::Studio => "api-studio",
+            Family::Share => "api-share",
         }
     }
 }
@@ -60,6 +64,8 @@ impl Family {
 pub enum Access {
     /// Anyone: health and capabilities.
     Public,
+    /// Anyone, limited per client address: a shared book's page and pictures.
+    Visitor,
     /// An app user by `X-User-Key` (an unknown well-formed key makes the user).
     User,
     /// An admin-scoped API key by `Authorization: Bearer` or `X-API-Key` (`/v1/admin/...`).

@@ -81,6 +81,8 @@ pub struct Config {
     /// New print orders go to the printer at once, without an operator's approval
     /// (`POD_AUTO_SUBMIT`): only for an app that takes payment before ordering.
     pub print_auto_submit: bool,
+    /// The origin share links point at (`SHARE_BASE_URL`; local mode: its public address).
+    pub share_base_url: Option<String>,
 }
 
 /// Request limits: per caller and route class per minute, books per local day and unfinished,
@@ -139,6 +141,7 @@ impl Default for Config {
             print_prices: Default::default(),
             print_orders_open_per_user: 3,
             print_auto_submit: false,
+            share_base_url: None,
         }
     }
 }
@@ -356,6 +359,7 @@ impl Config {
             ),
             print_orders_open_per_user: parsed(lookup, "POD_OPEN_ORDERS_PER_USER", 3)?,
             print_auto_submit: parsed(lookup, "POD_AUTO_SUBMIT", false)?,
+            share_base_url: lookup("SHARE_BASE_URL").filter(|v| !v.trim().is_empty()),
         })
     }
 }

@@ -35,6 +35,7 @@ mod print_orders;
 mod profiles;
 mod purchases;
 mod settings;
+mod shares;
 mod streaks;
 mod users;
 

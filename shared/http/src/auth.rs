@@ -88,6 +88,10 @@ async fn let_in(guard: &Guard, parts: &mut Parts) -> Result<(), ApiError> {
     let state = &guard.state;
     match guard.access {
         Access::Public => {}
+        Access::Visitor => {
+            let address = crate::context::client_ip(parts).unwrap_or_else(|| "unknown".into());
+            enforce(state, parts, guard.class, &format!("ip:{address}")).await?;
+        }
         Access::User => {
             let user = app_user(state, guard.class, parts).await?;
             parts.extensions.insert(AppUser(user));

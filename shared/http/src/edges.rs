@@ -28,7 +28,10 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         ),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        // A route's own policy (a shared book's page) is stricter than the default: kept.
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     if authenticated {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

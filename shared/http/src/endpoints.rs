@@ -122,6 +122,11 @@ impl Endpoint {
         self.access(Access::Public)
     }
 
+    /// Anyone may call it, limited per client address.
+    pub fn visitor(self) -> Self {
+        self.access(Access::Visitor)
+    }
+
     pub fn access(mut self, access: Access) -> Self {
         self.access = access;
         self
@@ -159,6 +164,7 @@ pub fn all() -> Vec<Endpoint> {
         routes::books::endpoints(),
         routes::pages::endpoints(),
         routes::library::endpoints(),
+        routes::shares::endpoints(),
         routes::characters::endpoints(),
         routes::studio::endpoints(),
         routes::users::endpoints(),

@@ -67,11 +67,15 @@ impl LocalMode {
     /// Local mode over `local.data_dir`, making books with `providers` (offline where no key is
     /// set).
     pub fn open(
-        config: Config,
+        mut config: Config,
         local: &LocalSettings,
         providers: &ProviderSettings,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&local.data_dir)?;
+        // Share links point at what the signed URLs point at, unless set apart.
+        config
+            .share_base_url
+            .get_or_insert_with(|| local.public_base_url.clone());
         let hasher = CredentialHasher::new(local_pepper(&local.data_dir)?);
         let db = Database::open(&local.data_dir.join("storybook.sqlite3"))?;
         let signer = LocalUrlSigner::new(hasher.clone(), &local.public_base_url);

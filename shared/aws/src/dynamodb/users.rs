@@ -42,6 +42,14 @@ impl UserStore for DynamoStore {
                     .map_err(StoreError::unavailable)?;
                 requests.push(WriteRequest::builder().delete_request(delete).build());
             }
+            if let Some(token_hash) = sk.strip_prefix(shares::NOTE_PREFIX) {
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(shares::share_pk(token_hash)))
+                    .key("sk", s(shares::SHARE))
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
             if sk == purchases::SUBSCRIPTION {
                 // Its entry in the index of renewals, if it has one.
                 // A plan that cannot be read never stops an erasure.

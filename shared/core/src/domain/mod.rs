@@ -15,6 +15,7 @@ pub mod print;
 pub mod profile;
 pub mod purchase;
 pub mod settings;
+pub mod share;
 pub mod sheet_rules;
 pub mod spend;
 pub mod streak;

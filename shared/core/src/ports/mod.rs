@@ -10,6 +10,7 @@ pub mod printer;
 pub mod profiles;
 pub mod purchases;
 pub mod queue;
+pub mod shares;
 pub mod store;
 mod store_error;
 pub mod studio;

@@ -305,6 +305,7 @@ pub trait Store:
     + super::purchases::PurchaseStore
     + super::print_orders::PrintOrderStore
     + super::profiles::ProfileStore
+    + super::shares::ShareStore
 {
     /// A cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod print_orders;
 pub mod profiles;
 pub mod purchases;
+pub mod shares;
 pub mod spend;
 pub mod store_events;
 pub mod streaks;

@@ -13,6 +13,7 @@ pub mod print_orders;
 pub mod profiles;
 pub mod purchases;
 pub mod settings;
+pub mod shares;
 pub mod spend;
 pub mod streak;
 pub mod studio;
