@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: lint of the template, formatting and clippy, then the whole Rust suite with
 # the AWS adapters against a moto_server this script starts on a free loopback port and stops.
-# Needs only the Rust toolchain and Python 3; installs the Python tools it lacks.
+# Needs the Rust toolchain and Python 3; installs the Python tools, and Debian's chromium with a
+# Korean font (apt-get, as root or with sudo), that it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,16 @@ python_tools=("moto[server]>=5.1,<6" "cfn-lint>=1.20,<2" "schemathesis>=4,<5")
 if ! python3 -c "import moto.server, werkzeug, schemathesis" 2>/dev/null || ! command -v cfn-lint >/dev/null || ! command -v st >/dev/null; then
   echo "== installing ${python_tools[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_tools[@]}"
+fi
+
+# Debian's Chromium (and a Korean font for the books' text) for the shared page's browser test.
+if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi nanum; then
+  echo "== installing chromium and fonts-nanum (Debian packages)"
+  apt=(apt-get); [[ $(id -u) -eq 0 ]] || apt=(sudo -n apt-get)
+  packages=(chromium fonts-nanum)
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" install -y -q --no-install-recommends "${packages[@]}" >/dev/null \
+    || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q --no-install-recommends "${packages[@]}" >/dev/null; }
 fi
 
 echo "== cfn-lint template.yaml"
@@ -79,6 +90,8 @@ export AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test"
 export TEST_LOG="$moto_dir/test-log.jsonl"
+# Screenshots of the shared page, kept beside the build after the run.
+export TEST_ARTEFACTS="${TEST_ARTEFACTS:-${CARGO_TARGET_DIR:-$PWD/target}/test-artefacts}"
 cargo test --workspace --quiet -- "$@" 2>&1 | tee "$moto_dir/test.log"
 passed=$(grep -o '[0-9]* passed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -o '[0-9]* failed' "$moto_dir/test.log" | awk '{s += $1} END {print s + 0}')
@@ -125,4 +138,5 @@ fi
 [[ -s "$TEST_LOG" ]] || { echo "the test run wrote no log to scan"; exit 1; }
 echo "scanned $(wc -l < "$TEST_LOG") test log lines and the local server's log"
 
+echo "screenshots of the shared page: $TEST_ARTEFACTS"
 echo "tests: $passed passed, $failed failed"

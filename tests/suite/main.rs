@@ -30,6 +30,7 @@ mod purchases;
 mod routes;
 mod security;
 mod series;
+mod share_browser;
 mod shares;
 mod spend;
 mod streaks;
