@@ -12,6 +12,7 @@ mod characters;
 mod code;
 mod consent;
 mod contract;
+mod daily;
 mod docs;
 mod fuzz;
 mod hostile;

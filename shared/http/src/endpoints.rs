@@ -171,6 +171,7 @@ pub fn all() -> Vec<Endpoint> {
         routes::settings::endpoints(),
         routes::consent::endpoints(),
         routes::streak::endpoints(),
+        routes::daily::endpoints(),
         routes::admin::endpoints(),
         routes::spend::endpoints(),
     ]

@@ -9,6 +9,7 @@ pub mod character;
 pub mod consent;
 pub mod credential;
 pub mod credits;
+pub mod daily;
 pub mod failure;
 pub mod markup;
 pub mod print;

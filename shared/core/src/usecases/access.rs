@@ -166,6 +166,13 @@ pub async fn verify_key(
     Ok(record)
 }
 
+/// The user of an `X-User-Key` if there is one: a read that makes no account.
+#[tracing::instrument(skip_all)]
+pub async fn known_user(app: &App, key: &UserKey) -> Result<Option<User>, Refusal> {
+    let id = app.hasher.hash(CredentialKind::UserKey, key.expose());
+    Ok(app.store.find_user(&id).await?)
+}
+
 /// The user of an `X-User-Key`, made with the opening credits on first sight; making accounts
 /// is limited per address and hour.
 #[tracing::instrument(skip_all)]

@@ -46,11 +46,39 @@ pub struct Named {
 pub async fn create_book(
     app: &App,
     request: &Request<User>,
-    mut book: BookRequest,
+    book: BookRequest,
     named: &Named,
     idempotency_key: Option<IdempotencyKey>,
     dry_run: bool,
 ) -> Result<Created, Refusal> {
+    let making = Making {
+        idempotency_key,
+        dry_run,
+        daily_story_of: None,
+    };
+    make_book(app, request, book, named, making).await
+}
+
+/// How a book is asked for, beyond what it is: a retry's key, a dry run, a daily story's day.
+pub struct Making {
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub dry_run: bool,
+    pub daily_story_of: Option<chrono::NaiveDate>,
+}
+
+/// [`create_book`], for any way of asking for one.
+pub async fn make_book(
+    app: &App,
+    request: &Request<User>,
+    mut book: BookRequest,
+    named: &Named,
+    making: Making,
+) -> Result<Created, Refusal> {
+    let Making {
+        idempotency_key,
+        dry_run,
+        daily_story_of,
+    } = making;
     let (user, now) = (&request.caller, request.now);
     super::profiles::require_own_profile(app, request).await?;
     book.narration = app.config.narration;
@@ -104,7 +132,16 @@ pub async fn create_book(
             retry_after: today.reset_after(),
         });
     }
-    let outcome = create_counted(app, request, book, price, idempotency, dry_run).await;
+    let outcome = create_counted(
+        app,
+        request,
+        book,
+        price,
+        idempotency,
+        dry_run,
+        daily_story_of,
+    )
+    .await;
     if !matches!(outcome, Ok(Created::New(_))) {
         app.store.give_back(&books_today, today).await?;
     }
@@ -119,6 +156,7 @@ async fn create_counted(
     price: i64,
     idempotency: Option<Idempotency>,
     dry_run: bool,
+    daily_story_of: Option<chrono::NaiveDate>,
 ) -> Result<Created, Refusal> {
     let (user, now) = (&request.caller, request.now);
     if dry_run {
@@ -133,6 +171,7 @@ async fn create_counted(
     }
     let mut book = Book::new(user.id.clone(), book, price, now);
     book.profile = request.profile.clone();
+    book.daily_story_of = daily_story_of;
     let unfinished_cap = app.config.limits.unfinished_books;
     match app
         .store

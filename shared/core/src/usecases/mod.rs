@@ -8,6 +8,7 @@ pub mod books;
 pub mod characters;
 pub mod consent;
 pub mod credits;
+pub mod daily;
 pub mod health;
 pub mod keys;
 pub mod library;

@@ -6,6 +6,7 @@ pub mod characters;
 pub mod config;
 pub mod consent;
 pub mod credits;
+pub mod daily;
 pub mod health;
 pub mod library;
 pub mod pages;

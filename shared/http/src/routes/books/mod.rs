@@ -14,10 +14,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use spec::{BookSpec, SeriesNext};
+use spec::{BookSpec, SeriesNext, TodayGenerate};
 use storybook_core::catalogue::Family;
 use storybook_core::domain::book::NextInSeries;
 use storybook_core::usecases::books::{self, Created};
+use storybook_core::usecases::daily;
 
 /// A new book: the release smoke test asks for a dry run too.
 pub(crate) const BOOKS: &str = "/v1/books";
@@ -34,6 +35,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         Endpoint::get(Family::Books, "/v1/books/{job_id}", status),
         Endpoint::get(Family::Books, "/v1/books/{book_id}/detail", detail),
         Endpoint::get(Family::Books, "/v1/books/{book_id}/pdf", pdf).gives(Feature::PdfExport),
+        Endpoint::post(Family::Books, "/v1/streak/today/generate", create_todays).generation(),
     ]
 }
 
@@ -67,6 +69,18 @@ pub async fn create(
         dry_run,
     )
     .await?;
+    Ok(answer(made))
+}
+
+/// Today's story made the parent's own book, charged and polled like any other.
+pub async fn create_todays(
+    State(state): State<AppState>,
+    IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
+    ScopedRequest(request): ScopedRequest,
+    JsonBody(ask): JsonBody<TodayGenerate>,
+) -> Result<Response, ApiError> {
+    let ask = ask.try_into()?;
+    let made = daily::make_todays_book(&state, &request, ask, idempotency_key).await?;
     Ok(answer(made))
 }
 

@@ -8,6 +8,7 @@ use storybook_core::domain::book::{
     BookRequest, Language, Name, NextInSeries, PageCount, Style, TargetAge, Topic,
 };
 use storybook_core::usecases::books::Named;
+use storybook_core::usecases::daily::DailyAsk;
 
 /// The app contract's `BookSpec`, as sent; `TryFrom` turns it into the domain's [`BookRequest`] and the
 /// parent's characters it names, or every problem at once.
@@ -365,6 +366,59 @@ impl TryFrom<SeriesNext> for NextInSeries {
             previous_book_id: next.previous_book_id,
             series_id: next.series_id,
             series_title: next.series_title,
+        })
+    }
+}
+
+/// The app contract's `TodayGenerateRequest`: today's story made the parent's own book.
+#[derive(Deserialize)]
+pub struct TodayGenerate {
+    target_age: String,
+    style: String,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    protagonist_name: Option<String>,
+    #[serde(default)]
+    character_id: Option<String>,
+}
+
+impl TryFrom<TodayGenerate> for DailyAsk {
+    type Error = ApiError;
+
+    fn try_from(ask: TodayGenerate) -> Result<Self, ApiError> {
+        let mut p = Problems::default();
+        if let Some(id) = &ask.character_id {
+            p.text(&["character_id"], id, 0, 60);
+        }
+        let mut problem = |field: &str, msg: &str, kind: &'static str| {
+            p.0.push(Problem::new(&["body", field], msg, kind));
+        };
+        let target_age = TargetAge::parse(&ask.target_age)
+            .map_err(|_| problem("target_age", &one_of(TargetAge::choices()), "enum"))
+            .ok();
+        let style = Style::parse(&ask.style)
+            .map_err(|_| problem("style", &one_of(Style::choices()), "enum"))
+            .ok();
+        let language = Language::parse(ask.language.as_deref().unwrap_or("ko"))
+            .map_err(|_| problem("language", &one_of(Language::choices()), "enum"))
+            .ok();
+        let protagonist = match ask.protagonist_name.as_deref() {
+            None => None,
+            Some(raw) => Name::parse(raw)
+                .map_err(|e| problem("protagonist_name", &e.0, "value_error"))
+                .ok(),
+        };
+        p.into_result()?;
+        let (Some(target_age), Some(style), Some(language)) = (target_age, style, language) else {
+            unreachable!("every value that did not parse added a problem")
+        };
+        Ok(DailyAsk {
+            target_age,
+            style,
+            language,
+            protagonist,
+            character_id: ask.character_id,
         })
     }
 }
