@@ -133,6 +133,7 @@ async fn credits_and_admin_routes_need_no_blobs_or_queue(backend: Backend) {
             Access::AdminForUser => {
                 vec![("x-user-key", &user_key), ("x-admin-key", &app.admin_key)]
             }
+            Access::AdminKey => vec![("x-admin-key", &app.admin_key)],
             Access::AdminApiKey => vec![("authorization", &bearer)],
             Access::Public | Access::Visitor => vec![],
         };

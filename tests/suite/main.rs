@@ -3,6 +3,7 @@
 //! event fixtures, and local mode end to end.
 
 mod harness;
+mod health_detailed;
 
 mod api_credits;
 mod api_edges;

@@ -147,8 +147,50 @@ pub async fn fail_book(
     .await?;
     if let Some((book, true)) = changed {
         count_failed(&book);
+        count_outcome(store, false, now).await;
     }
     Ok(())
+}
+
+/// How long a bucket of job outcomes counts.
+const OUTCOME_BUCKET: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The five-minute bucket of job outcomes `at` falls in, kept (not counted) for an hour past
+/// its end so that the last hour can be summed.
+fn outcome_bucket(at: DateTime<Utc>) -> crate::domain::Window {
+    let bucket = crate::domain::Window::fixed(OUTCOME_BUCKET, at);
+    crate::domain::Window {
+        end: bucket.end + chrono::Duration::hours(1),
+        ..bucket
+    }
+}
+
+/// Counts a job that just finished (`done`) or failed into its five-minute bucket, for the
+/// detailed health; a count that cannot be written is logged, never fatal to the book.
+pub async fn count_outcome(store: &dyn Store, done: bool, at: DateTime<Utc>) {
+    let counter = if done { "jobs:done" } else { "jobs:failed" };
+    if let Err(error) = store.take(counter, u32::MAX, outcome_bucket(at)).await {
+        tracing::warn!(error = format!("{error:#}"), "job outcome not counted");
+    }
+}
+
+/// Jobs finished and failed in the last hour (twelve buckets of five minutes, the current one
+/// included: 55 to 60 minutes), in twelve reads whatever the library's size.
+pub async fn outcomes_in_last_hour(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), StoreError> {
+    let (mut done, mut failed) = (0, 0);
+    for bucket in 0..12 {
+        let at = now - chrono::Duration::minutes(5 * bucket);
+        let window = crate::domain::Window {
+            now,
+            ..outcome_bucket(at)
+        };
+        done += u64::from(store.peek("jobs:done", window).await?);
+        failed += u64::from(store.peek("jobs:failed", window).await?);
+    }
+    Ok((done, failed))
 }
 
 /// The metrics of a book that just failed: one failure, and the credits given back.
@@ -212,6 +254,7 @@ pub async fn sweep_stuck_books(
         if let Some((book, true)) = changed {
             swept += 1;
             count_failed(&book);
+            count_outcome(store, false, now).await;
             tracing::warn!(
                 book = book.id.as_str(),
                 state_before = stored.book.state.as_str(),

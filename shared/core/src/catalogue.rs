@@ -70,6 +70,8 @@ pub enum Access {
     User,
     /// An admin-scoped API key by `Authorization: Bearer` or `X-API-Key` (`/v1/admin/...`).
     AdminApiKey,
+    /// The app contract's `X-Admin-Key` alone (an operator's reads, such as the detailed health).
+    AdminKey,
     /// The app contract's `X-Admin-Key`, then the app user it acts for: checked in that order,
     /// so an unauthenticated call makes no user.
     AdminForUser,

@@ -101,6 +101,11 @@ async fn let_in(guard: &Guard, parts: &mut Parts) -> Result<(), ApiError> {
             enforce(state, parts, guard.class, &format!("key:{}", record.key_id)).await?;
             parts.extensions.insert(AdminCaller(record));
         }
+        Access::AdminKey => {
+            let record = verify(state, parts, KeyHeader::AdminHeader, Scope::Admin).await?;
+            enforce(state, parts, guard.class, &format!("key:{}", record.key_id)).await?;
+            parts.extensions.insert(AdminKey(record));
+        }
         Access::AdminForUser => {
             let record = verify(state, parts, KeyHeader::AdminHeader, Scope::Admin).await?;
             parts.extensions.insert(AdminKey(record));

@@ -81,6 +81,7 @@ impl Pipeline {
         let now = self.spend.now();
         match self.spend.record_finished(&book.id).await {
             Ok(true) => {
+                storybook_core::book_records::count_outcome(&*self.store, true, now).await;
                 let millis = (now - book.created_at).num_milliseconds().max(0) as f64;
                 metrics::emit(
                     &[
