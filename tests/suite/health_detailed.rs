@@ -57,11 +57,6 @@ async fn the_detailed_health_counts_jobs_for_an_admin(backend: Backend) {
         assert_eq!(body["services"][service], "healthy", "{body}");
     }
     assert_eq!(body["providers"]["story"], "offline");
-    assert_eq!(
-        body["missing_keys"],
-        serde_json::json!([]),
-        "local mode needs no keys"
-    );
     assert_eq!(body["jobs"]["queued"], 0);
     assert_eq!(body["jobs"]["success_rate"], 100.0, "no jobs");
 

@@ -180,6 +180,48 @@ async fn a_shared_book_opens_as_a_page_with_its_own_pictures(backend: Backend) {
         assert_eq!(app.get_bytes(&path, &[]).await.0, status, "{path}");
     }
 
+    // Pages changed after the book was made (made again, narrated later) carry their own files:
+    // the page and the picture routes show them as they do the others.
+    let stored = app
+        .state
+        .store
+        .find_book(&BookId::parse(&book).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut revised = stored.book.clone();
+    for page in &mut revised.pages {
+        page.revised = true;
+    }
+    assert!(
+        app.state
+            .store
+            .replace_book(&revised, stored.version)
+            .await
+            .unwrap()
+    );
+    let shown = page(&app, &token).await;
+    let html = shown.body.as_str().unwrap();
+    for page in revised.story_pages() {
+        assert!(
+            html.contains(&format!("/img/page/{}\"", page.number)),
+            "page {}",
+            page.number
+        );
+    }
+    assert_eq!(
+        app.get_bytes(&format!("/share/{token}/img/cover"), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get_bytes(&format!("/share/{token}/img/page/1"), &[])
+            .await
+            .0,
+        200
+    );
+
     // Guessed tokens: well-formed but unknown, malformed, and the other book's never shared.
     for guess in [
         "0123456789abcdef0123456789abcdef".to_owned(),

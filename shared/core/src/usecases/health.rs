@@ -19,8 +19,9 @@ pub async fn readiness(app: &App) -> [(&'static str, bool); 3] {
     ]
 }
 
-/// The unfinished books one detailed health check counts at most.
-const UNFINISHED_COUNTED: u32 = 1000;
+/// The unfinished books one detailed health check counts at most: each is a read, and the
+/// check must answer within its function's time even under a backlog.
+pub const UNFINISHED_COUNTED: u32 = 200;
 
 /// Jobs by where they are: unfinished ones from the index of unfinished books (at most
 /// [`UNFINISHED_COUNTED`]), and the last hour's outcomes from their counters.
@@ -28,7 +29,7 @@ const UNFINISHED_COUNTED: u32 = 1000;
 pub struct JobCounts {
     pub queued: u64,
     pub running: u64,
-    /// Unfinished, without progress for 15 minutes.
+    /// Unfinished, without progress for the stuck-book sweep's time (`STUCK_BOOK_AFTER_SECONDS`).
     pub stuck: u64,
     pub done_last_hour: u64,
     pub failed_last_hour: u64,
@@ -84,7 +85,9 @@ async fn job_counts(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<JobCounts, crate::ports::StoreError> {
     use crate::domain::book::JobState;
-    let stuck_before = now - chrono::Duration::minutes(15);
+    let stuck_after = chrono::Duration::from_std(app.config.stuck_book_after)
+        .unwrap_or(chrono::Duration::minutes(15));
+    let stuck_before = now - stuck_after;
     let mut counts = JobCounts::default();
     // Every unfinished book, those made this very instant too.
     let created_before = now + chrono::Duration::days(1);

@@ -119,7 +119,7 @@ pub async fn shared_picture(
     let Some(key) = book
         .pages
         .iter()
-        .find(|p| u32::from(p.number) == page && !p.revised)
+        .find(|p| u32::from(p.number) == page)
         .and_then(|p| p.image_key.as_deref())
     else {
         return Ok(None);

@@ -21,15 +21,15 @@ use storybook_core::usecases::{Request, access, daily};
 /// The routes this file serves.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     vec![
-        Endpoint::get(Family::Users, "/v1/streak/today", today).public(),
+        Endpoint::get(Family::Users, "/v1/streak/today", today).visitor(),
         Endpoint::get(Family::Users, "/v1/streak/themes", themes).public(),
         Endpoint::get(Family::Users, "/v1/streak/report", report),
     ]
 }
 
 /// The caller of a route whose key is optional: the user of a well-formed `X-User-Key` that
-/// exists (no account is made by asking), scoped to a well-formed `X-Profile-Id`; anything
-/// else is no caller.
+/// exists (no account is made by asking), scoped to `X-Profile-Id` (malformed: 400, as
+/// everywhere); any other key is no caller.
 pub struct OptionalUser(Option<Request<User>>);
 
 impl FromRequestParts<AppState> for OptionalUser {
@@ -47,10 +47,7 @@ impl FromRequestParts<AppState> for OptionalUser {
         let Some(user) = access::known_user(state, &key).await? else {
             return Ok(OptionalUser(None));
         };
-        let profile = ProfileScope::from_request_parts(parts, state)
-            .await
-            .map(|ProfileScope(profile)| profile)
-            .unwrap_or_default();
+        let ProfileScope(profile) = ProfileScope::from_request_parts(parts, state).await?;
         let mut request = request_of(state, parts, user);
         request.profile = profile;
         Ok(OptionalUser(Some(request)))

@@ -109,24 +109,9 @@ pub async fn detailed(State(state): State<AppState>) -> Json<Value> {
         .iter()
         .map(|(name, ok)| (*name, state_of(*ok)))
         .collect();
-    let providers = &config.providers;
-    // Outside local mode, a capability left to the offline providers is a key not set.
-    let mut missing_keys = Vec::new();
-    if config.environment.as_str() != "local" {
-        for (key, name) in [
-            ("llm", providers.story.as_str()),
-            ("moderation", providers.moderation.as_str()),
-            (
-                "image",
-                providers.images.first().map_or("offline", String::as_str),
-            ),
-            ("tts_key", providers.speech.as_str()),
-        ] {
-            if name == "offline" {
-                missing_keys.push(key);
-            }
-        }
-    }
+    // Only local mode holds the providers' keys in this process; on Lambda the studio and the
+    // worker read them from their secret and this function does not, so it names none.
+    let providers = (config.environment.as_str() == "local").then_some(&config.providers);
     let limits = &config.spend;
     let mut warnings = Vec::new();
     if let Some(spent) = report.spent_today {
@@ -170,14 +155,14 @@ pub async fn detailed(State(state): State<AppState>) -> Json<Value> {
         "status": if healthy { "healthy" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "services": services,
-        "providers": {
-            "story": providers.story,
-            "moderation": providers.moderation,
-            "images": providers.images,
-            "speech": providers.speech,
-        },
-        "llm_provider": providers.story,
-        "image_provider": providers.images.first(),
+        "providers": providers.map(|p| json!({
+            "story": p.story,
+            "moderation": p.moderation,
+            "images": p.images,
+            "speech": p.speech,
+        })),
+        "llm_provider": providers.map(|p| &p.story),
+        "image_provider": providers.and_then(|p| p.images.first()),
         "cost_budget": "configured",
         "spend": {
             "today_usd": report.spent_today.map(|s| s.usd()),
@@ -185,7 +170,6 @@ pub async fn detailed(State(state): State<AppState>) -> Json<Value> {
             "limit_usd": limits.hard_limit.usd(),
         },
         "kill_switch": switch,
-        "missing_keys": missing_keys,
         "warnings": warnings,
         "jobs": jobs,
         "config": {

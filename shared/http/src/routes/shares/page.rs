@@ -99,9 +99,7 @@ fn page_label(words: &Words, number: u8) -> String {
 pub fn book_page(book: &Book, token: &str, origin: &str) -> String {
     let words = words(book.request.language);
     let title = book.title.as_deref().unwrap_or_default();
-    let has_cover = book
-        .cover()
-        .is_some_and(|c| c.image_key.is_some() && !c.revised);
+    let has_cover = book.cover().is_some_and(|c| c.image_key.is_some());
     let mut html = String::with_capacity(8 * 1024);
     let _ = write!(
         html,
@@ -135,7 +133,7 @@ pub fn book_page(book: &Book, token: &str, origin: &str) -> String {
         );
     }
     let _ = write!(html, "<h1>{}</h1>", text(title));
-    let mut pages: Vec<_> = book.story_pages().filter(|p| !p.revised).collect();
+    let mut pages: Vec<_> = book.story_pages().collect();
     pages.sort_by_key(|p| p.number);
     for page in pages {
         let label = page_label(&words, page.number);
